@@ -1,0 +1,208 @@
+"""Signed transactions: fields, canonical encoding, hash, Ed25519 signing and verification.
+
+Wire form: the canonical encoding of :class:`Transaction` (see :mod:`node.core.codec`), hex in
+JSON. The signature covers ``DOMAIN + unsigned encoding`` (which includes the chain id, so a
+transaction cannot be replayed on another chain). The sender's address is the last 20 bytes of
+SHA3-256 of its 32-byte Ed25519 public key; the hash is SHA3-256 of the full signed encoding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from node.core import keys
+from node.core.codec import DecodeError, Reader, Writer, sha3
+from node.core.errors import InvalidTransaction
+
+DOMAIN = b"DUBHE-TX-v1\x00"
+VERSION = 1
+
+MAX_TX_BYTES = 128 * 1024
+MAX_ARGS_BYTES = 64 * 1024
+MAX_SET_LEN = 128  # Solana's MAX_TX_ACCOUNT_LOCKS
+MAX_METHOD_LEN = 64
+MAX_GAS_LIMIT = 1_000_000_000
+_METHOD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def address_of(public_key: bytes) -> bytes:
+    """20-byte address derived from a 32-byte Ed25519 public key."""
+    return sha3(public_key)[-keys.ADDRESS_LEN :]
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A signed transaction. Construct with :func:`sign_tx` or :meth:`decode`.
+
+    ``read_set`` / ``write_set`` are full state keys (:mod:`node.core.keys`); schedulers that need
+    declarations use them, and every strategy rejects an access outside them identically.
+    """
+
+    chain_id: int
+    nonce: int
+    to: bytes
+    method: str
+    args: bytes
+    read_set: tuple[bytes, ...]
+    write_set: tuple[bytes, ...]
+    gas_limit: int
+    public_key: bytes
+    signature: bytes = field(default=b"", compare=True)
+
+    # -- encoding -------------------------------------------------------------------------
+    def unsigned_bytes(self) -> bytes:
+        return (
+            Writer()
+            .u8(VERSION)
+            .u64(self.chain_id)
+            .u64(self.nonce)
+            .raw(self.to)
+            .str_(self.method)
+            .bytes_(self.args)
+            .bytes_list(self.read_set)
+            .bytes_list(self.write_set)
+            .u64(self.gas_limit)
+            .raw(self.public_key)
+            .finish()
+        )
+
+    def encode(self) -> bytes:
+        return self.unsigned_bytes() + self.signature
+
+    @cached_property
+    def raw(self) -> bytes:
+        return self.encode()
+
+    @cached_property
+    def hash(self) -> bytes:
+        return sha3(self.raw)
+
+    @cached_property
+    def sender(self) -> bytes:
+        return address_of(self.public_key)
+
+    @staticmethod
+    def decode(raw: bytes) -> Transaction:
+        """Decode and check the structure (not the signature or nonce).
+
+        Raises :class:`InvalidTransaction` whose cause names the problem.
+        """
+        if len(raw) > MAX_TX_BYTES:
+            raise InvalidTransaction("oversize", f"{len(raw)} bytes exceed the maximum {MAX_TX_BYTES}")
+        try:
+            r = Reader(raw)
+            version = r.u8("version")
+            if version != VERSION:
+                raise DecodeError(f"version: unsupported version {version}")
+            tx = Transaction(
+                chain_id=r.u64("chain_id"),
+                nonce=r.u64("nonce"),
+                to=r.raw(keys.ADDRESS_LEN, "to"),
+                method=r.str_("method", MAX_METHOD_LEN),
+                args=r.bytes_("args", MAX_ARGS_BYTES),
+                read_set=r.bytes_list("read_set", MAX_SET_LEN, keys.MAX_KEY_LEN),
+                write_set=r.bytes_list("write_set", MAX_SET_LEN, keys.MAX_KEY_LEN),
+                gas_limit=r.u64("gas_limit"),
+                public_key=r.raw(32, "public_key"),
+                signature=r.raw(64, "signature"),
+            )
+            r.end()
+        except DecodeError as e:
+            raise InvalidTransaction("malformed", str(e)) from None
+        tx.check_fields()
+        return tx
+
+    def check_fields(self) -> None:
+        """Field-level rules beyond the encoding; raises :class:`InvalidTransaction`."""
+        if not _METHOD_RE.match(self.method):
+            raise InvalidTransaction("malformed", "method: must be an identifier [A-Za-z_][A-Za-z0-9_]*")
+        if not 0 < self.gas_limit <= MAX_GAS_LIMIT:
+            raise InvalidTransaction("malformed", f"gas_limit: must be 1..{MAX_GAS_LIMIT}")
+        for name, ks in (("read_set", self.read_set), ("write_set", self.write_set)):
+            for i, k in enumerate(ks):
+                if not keys.is_storage_key(k):
+                    raise InvalidTransaction(
+                        "malformed", f"{name}[{i}]: not a storage key (b's' + contract(20) + slot)"
+                    )
+            if len(set(ks)) != len(ks):
+                raise InvalidTransaction("malformed", f"{name}: duplicate keys")
+        if len(self.signature) != 64:
+            raise InvalidTransaction("malformed", "signature: must be 64 bytes")
+
+    def verify_signature(self) -> None:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_key).verify(
+                self.signature, DOMAIN + self.unsigned_bytes()
+            )
+        except (InvalidSignature, ValueError):
+            raise InvalidTransaction("bad_signature", "signature does not verify") from None
+
+    def declared_reads(self) -> frozenset[bytes]:
+        """Keys the transaction may read: its declared sets plus the implicit nonce key."""
+        return frozenset(self.read_set) | frozenset(self.write_set) | frozenset(
+            keys.implicit_keys(self.sender)
+        )
+
+    def declared_writes(self) -> frozenset[bytes]:
+        return frozenset(self.write_set) | frozenset(keys.implicit_keys(self.sender))
+
+
+class Signer:
+    """An Ed25519 key pair that signs transactions (clients, demos, tests)."""
+
+    def __init__(self, private: Ed25519PrivateKey | None = None) -> None:
+        self._sk = private or Ed25519PrivateKey.generate()
+        self.public_key = self._sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.address = address_of(self.public_key)
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Signer:
+        """Deterministic key from a seed (hashed to 32 bytes): for tests, demos and workloads."""
+        return cls(Ed25519PrivateKey.from_private_bytes(sha3(b"dubhe-key" + seed)))
+
+    def sign(self, message: bytes) -> bytes:
+        return self._sk.sign(message)
+
+
+def sign_tx(
+    signer: Signer,
+    *,
+    chain_id: int,
+    nonce: int,
+    to: bytes,
+    method: str,
+    args: bytes = b"",
+    read_set: tuple[bytes, ...] = (),
+    write_set: tuple[bytes, ...] = (),
+    gas_limit: int = 1_000_000,
+) -> Transaction:
+    unsigned = Transaction(
+        chain_id=chain_id,
+        nonce=nonce,
+        to=to,
+        method=method,
+        args=args,
+        read_set=tuple(read_set),
+        write_set=tuple(write_set),
+        gas_limit=gas_limit,
+        public_key=signer.public_key,
+    )
+    sig = signer.sign(DOMAIN + unsigned.unsigned_bytes())
+    return Transaction(
+        chain_id=chain_id,
+        nonce=nonce,
+        to=to,
+        method=method,
+        args=args,
+        read_set=tuple(read_set),
+        write_set=tuple(write_set),
+        gas_limit=gas_limit,
+        public_key=signer.public_key,
+        signature=sig,
+    )

@@ -1,0 +1,46 @@
+"""Serial: the reference strategy. Executes in block order; every other strategy must match it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from node.core.access import Overlay
+from node.core.execution import (
+    BlockContext,
+    BlockExecution,
+    BlockStats,
+    StateReader,
+    TxExecutor,
+    TxOutcome,
+)
+from node.core.tx import Transaction
+
+
+class Serial:
+    name = "Serial"
+
+    def __init__(self, executor: TxExecutor, workers: int = 1) -> None:
+        self.executor = executor
+        self.workers = 1
+
+    def execute_block(
+        self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext
+    ) -> BlockExecution:
+        t0 = time.perf_counter()
+        view = Overlay(state)
+        outcomes: list[TxOutcome] = []
+        execute = self.executor.execute
+        for tx in txs:
+            o = execute(tx, view, ctx)
+            view.writes.update(o.writes)
+            outcomes.append(o)
+        dt = time.perf_counter() - t0
+        stats = BlockStats(
+            strategy=self.name, workers=1, txs=len(txs), exec_seconds=dt,
+            serial_equivalent_seconds=dt, executions=len(txs),
+        )
+        return BlockExecution(tuple(outcomes), view.writes, stats)
+
+    def close(self) -> None:
+        pass
