@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 
 ## run: start the lab demo on the embedded default config (Ctrl-C stops it)
 run: setup
-	@$(BIN)/python -m node.demo
+	@$(BIN)/python -m lab.demo $(ARGS)
 
 ## test: all fast tests, the import-layer contracts, lint and types
 test: setup

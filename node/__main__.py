@@ -1,0 +1,3 @@
+from node.server.main import main
+
+raise SystemExit(main())

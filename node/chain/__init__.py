@@ -1,0 +1,1 @@
+"""Mempool admission and block building over the chain store (no networking)."""

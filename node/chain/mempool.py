@@ -1,0 +1,122 @@
+"""The durable mempool: admission rules, per-sender nonce tracking, FIFO selection.
+
+Admission (:meth:`Mempool.submit`) checks, in order: structure and size, chain id, signature,
+nonce, capacity; then persists the transaction (``ChainStore.pool_put``) *before* returning its
+hash, so an acknowledged transaction survives a ``kill -9``. Nonces must be exactly the next one
+for the sender (committed nonce + pending count): lower is a replay, higher is a gap; both are
+rejected. Resubmitting an identical pending transaction returns its hash again (idempotent).
+
+Threading: call every method from one thread (the event loop). The block producer executes on
+another thread but hands results back to the loop before calling :meth:`remove`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from node.core import keys
+from node.core.errors import InvalidTransaction, LimitExceeded
+from node.core.tx import Transaction
+from node.state.chain import ChainStore
+
+_U64 = struct.Struct(">Q")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolEntry:
+    seq: int
+    tx: Transaction
+
+
+class Mempool:
+    def __init__(self, store: ChainStore, *, chain_id: int, max_txs: int) -> None:
+        self.store = store
+        self.chain_id = chain_id
+        self.max_txs = max_txs
+        self._entries: dict[int, PoolEntry] = {}  # seq -> entry, in arrival order
+        self._by_hash: dict[bytes, PoolEntry] = {}
+        self._next_nonce: dict[bytes, int] = {}  # sender -> next acceptable nonce (if pending)
+        self._pending_count: dict[bytes, int] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def committed_nonce(self, sender: bytes) -> int:
+        raw = self.store.get(keys.nonce_key(sender))
+        return int(_U64.unpack(raw)[0]) if raw else 0
+
+    def next_nonce(self, sender: bytes) -> int:
+        """The nonce the sender's next transaction must carry."""
+        n = self._next_nonce.get(sender)
+        return n if n is not None else self.committed_nonce(sender)
+
+    def get(self, tx_hash: bytes) -> Transaction | None:
+        e = self._by_hash.get(tx_hash)
+        return e.tx if e else None
+
+    def restore(self) -> int:
+        """Reload persisted pending transactions after a restart; returns how many."""
+        for seq, raw in self.store.pool_load():
+            tx = Transaction.decode(raw)
+            self._seq = max(self._seq, seq + 1)
+            if tx.nonce < self.next_nonce(tx.sender) or tx.hash in self._by_hash:
+                # Already executed (cannot happen with atomic commits) or duplicated: drop it.
+                self.store.pool_delete([seq])
+                continue
+            self._index(PoolEntry(seq, tx))
+        return len(self._entries)
+
+    def submit(self, raw: bytes) -> bytes:
+        """Admit a raw signed transaction; returns its hash. Raises InvalidTransaction/LimitExceeded."""
+        return self.submit_tx(Transaction.decode(raw))
+
+    def submit_tx(self, tx: Transaction) -> bytes:
+        if tx.chain_id != self.chain_id:
+            raise InvalidTransaction("wrong_chain", f"chain_id {tx.chain_id} != {self.chain_id}")
+        if tx.hash in self._by_hash:
+            return tx.hash
+        tx.verify_signature()
+        expected = self.next_nonce(tx.sender)
+        if tx.nonce < expected:
+            raise InvalidTransaction("nonce_too_low", f"nonce {tx.nonce} already used (next is {expected}): replay")
+        if tx.nonce > expected:
+            raise InvalidTransaction("nonce_gap", f"nonce {tx.nonce} leaves a gap (next is {expected})")
+        if len(self._entries) >= self.max_txs:
+            raise LimitExceeded(f"mempool full ({self.max_txs} transactions)")
+        entry = PoolEntry(self._seq, tx)
+        self._seq += 1
+        self.store.pool_put(entry.seq, tx.raw)  # durable before the acknowledgement
+        self._index(entry)
+        return tx.hash
+
+    def _index(self, e: PoolEntry) -> None:
+        self._entries[e.seq] = e
+        self._by_hash[e.tx.hash] = e
+        s = e.tx.sender
+        self._next_nonce[s] = e.tx.nonce + 1
+        self._pending_count[s] = self._pending_count.get(s, 0) + 1
+
+    def pending(self, limit: int) -> list[PoolEntry]:
+        """The oldest ``limit`` entries (per-sender nonce order is arrival order)."""
+        out: list[PoolEntry] = []
+        for e in self._entries.values():
+            if len(out) >= limit:
+                break
+            out.append(e)
+        return out
+
+    def remove(self, entries: list[PoolEntry]) -> None:
+        """Forget entries that a committed block included (their store rows are already gone)."""
+        for e in entries:
+            if self._entries.pop(e.seq, None) is None:
+                continue
+            del self._by_hash[e.tx.hash]
+            s = e.tx.sender
+            left = self._pending_count[s] - 1
+            if left:
+                self._pending_count[s] = left
+            else:
+                del self._pending_count[s]
+                del self._next_nonce[s]

@@ -1,0 +1,249 @@
+"""Node configuration: typed models with defaults, loaded from TOML.
+
+Unknown keys and wrong types are errors naming the dotted key and the expected type; every error is
+reported at once (:class:`~node.core.errors.ConfigError`). ``dubhe-config-validate FILE`` prints
+them and exits 1, or prints ``ok`` and exits 0. Every key is documented in CONFIG.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from node.core.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _check_bind(v: str) -> str:
+    host, sep, port = v.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected HOST:PORT with a port in 0..65535")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        if host != "localhost":
+            raise ValueError("host must be an IP address or localhost") from None
+    return v
+
+
+def _check_address(v: str) -> str:
+    if not (v.startswith("0x") and len(v) == 42):
+        raise ValueError(f"{v!r} is not a 0x-prefixed 20-byte hex address")
+    try:
+        bytes.fromhex(v[2:])
+    except ValueError:
+        raise ValueError(f"{v!r} is not a 0x-prefixed 20-byte hex address") from None
+    return v
+
+
+def split_bind(v: str) -> tuple[str, int]:
+    host, _, port = v.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class ApiConfig(_Section):
+    rpc_bind: str = "127.0.0.1:8545"
+    ws_bind: str = "127.0.0.1:8546"
+    grpc_bind: str = "127.0.0.1:9090"
+    max_connections: int = Field(1000, ge=1, le=1_000_000)
+    request_timeout_ms: int = Field(30_000, ge=1)
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+    max_batch: int = Field(100, ge=1)
+    max_frame_bytes: int = Field(1 << 20, ge=1024)
+    ws_queue_messages: int = Field(1024, ge=1)
+    ws_ping_interval_s: float = Field(20.0, ge=0)
+    rate_limit_per_s: float = Field(1000.0, gt=0)
+    rate_limit_burst: int = Field(2000, ge=1)
+    ws_rate_violations_close: int = Field(50, ge=1)
+
+    _v_rpc = field_validator("rpc_bind", "ws_bind", "grpc_bind")(_check_bind)
+
+
+class EndpointConfig(_Section):
+    rpc_url: str
+    ws_url: str | None = None
+
+
+class BackoffConfig(_Section):
+    initial_ms: int = Field(100, ge=1)
+    max_ms: int = Field(10_000, ge=1)
+    factor: float = Field(2.0, ge=1.0)
+    request_timeout_ms: int = Field(5_000, ge=1)
+
+
+class EthereumAdapterConfig(_Section):
+    rpc_url: str
+    ws_url: str | None = None
+    chain_id: int = Field(ge=1)
+    endpoints: list[EndpointConfig] = []
+    backoff: BackoffConfig = BackoffConfig()
+
+
+class SuiAdapterConfig(_Section):
+    rpc_url: str
+    ws_url: str | None = None
+    network_type: Literal["Mainnet", "Testnet", "Devnet", "Localnet"] = "Localnet"
+    package_ids: list[str] = []
+    endpoints: list[EndpointConfig] = []
+    backoff: BackoffConfig = BackoffConfig()
+
+
+class AdaptersConfig(_Section):
+    ethereum: EthereumAdapterConfig | None = None
+    sui: SuiAdapterConfig | None = None
+
+
+Strategy = Literal["Serial", "SolanaParallel", "AptosBlockSTM", "SuiObjectDAG"]
+
+
+class SchedulerConfig(_Section):
+    worker_threads: int = Field(2, ge=1, le=256)
+    strategy: Strategy = "Serial"
+
+
+class VmConfig(_Section):
+    #: ``CkbVM``: RV64IM contracts on unicorn (the RISC-V runtime); ``Reference``: the pure-Python
+    #: system contracts (no user contracts). PolkaVM (RV32) and Cartesi are not supported.
+    default_vm: Literal["CkbVM", "Reference"] = "CkbVM"
+    max_instances: int = Field(100, ge=1)
+
+
+class StateConfig(_Section):
+    backend: Literal["rocksdb", "memory"] = "rocksdb"
+    path: str = "./data"
+    #: fsync every write (survives OS crashes); off, writes survive process kills (WAL in page cache).
+    sync_writes: bool = False
+
+
+class NodeSection(_Section):
+    chain_id: int = Field(0x44554248, ge=1, le=2**63 - 1)  # "DUBH", as the seed's node answered
+    block_time_ms: int = Field(1000, ge=10)
+    max_block_txs: int = Field(10_000, ge=1)
+    max_mempool_txs: int = Field(100_000, ge=1)
+    #: Genesis balances: 0x-prefixed 20-byte address -> native-token amount.
+    genesis_balances: dict[str, int] = {}
+    #: Address allowed to mint the native token; empty = the well-known dev authority
+    #: (``Signer.from_seed(b"mint-authority")``), for local labs only.
+    mint_authority: str = ""
+
+    @field_validator("genesis_balances")
+    @classmethod
+    def _v_balances(cls, v: dict[str, int]) -> dict[str, int]:
+        for addr, amount in v.items():
+            _check_address(addr)
+            if not 0 <= amount < 2**64:
+                raise ValueError(f"{addr}: amount must be in 0..2**64-1")
+        return v
+
+    @field_validator("mint_authority")
+    @classmethod
+    def _v_authority(cls, v: str) -> str:
+        return _check_address(v) if v else v
+
+
+class SecurityConfig(_Section):
+    #: Bearer token required by ``dubhe_admin_*`` methods; empty disables admin methods entirely.
+    admin_token: str = ""
+    audit_log: str = "./data/audit.jsonl"
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``json``: one JSON object per line (structured logs); ``text``: human-readable.
+    format: Literal["text", "json"] = "text"
+
+
+class Config(_Section):
+    api: ApiConfig = ApiConfig()
+    adapters: AdaptersConfig = AdaptersConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    vm: VmConfig = VmConfig()
+    state: StateConfig = StateConfig()
+    node: NodeSection = NodeSection()
+    security: SecurityConfig = SecurityConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _distinct_binds(self) -> Config:
+        if self.api.rpc_bind == self.api.ws_bind and not self.api.rpc_bind.endswith(":0"):
+            raise ValueError("api.rpc_bind and api.ws_bind must differ")
+        return self
+
+
+_TYPE_NAMES = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "a boolean",
+    "list_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "extra_forbidden": None,
+    "literal_error": None,
+    "missing": None,
+}
+
+
+def _format(e: ValidationError) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after")) or "(root)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind in _TYPE_NAMES and _TYPE_NAMES[kind]:
+            msg = f"expected {_TYPE_NAMES[kind]}, got {type(err.get('input')).__name__} {err.get('input')!r}"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        out.append((loc, msg))
+    return out
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    """Build a :class:`Config`; raises :class:`ConfigError` listing every problem."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format(e), source) from None
+
+
+def load(path: str | Path | None) -> Config:
+    """Load a TOML file, or the embedded defaults when ``path`` is None."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError([("(file)", "no such file")], str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([("(syntax)", str(e))], str(p)) from None
+    return from_dict(data, str(p))
+
+
+def validate_main(argv: list[str] | None = None) -> int:
+    """``dubhe-config-validate FILE``: print every error (exit 1) or ``ok`` (exit 0)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in {"-h", "--help"}:
+        print("usage: dubhe-config-validate FILE", file=sys.stderr)
+        return 2
+    try:
+        load(args[0])
+    except ConfigError as e:
+        for key, msg in e.errors:
+            print(f"{e.source}: {key}: {msg}")
+        return 1
+    print("ok")
+    return 0

@@ -1,0 +1,135 @@
+"""JSON-RPC dispatch shared by the HTTP and WebSocket shells.
+
+:class:`Dispatcher` takes a request body (bytes) and a :class:`Call` describing who is calling,
+and returns the response body (or ``None`` when every request was a notification). It applies,
+per request: the rate limit (-32005), admin authorization (-32010, audited), method lookup
+(-32601), the request timeout (-32005) and error mapping. Unexpected exceptions become -32603 with
+a request id; the traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.core import errors
+from node.core.errors import NodeError
+from node.rpc import jsonrpc
+from node.rpc.jsonrpc import Params
+from node.server.metrics import Metrics
+from node.server.security import AuditLog, TokenBucket, is_admin_method
+
+log = logging.getLogger("node.rpc")
+
+Handler = Callable[[Params, "Call"], Any | Awaitable[Any]]
+
+_ids = itertools.count(1)
+_PID = f"{os.getpid():x}"
+
+
+def new_request_id() -> str:
+    return f"{_PID}-{next(_ids):x}"
+
+
+@dataclass(slots=True)
+class Call:
+    """Who is calling: transport (``http``/``ws``), peer address, admin flag, rate bucket."""
+
+    transport: str
+    peer: str
+    admin: bool
+    bucket: TokenBucket | None
+    request_id: str = ""
+    conn: Any = None  # the WebSocket connection, for subscription methods
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        methods: dict[str, Handler],
+        *,
+        metrics: Metrics,
+        audit: AuditLog,
+        timeout_s: float,
+        max_batch: int,
+        ws_only: frozenset[str] = frozenset(),
+    ) -> None:
+        self.methods = methods
+        self.metrics = metrics
+        self.audit = audit
+        self.timeout_s = timeout_s
+        self.max_batch = max_batch
+        self.ws_only = ws_only
+        self._async = {name for name, h in methods.items() if inspect.iscoroutinefunction(h)}
+
+    async def handle(self, body: bytes, call: Call) -> bytes | None:
+        t0 = time.perf_counter()
+        call.request_id = new_request_id()
+        parsed = jsonrpc.parse(body, max_batch=self.max_batch)
+        if parsed.fatal is not None:
+            self._count_error(parsed.fatal)
+            self.metrics.latency.labels(call.transport).observe(time.perf_counter() - t0)
+            return parsed.fatal
+        out: list[bytes] = []
+        for item in parsed.items:
+            if isinstance(item, bytes):
+                self._count_error(item)
+                out.append(item)
+                continue
+            resp = await self._one(item, call)
+            if not item.notification:
+                out.append(resp)
+        self.metrics.latency.labels(call.transport).observe(time.perf_counter() - t0)
+        if not out:
+            return None
+        return jsonrpc.batch(out) if parsed.batch else out[0]
+
+    def _count_error(self, resp: bytes) -> None:
+        # Error responses are rare: decode the code only for them.
+        i = resp.find(b'"code":')
+        code = resp[i + 7 : resp.find(b",", i)].decode() if i >= 0 else "?"
+        self.metrics.errors.labels(code).inc()
+
+    def _err(self, id_: jsonrpc.Id, code: int, message: str, data: object = None) -> bytes:
+        self.metrics.errors.labels(str(code)).inc()
+        return jsonrpc.error(id_, code, message, data)
+
+    async def _one(self, req: jsonrpc.Request, call: Call) -> bytes:
+        method = req.method
+        handler = self.methods.get(method)
+        self.metrics.requests.labels(method if handler else "(unknown)", call.transport).inc()
+        if call.bucket is not None and not call.bucket.take():
+            self.metrics.rate_limited.labels(call.transport).inc()
+            return self._err(req.id, errors.LIMIT_EXCEEDED, "rate limit exceeded")
+        if handler is None:
+            return self._err(req.id, errors.METHOD_NOT_FOUND, f"method not found: {method}")
+        if method in self.ws_only and call.transport != "ws":
+            return self._err(req.id, errors.METHOD_NOT_FOUND, f"{method} is only available over WebSocket")
+        if is_admin_method(method):
+            if not call.admin:
+                self.metrics.unauthorized.inc()
+                self.audit.record("auth_failure", peer=call.peer, request_id=call.request_id, method=method)
+                return self._err(req.id, errors.UNAUTHORIZED, "unauthorized: admin methods need a valid bearer token")
+            self.audit.record("admin_call", peer=call.peer, request_id=call.request_id, method=method)
+        try:
+            if method in self._async:
+                async with asyncio.timeout(self.timeout_s):
+                    value = await handler(Params(req.params), call)
+            else:
+                value = handler(Params(req.params), call)
+        except NodeError as e:
+            return self._err(req.id, e.rpc_code, e.message, e.data)
+        except TimeoutError:
+            return self._err(req.id, errors.LIMIT_EXCEEDED, f"request timed out after {self.timeout_s * 1000:.0f} ms")
+        except Exception:
+            log.exception("internal error in %s", method, extra={"request_id": call.request_id})
+            return self._err(req.id, errors.INTERNAL_ERROR, f"internal error (request id {call.request_id})")
+        return jsonrpc.result(req.id, value)

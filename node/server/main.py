@@ -1,0 +1,67 @@
+"""``dubhe-node --config FILE`` (also ``python -m node``): run the node until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from node.config import Config, load
+from node.core.errors import ConfigError, StorageError
+from node.server import logs
+
+log = logging.getLogger("node")
+
+
+async def serve(cfg: Config, *, ready_line: bool = True) -> int:
+    from node.server.node import Node
+
+    node = Node(cfg)
+    await node.start()
+    if ready_line:
+        # One machine-readable line for supervisors and tests (ports may be OS-chosen).
+        print(f"dubhe-node ready rpc=http://{cfg.api.rpc_bind.rsplit(':', 1)[0]}:{node.rpc_port} "
+              f"ws=ws://{cfg.api.ws_bind.rsplit(':', 1)[0]}:{node.ws_port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await node.stop()
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="dubhe-node", description="Dubhe Channel reference node")
+    ap.add_argument("--config", help="config.toml (default: the embedded defaults)")
+    ap.add_argument("--log-format", choices=["text", "json"], help="override [logging] format")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load(args.config)
+    except ConfigError as e:
+        for key, msg in e.errors:
+            print(f"dubhe-node: {e.source}: {key}: {msg}", file=sys.stderr)
+        return 1
+    logs.setup(cfg.logging.level, args.log_format or cfg.logging.format)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # uvloop is optional (extra "fast")
+        runner = asyncio.run
+    try:
+        return runner(serve(cfg))
+    except StorageError as e:
+        print(f"dubhe-node: storage error: {e.message}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"dubhe-node: cannot start: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

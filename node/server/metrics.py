@@ -1,0 +1,59 @@
+"""Prometheus metrics (prometheus_client), on a per-node registry served at ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from node.core.execution import BlockStats
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "dubhe_rpc_requests", "JSON-RPC requests by method and transport", ["method", "transport"], registry=r
+        )
+        self.errors = Counter("dubhe_rpc_errors", "JSON-RPC error responses by code", ["code"], registry=r)
+        self.latency = Histogram(
+            "dubhe_rpc_request_seconds",
+            "JSON-RPC request handling time (HTTP body or WS message)",
+            ["transport"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5),
+            registry=r,
+        )
+        self.rate_limited = Counter("dubhe_rate_limited", "Requests refused by the rate limit", ["transport"], registry=r)
+        self.unauthorized = Counter("dubhe_admin_unauthorized", "Admin calls without a valid token", registry=r)
+        self.ws_connections = Gauge("dubhe_ws_connections", "Open WebSocket connections", registry=r)
+        self.ws_rejected = Counter(
+            "dubhe_ws_rejected_handshakes", "WebSocket handshakes refused (max_connections)", registry=r
+        )
+        self.ws_closed = Counter(
+            "dubhe_ws_closed", "WebSocket connections closed by the server, by reason", ["reason"], registry=r
+        )
+        self.ws_subscriptions = Gauge("dubhe_ws_subscriptions", "Active subscriptions", registry=r)
+        self.notifications = Counter("dubhe_ws_notifications", "Notifications queued", ["kind"], registry=r)
+        self.head = Gauge("dubhe_head_block", "Latest block number", registry=r)
+        self.blocks = Counter("dubhe_blocks", "Blocks produced", registry=r)
+        self.txs = Counter("dubhe_txs_included", "Transactions included in blocks", ["status"], registry=r)
+        self.mempool = Gauge("dubhe_mempool_size", "Pending transactions", registry=r)
+        self.tx_rejected = Counter("dubhe_tx_rejected", "Transactions rejected at submission", ["cause"], registry=r)
+        self.block_seconds = Histogram(
+            "dubhe_block_build_seconds",
+            "Time to execute and commit a block",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.parallel_efficiency = Gauge(
+            "dubhe_scheduler_parallel_efficiency", "Last block: serial-equivalent time / (wall x workers)", registry=r
+        )
+        self.conflict_rate = Gauge("dubhe_scheduler_conflict_rate", "Last block: conflicts / transactions", registry=r)
+        self.re_executions = Counter("dubhe_scheduler_re_executions", "Transaction re-executions", registry=r)
+
+    def observe_block(self, stats: BlockStats) -> None:
+        self.parallel_efficiency.set(stats.parallel_efficiency)
+        self.conflict_rate.set(stats.conflict_rate)
+        self.re_executions.inc(stats.re_executions)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,200 @@
+"""The node's composition root: builds every service from the config and runs them.
+
+Start-up order: state store -> genesis (first start only) -> mempool restore -> executor and
+scheduler -> block production -> HTTP and WebSocket listeners. Shutdown (``stop``) reverses it:
+stop accepting, finish the block in progress, close WebSockets with 1001, flush and close state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from typing import Any
+
+from aiohttp import web
+
+from node import __version__
+from node.chain.mempool import Mempool
+from node.chain.producer import BlockProducer, ProducedBlock
+from node.config import Config, split_bind
+from node.core import keys
+from node.core.execution import BlockExecutor, TxExecutor
+from node.core.tx import Signer
+from node.scheduler import registry
+from node.server import methods
+from node.server.dispatch import Dispatcher, Handler
+from node.server.http import HttpShell
+from node.server.metrics import Metrics
+from node.server.pubsub import PubSub
+from node.server.security import AuditLog
+from node.server.ws import WsShell
+from node.state.chain import ChainStore, open_store
+from node.vm.reference import MINT_AUTHORITY_SEED, ReferenceExecutor
+
+log = logging.getLogger("node")
+_U64 = struct.Struct(">Q")
+
+
+def mint_authority(cfg: Config) -> bytes:
+    a = cfg.node.mint_authority
+    return bytes.fromhex(a[2:]) if a else Signer.from_seed(MINT_AUTHORITY_SEED).address
+
+
+def build_executor(cfg: Config) -> TxExecutor:
+    """The transaction executor selected by ``[vm] default_vm``."""
+    return ReferenceExecutor(mint_authority(cfg))
+
+
+def genesis_writes(cfg: Config) -> dict[bytes, bytes | None]:
+    writes: dict[bytes, bytes | None] = {}
+    for addr, amount in sorted(cfg.node.genesis_balances.items()):
+        writes[keys.balance_key(bytes.fromhex(addr[2:]))] = _U64.pack(amount)
+    return writes
+
+
+class Node:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self.audit = AuditLog(cfg.security.audit_log if cfg.state.backend == "rocksdb" or cfg.security.audit_log else None)
+        self.store: ChainStore = open_store(cfg.state.backend, cfg.state.path, sync_writes=cfg.state.sync_writes)
+        self.tx_executor = build_executor(cfg)
+        self.block_executor: BlockExecutor = registry.create(
+            cfg.scheduler.strategy, self.tx_executor, cfg.scheduler.worker_threads
+        )
+        self.producer = BlockProducer(self.store, self.block_executor, chain_id=cfg.node.chain_id)
+        self.mempool = Mempool(self.store, chain_id=cfg.node.chain_id, max_txs=cfg.node.max_mempool_txs)
+        self.pubsub = PubSub(self.metrics)
+        self.paused = False
+        self.started = time.monotonic()
+        self.last_stats: dict[str, Any] = {}
+        self._extra: dict[str, Handler] = {}
+        self.dispatcher = Dispatcher(
+            methods.build(self),
+            metrics=self.metrics,
+            audit=self.audit,
+            timeout_s=cfg.api.request_timeout_ms / 1000,
+            max_batch=cfg.api.max_batch,
+            ws_only=PubSub.WS_ONLY,
+        )
+        self.http = HttpShell(self)
+        self.ws = WsShell(self)
+        self._runners: list[web.AppRunner] = []
+        self._producer_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.rpc_port = 0
+        self.ws_port = 0
+
+    def extra_methods(self) -> dict[str, Handler]:
+        return self._extra
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        head = self.producer.genesis(genesis_writes(self.cfg), int(time.time() * 1000))
+        restored = self.mempool.restore()
+        self.metrics.head.set(head.number)
+        self.metrics.mempool.set(restored)
+        log.info("chain at block %d, %d pending transactions restored", head.number, restored)
+        self.rpc_port = await self._serve(self.http.app(), self.cfg.api.rpc_bind)
+        self.ws_port = await self._serve(self.ws.app(), self.cfg.api.ws_bind)
+        self._producer_task = asyncio.create_task(self._produce_loop(), name="block-producer")
+
+    async def _serve(self, app: web.Application, bind: str) -> int:
+        host, port = split_bind(bind)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        self._runners.append(runner)
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        """Graceful stop: no new connections, finish the current block, 1001 to WebSockets."""
+        self._stopping.set()
+        self.ws.accepting = False
+        if self._producer_task is not None:
+            try:
+                await asyncio.wait_for(self._producer_task, timeout=3.0)
+            except TimeoutError:
+                log.warning("block production did not finish within 3 s; cancelling")
+                self._producer_task.cancel()
+        await self.ws.close_all()
+        for r in self._runners:
+            await r.cleanup()
+        self.block_executor.close()
+        self.store.close()
+        self.audit.close()
+
+    # -- block production -----------------------------------------------------------------
+    async def _produce_loop(self) -> None:
+        period = self.cfg.node.block_time_ms / 1000
+        max_txs = self.cfg.node.max_block_txs
+        next_at = time.monotonic() + period
+        while not self._stopping.is_set():
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    break
+                except TimeoutError:
+                    pass
+            next_at = max(next_at + period, time.monotonic())
+            if self.paused:
+                continue
+            entries = self.mempool.pending(max_txs)
+            t0 = time.perf_counter()
+            try:
+                produced = await asyncio.to_thread(self.producer.build, entries, int(time.time() * 1000))
+            except Exception:
+                log.exception("block production failed; transactions stay pending")
+                continue
+            self.mempool.remove(entries)
+            self._published(produced, time.perf_counter() - t0)
+
+    def _published(self, b: ProducedBlock, seconds: float) -> None:
+        m = self.metrics
+        m.blocks.inc()
+        m.head.set(b.header.number)
+        m.mempool.set(len(self.mempool))
+        m.block_seconds.observe(seconds)
+        m.observe_block(b.stats)
+        for rc in b.receipts:
+            m.txs.labels(rc.status.name.lower()).inc()
+        self.last_stats = {"number": b.header.number, **b.stats.as_dict()}
+        self.pubsub.publish(b.header, b.txs, b.receipts)
+
+    # -- status ---------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        head = self.store.head
+        running = self._producer_task is not None and not self._producer_task.done()
+        return {
+            "status": "ok" if running and not self._stopping.is_set() else "stopping",
+            "height": head.number if head else 0,
+            "paused": self.paused,
+        }
+
+    def status(self) -> dict[str, Any]:
+        head = self.store.head
+        return {
+            "version": __version__,
+            "chainId": self.cfg.node.chain_id,
+            "height": head.number if head else 0,
+            "headHash": "0x" + head.hash.hex() if head else None,
+            "stateRoot": "0x" + self.store.state_root().hex(),
+            "strategy": self.block_executor.name,
+            "workers": self.cfg.scheduler.worker_threads,
+            "vm": self.cfg.vm.default_vm,
+            "mempoolSize": len(self.mempool),
+            "openConnections": len(self.ws.conns),
+            "subscriptions": len(self.pubsub.subs),
+            "paused": self.paused,
+            "uptimeSeconds": methods.uptime(self.started),
+            "lastBlock": self.last_stats,
+        }
+
+    def refresh_gauges(self) -> None:
+        self.metrics.mempool.set(len(self.mempool))

@@ -1,0 +1,143 @@
+"""The WebSocket shell (RFC 6455 via aiohttp): JSON-RPC plus subscriptions on ``ws_bind``.
+
+Per connection: a bounded outgoing queue drained by one writer task (a consumer that falls behind
+is closed with 1008 and counted), a token bucket (over-limit requests get -32005; a connection
+that keeps exceeding it is closed with 1008 and audited), server pings every
+``ws_ping_interval_s`` (aiohttp heartbeat: no pong within half the interval closes the socket),
+frames larger than ``max_frame_bytes`` close with 1009, and ``max_connections``: an extra
+handshake gets HTTP 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from node.core import errors
+from node.rpc import jsonrpc
+from node.server.dispatch import Call
+from node.server.pubsub import Subscription
+from node.server.security import TokenBucket, check_bearer
+
+if TYPE_CHECKING:
+    from node.server.node import Node
+
+log = logging.getLogger("node.ws")
+
+
+class WsConn:
+    """One WebSocket connection's outgoing side and subscriptions."""
+
+    def __init__(self, ws: web.WebSocketResponse, limit: int, on_overflow: object) -> None:
+        self.ws = ws
+        self.limit = limit
+        self.subs: dict[str, Subscription] = {}
+        self._q: collections.deque[str] = collections.deque()
+        self._wake = asyncio.Event()
+        self._on_overflow = on_overflow
+        self.closing = False
+
+    def enqueue(self, message: str) -> None:
+        if self.closing:
+            return
+        if len(self._q) >= self.limit:
+            self.closing = True
+            self._q.clear()
+            self._on_overflow(self)  # type: ignore[operator]
+            return
+        self._q.append(message)
+        self._wake.set()
+
+    async def writer(self) -> None:
+        q, ws = self._q, self.ws
+        while not ws.closed:
+            while q:
+                await ws.send_str(q.popleft())
+            self._wake.clear()
+            if not q:
+                await self._wake.wait()
+
+
+class WsShell:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        api = node.cfg.api
+        self.api = api
+        self.token = node.cfg.security.admin_token
+        self.conns: set[WsConn] = set()
+        self.accepting = True
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        for path in ("/", "/ws", "/wss"):
+            app.router.add_get(path, self.handle)
+        return app
+
+    def _overflow(self, conn: WsConn) -> None:
+        self.node.metrics.ws_closed.labels("slow_consumer").inc()
+        asyncio.get_running_loop().create_task(
+            conn.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"slow consumer: outgoing queue full")
+        )
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        m = self.node.metrics
+        if not self.accepting:
+            return web.Response(status=503, text="shutting down\n", headers={"Retry-After": "5"})
+        if len(self.conns) >= self.api.max_connections:
+            m.ws_rejected.inc()
+            return web.Response(status=503, text="too many connections\n", headers={"Retry-After": "1"})
+        ws = web.WebSocketResponse(
+            heartbeat=self.api.ws_ping_interval_s or None,
+            max_msg_size=self.api.max_frame_bytes,
+            autoping=True,
+        )
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=400, text="expected a WebSocket upgrade\n")
+        await ws.prepare(request)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        peer_s = f"{peer[0]}:{peer[1]}" if peer else "?"
+        conn = WsConn(ws, self.api.ws_queue_messages, self._overflow)
+        bucket = TokenBucket(self.api.rate_limit_per_s, self.api.rate_limit_burst)
+        call = Call("ws", peer_s, check_bearer(request.headers.get("Authorization"), self.token), bucket, conn=conn)
+        self.conns.add(conn)
+        m.ws_connections.set(len(self.conns))
+        writer = asyncio.create_task(conn.writer())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
+                    body = msg.data.encode() if isinstance(msg.data, str) else msg.data
+                    out = await self.node.dispatcher.handle(body, call)
+                    if out is not None:
+                        conn.enqueue(out.decode())
+                    if bucket.violations >= self.api.ws_rate_violations_close:
+                        m.ws_closed.labels("rate_limit").inc()
+                        self.node.audit.record("limit_close", peer=peer_s, request_id=call.request_id, reason="rate")
+                        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"rate limit exceeded")
+                        break
+                elif msg.type == WSMsgType.ERROR:
+                    # aiohttp already closed with 1009 (too big) or 1002 (protocol error)
+                    exc = ws.exception()
+                    if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
+                        m.ws_closed.labels("frame_too_big").inc()
+                    log.info("websocket error from %s: %s", peer_s, exc)
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            conn.closing = True
+            writer.cancel()
+            self.node.pubsub.drop(conn)
+            self.conns.discard(conn)
+            m.ws_connections.set(len(self.conns))
+        return ws
+
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: bytes = b"server shutting down") -> None:
+        self.accepting = False
+        await asyncio.gather(*(c.ws.close(code=code, message=reason) for c in list(self.conns)), return_exceptions=True)
+
+
+__all__ = ["WsShell", "errors", "jsonrpc"]

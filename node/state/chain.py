@@ -1,0 +1,193 @@
+"""The chain store: state, blocks, receipts and the durable mempool over one :class:`KV`.
+
+Layout (one keyspace, one-byte namespace prefixes)::
+
+    S + state key            -> value            (the state; see node.core.keys)
+    P + seq(u64)             -> raw tx           (durable mempool, in arrival order)
+    H + number(u64)          -> header encoding
+    K + block hash           -> number(u64)
+    L + number(u64)          -> concatenated 32-byte tx hashes of the block
+    T + tx hash              -> number(u64) + index(u32) + raw tx
+    R + tx hash              -> receipt encoding
+    M + name                 -> metadata (head, state accumulator)
+
+State root (documented commitment): ``acc = sum(int(SHA3(u32(len k) + k + v)) for every live
+(k, v)) mod 2**256`` and ``state_root = SHA3(b"dubhe-state-root-v1" + acc.to_bytes(32))``. It is
+identical for identical state whatever the write order, and is updated incrementally per block
+(subtract the old entry's hash, add the new one's). It is an additive multiset hash: it commits to
+the state but gives no inclusion proofs, and is not meant to resist an adversary choosing keys.
+
+``commit_block`` writes the header, receipts, tx locations, state changes, accumulator, head and
+the removal of the included mempool entries in **one** atomic batch: after a crash a transaction
+is either in a block or still pending, never both and never lost.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from node.core.block import BlockHeader
+from node.core.codec import sha3
+from node.core.execution import Receipt
+from node.state.kv import KV, MemoryKV
+
+_U64 = struct.Struct(">Q")
+_LOC = struct.Struct(">QI")
+_MOD = 2**256
+
+NS_STATE = b"S"
+NS_POOL = b"P"
+NS_HEADER = b"H"
+NS_HASH = b"K"
+NS_BLOCK_TXS = b"L"
+NS_TX = b"T"
+NS_RECEIPT = b"R"
+META_HEAD = b"Mhead"
+META_ACC = b"Macc"
+
+
+def entry_hash(key: bytes, value: bytes) -> int:
+    return int.from_bytes(sha3(struct.pack(">I", len(key)) + key + value), "big")
+
+
+def root_of(acc: int) -> bytes:
+    return sha3(b"dubhe-state-root-v1" + acc.to_bytes(32, "big"))
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    number: int
+    index: int
+    raw: bytes
+
+
+class ChainStore:
+    """Blocks, receipts, state and the durable mempool. Thread-safe for one writer, many readers.
+
+    ``get`` implements :class:`~node.core.execution.StateReader` over *committed* state.
+    """
+
+    def __init__(self, kv: KV, *, sync_writes: bool = False) -> None:
+        self.kv = kv
+        self.sync = sync_writes
+        self._lock = threading.Lock()
+        raw_acc = self.kv.get(META_ACC)
+        self._acc = int.from_bytes(raw_acc, "big") if raw_acc else 0
+        raw_head = self.kv.get(META_HEAD)
+        self._head: BlockHeader | None = None
+        if raw_head is not None:
+            self._head = self.header(_U64.unpack(raw_head)[0])
+
+    # -- state ----------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        return self.kv.get(NS_STATE + key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return self.kv.get_many([NS_STATE + k for k in keys])
+
+    def state_root(self) -> bytes:
+        return root_of(self._acc)
+
+    def next_accumulator(self, writes: Mapping[bytes, bytes | None]) -> int:
+        """The accumulator after applying ``writes`` to committed state (nothing is written)."""
+        acc = self._acc
+        ks = list(writes)
+        olds = self.get_many(ks)
+        for k, old in zip(ks, olds, strict=True):
+            new = writes[k]
+            if old is not None:
+                acc -= entry_hash(k, old)
+            if new is not None:
+                acc += entry_hash(k, new)
+        return acc % _MOD
+
+    def iter_state(self, prefix: bytes = b"") -> Iterable[tuple[bytes, bytes]]:
+        for k, v in self.kv.iter_prefix(NS_STATE + prefix):
+            yield k[1:], v
+
+    # -- blocks ---------------------------------------------------------------------------
+    @property
+    def head(self) -> BlockHeader | None:
+        return self._head
+
+    def header(self, number: int) -> BlockHeader | None:
+        raw = self.kv.get(NS_HEADER + _U64.pack(number))
+        return BlockHeader.decode(raw) if raw is not None else None
+
+    def number_of(self, block_hash: bytes) -> int | None:
+        raw = self.kv.get(NS_HASH + block_hash)
+        return int(_U64.unpack(raw)[0]) if raw is not None else None
+
+    def block_tx_hashes(self, number: int) -> list[bytes]:
+        raw = self.kv.get(NS_BLOCK_TXS + _U64.pack(number)) or b""
+        return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+
+    def tx_location(self, tx_hash: bytes) -> TxLocation | None:
+        raw = self.kv.get(NS_TX + tx_hash)
+        if raw is None:
+            return None
+        number, index = _LOC.unpack_from(raw)
+        return TxLocation(number, index, raw[_LOC.size :])
+
+    def receipt(self, tx_hash: bytes) -> Receipt | None:
+        raw = self.kv.get(NS_RECEIPT + tx_hash)
+        return Receipt.decode(raw) if raw is not None else None
+
+    def commit_block(
+        self,
+        header: BlockHeader,
+        txs: list[tuple[bytes, bytes]],
+        receipts: list[Receipt],
+        writes: Mapping[bytes, bytes | None],
+        acc: int,
+        pool_seqs: Iterable[int],
+    ) -> None:
+        """Atomically commit a block. ``txs`` is ``[(tx_hash, raw)]`` in block order; ``acc`` is
+        :meth:`next_accumulator` of ``writes`` (its root must be ``header.state_root``);
+        ``pool_seqs`` are the mempool entries the block consumes."""
+        if root_of(acc) != header.state_root:
+            raise ValueError("header.state_root does not match the accumulator")
+        ops: dict[bytes, bytes | None] = {}
+        num = _U64.pack(header.number)
+        ops[NS_HEADER + num] = header.encode()
+        ops[NS_HASH + header.hash] = num
+        ops[NS_BLOCK_TXS + num] = b"".join(h for h, _ in txs)
+        for i, ((h, raw), rc) in enumerate(zip(txs, receipts, strict=True)):
+            ops[NS_TX + h] = _LOC.pack(header.number, i) + raw
+            ops[NS_RECEIPT + h] = rc.encode()
+        for k, v in writes.items():
+            ops[NS_STATE + k] = v
+        for seq in pool_seqs:
+            ops[NS_POOL + _U64.pack(seq)] = None
+        ops[META_ACC] = acc.to_bytes(32, "big")
+        ops[META_HEAD] = num
+        with self._lock:
+            self.kv.write(ops, sync=self.sync)
+            self._acc = acc
+            self._head = header
+
+    # -- mempool --------------------------------------------------------------------------
+    def pool_put(self, seq: int, raw: bytes) -> None:
+        """Persist an accepted transaction before it is acknowledged."""
+        self.kv.write({NS_POOL + _U64.pack(seq): raw}, sync=self.sync)
+
+    def pool_load(self) -> list[tuple[int, bytes]]:
+        return [(int(_U64.unpack(k[1:])[0]), v) for k, v in self.kv.iter_prefix(NS_POOL)]
+
+    def pool_delete(self, seqs: Iterable[int]) -> None:
+        self.kv.write({NS_POOL + _U64.pack(s): None for s in seqs}, sync=self.sync)
+
+    def close(self) -> None:
+        self.kv.close()
+
+
+def open_store(backend: str, path: str, *, sync_writes: bool = False) -> ChainStore:
+    """Open the configured backend (``rocksdb`` at ``path``, or ``memory``)."""
+    if backend == "memory":
+        return ChainStore(MemoryKV(), sync_writes=sync_writes)
+    from node.state.rocks import RocksKV
+
+    return ChainStore(RocksKV(path), sync_writes=sync_writes)
