@@ -67,12 +67,12 @@ async def workload(rpc: HttpRpc, chain_id: int, seed: int, n_accounts: int = 4) 
     return txs
 
 
-async def run(args: argparse.Namespace) -> int:
-    workdir = Path(args.data).resolve().parent
+async def run(args: argparse.Namespace, data_dir: Path) -> int:
+    workdir = data_dir.parent
     cfg = {
         "api": {"rpc_bind": args.rpc_bind, "ws_bind": args.ws_bind},
-        "state": {"backend": "rocksdb", "path": str(Path(args.data).resolve())},
-        "security": {"audit_log": str(Path(args.data).resolve() / "audit.jsonl")},
+        "state": {"backend": "rocksdb", "path": str(data_dir)},
+        "security": {"audit_log": str(data_dir / "audit.jsonl")},
     }
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     _print(f"== Dubhe Channel demo (seed {seed}; replay with: make run ARGS='--seed {seed}')")
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ws-bind", default="127.0.0.1:8546")
     ap.add_argument("--seed", type=int, help="demo workload seed (printed; pass it back to replay)")
     ap.add_argument("--once", action="store_true", help="stop the node after the workload (for tests)")
-    return asyncio.run(run(ap.parse_args(argv)))
+    args = ap.parse_args(argv)
+    return asyncio.run(run(args, Path(args.data).resolve()))
 
 
 if __name__ == "__main__":

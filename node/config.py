@@ -203,7 +203,7 @@ def _format(e: ValidationError) -> list[tuple[str, str]]:
             msg = "unknown key"
         elif kind == "missing":
             msg = "required key is missing"
-        elif kind in _TYPE_NAMES and _TYPE_NAMES[kind]:
+        elif _TYPE_NAMES.get(kind):
             msg = f"expected {_TYPE_NAMES[kind]}, got {type(err.get('input')).__name__} {err.get('input')!r}"
         else:
             msg = err["msg"].removeprefix("Value error, ")

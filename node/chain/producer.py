@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from node.chain.mempool import PoolEntry
 from node.core.block import ZERO_HASH, BlockHeader, list_root
 from node.core.execution import BlockContext, BlockExecutor, BlockStats, Receipt
 from node.core.tx import Transaction
-from node.chain.mempool import PoolEntry
 from node.state.chain import ChainStore, root_of
 
 

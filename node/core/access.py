@@ -6,6 +6,8 @@ all executors (Python reference, RISC-V VM) enforce the same rules and record th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from node.core.execution import StateReader
 
 
@@ -74,5 +76,5 @@ class Overlay:
             return w[key]
         return self.base.get(key)
 
-    def apply(self, writes: dict[bytes, bytes | None] | object) -> None:
-        self.writes.update(writes)  # type: ignore[call-overload]
+    def apply(self, writes: Mapping[bytes, bytes | None]) -> None:
+        self.writes.update(writes)

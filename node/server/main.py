@@ -50,11 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
 
-        runner = uvloop.run
+        use_uvloop = True
     except ImportError:  # uvloop is optional (extra "fast")
-        runner = asyncio.run
+        use_uvloop = False
     try:
-        return runner(serve(cfg))
+        if use_uvloop:
+            return uvloop.run(serve(cfg))
+        return asyncio.run(serve(cfg))
     except StorageError as e:
         print(f"dubhe-node: storage error: {e.message}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from node.server.node import Node
 
 _U64 = struct.Struct(">Q")
+_LATEST: int | str = "latest"
 CLIENT_VERSION = f"dubhe-node/v{__version__}/python{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -168,14 +169,14 @@ def build(node: Node) -> dict[str, Handler]:
     def eth_getBalance(p: Params, c: Call) -> str:
         p.max_count(2)
         addr = p.get(0, "address", _address)
-        state_at(p.opt(1, "block", _block_tag, "latest"))
+        state_at(p.opt(1, "block", _block_tag, _LATEST))
         raw = store.get(keys.balance_key(addr))
         return qty(_U64.unpack(raw)[0] if raw else 0)
 
     def eth_getTransactionCount(p: Params, c: Call) -> str:
         p.max_count(2)
         addr = p.get(0, "address", _address)
-        tag = p.opt(1, "block", _block_tag, "latest")
+        tag = p.opt(1, "block", _block_tag, _LATEST)
         if tag == "pending":
             return qty(node.mempool.next_nonce(addr))
         state_at(tag)

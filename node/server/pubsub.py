@@ -133,7 +133,12 @@ class PubSub:
 
         def eth_unsubscribe(p: Params, c: Call) -> bool:
             p.max_count(1)
-            sid = p.get(0, "subscriptionId", lambda v: v if isinstance(v, str) else int("x"))
+            def sub_id(v: Any) -> str:
+                if not isinstance(v, str):
+                    raise ValueError("expected a subscription id string")
+                return v
+
+            sid = p.get(0, "subscriptionId", sub_id)
             sub = c.conn.subs.pop(sid, None) if c.conn is not None else None
             if sub is None:
                 return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import rocksdict
 
@@ -36,8 +37,8 @@ class RocksKV:
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        out: list[bytes | None] = self._db.get(keys)
-        return out
+        out = self._db.get(list[Any](keys))
+        return cast(list[bytes | None], out)
 
     def write(self, ops: Mapping[bytes, bytes | None], *, sync: bool = False) -> None:
         wb = rocksdict.WriteBatch(raw_mode=True)
