@@ -1,0 +1,54 @@
+"""Helpers shared by the strategies: declared sets, the net write set, the declaration guard.
+
+Nothing here schedules anything; each strategy module owns its algorithm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from node.core.execution import TxOutcome
+from node.core.tx import Transaction
+
+#: A transaction's (may-read, may-write) key sets, as enforced by every executor.
+Declared = tuple[frozenset[bytes], frozenset[bytes]]
+
+
+def declared_sets(txs: Sequence[Transaction]) -> list[Declared]:
+    """``(declared_reads(), declared_writes())`` per transaction, computed once per block."""
+    return [(tx.declared_reads(), tx.declared_writes()) for tx in txs]
+
+
+def fold_writes(outcomes: Sequence[TxOutcome]) -> dict[bytes, bytes | None]:
+    """The block's net write set: every outcome's writes applied in block order (later wins).
+
+    Built exactly as Serial builds it, so the mapping (and even its key order) is identical.
+    """
+    net: dict[bytes, bytes | None] = {}
+    for o in outcomes:
+        net.update(o.writes)
+    return net
+
+
+def declarations_held(decl: Sequence[Declared], outcomes: Sequence[TxOutcome]) -> bool:
+    """Whether the executions stayed inside what the declaration-based schedule assumed.
+
+    Sealevel and the object DAG order transactions by their *declared* sets only. The executor
+    enforces declarations for contract storage through ``TxState``, but an executor may touch
+    system keys on its own (the VM reads the contract code key, say). That is harmless when no
+    transaction of the block writes such a key, and the schedule is then still exact. This check
+    returns False when an outcome wrote outside its declared writes, or read an undeclared key
+    that some transaction of the block wrote; the strategy then re-runs the block in block order,
+    so the result is Serial's whatever the executor does.
+    """
+    written: set[bytes] = set()
+    for o in outcomes:
+        written.update(o.writes)
+    for (may_read, may_write), o in zip(decl, outcomes, strict=True):
+        for k in o.writes:
+            if k not in may_write:
+                return False
+        for k in o.reads:
+            if k not in may_read and k in written:
+                return False
+    return True

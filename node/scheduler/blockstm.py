@@ -1,0 +1,445 @@
+"""AptosBlockSTM: optimistic parallel execution with a multi-version memory (Block-STM).
+
+Gelashvili et al., "Block-STM: Scaling Blockchain Execution by Turning Ordering Curse to a
+Performance Blessing" (PPoPP'23), Algorithms 1-5, as in aptos-core's ``block-executor``:
+
+* :class:`MVMemory` keeps, per key, the value written by each transaction's latest incarnation;
+  a read by transaction k returns the write of the highest j < k (or storage), or an
+  ``ESTIMATE`` marker left by an aborted incarnation of j.
+* An *incarnation* is one (re-)execution of a transaction; a version is ``(txn_idx,
+  incarnation)``. Each incarnation records its read set (key, version read) and write set.
+* Validation re-reads the read set; a changed version aborts the incarnation, turns its writes
+  into ESTIMATEs and schedules a re-execution. A reader that meets an ESTIMATE stops and
+  waits for the blocking transaction (``add_dependency``).
+* :class:`Scheduler` is the collaborative scheduler: shared ``execution_idx`` and
+  ``validation_idx`` (lowest index first), per-transaction status READY_TO_EXECUTE ->
+  EXECUTING -> EXECUTED -> ABORTING, ``decrease_cnt``/``num_active_tasks`` for ``check_done``.
+
+Block-STM needs no declared sets: it discovers reads and writes by executing. Declarations are
+still enforced by the executor (``TxState``), so an undeclared access ends the transaction with
+UNDECLARED_ACCESS exactly as under Serial.
+
+The committed outcome of each transaction is that of its last incarnation, and the block's net
+write set is folded from those outcomes in block order, as Serial does.
+
+On CPython the worker threads share the GIL: Block-STM scales here only with executors that
+release it (unicorn emulation, hashing). Python is not atomics: one scheduler lock and one
+memory lock stand in for the paper's atomic counters and per-transaction mutexes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left, insort
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from node.core.execution import (
+    BlockContext,
+    BlockExecution,
+    BlockStats,
+    StateReader,
+    TxExecutor,
+    TxOutcome,
+)
+from node.core.tx import Transaction
+from node.scheduler._common import fold_writes
+
+# -- multi-version memory ----------------------------------------------------------------------
+
+#: Version of a read: (writer txn_idx, writer incarnation), or None for a read from storage.
+Version = tuple[int, int] | None
+
+
+class _Estimate:
+    """Marker left in MVMemory by an aborted incarnation's writes."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ESTIMATE"
+
+
+ESTIMATE = _Estimate()
+
+
+class ReadError(Exception):
+    """A read met an ESTIMATE written by ``blocking``."""
+
+    def __init__(self, blocking: int) -> None:
+        super().__init__(blocking)
+        self.blocking = blocking
+
+
+class MVMemory:
+    """Multi-version memory: key -> {txn_idx: (incarnation, value) | ESTIMATE}."""
+
+    def __init__(self, n: int) -> None:
+        self._data: dict[bytes, dict[int, tuple[int, bytes | None] | _Estimate]] = {}
+        self._writers: dict[bytes, list[int]] = {}  # sorted txn indices with an entry
+        self._last_written: list[frozenset[bytes]] = [frozenset()] * n
+        self._last_read: list[list[tuple[bytes, Version]]] = [[] for _ in range(n)]
+        self._lock = threading.Lock()
+
+    def read(self, key: bytes, txn_idx: int) -> tuple[Version, bytes | None] | None:
+        """The latest write to ``key`` below ``txn_idx``: ``(version, value)``, or ``None`` when
+        no transaction below wrote it (read storage). Raises :class:`ReadError` on ESTIMATE."""
+        with self._lock:
+            ws = self._writers.get(key)
+            if not ws:
+                return None
+            p = bisect_left(ws, txn_idx)
+            if p == 0:
+                return None
+            j = ws[p - 1]
+            e = self._data[key][j]
+        if isinstance(e, _Estimate):
+            raise ReadError(j)
+        return (j, e[0]), e[1]
+
+    def record(
+        self,
+        txn_idx: int,
+        incarnation: int,
+        read_set: list[tuple[bytes, Version]],
+        writes: dict[bytes, bytes | None],
+    ) -> bool:
+        """Store an incarnation's read and write sets; True if it wrote a key that the previous
+        incarnation did not (then higher transactions must be revalidated)."""
+        with self._lock:
+            prev = self._last_written[txn_idx]
+            for k, v in writes.items():
+                entries = self._data.get(k)
+                if entries is None:
+                    entries = self._data[k] = {}
+                if txn_idx not in entries:
+                    insort(self._writers.setdefault(k, []), txn_idx)
+                entries[txn_idx] = (incarnation, v)
+            now = frozenset(writes)
+            for k in prev - now:  # the new incarnation no longer writes k
+                del self._data[k][txn_idx]
+                ws = self._writers[k]
+                del ws[bisect_left(ws, txn_idx)]
+            self._last_written[txn_idx] = now
+            self._last_read[txn_idx] = read_set
+            return not now <= prev
+
+    def convert_writes_to_estimates(self, txn_idx: int) -> None:
+        with self._lock:
+            for k in self._last_written[txn_idx]:
+                self._data[k][txn_idx] = ESTIMATE
+
+    def validate_read_set(self, txn_idx: int) -> bool:
+        """Whether every recorded read would still see the same version."""
+        for key, version in self._last_read[txn_idx]:
+            try:
+                r = self.read(key, txn_idx)
+            except ReadError:
+                return False
+            if (None if r is None else r[0]) != version:
+                return False
+        return True
+
+
+# -- collaborative scheduler -------------------------------------------------------------------
+
+READY_TO_EXECUTE, EXECUTING, EXECUTED, ABORTING = range(4)
+
+#: A task: (kind, txn_idx, incarnation) with kind EXECUTE or VALIDATE.
+EXECUTE, VALIDATE = 0, 1
+Task = tuple[int, int, int]
+
+
+class Scheduler:
+    """The collaborative execution/validation scheduler (paper Algorithms 4 and 5)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.execution_idx = 0
+        self.validation_idx = 0
+        self.decrease_cnt = 0
+        self.num_active_tasks = 0
+        self.done_marker = n == 0
+        self.incarnation = [0] * n
+        self.status = [READY_TO_EXECUTE] * n
+        self.dependencies: list[list[int]] = [[] for _ in range(n)]
+        self._lock = threading.Lock()
+        # Idle workers sleep here instead of spinning (a spinning thread holds the GIL).
+        self._changed = threading.Condition(self._lock)
+        self.aborts = 0  # aborted incarnations (failed validation or blocked on ESTIMATE)
+
+    # Every method below runs under self._lock (the paper's atomics and per-txn mutexes).
+    def _decrease_execution_idx(self, target: int) -> None:
+        if target < self.execution_idx:
+            self.execution_idx = target
+        self.decrease_cnt += 1
+        self._changed.notify_all()
+
+    def _decrease_validation_idx(self, target: int) -> None:
+        if target < self.validation_idx:
+            self.validation_idx = target
+        self.decrease_cnt += 1
+        self._changed.notify_all()
+
+    def _check_done(self) -> None:
+        if (
+            min(self.execution_idx, self.validation_idx) >= self.n
+            and self.num_active_tasks == 0
+        ):
+            self.done_marker = True
+            self._changed.notify_all()
+
+    def _try_incarnate(self, idx: int) -> Task | None:
+        if idx < self.n and self.status[idx] == READY_TO_EXECUTE:
+            self.status[idx] = EXECUTING
+            return (EXECUTE, idx, self.incarnation[idx])
+        self.num_active_tasks -= 1
+        return None
+
+    def _next_version_to_execute(self) -> Task | None:
+        if self.execution_idx >= self.n:
+            self._check_done()
+            return None
+        self.num_active_tasks += 1
+        idx = self.execution_idx
+        self.execution_idx += 1
+        return self._try_incarnate(idx)
+
+    def _next_version_to_validate(self) -> Task | None:
+        if self.validation_idx >= self.n:
+            self._check_done()
+            return None
+        self.num_active_tasks += 1
+        idx = self.validation_idx
+        self.validation_idx += 1
+        if idx < self.n and self.status[idx] == EXECUTED:
+            return (VALIDATE, idx, self.incarnation[idx])
+        self.num_active_tasks -= 1
+        return None
+
+    def next_task(self) -> Task | None:
+        """A task for an idle worker; ``None`` when done (after waiting for work to appear)."""
+        with self._lock:
+            while not self.done_marker:
+                if self.validation_idx < self.execution_idx:
+                    task = self._next_version_to_validate()
+                else:
+                    task = self._next_version_to_execute()
+                if task is not None:
+                    return task
+                if min(self.execution_idx, self.validation_idx) >= self.n:
+                    # Nothing to take until an active task finishes or lowers an index.
+                    self._changed.wait(0.01)
+            return None
+
+    def add_dependency(self, txn_idx: int, blocking: int) -> bool:
+        """Park ``txn_idx`` until ``blocking`` finishes; False if it already has (retry now)."""
+        with self._lock:
+            if self.status[blocking] == EXECUTED:
+                return False
+            self.status[txn_idx] = ABORTING
+            self.dependencies[blocking].append(txn_idx)
+            self.num_active_tasks -= 1
+            self.aborts += 1
+            return True
+
+    def _set_ready_status(self, idx: int) -> None:
+        self.incarnation[idx] += 1
+        self.status[idx] = READY_TO_EXECUTE
+
+    def finish_execution(self, idx: int, incarnation: int, wrote_new_location: bool) -> Task | None:
+        with self._lock:
+            self.status[idx] = EXECUTED
+            deps, self.dependencies[idx] = self.dependencies[idx], []
+            if deps:
+                for d in deps:
+                    self._set_ready_status(d)
+                self._decrease_execution_idx(min(deps))
+            if self.validation_idx > idx:
+                if wrote_new_location:
+                    self._decrease_validation_idx(idx)
+                else:
+                    return (VALIDATE, idx, incarnation)
+            self.num_active_tasks -= 1
+            self._changed.notify_all()
+            return None
+
+    def try_validation_abort(self, idx: int, incarnation: int) -> bool:
+        with self._lock:
+            if self.incarnation[idx] == incarnation and self.status[idx] == EXECUTED:
+                self.status[idx] = ABORTING
+                self.aborts += 1
+                return True
+            return False
+
+    def finish_validation(self, idx: int, aborted: bool) -> Task | None:
+        with self._lock:
+            if aborted:
+                self._set_ready_status(idx)
+                self._decrease_validation_idx(idx + 1)
+                if self.execution_idx > idx:
+                    task = self._try_incarnate(idx)
+                    if task is not None:
+                        return task
+                    self._changed.notify_all()
+                    return None
+            self.num_active_tasks -= 1
+            self._changed.notify_all()
+            return None
+
+
+# -- execution -----------------------------------------------------------------------------------
+
+
+class _Blocked(BaseException):
+    """Raised through the executor when a read meets an ESTIMATE. BaseException so executors
+    that catch ``Exception`` around state access cannot turn it into an outcome."""
+
+    def __init__(self, blocking: int) -> None:
+        super().__init__(blocking)
+        self.blocking = blocking
+
+
+class _MVView:
+    """The state view of one incarnation: MVMemory below ``idx``, else storage; records reads."""
+
+    __slots__ = ("_idx", "_mv", "_storage", "reads")
+
+    def __init__(self, mv: MVMemory, idx: int, storage: StateReader) -> None:
+        self._mv = mv
+        self._idx = idx
+        self._storage = storage
+        self.reads: list[tuple[bytes, Version]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            r = self._mv.read(key, self._idx)
+        except ReadError as e:
+            raise _Blocked(e.blocking) from None
+        if r is None:
+            self.reads.append((key, None))
+            return self._storage.get(key)
+        self.reads.append((key, r[0]))
+        return r[1]
+
+
+@dataclass(slots=True)
+class _Raised:
+    """The executor raised (a bug, not an outcome): re-raised if this incarnation commits."""
+
+    error: BaseException
+
+
+class AptosBlockSTM:
+    """Block-STM over ``workers`` threads (the calling thread when ``workers == 1``).
+
+    Block-STM runs on threads only: its multi-version memory is read at every access, which a
+    worker process could only do by a round trip to the coordinator (see
+    docs/scheduler-strategies.md).
+    """
+
+    name = "AptosBlockSTM"
+
+    def __init__(self, executor: TxExecutor, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.executor = executor
+        self.workers = workers
+
+    def execute_block(
+        self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext
+    ) -> BlockExecution:
+        t0 = time.perf_counter()
+        n = len(txs)
+        mv = MVMemory(n)
+        sched = Scheduler(n)
+        results: list[TxOutcome | _Raised | None] = [None] * n
+        counters = [0, 0.0]  # executions, busy seconds (updated under the GIL per worker)
+        lock = threading.Lock()
+        execute = self.executor.execute
+
+        def try_execute(idx: int, incarnation: int) -> Task | None:
+            while True:
+                view = _MVView(mv, idx, state)
+                t1 = time.perf_counter()
+                o: TxOutcome | _Raised
+                try:
+                    out = execute(txs[idx], view, ctx)
+                    o, writes = out, dict(out.writes)
+                except _Blocked as b:
+                    dt = time.perf_counter() - t1
+                    with lock:
+                        counters[0] += 1
+                        counters[1] += dt
+                    if not sched.add_dependency(idx, b.blocking):
+                        continue  # the blocking transaction finished meanwhile: retry now
+                    return None
+                except Exception as e:
+                    o, writes = _Raised(e), {}
+                dt = time.perf_counter() - t1
+                with lock:
+                    counters[0] += 1
+                    counters[1] += dt
+                results[idx] = o
+                wrote_new = mv.record(idx, incarnation, view.reads, writes)
+                return sched.finish_execution(idx, incarnation, wrote_new)
+
+        def needs_reexecution(idx: int, incarnation: int) -> Task | None:
+            valid = mv.validate_read_set(idx)
+            aborted = not valid and sched.try_validation_abort(idx, incarnation)
+            if aborted:
+                mv.convert_writes_to_estimates(idx)
+            return sched.finish_validation(idx, aborted)
+
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                task: Task | None = None
+                while True:
+                    if task is None:
+                        task = sched.next_task()
+                        if task is None:
+                            return
+                    kind, idx, inc = task
+                    if kind == EXECUTE:
+                        task = try_execute(idx, inc)
+                    else:
+                        task = needs_reexecution(idx, inc)
+            except BaseException as e:  # a scheduler bug: stop everyone, report it
+                errors.append(e)
+                with sched._lock:
+                    sched.done_marker = True
+                    sched._changed.notify_all()
+
+        if self.workers == 1 or n < 2:
+            worker()
+        else:
+            threads = [
+                threading.Thread(target=worker, name=f"blockstm-{k}", daemon=True)
+                for k in range(min(self.workers, n))
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        if errors:
+            raise errors[0]
+
+        outcomes: list[TxOutcome] = []
+        for r in results:
+            if isinstance(r, _Raised):
+                raise r.error
+            assert r is not None
+            outcomes.append(r)
+        stats = BlockStats(
+            strategy=self.name, workers=self.workers, txs=n,
+            exec_seconds=time.perf_counter() - t0,
+            serial_equivalent_seconds=float(counters[1]),
+            executions=int(counters[0]), aborts=sched.aborts,
+        )
+        return BlockExecution(tuple(outcomes), fold_writes(outcomes), stats)
+
+    def close(self) -> None:
+        pass

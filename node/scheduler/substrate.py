@@ -1,0 +1,302 @@
+"""Where transactions run: inline, on a thread pool, or on a pool of worker processes.
+
+A *substrate* runs chunks of transactions for a coordinating strategy (Sealevel, the object DAG):
+the strategy decides *which* transactions may run together and against which view; the substrate
+only runs them and hands back outcomes. All three substrates give identical outcomes; they differ
+in what scales on CPython (see docs/scheduler-strategies.md for the measurements):
+
+* ``inline``: the coordinator's own thread (``workers == 1``);
+* ``threads``: a thread pool sharing the coordinator's view. Scales only when the executor
+  releases the GIL (unicorn emulation, hashing); Python-level executors do not scale;
+* ``processes``: persistent worker processes, each building its executor from a picklable
+  *executor factory*. The coordinator ships each transaction with the values of the keys it
+  declared (prefetched from the view at dispatch time, which is exactly the state the
+  transaction must see) and gets compact outcomes back. A read of a key that was not shipped
+  makes the worker hand the transaction back, and the coordinator runs it itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from node.core import keys
+from node.core.execution import BlockContext, Event, StateReader, TxExecutor, TxOutcome, TxStatus
+from node.core.tx import Transaction
+
+#: Builds a TxExecutor inside a worker process. Must be picklable: a module-level function or a
+#: small dataclass with ``__call__`` (it is sent to each worker once, at start).
+ExecutorFactory = Callable[[], TxExecutor]
+
+SubstrateKind = Literal["threads", "processes"]
+SUBSTRATES: tuple[SubstrateKind, ...] = ("threads", "processes")
+
+#: One transaction to run: (block index, transaction, its declared reads).
+Item = tuple[int, Transaction, frozenset[bytes]]
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    """Outcomes of one chunk. An outcome of ``None`` means the worker could not run the
+    transaction (it read a key that was not shipped, or the executor raised): the coordinator
+    must run it itself, against the view the chunk was dispatched with."""
+
+    outcomes: list[tuple[int, TxOutcome | None]]
+    busy_seconds: float
+
+
+class Substrate(Protocol):
+    """Runs chunks of transactions; at most ``slots`` chunks are in flight at a time."""
+
+    kind: str
+    slots: int
+
+    def idle(self) -> int:
+        """Free slots (chunks that may be started now)."""
+        ...
+
+    def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
+        """Start running ``items`` against ``view``; needs a free slot."""
+        ...
+
+    def wait_any(self) -> list[ChunkResult]:
+        """Block until at least one started chunk has finished; return every finished chunk."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _run_chunk(
+    executor: TxExecutor, items: Sequence[Item], view: StateReader, ctx: BlockContext
+) -> ChunkResult:
+    t0 = time.perf_counter()
+    execute = executor.execute
+    out: list[tuple[int, TxOutcome | None]] = [(i, execute(tx, view, ctx)) for i, tx, _ in items]
+    return ChunkResult(out, time.perf_counter() - t0)
+
+
+class Inline:
+    """Runs each chunk on the calling thread, at ``start``."""
+
+    kind = "inline"
+    slots = 1
+
+    def __init__(self, executor: TxExecutor) -> None:
+        self._executor = executor
+        self._done: list[ChunkResult] = []
+
+    def idle(self) -> int:
+        return 0 if self._done else 1
+
+    def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
+        self._done.append(_run_chunk(self._executor, items, view, ctx))
+
+    def wait_any(self) -> list[ChunkResult]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+class Threads:
+    """A thread pool of ``workers`` threads sharing one executor instance (which must be
+    thread-safe, as the TxExecutor protocol requires). Threads are created on first use."""
+
+    kind = "threads"
+
+    def __init__(self, executor: TxExecutor, workers: int) -> None:
+        self._executor = executor
+        self.slots = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._running: set[Future[ChunkResult]] = set()
+
+    def idle(self) -> int:
+        return self.slots - len(self._running)
+
+    def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="dubhe-sched")
+        self._running.add(self._pool.submit(_run_chunk, self._executor, items, view, ctx))
+
+    def wait_any(self) -> list[ChunkResult]:
+        done, pending = wait(self._running, return_when=FIRST_COMPLETED)
+        self._running = set(pending)
+        return [f.result() for f in done]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+# -- processes ---------------------------------------------------------------------------------
+class _Missing(BaseException):
+    """A worker read a key that was not shipped. BaseException so that executors which catch
+    ``Exception`` around their syscalls do not turn it into an outcome."""
+
+
+class _Prefetched:
+    """The worker-side state view: exactly the shipped values, nothing else."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[bytes, bytes | None]) -> None:
+        self._values = values
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise _Missing() from None
+
+
+#: TxOutcome as plain tuples: pickles several times faster than the dataclasses.
+_Wire = tuple[
+    int, int, bytes, tuple[tuple[bytes, tuple[bytes, ...], bytes], ...],
+    tuple[tuple[bytes, bytes | None], ...], tuple[bytes, ...], str,
+]
+
+
+def _encode(o: TxOutcome) -> _Wire:
+    return (
+        int(o.status), o.gas_used, o.return_data,
+        tuple((e.address, e.topics, e.data) for e in o.events),
+        tuple(o.writes.items()), o.reads, o.reason,
+    )
+
+
+def _decode(w: _Wire) -> TxOutcome:
+    st, gas, ret, evs, writes, reads, reason = w
+    return TxOutcome(
+        TxStatus(st), gas, ret, tuple(Event(a, t, d) for a, t, d in evs), dict(writes), reads, reason
+    )
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, factory: ExecutorFactory) -> None:
+    """Worker process: build the executor once, then run chunks until told to stop (``None``)."""
+    executor = factory()
+    execute = executor.execute
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        ctx, items = msg
+        t0 = time.perf_counter()
+        out: list[tuple[int, _Wire | None]] = []
+        for i, tx, values in items:
+            try:
+                out.append((i, _encode(execute(tx, _Prefetched(values), ctx))))
+            except (_Missing, Exception):
+                # Hand it back: the coordinator runs it against the real view (and raises the
+                # executor's exception there, where Serial would raise it too).
+                out.append((i, None))
+        conn.send((out, time.perf_counter() - t0))
+
+
+class Processes:
+    """``workers`` persistent worker processes, each with its own executor from ``factory``.
+
+    Started lazily on first use (so constructing a strategy is cheap); ``close()`` stops them.
+    ``mp_context`` is a :mod:`multiprocessing` start method; ``forkserver`` (the default) is
+    safe in a threaded server, ``fork`` starts fastest.
+    """
+
+    kind = "processes"
+
+    def __init__(
+        self, factory: ExecutorFactory, workers: int, *, mp_context: str = "forkserver"
+    ) -> None:
+        self._factory = factory
+        self.slots = workers
+        self._mp_context = mp_context
+        self._procs: list[Any] = []
+        self._conns: list[multiprocessing.connection.Connection] = []
+        self._busy: dict[int, multiprocessing.connection.Connection] = {}
+
+    def _ensure_started(self) -> None:
+        if self._procs:
+            return
+        mp: Any = multiprocessing.get_context(self._mp_context)
+        for _ in range(self.slots):
+            parent, child = mp.Pipe()
+            p = mp.Process(target=_worker_main, args=(child, self._factory), daemon=True)
+            p.start()
+            child.close()
+            self._procs.append(p)
+            self._conns.append(parent)
+
+    def idle(self) -> int:
+        return self.slots - len(self._busy)
+
+    def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
+        self._ensure_started()
+        slot = next(i for i in range(self.slots) if i not in self._busy)
+        get = view.get
+        shipped = []
+        for i, tx, may_read in items:
+            values = {k: get(k) for k in may_read}
+            # The contract code key is not declared but a VM reads it for every call; ship it
+            # too so such reads do not bounce back to the coordinator.
+            ck = keys.code_key(tx.to)
+            values[ck] = get(ck)
+            shipped.append((i, tx, values))
+        conn = self._conns[slot]
+        conn.send((ctx, shipped))
+        self._busy[slot] = conn
+
+    def wait_any(self) -> list[ChunkResult]:
+        ready = multiprocessing.connection.wait(list(self._busy.values()))
+        results = []
+        for slot, conn in list(self._busy.items()):
+            if conn in ready:
+                try:
+                    out, busy = conn.recv()
+                except EOFError:
+                    raise RuntimeError("scheduler worker process died") from None
+                del self._busy[slot]
+                results.append(
+                    ChunkResult([(i, None if w is None else _decode(w)) for i, w in out], busy)
+                )
+        return results
+
+    def close(self) -> None:
+        for conn in self._conns:
+            try:
+                conn.send(None)
+                conn.close()
+            except (OSError, ValueError):
+                pass
+        for p in self._procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+        self._procs, self._conns, self._busy = [], [], {}
+
+
+def make_substrate(
+    executor: TxExecutor,
+    workers: int,
+    kind: SubstrateKind,
+    factory: ExecutorFactory | None,
+    *,
+    mp_context: str = "forkserver",
+) -> Substrate:
+    """The substrate for ``workers`` workers of ``kind``; one worker always runs inline."""
+    if workers <= 1:
+        return Inline(executor)
+    if kind == "threads":
+        return Threads(executor, workers)
+    if kind == "processes":
+        if factory is None:
+            raise ValueError(
+                "substrate 'processes' needs executor_factory: a picklable callable that builds "
+                "the TxExecutor inside each worker process"
+            )
+        return Processes(factory, workers, mp_context=mp_context)
+    raise ValueError(f"unknown substrate {kind!r}; choose one of {', '.join(SUBSTRATES)}")
