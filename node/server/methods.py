@@ -125,17 +125,21 @@ def build(node: Node) -> dict[str, Handler]:
 
     # -- Ethereum -------------------------------------------------------------------------
     def web3_clientVersion(p: Params, c: Call) -> str:
+        p.max_count(0)
         return CLIENT_VERSION
 
     def net_version(p: Params, c: Call) -> str:
+        p.max_count(0)
         return str(chain_id)
 
     chain_id_hex = qty(chain_id)
 
     def eth_chainId(p: Params, c: Call) -> str:
+        p.max_count(0)
         return chain_id_hex
 
     def eth_blockNumber(p: Params, c: Call) -> str:
+        p.max_count(0)
         return qty(head_number())
 
     def _block(number: int | None, full: bool) -> dict[str, Any] | None:
@@ -183,12 +187,15 @@ def build(node: Node) -> dict[str, Handler]:
         return qty(node.mempool.committed_nonce(addr))
 
     def eth_gasPrice(p: Params, c: Call) -> str:
+        p.max_count(0)
         return "0x0"
 
     def eth_maxPriorityFeePerGas(p: Params, c: Call) -> str:
+        p.max_count(0)
         return "0x0"
 
     def eth_syncing(p: Params, c: Call) -> bool:
+        p.max_count(0)
         return False
 
     def eth_getTransactionReceipt(p: Params, c: Call) -> dict[str, Any] | None:
@@ -248,14 +255,17 @@ def build(node: Node) -> dict[str, Handler]:
         return data(raw) if raw is not None else None
 
     def dubhe_status(p: Params, c: Call) -> dict[str, Any]:
+        p.max_count(0)
         return node.status()
 
     # -- admin ----------------------------------------------------------------------------
     def dubhe_admin_pauseProduction(p: Params, c: Call) -> bool:
+        p.max_count(0)
         node.paused = True
         return True
 
     def dubhe_admin_resumeProduction(p: Params, c: Call) -> bool:
+        p.max_count(0)
         node.paused = False
         return True
 
@@ -265,6 +275,7 @@ def build(node: Node) -> dict[str, Handler]:
                 raise ValueError('expected "DEBUG", "INFO", "WARNING" or "ERROR"')
             return str(v)
 
+        p.max_count(1)
         lv = p.get(0, "level", level)
         logging.getLogger().setLevel(lv)
         return lv

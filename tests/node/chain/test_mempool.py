@@ -1,0 +1,95 @@
+"""Mempool admission rules, durability and restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.chain.mempool import Mempool
+from node.chain.producer import BlockProducer
+from node.core import keys
+from node.core.errors import InvalidTransaction, LimitExceeded
+from node.core.tx import Signer, sign_tx
+from node.scheduler.serial import Serial
+from node.state.chain import ChainStore
+from node.state.kv import MemoryKV
+from node.state.rocks import RocksKV
+from node.vm.reference import ReferenceExecutor
+
+A = Signer.from_seed(b"a")
+B = Signer.from_seed(b"b")
+
+
+def tx(s: Signer, nonce: int, chain_id: int = 9) -> bytes:
+    return sign_tx(s, chain_id=chain_id, nonce=nonce, to=keys.COUNTER_DEMO, method="increment",
+                   args=b"k" + (1).to_bytes(8, "big"),
+                   write_set=(keys.storage_key(keys.COUNTER_DEMO, b"k"),)).raw
+
+
+def pool(store: ChainStore | None = None, max_txs: int = 100) -> Mempool:
+    return Mempool(store or ChainStore(MemoryKV()), chain_id=9, max_txs=max_txs)
+
+
+def test_nonce_sequence_and_rejections() -> None:
+    p = pool()
+    h0 = p.submit(tx(A, 0))
+    assert p.submit(tx(A, 0)) == h0  # identical resubmission is idempotent
+    p.submit(tx(A, 1))
+    with pytest.raises(InvalidTransaction) as e:
+        p.submit(tx(A, 3))
+    assert e.value.cause == "nonce_gap"
+    with pytest.raises(InvalidTransaction) as e:
+        p.submit(tx(B, 1))
+    assert e.value.cause == "nonce_gap"
+    assert p.next_nonce(A.address) == 2 and len(p) == 2
+
+
+def test_replay_after_inclusion_is_rejected() -> None:
+    store = ChainStore(MemoryKV())
+    p = pool(store)
+    prod = BlockProducer(store, Serial(ReferenceExecutor(bytes(20))), chain_id=9)
+    prod.genesis({}, 0)
+    p.submit(tx(A, 0))
+    entries = p.pending(10)
+    prod.build(entries, 1)
+    p.remove(entries)
+    assert p.next_nonce(A.address) == 1
+    with pytest.raises(InvalidTransaction) as e:
+        p.submit(tx(A, 0))
+    assert e.value.cause == "nonce_too_low"
+
+
+def test_wrong_chain_and_bad_signature() -> None:
+    p = pool()
+    with pytest.raises(InvalidTransaction) as e:
+        p.submit(tx(A, 0, chain_id=1))
+    assert e.value.cause == "wrong_chain"
+    raw = bytearray(tx(A, 0))
+    raw[-1] ^= 0xFF
+    with pytest.raises(InvalidTransaction) as e:
+        p.submit(bytes(raw))
+    assert e.value.cause == "bad_signature"
+    assert len(p) == 0
+
+
+def test_capacity() -> None:
+    p = pool(max_txs=1)
+    p.submit(tx(A, 0))
+    with pytest.raises(LimitExceeded):
+        p.submit(tx(B, 0))
+
+
+def test_restore_after_restart(tmp_path: Path) -> None:
+    store = ChainStore(RocksKV(tmp_path))
+    p = pool(store)
+    hashes = [p.submit(tx(A, n)) for n in range(3)]
+    store.close()
+    store2 = ChainStore(RocksKV(tmp_path))
+    p2 = pool(store2)
+    assert p2.restore() == 3
+    assert [e.tx.hash for e in p2.pending(10)] == hashes
+    assert p2.next_nonce(A.address) == 3
+    p2.submit(tx(A, 3))  # sequence numbers continue after the restored ones
+    assert [e.seq for e in p2.pending(10)] == [0, 1, 2, 3]
+    store2.close()

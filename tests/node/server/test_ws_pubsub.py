@@ -1,0 +1,133 @@
+"""WebSocket JSON-RPC and pubsub against a real node subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from conftest_helpers import funded_transfer  # type: ignore[import-not-found]
+from lab.clients.rpc import HttpRpc, RpcError, WsRpc
+from node.core import keys
+from node.core.hexutil import data, parse_qty
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_new_heads_in_geth_format(node: Any) -> None:
+    async with await WsRpc.connect(node.ws) as ws:
+        assert await ws.call("eth_chainId") == hex(0x44554248)
+        sid = await ws.subscribe("newHeads")
+        assert sid.startswith("0x") and len(sid) == 34
+        heads = [await ws.next_notification(sid, 5) for _ in range(3)]
+    numbers = [parse_qty(h["number"]) for h in heads]
+    assert numbers == list(range(numbers[0], numbers[0] + 3)), "gap or reorder in newHeads"
+    assert heads[1]["parentHash"] == heads[0]["hash"]
+    assert {"stateRoot", "transactionsRoot", "timestamp", "gasUsed", "logsBloom"} <= set(heads[0])
+
+
+async def test_raw_notification_envelope(node: Any) -> None:
+    async with websockets.connect(node.ws) as ws:
+        await ws.send('{"jsonrpc":"2.0","id":7,"method":"eth_subscribe","params":["newHeads"]}')
+        ack = orjson.loads(await ws.recv())
+        assert ack["id"] == 7
+        note = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert note["jsonrpc"] == "2.0" and note["method"] == "eth_subscription"
+        assert note["params"]["subscription"] == ack["result"]
+        assert "number" in note["params"]["result"]
+
+
+async def test_logs_and_receipts_subscriptions(node: Any) -> None:
+    async with await WsRpc.connect(node.ws) as ws, HttpRpc(node.rpc) as rpc:
+        logs = await ws.subscribe("logs", {"address": data(keys.NATIVE_TOKEN)})
+        other = await ws.subscribe("logs", {"address": "0x" + "99" * 20})
+        rcpts = await ws.subscribe("receipts", {}, namespace="dubhe")
+        tx_hash, sender, to = await funded_transfer(rpc, seed=b"ws-logs", amount=5)
+        seen_logs = [await ws.next_notification(logs, 5) for _ in range(2)]  # mint, then transfer
+        assert all(x["address"] == data(keys.NATIVE_TOKEN) and "blockNumber" in x for x in seen_logs)
+        assert seen_logs[-1]["transactionHash"] == tx_hash
+        assert seen_logs[-1]["topics"][2] == "0x" + "00" * 12 + to.hex()
+        got = [await ws.next_notification(rcpts, 5) for _ in range(2)]
+        assert got[-1]["transactionHash"] == tx_hash and got[-1]["status"] == "success"
+        assert all("blockNumber" in r for r in got)
+        with pytest.raises(TimeoutError):
+            await ws.next_notification(other, 0.3)
+        assert await ws.call("eth_unsubscribe", logs) is True
+        assert await ws.call("eth_unsubscribe", logs) is False
+
+
+async def test_malformed_messages_get_errors_not_crashes(node: Any) -> None:
+    async with websockets.connect(node.ws) as ws:
+        for raw, code in [("{oops", -32700), ("[]", -32600), ('{"jsonrpc":"2.0","id":1,"method":"nope"}', -32601),
+                          ('{"jsonrpc":"2.0","id":2,"method":"eth_subscribe","params":["bogus"]}', -32602)]:
+            await ws.send(raw)
+            assert orjson.loads(await ws.recv())["error"]["code"] == code
+        await ws.send(b'{"jsonrpc":"2.0","id":3,"method":"eth_chainId"}')  # binary frame works too
+        assert orjson.loads(await ws.recv())["result"] == hex(0x44554248)
+
+
+async def test_oversize_frame_closes_1009(node: Any) -> None:
+    async with websockets.connect(node.ws, max_size=None) as ws:
+        await ws.send("x" * 100_000)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1009
+
+
+async def test_max_connections_503(fresh_node: Any) -> None:
+    n = fresh_node(api={"max_connections": 2})
+    a = await websockets.connect(n.ws)
+    b = await websockets.connect(n.ws)
+    try:
+        with pytest.raises(InvalidStatus) as e:
+            await websockets.connect(n.ws)
+        assert e.value.response.status_code == 503
+        assert e.value.response.headers["Retry-After"] == "1"
+        async with HttpRpc(n.rpc) as rpc:
+            assert (await rpc.call("dubhe_status"))["openConnections"] == 2
+    finally:
+        await a.close()
+        await b.close()
+    await asyncio.sleep(0.2)
+    c = await websockets.connect(n.ws)  # a slot is free again
+    await c.close()
+
+
+async def test_slow_consumer_closed_1008_and_counted(fresh_node: Any) -> None:
+    n = fresh_node(api={"ws_queue_messages": 20}, node={"block_time_ms": 50})
+    async with websockets.connect(n.ws) as ws:
+        # 50 subscriptions on one socket: each block queues 50 notifications at once, more than
+        # the 20-message bound, so the connection must be closed instead of buffering.
+        for i in range(50):
+            await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "eth_subscribe", "params": ["newHeads"]}).decode())
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1008
+    async with HttpRpc(n.rpc) as rpc:
+        assert (await rpc.call("dubhe_status"))["openConnections"] == 0
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.get(n.rpc + "/metrics") as r:
+        assert 'dubhe_ws_closed_total{reason="slow_consumer"} 1.0' in await r.text()
+
+
+async def test_ws_rate_limit_then_close(fresh_node: Any) -> None:
+    n = fresh_node(api={"rate_limit_per_s": 0.5, "rate_limit_burst": 2, "ws_rate_violations_close": 3})
+    async with await WsRpc.connect(n.ws) as ws:
+        assert await ws.call("eth_chainId")
+        assert await ws.call("eth_chainId")
+        for _ in range(2):
+            with pytest.raises(RpcError) as e:
+                await ws.call("eth_chainId")
+            assert e.value.code == -32005
+        with pytest.raises((RpcError, ConnectionClosed)):
+            await ws.call("eth_chainId")
+        await asyncio.sleep(0.2)
+        assert ws.ws.close_code == 1008
+    audit = (n.workdir / "audit.jsonl").read_text()
+    assert '"event":"limit_close"' in audit
