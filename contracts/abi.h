@@ -1,0 +1,187 @@
+/*
+ * Dubhe RISC-V contract ABI (RV64IM, lp64, no compressed instructions, no floating point).
+ *
+ * A contract is a freestanding static ELF. Every global function with default visibility is a
+ * method callable by name (a transaction's `method`); helpers must be `static` or DUBHE_HIDDEN.
+ * The host calls a method as
+ *
+ *     void method(const uint8_t *input, uint64_t input_len);
+ *
+ * with the transaction's args already copied to the read-only input region. Returning normally
+ * is success; return data is whatever was last passed to dubhe_set_return().
+ *
+ * Memory map (fixed, 4 KiB pages, exact permissions):
+ *   0x00001000  host entry stub                          r-x (metered like contract code)
+ *   0x00002000  exit page: returning here ends the call   r-x
+ *   0x00010000  ELF PT_LOAD segments (up to 0x100000)    from p_flags; W+X is rejected
+ *   0x00100000  syscall page: syscall block at +0, entry  rw-
+ *               parameters at +64, call context at +96 (dubhe_context_t)
+ *   0x00101000  input region (64 KiB)                    r--
+ *   0x7FFF0000  stack (64 KiB, sp starts at the top)      rw-
+ * Everything else is unmapped: touching it is a FAULT. Writable memory (data, bss, stack,
+ * syscall page) is reset before every call, so nothing survives between transactions except
+ * storage.
+ *
+ * Syscalls: the guest stores the arguments and then the number in the syscall block and
+ * executes `ecall`; the host writes the result to `ret`. Pointers and lengths are checked
+ * against the mapped regions: an out-of-range pointer is a FAULT, never a host overflow.
+ * Output buffers must be writable memory (data, bss, stack or the syscall page).
+ *
+ * Gas: 1 per executed instruction (metered per basic block), plus per syscall:
+ *   storage_read 200, storage_write 500, storage_delete 500, emit_event 300,
+ *   every other syscall 10. A transaction also pays a base of 1000.
+ * See docs/vm-abi.md for the full description.
+ */
+#ifndef DUBHE_ABI_H
+#define DUBHE_ABI_H
+
+typedef unsigned char uint8_t;
+typedef unsigned int uint32_t;
+typedef unsigned long uint64_t;
+typedef long int64_t;
+typedef unsigned long size_t;
+
+#define DUBHE_HIDDEN __attribute__((visibility("hidden")))
+#define DUBHE_METHOD(name) void name(const uint8_t *input, uint64_t input_len)
+
+/* syscall numbers */
+#define SYS_STORAGE_READ   1  /* (slot, slot_len 1..96, out, out_cap) -> value length, or -1 if absent; copies min(len, cap) */
+#define SYS_STORAGE_WRITE  2  /* (slot, slot_len, value, value_len <= 4096) -> 0 */
+#define SYS_STORAGE_DELETE 3  /* (slot, slot_len) -> 0 */
+#define SYS_INPUT          4  /* (out, out_cap) -> input length; copies min(len, cap) */
+#define SYS_SET_RETURN     5  /* (ptr, len <= 4096) -> 0; the last call wins */
+#define SYS_EMIT_EVENT     6  /* (topics, n_topics 0..4 (32 bytes each), data, data_len <= 4096) -> 0 */
+#define SYS_CALLER         7  /* (out20) -> 0: the transaction sender (or the dubhe_call caller) */
+#define SYS_SELF           8  /* (out20) -> 0: this contract's address */
+#define SYS_BLOCK_NUMBER   9  /* () -> block number */
+#define SYS_TIMESTAMP      10 /* () -> block timestamp in milliseconds */
+#define SYS_REVERT         11 /* (reason, len <= 256) -> does not return; status REVERT, writes discarded */
+#define SYS_EXIT           12 /* (code) -> does not return; 0 = success, otherwise REVERT "exit code N" */
+
+typedef struct {
+    volatile uint64_t nr;
+    volatile uint64_t a[4];
+    volatile int64_t ret;
+} dubhe_sysblock_t;
+
+#define DUBHE_SYSBLOCK ((dubhe_sysblock_t *)0x100000UL)
+
+static inline int64_t dubhe_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3)
+{
+    dubhe_sysblock_t *s = DUBHE_SYSBLOCK;
+    s->a[0] = a0;
+    s->a[1] = a1;
+    s->a[2] = a2;
+    s->a[3] = a3;
+    s->nr = nr;
+    __asm__ volatile("ecall" ::: "memory");
+    return s->ret;
+}
+
+static inline int64_t dubhe_storage_read(const void *slot, uint64_t slot_len, void *out, uint64_t cap)
+{ return dubhe_syscall(SYS_STORAGE_READ, (uint64_t)slot, slot_len, (uint64_t)out, cap); }
+static inline void dubhe_storage_write(const void *slot, uint64_t slot_len, const void *val, uint64_t len)
+{ dubhe_syscall(SYS_STORAGE_WRITE, (uint64_t)slot, slot_len, (uint64_t)val, len); }
+static inline void dubhe_storage_delete(const void *slot, uint64_t slot_len)
+{ dubhe_syscall(SYS_STORAGE_DELETE, (uint64_t)slot, slot_len, 0, 0); }
+static inline int64_t dubhe_input(void *out, uint64_t cap)
+{ return dubhe_syscall(SYS_INPUT, (uint64_t)out, cap, 0, 0); }
+static inline void dubhe_set_return(const void *p, uint64_t len)
+{ dubhe_syscall(SYS_SET_RETURN, (uint64_t)p, len, 0, 0); }
+static inline void dubhe_emit(const void *topics, uint64_t n_topics, const void *data, uint64_t len)
+{ dubhe_syscall(SYS_EMIT_EVENT, (uint64_t)topics, n_topics, (uint64_t)data, len); }
+/* The call context, written by the host into the syscall page before every call. Reading it
+ * costs no syscall; SYS_CALLER/SYS_SELF/SYS_BLOCK_NUMBER/SYS_TIMESTAMP return the same values. */
+typedef struct {
+    uint8_t caller[20];
+    uint8_t self[20];
+    uint64_t block_number;
+    uint64_t timestamp_ms;
+    uint64_t chain_id;
+} __attribute__((packed)) dubhe_context_t;
+
+#define DUBHE_CONTEXT ((const volatile dubhe_context_t *)0x100060UL)
+
+static inline void dubhe_caller(uint8_t out[20])
+{ for (int i = 0; i < 20; i++) out[i] = DUBHE_CONTEXT->caller[i]; }
+static inline void dubhe_self(uint8_t out[20])
+{ for (int i = 0; i < 20; i++) out[i] = DUBHE_CONTEXT->self[i]; }
+static inline uint64_t dubhe_block_number(void) { return DUBHE_CONTEXT->block_number; }
+static inline uint64_t dubhe_timestamp_ms(void) { return DUBHE_CONTEXT->timestamp_ms; }
+static inline uint64_t dubhe_chain_id(void) { return DUBHE_CONTEXT->chain_id; }
+
+__attribute__((noreturn)) static inline void dubhe_revert_n(const char *reason, uint64_t len)
+{
+    dubhe_syscall(SYS_REVERT, (uint64_t)reason, len, 0, 0);
+    __builtin_unreachable();
+}
+/* dubhe_revert("literal"): the length is computed at compile time. */
+#define dubhe_revert(lit) dubhe_revert_n((lit), sizeof(lit) - 1)
+
+__attribute__((noreturn)) static inline void dubhe_exit(uint64_t code)
+{
+    dubhe_syscall(SYS_EXIT, code, 0, 0, 0);
+    __builtin_unreachable();
+}
+
+/* ---- small helpers (header-only; the compiler may also emit calls to memcpy/memset) ---- */
+
+DUBHE_HIDDEN void *memcpy(void *d, const void *s, size_t n);
+DUBHE_HIDDEN void *memset(void *d, int c, size_t n);
+DUBHE_HIDDEN int memcmp(const void *a, const void *b, size_t n);
+
+static inline uint64_t dubhe_load_u64be(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static inline void dubhe_store_u64be(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) { p[i] = (uint8_t)v; v >>= 8; }
+}
+
+/* Read a u64be storage value; absent reads as 0, a value that is not 8 bytes reverts. */
+static inline uint64_t dubhe_read_u64(const void *slot, uint64_t slot_len)
+{
+    uint8_t buf[8];
+    int64_t n = dubhe_storage_read(slot, slot_len, buf, 8);
+    if (n < 0) return 0;
+    if (n != 8) dubhe_revert("corrupt u64 value");
+    return dubhe_load_u64be(buf);
+}
+
+static inline void dubhe_write_u64(const void *slot, uint64_t slot_len, uint64_t v)
+{
+    uint8_t buf[8];
+    dubhe_store_u64be(buf, v);
+    dubhe_storage_write(slot, slot_len, buf, 8);
+}
+
+static inline void dubhe_return_u64(uint64_t v)
+{
+    uint8_t buf[8];
+    dubhe_store_u64be(buf, v);
+    dubhe_set_return(buf, 8);
+}
+
+/* Define the memcpy/memset/memcmp bodies once per contract: put DUBHE_LIBC in one .c file. */
+#define DUBHE_LIBC                                                                 \
+    void *memcpy(void *d, const void *s, size_t n) {                               \
+        uint8_t *dd = d; const uint8_t *ss = s;                                    \
+        while (n--) *dd++ = *ss++;                                                 \
+        return d;                                                                  \
+    }                                                                              \
+    void *memset(void *d, int c, size_t n) {                                       \
+        uint8_t *dd = d;                                                           \
+        while (n--) *dd++ = (uint8_t)c;                                            \
+        return d;                                                                  \
+    }                                                                              \
+    int memcmp(const void *a, const void *b, size_t n) {                           \
+        const uint8_t *x = a, *y = b;                                              \
+        for (; n; n--, x++, y++) if (*x != *y) return *x < *y ? -1 : 1;            \
+        return 0;                                                                  \
+    }
+
+#endif

@@ -1,0 +1,99 @@
+"""Warm instance pools: one per (worker, code hash), bounded by ``max_instances`` per worker.
+
+A worker is a thread (or the main thread of a worker process). Each worker gets its own
+:class:`InstancePool` (thread-local, created lazily, and discarded after ``fork`` so a child never
+touches its parent's unicorn engines), so no locks are taken on the hot path. Within a pool, one
+warm :class:`~node.vm.unicorn_backend.Instance` per code hash is kept; the least recently used
+is closed when the pool would exceed ``max_instances``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+
+from node.vm.program import Program
+from node.vm.unicorn_backend import Instance
+
+
+class InstancePool:
+    """Single-worker pool. Not thread-safe: use :class:`WorkerPools` to get the caller's pool."""
+
+    def __init__(self, max_instances: int, meter: str) -> None:
+        if max_instances < 1:
+            raise ValueError("max_instances must be >= 1")
+        self.max_instances = max_instances
+        self.meter = meter
+        self._warm: OrderedDict[bytes, Instance] = OrderedDict()
+        self.created = 0
+        self.evicted = 0
+
+    def acquire(self, program: Program) -> Instance:
+        """The warm instance for ``program`` (created on first use; LRU-evicts beyond the bound)."""
+        key = program.code_hash
+        inst = self._warm.get(key)
+        if inst is not None and inst.program is program:
+            self._warm.move_to_end(key)
+            return inst
+        if inst is not None:  # same hash, different Program object: equal code, keep instance
+            self._warm.move_to_end(key)
+            return inst
+        inst = Instance(program, self.meter)
+        self.created += 1
+        self._warm[key] = inst
+        while len(self._warm) > self.max_instances:
+            _, old = self._warm.popitem(last=False)
+            old.close()
+            self.evicted += 1
+        return inst
+
+    def __len__(self) -> int:
+        return len(self._warm)
+
+    def close(self) -> None:
+        while self._warm:
+            self._warm.popitem()[1].close()
+
+
+class WorkerPools:
+    """Hands each calling thread its own :class:`InstancePool`; safe to share across threads."""
+
+    def __init__(self, max_instances: int, meter: str) -> None:
+        self.max_instances = max_instances
+        self.meter = meter
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._all: list[InstancePool] = []
+
+    def get(self) -> InstancePool:
+        pool: InstancePool | None = getattr(self._local, "pool", None)
+        if pool is None or self._pid != os.getpid():
+            if self._pid != os.getpid():  # forked: the parent's engines are not ours to use
+                self._local = threading.local()
+                self._all = []
+                self._lock = threading.Lock()
+                self._pid = os.getpid()
+            pool = InstancePool(self.max_instances, self.meter)
+            self._local.pool = pool
+            with self._lock:
+                self._all.append(pool)
+        return pool
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            pools = list(self._all)
+        return {
+            "workers": len(pools),
+            "instances": sum(len(p) for p in pools),
+            "created": sum(p.created for p in pools),
+            "evicted": sum(p.evicted for p in pools),
+        }
+
+    def close(self) -> None:
+        """Close every pool's instances (call when no worker is running)."""
+        with self._lock:
+            pools, self._all = self._all, []
+        for p in pools:
+            p.close()

@@ -1,0 +1,169 @@
+"""The RISC-V VM executor: :class:`VmExecutor` implements ``TxExecutor`` over unicorn.
+
+Wiring::
+
+    loader = Loader(store)                         # node.loader: resolves code by address
+    vm = VmExecutor(loader.load, max_instances=64) # or make_executor(...) in a worker process
+    outcome = vm.execute(tx, state, ctx)           # TxOutcome, never raises for guest errors
+    result = vm.call(to, method, args, state, ctx, caller=addr)   # dubhe_call (read-only)
+
+Rules (identical to :class:`node.vm.reference.ReferenceExecutor`): a nonce mismatch is INVALID
+and writes nothing; otherwise the sender's nonce bump is written for every status, and only
+SUCCESS also commits the contract's writes. Storage access goes through
+:class:`~node.core.access.TxState` with the transaction's declared sets (an undeclared key ends the
+call with UNDECLARED_ACCESS). Gas used = ``GAS_TX_BASE`` + executed instructions + syscall gas
+(:mod:`node.vm.abi`); out-of-gas reports the whole limit as used. Code is resolved through the
+injected resolver (``resolver(address, state) -> Program | None``); no code is a REVERT
+"no contract at 0x..". Contract code reads are not part of ``TxOutcome.reads`` (code changes only
+by deploys, which the loader tracks).
+
+Thread-safety: one ``VmExecutor`` may be shared by many threads; each thread runs on its own
+pool of warm instances (``max_instances`` per thread). For processes, build one executor per
+process with :func:`make_executor` (everything it needs is picklable or rebuilt there).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from node.core import keys
+from node.core.access import TxState
+from node.core.execution import BlockContext, StateReader, TxOutcome, TxStatus
+from node.core.tx import Transaction
+from node.vm import abi, gasmeter
+from node.vm.pool import WorkerPools
+from node.vm.program import Program
+from node.vm.syscalls import CallEnv
+from node.vm.unicorn_backend import Instance
+
+_U64 = struct.Struct(">Q")
+
+#: ``resolver(address, state) -> Program | None``: the loader's ``Loader.load`` fits.
+Resolver = Callable[[bytes, StateReader], Program | None]
+
+DEFAULT_MAX_INSTANCES = 64
+#: Gas limit of read-only calls (``dubhe_call``) when the caller gives none.
+DEFAULT_CALL_GAS = 10_000_000
+
+
+class VmExecutor:
+    """Runs transactions as RISC-V contract calls. See the module docstring for the rules.
+
+    ``resolver`` maps a contract address to its prepared program; ``max_instances`` bounds the
+    warm instances per worker thread; ``pooled=False`` builds a fresh instance for every call
+    (the slow reference path of the differential tests); ``gas_meter`` is ``"auto"``,
+    ``"native"`` or ``"python"`` (:mod:`node.vm.gasmeter`; gas is identical for all three).
+    """
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+        pooled: bool = True,
+        gas_meter: str = "auto",
+    ) -> None:
+        self.resolver = resolver
+        self.pooled = pooled
+        self.meter = gasmeter.resolve_mode(gas_meter)
+        self.pools = WorkerPools(max_instances, self.meter)
+
+    # -- TxExecutor -------------------------------------------------------------------------
+    def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
+        sender = tx.sender
+        nkey = keys.nonce_key(sender)
+        raw_nonce = state.get(nkey)
+        current = 0 if raw_nonce is None else _U64.unpack(raw_nonce)[0]
+        if tx.nonce != current:
+            return TxOutcome(TxStatus.INVALID, 0, reads=(nkey,), reason=f"nonce mismatch: expected {current}")
+        nonce_write = {nkey: _U64.pack(current + 1)}
+        ts = TxState(state, tx.declared_reads(), tx.declared_writes())
+        ts.reads[nkey] = None
+        status, gas_used, ret, events, reason = self._run(tx.to, tx.method, tx.args, ts, state, ctx, sender, tx.gas_limit)
+        if status is TxStatus.SUCCESS:
+            writes = dict(ts.writes)
+            writes.update(nonce_write)
+            return TxOutcome(status, gas_used, ret, events, writes, tuple(ts.reads))
+        return TxOutcome(status, gas_used, writes=nonce_write, reads=tuple(ts.reads), reason=reason)
+
+    # -- dubhe_call -------------------------------------------------------------------------
+    def call(
+        self,
+        to: bytes,
+        method: str,
+        args: bytes,
+        state: StateReader,
+        ctx: BlockContext,
+        *,
+        caller: bytes = bytes(keys.ADDRESS_LEN),
+        gas_limit: int = DEFAULT_CALL_GAS,
+    ) -> TxOutcome:
+        """Execute ``method`` read-only (like ``eth_call``): no nonce, no declared-set
+        enforcement. ``writes`` shows what the call would write; nothing is committed."""
+        ts = TxState(state, None, None)
+        status, gas_used, ret, events, reason = self._run(to, method, args, ts, state, ctx, caller, gas_limit)
+        if status is TxStatus.SUCCESS:
+            return TxOutcome(status, gas_used, ret, events, dict(ts.writes), tuple(ts.reads))
+        return TxOutcome(status, gas_used, reads=tuple(ts.reads), reason=reason)
+
+    # -- shared path ------------------------------------------------------------------------
+    def _run(
+        self,
+        to: bytes,
+        method: str,
+        args: bytes,
+        ts: TxState,
+        state: StateReader,
+        ctx: BlockContext,
+        caller: bytes,
+        gas_limit: int,
+    ) -> tuple[TxStatus, int, bytes, tuple[Any, ...], str]:
+        if gas_limit < abi.GAS_TX_BASE:
+            return TxStatus.OUT_OF_GAS, gas_limit, b"", (), "out of gas"
+        program = self.resolver(to, state)
+        if program is None:
+            return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"no contract at 0x{to.hex()}"
+        entry = program.exports.get(method)
+        if entry is None:
+            return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"unknown method {method!r}"
+        env = CallEnv(ts, to, caller, ctx, args)
+        budget = gas_limit - abi.GAS_TX_BASE
+        if self.pooled:
+            r = self.pools.get().acquire(program).run(entry, env, budget)
+        else:
+            inst = Instance(program, self.meter)
+            try:
+                r = inst.run(entry, env, budget)
+            finally:
+                inst.close()
+        if r.status is TxStatus.OUT_OF_GAS:
+            return TxStatus.OUT_OF_GAS, gas_limit, b"", (), r.reason
+        used = gas_limit - r.gas_left
+        if r.status is TxStatus.SUCCESS:
+            return TxStatus.SUCCESS, used, env.return_data, tuple(env.events), ""
+        return r.status, used, b"", (), r.reason
+
+    def stats(self) -> dict[str, int]:
+        """Instance-pool counters for metrics: workers, instances, created, evicted."""
+        return self.pools.stats()
+
+    def close(self) -> None:
+        self.pools.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pools hold unicorn engines: a copy in another process starts with empty pools.
+        return {"resolver": self.resolver, "pooled": self.pooled, "meter": self.meter,
+                "max_instances": self.pools.max_instances}
+
+    def __setstate__(self, st: dict[str, Any]) -> None:
+        self.resolver = st["resolver"]
+        self.pooled = st["pooled"]
+        self.meter = gasmeter.resolve_mode(st["meter"])
+        self.pools = WorkerPools(st["max_instances"], self.meter)
+
+
+def make_executor(resolver: Resolver, **kwargs: Any) -> VmExecutor:
+    """Module-level factory for worker processes (``ProcessPoolExecutor(initializer=...)``)."""
+    return VmExecutor(resolver, **kwargs)

@@ -1,0 +1,163 @@
+"""Syscall semantics: what each ``ecall`` does to the call's environment.
+
+The backend decodes the syscall block, charges :data:`node.vm.abi.SYSCALL_GAS`, and calls the
+handler from :data:`HANDLERS` with the guest memory and the :class:`CallEnv`. Handlers return the
+value for ``ret``, or raise :class:`Stop` (revert / exit / fault: the call ends) or
+:class:`~node.core.access.UndeclaredAccess` (from the state). They never touch unicorn directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from node.core import keys
+from node.core.access import TxState
+from node.core.execution import BlockContext, Event, TxStatus
+from node.vm import abi
+
+
+class GuestMemory(Protocol):
+    """Bounds-checked access to the guest's mapped memory; raises :class:`Stop` (FAULT)."""
+
+    def read(self, ptr: int, n: int) -> bytes: ...
+
+    def write(self, ptr: int, data: bytes, cap: int) -> None:
+        """Check ``[ptr, ptr+cap)`` is writable guest memory, then copy ``data`` (<= cap) there."""
+        ...
+
+
+class Stop(Exception):
+    """Ends the call with ``status`` (SUCCESS for exit(0)) and ``reason``."""
+
+    def __init__(self, status: TxStatus, reason: str = "") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def fault(reason: str) -> Stop:
+    return Stop(TxStatus.FAULT, reason)
+
+
+class CallEnv:
+    """Everything a call can observe or produce besides memory. Mutable; one per call."""
+
+    __slots__ = ("address", "caller", "ctx", "events", "input", "prefix", "return_data", "state")
+
+    def __init__(
+        self, state: TxState, address: bytes, caller: bytes, ctx: BlockContext, input_: bytes
+    ) -> None:
+        self.state = state
+        self.address = address
+        self.caller = caller
+        self.ctx = ctx
+        self.input = input_
+        self.prefix = keys.STORAGE + address  # storage keys are scoped to the contract
+        self.events: list[Event] = []
+        self.return_data = b""
+
+
+def _slot(mem: GuestMemory, env: CallEnv, ptr: int, n: int, name: str) -> bytes:
+    if not 1 <= n <= abi.MAX_SLOT_LEN:
+        raise fault(f"{name}: slot length {n} not in 1..{abi.MAX_SLOT_LEN}")
+    return env.prefix + mem.read(ptr, n)
+
+
+def _storage_read(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    key = _slot(mem, env, a0, a1, "storage_read")
+    if a3:
+        mem.write(a2, b"", a3)  # check the whole output buffer before touching state
+    value = env.state.get(key)
+    if value is None:
+        return -1
+    if a3:
+        mem.write(a2, value[:a3], a3)
+    return len(value)
+
+
+def _storage_write(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    key = _slot(mem, env, a0, a1, "storage_write")
+    if a3 > abi.MAX_VALUE_LEN:
+        raise fault(f"storage_write: value length {a3} exceeds {abi.MAX_VALUE_LEN}")
+    env.state.put(key, mem.read(a2, a3))
+    return 0
+
+
+def _storage_delete(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    env.state.delete(_slot(mem, env, a0, a1, "storage_delete"))
+    return 0
+
+
+def _input(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    if a1:
+        mem.write(a0, env.input[:a1], a1)
+    return len(env.input)
+
+
+def _set_return(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    if a1 > abi.MAX_RETURN_LEN:
+        raise fault(f"set_return: length {a1} exceeds {abi.MAX_RETURN_LEN}")
+    env.return_data = mem.read(a0, a1)
+    return 0
+
+
+def _emit_event(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    if a1 > abi.MAX_TOPICS:
+        raise fault(f"emit_event: {a1} topics exceed {abi.MAX_TOPICS}")
+    if a3 > abi.MAX_EVENT_DATA:
+        raise fault(f"emit_event: data length {a3} exceeds {abi.MAX_EVENT_DATA}")
+    if len(env.events) >= abi.MAX_EVENTS:
+        raise fault(f"emit_event: more than {abi.MAX_EVENTS} events")
+    raw = mem.read(a0, 32 * a1)
+    topics = tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
+    env.events.append(Event(env.address, topics, mem.read(a2, a3)))
+    return 0
+
+
+def _caller(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    mem.write(a0, env.caller, 20)
+    return 0
+
+
+def _self(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    mem.write(a0, env.address, 20)
+    return 0
+
+
+def _block_number(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    return env.ctx.number
+
+
+def _timestamp(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    return env.ctx.timestamp_ms
+
+
+def _revert(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    if a1 > abi.MAX_REASON_LEN:
+        raise fault(f"revert: reason length {a1} exceeds {abi.MAX_REASON_LEN}")
+    raise Stop(TxStatus.REVERT, mem.read(a0, a1).decode("utf-8", "replace"))
+
+
+def _exit(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    if a0 == 0:
+        raise Stop(TxStatus.SUCCESS)
+    raise Stop(TxStatus.REVERT, f"exit code {a0}")
+
+
+Handler = Callable[[GuestMemory, CallEnv, int, int, int, int], int]
+
+HANDLERS: dict[int, Handler] = {
+    abi.SYS_STORAGE_READ: _storage_read,
+    abi.SYS_STORAGE_WRITE: _storage_write,
+    abi.SYS_STORAGE_DELETE: _storage_delete,
+    abi.SYS_INPUT: _input,
+    abi.SYS_SET_RETURN: _set_return,
+    abi.SYS_EMIT_EVENT: _emit_event,
+    abi.SYS_CALLER: _caller,
+    abi.SYS_SELF: _self,
+    abi.SYS_BLOCK_NUMBER: _block_number,
+    abi.SYS_TIMESTAMP: _timestamp,
+    abi.SYS_REVERT: _revert,
+    abi.SYS_EXIT: _exit,
+}

@@ -1,0 +1,308 @@
+"""The unicorn (QEMU TCG) backend: the ONLY module of the node that imports unicorn.
+
+An :class:`Instance` is one RV64 CPU with one :class:`~node.vm.program.Program` mapped, its hooks
+installed and a pristine register context saved. :meth:`Instance.run` resets it (registers,
+stack, writable data, syscall page, input region) and calls one exported method, so an instance
+can be reused for any number of calls with results identical to a fresh one. All guest memory is
+host-owned ctypes buffers mapped with ``mem_map_ptr`` at exact permissions, so the syscall path
+reads and writes guest memory through bounds-checked ``memoryview`` slices without unicorn calls.
+
+Relied-on unicorn behaviours (checked by :func:`self_test` at startup; see
+``/work/shared/notes/riscv-vm.md``): in the INTR hook the pc is already past the ``ecall``
+(intno 8), illegal instructions arrive as intno 2, hooks must be installed before the first
+``emu_start`` (translation blocks bake instrumentation in), ``emu_start`` with ``count=0`` only
+(the count>0-after-count=0 bug), writes to read-only pages fault.
+
+Thread-safety: an :class:`Instance` is single-threaded (one call at a time). Different instances
+may run concurrently in different threads (``uc_emu_start`` releases the GIL; the syscall hook
+takes it back). Instances are per process: never share one across ``fork``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import weakref
+from dataclasses import dataclass
+
+import unicorn
+from unicorn import riscv_const as rv
+from unicorn.unicorn_py3.unicorn import uclib
+
+from node.core.access import UndeclaredAccess
+from node.core.execution import TxStatus
+from node.vm import abi, gasmeter, syscalls
+from node.vm.program import PERM_R, PERM_W, PERM_X, Program, Segment
+
+#: 1 MiB translation buffer (default is 1 GiB virtual, ~3 MiB RSS per instance); a full buffer
+#: flushes translated code, which costs time but never changes results.
+TCG_BUFFER_BYTES = 1 << 20
+
+_HOOK_INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_UC_ERR_OK = 0
+_INTNO_ECALL = 8
+_INTNO_ILLEGAL = 2
+_STACK_TOP = abi.STACK_BASE + abi.STACK_SIZE
+_EMU_STOP_ADDR = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+_MASK64 = (1 << 64) - 1
+_SYSBLOCK_UNPACK = abi.SYSBLOCK.unpack_from
+_RET_PACK_INTO = abi.RET.pack_into
+_ENTRY_PACK_INTO = abi.ENTRY_AND_CONTEXT.pack_into
+# Indexed by syscall number (0 unused) so the hot path does no dict lookups.
+_COSTS = tuple(abi.SYSCALL_GAS.get(n, abi.GAS_SYSCALL) for n in range(abi.MAX_SYSCALL + 1))
+_HANDLERS = tuple(syscalls.HANDLERS.get(n) for n in range(abi.MAX_SYSCALL + 1))
+
+
+def _uc_perms(p: int) -> int:
+    return (
+        (unicorn.UC_PROT_READ if p & PERM_R else 0)
+        | (unicorn.UC_PROT_WRITE if p & PERM_W else 0)
+        | (unicorn.UC_PROT_EXEC if p & PERM_X else 0)
+    )
+
+
+class _Memory:
+    """Bounds-checked guest memory over the host buffers (implements ``syscalls.GuestMemory``).
+
+    ``regions`` is (lo, hi, view, writable); a pointer range must fall inside one region, else
+    the call FAULTs: the host never reads or writes outside its own buffers.
+    """
+
+    __slots__ = ("regions",)
+
+    def __init__(self) -> None:
+        self.regions: list[tuple[int, int, memoryview, bool]] = []
+
+    def read(self, ptr: int, n: int) -> bytes:
+        if n == 0:
+            return b""
+        end = ptr + n
+        for lo, hi, view, _w in self.regions:
+            if lo <= ptr and end <= hi:
+                return view[ptr - lo : end - lo].tobytes()
+        raise syscalls.fault(f"bad pointer: read of {n} bytes at 0x{ptr:x} outside mapped memory")
+
+    def write(self, ptr: int, data: bytes, cap: int) -> None:
+        if cap == 0:
+            return
+        end = ptr + cap
+        for lo, hi, view, w in self.regions:
+            if lo <= ptr and end <= hi:
+                if not w:
+                    raise syscalls.fault(f"bad pointer: write of {cap} bytes at 0x{ptr:x} to read-only memory")
+                view[ptr - lo : ptr - lo + len(data)] = data
+                return
+        raise syscalls.fault(f"bad pointer: write of {cap} bytes at 0x{ptr:x} outside mapped memory")
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What one call did. ``status`` SUCCESS means the method returned (or exit(0))."""
+
+    status: TxStatus
+    gas_left: int  # may be negative after out-of-gas
+    insns: int
+    reason: str = ""
+
+
+class _Buffer:
+    """A host-owned, page-aligned region mapped into the guest."""
+
+    __slots__ = ("addr", "buf", "size", "view")
+
+    def __init__(self, size: int) -> None:
+        # ctypes arrays are zeroed and only 16-aligned: over-allocate and align to a page.
+        self.buf = (ctypes.c_ubyte * (size + abi.PAGE))()
+        base = ctypes.addressof(self.buf)
+        self.addr = (base + abi.PAGE - 1) & ~(abi.PAGE - 1)
+        self.size = size
+        self.view = memoryview((ctypes.c_ubyte * size).from_address(self.addr)).cast("B")
+
+
+class Instance:
+    """One unicorn CPU with ``program`` mapped. Not thread-safe; reuse via :meth:`run`."""
+
+    def __init__(self, program: Program, meter: str = "native") -> None:
+        """``meter`` is ``"native"`` or ``"python"`` (see :mod:`node.vm.gasmeter`)."""
+        self.program = program
+        uc = unicorn.Uc(unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV64)
+        uc.ctl_set_tcg_buffer_size(TCG_BUFFER_BYTES)  # must precede the first map (lazy init)
+        self._uc = uc
+        self._uch = uc._uch
+        self._mem = _Memory()
+        self._buffers: list[_Buffer] = []
+        self._resets: list[tuple[int, bytes]] = []  # (host address, pristine bytes) per RW segment
+
+        self._map(abi.STUB_BASE, abi.PAGE, PERM_R | PERM_X, abi.STUB_CODE)
+        self._map(abi.EXIT_ADDR, abi.PAGE, PERM_R | PERM_X)
+        for seg in program.segments:
+            b = self._map_segment(seg)
+            if seg.writable:
+                self._resets.append((b.addr, seg.image))
+        self._sys = self._map(abi.SYS_BASE, abi.SYS_SIZE, PERM_R | PERM_W)
+        self._input = self._map(abi.INPUT_BASE, abi.INPUT_SIZE, PERM_R)
+        self._stack = self._map(abi.STACK_BASE, abi.STACK_SIZE, PERM_R | PERM_W)
+        # Syscall pointers mostly target the stack and input: check those first.
+        self._mem.regions.sort(key=lambda r: (r[0] != abi.STACK_BASE, r[0] != abi.INPUT_BASE, r[0]))
+        self._input_dirty = 0
+
+        # Hooks: all installed before the first emu_start (translated blocks bake them in).
+        self.gas = gasmeter.GasState()
+        self.gas.stop = _EMU_STOP_ADDR
+        handle = ctypes.c_size_t()
+        if meter == "native":
+            fn = gasmeter.native_hook()
+            self._gas_cb: object = None
+        else:
+            self._gas_cb = gasmeter.python_hook(uclib.uc_emu_stop)
+            fn = ctypes.cast(self._gas_cb, ctypes.c_void_p).value  # type: ignore[call-overload]
+        self._check(
+            uclib.uc_hook_add(
+                self._uch, ctypes.byref(handle), unicorn.UC_HOOK_BLOCK, ctypes.c_void_p(fn),
+                ctypes.c_void_p(ctypes.addressof(self.gas)), ctypes.c_uint64(1), ctypes.c_uint64(0),
+            ),
+            "hook_add(block)",
+        )
+        self._intr_cb = _HOOK_INTR_CFUNC(self._on_intr)
+        self._check(
+            uclib.uc_hook_add(
+                self._uch, ctypes.byref(handle), unicorn.UC_HOOK_INTR,
+                ctypes.cast(self._intr_cb, ctypes.c_void_p), None, ctypes.c_uint64(1), ctypes.c_uint64(0),
+            ),
+            "hook_add(intr)",
+        )
+        self._ctx0 = uc.context_save()
+        # Close the engine before the host buffers it maps are freed (mem_map_ptr rule).
+        self._finalizer = weakref.finalize(self, _release, uc, self._buffers)
+        self._ctx0_handle = self._ctx0.context
+        self._pc = ctypes.c_uint64()
+        # Per-call state read by the hook.
+        self._env: syscalls.CallEnv | None = None
+        self._stop: syscalls.Stop | None = None
+        self._host_error: BaseException | None = None
+        self.calls = 0
+
+    # -- construction helpers ---------------------------------------------------------------
+    @staticmethod
+    def _check(err: int, what: str) -> None:
+        if err != _UC_ERR_OK:
+            raise unicorn.UcError(err)
+
+    def _map(self, addr: int, size: int, perms: int, init: bytes = b"") -> _Buffer:
+        b = _Buffer(size)
+        if init:
+            b.view[: len(init)] = init
+        self._check(uclib.uc_mem_map_ptr(self._uch, addr, size, _uc_perms(perms), b.addr), f"map 0x{addr:x}")
+        self._buffers.append(b)
+        self._mem.regions.append((addr, addr + size, b.view, bool(perms & PERM_W)))
+        return b
+
+    def _map_segment(self, seg: Segment) -> _Buffer:
+        return self._map(seg.vaddr, seg.size, seg.perms, seg.image)
+
+    # -- the syscall hook -------------------------------------------------------------------
+    def _on_intr(self, uch: int, intno: int, _ud: int) -> None:
+        # A raw CFUNCTYPE callback: exceptions must not escape (ctypes would print and ignore
+        # them and emulation would continue), so every path ends in a recorded stop. This is
+        # the hot path of every syscall: keep lookups local.
+        try:
+            gas = self.gas
+            if gas.out_of_gas:  # the block that ran out of gas may end in an ecall
+                uclib.uc_emu_stop(uch)
+                return
+            if intno != _INTNO_ECALL:
+                what = "illegal instruction" if intno == _INTNO_ILLEGAL else f"cpu exception {intno}"
+                raise syscalls.fault(f"{what} at pc 0x{self._read_pc() - 4:x}")
+            view = self._sys.view
+            nr, a0, a1, a2, a3 = _SYSBLOCK_UNPACK(view, 0)
+            if not 0 < nr <= abi.MAX_SYSCALL:
+                raise syscalls.fault(f"unknown syscall {nr}")
+            left = gas.left - _COSTS[nr]
+            gas.left = left
+            if left < 0:
+                gas.out_of_gas = 1
+                uclib.uc_emu_stop(uch)
+                return
+            ret = _HANDLERS[nr](self._mem, self._env, a0, a1, a2, a3)  # type: ignore[arg-type]
+            _RET_PACK_INTO(view, abi.SYS_RET_OFF, ret & _MASK64)
+        except syscalls.Stop as s:
+            self._stop = s
+            uclib.uc_emu_stop(uch)
+        except UndeclaredAccess as e:
+            self._stop = syscalls.Stop(TxStatus.UNDECLARED_ACCESS, str(e))
+            uclib.uc_emu_stop(uch)
+        except BaseException as e:  # a host bug: stop, and re-raise after emu_start returns
+            self._host_error = e
+            uclib.uc_emu_stop(uch)
+
+    def _read_pc(self) -> int:
+        uclib.uc_reg_read(self._uch, rv.UC_RISCV_REG_PC, ctypes.byref(self._pc))
+        return int(self._pc.value)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, entry: int, env: syscalls.CallEnv, gas_limit: int) -> RunResult:
+        """Reset the instance and call the method at ``entry`` with ``env.input`` as args, under
+        ``gas_limit`` (instructions + syscall gas). Guest misbehaviour is a result, never an
+        exception; a host bug inside a syscall is re-raised."""
+        args = env.input
+        n = len(args)
+        if n > abi.INPUT_SIZE:
+            return RunResult(TxStatus.REVERT, gas_limit, 0, f"args of {n} bytes exceed {abi.INPUT_SIZE}")
+        # RESET: registers, stack, syscall page, input tail, writable segments.
+        uclib.uc_context_restore(self._uch, self._ctx0_handle)
+        ctypes.memset(self._stack.addr, 0, abi.STACK_SIZE)
+        ctypes.memset(self._sys.addr, 0, abi.SYS_SIZE)
+        inp = self._input.view
+        inp[:n] = args
+        if self._input_dirty > n:
+            ctypes.memset(self._input.addr + n, 0, self._input_dirty - n)
+        self._input_dirty = n
+        for addr, image in self._resets:
+            ctypes.memmove(addr, image, len(image))
+        ctx = env.ctx
+        _ENTRY_PACK_INTO(
+            self._sys.view, abi.ENTRY_OFF, entry, _STACK_TOP - 16, abi.INPUT_BASE, n,
+            env.caller, env.address, ctx.number, ctx.timestamp_ms, ctx.chain_id,
+        )
+        gas = self.gas
+        gas.left = gas_limit
+        gas.insns = 0
+        gas.out_of_gas = 0
+        self._env = env
+        self._stop = None
+        self._host_error = None
+        self.calls += 1
+        # RUN: count=0 always (pitfall 6); the gas hook is the only bound on run time.
+        err = uclib.uc_emu_start(self._uch, abi.STUB_BASE, abi.EXIT_ADDR, 0, 0)
+        self._env = None
+        if self._host_error is not None:
+            raise self._host_error
+        left, insns = gas.left, gas.insns
+        if gas.out_of_gas:
+            return RunResult(TxStatus.OUT_OF_GAS, left, insns, "out of gas")
+        stop = self._stop
+        if stop is not None:
+            return RunResult(stop.status, left, insns, stop.reason)
+        if err != _UC_ERR_OK:
+            reason = _uc_strerror(err)
+            return RunResult(TxStatus.FAULT, left, insns, f"guest fault: {reason} at pc 0x{self._read_pc():x}")
+        # No stop was requested and no error: emulation can only have ended at EXIT_ADDR
+        # (count=0 and timeout=0 are never used).
+        return RunResult(TxStatus.SUCCESS, left, insns)
+
+    def close(self) -> None:
+        """Release the unicorn engine now (idempotent). The instance is unusable afterwards."""
+        self._finalizer()
+        self._intr_cb = None
+        self._gas_cb = None
+
+
+def _release(uc: unicorn.Uc, buffers: list[_Buffer]) -> None:
+    fin = getattr(uc, "_Uc__finalizer", None)  # the binding's uc_close, run at most once
+    if fin is not None:
+        fin()
+    buffers.clear()
+
+
+def _uc_strerror(err: int) -> str:
+    raw: bytes = uclib.uc_strerror(err)
+    return raw.decode("ascii", "replace")
