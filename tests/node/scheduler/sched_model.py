@@ -20,7 +20,8 @@ from __future__ import annotations
 import random
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
@@ -37,7 +38,7 @@ from node.core.execution import (
     TxStatus,
 )
 from node.core.tx import Transaction, address_of
-from node.vm.reference import MINT_AUTHORITY_SEED, ReferenceExecutor
+from node.vm.reference import ReferenceExecutor
 
 CTX = BlockContext(number=7, timestamp_ms=1_700_000_000_000, chain_id=1)
 CONTRACT = bytes(19) + b"\x07"
@@ -106,8 +107,11 @@ class _OutOfGas(Exception):
     pass
 
 
-def run_script(tx: Transaction, ops: Script, state: StateReader) -> TxOutcome:
-    """Execute one behaviour with the reference executor's nonce and access rules."""
+def run_script(
+    tx: Transaction, ops: Script, state: StateReader, pause: Callable[[], None] | None = None
+) -> TxOutcome:
+    """Execute one behaviour with the reference executor's nonce and access rules. ``pause``
+    runs between ops (the adversary yields the GIL there to force thread interleavings)."""
     nkey = keys.nonce_key(tx.sender)
     current = u64(state.get(nkey))
     if tx.nonce != current:
@@ -128,6 +132,8 @@ def run_script(tx: Transaction, ops: Script, state: StateReader) -> TxOutcome:
     try:
         charge(GAS_BASE)
         for code, k, v in ops:
+            if pause is not None:
+                pause()
             if code == READ:
                 charge(GAS_READ)
                 acc = (acc + u64(ts.get(key(k)))) % 2**64
@@ -183,12 +189,17 @@ def script_executor() -> ScriptExecutor:
     return ScriptExecutor()
 
 
+def _yield_gil() -> None:
+    time.sleep(0)
+
+
 @dataclass
 class AdversarialExecutor:
     """Picks behaviour ``(executions of this tx so far) % len(behaviours)``: a re-executed
     transaction reads and writes different keys, as in aptos-core's dynamic proptests."""
 
     counts: dict[bytes, int] = field(default_factory=dict)
+    interleave: bool = True  # yield the GIL between ops so threads really overlap
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
@@ -196,7 +207,8 @@ class AdversarialExecutor:
         with self._lock:
             n = self.counts.get(tx.hash, 0)
             self.counts[tx.hash] = n + 1
-        return run_script(tx, behaviours[n % len(behaviours)], state)
+        pause = _yield_gil if self.interleave else None
+        return run_script(tx, behaviours[n % len(behaviours)], state, pause)
 
     def final_choices(self, txs: Iterable[Transaction]) -> dict[bytes, int]:
         """The behaviour of each transaction's last execution (its committed incarnation)."""
@@ -247,6 +259,9 @@ class Block:
     state: dict[bytes, bytes | None]
     specs: tuple[TxSpec, ...]
     txs: tuple[Transaction, ...]
+
+    def __repr__(self) -> str:  # the full block is in the test's note (describe)
+        return f"Block(universe={self.universe}, txs={len(self.txs)})"
 
     def describe(self) -> str:
         lines = [f"universe={self.universe} txs={len(self.txs)} state_keys={len(self.state)}"]
@@ -309,7 +324,8 @@ def build_block(
             nonces[s.sender] = n + 1
         txs.append(
             Transaction(
-                chain_id=CTX.chain_id, nonce=n + s.nonce_skew, to=CONTRACT, method="run",
+                chain_id=CTX.chain_id, nonce=n + s.nonce_skew if n + s.nonce_skew >= 0 else n + 1,
+                to=CONTRACT, method="run",
                 args=encode_behaviours(uid_base + uid, s.behaviours),
                 read_set=tuple(key(k) for k in sorted(reads)),
                 write_set=tuple(key(k) for k in sorted(writes)),
