@@ -1,1 +1,85 @@
-"""adapters."""
+"""Chain adapters: follow L1 chains (Ethereum, Sui) over flaky links and fetch contract code.
+
+Wiring (the node's server owns the adapters; nothing here reads config)::
+
+    from node.adapters import Endpoint, EthereumAdapter, SuiAdapter, BackoffPolicy
+
+    eth = EthereumAdapter(
+        [Endpoint(cfg.rpc_url, cfg.ws_url), *(Endpoint(e.rpc_url, e.ws_url) for e in cfg.endpoints)],
+        chain_id=cfg.chain_id,
+        backoff=BackoffPolicy(base_s=cfg.backoff_base_ms / 1000, cap_s=cfg.backoff_cap_ms / 1000),
+        rng_seed=seed,              # None: random, logged and kept in ``eth.rng_seed``
+    )
+    await eth.start()               # returns at once; ``await eth.wait_ready(timeout_s)`` for the 1st head
+    events = eth.listen()           # async iterator of NewHead | Reorg | L1Event | CodeUpgrade
+    eth.head                        # Header(number, hash, parent_hash, timestamp_ms) or None
+    await eth.get_code(address)     # RISC-V ELF bytes (b"" if none)
+    eth.health()                    # per endpoint: state, score, latency, counters (for /metrics)
+    eth.status()                    # head, ws state, counters, health (for dubhe_status)
+    await eth.stop()
+
+``SuiAdapter(endpoints, network_type=..., package_ids=[...])`` has the same shape, with
+``get_package_modules(package_id) -> dict[str, bytes]``; its heads are checkpoints.
+
+Event order guarantees: ``NewHead`` numbers are consecutive and parent-linked between ``Reorg``
+events; a block's ``L1Event``/``CodeUpgrade`` events follow its ``NewHead``; after a ``Reorg`` the
+next ``NewHead`` is ``fork_point.number + 1`` (or a fresh start if ``fork_point`` is None).
+
+Modules: :mod:`~node.adapters.follow` (pure following state machine), :mod:`~node.adapters.backoff`,
+:mod:`~node.adapters.health`, :mod:`~node.adapters.transport` (HTTP JSON-RPC with failover),
+:mod:`~node.adapters.base` (asyncio shell), :mod:`~node.adapters.ethereum`, :mod:`~node.adapters.sui`.
+"""
+
+from node.adapters.backoff import BackoffPolicy
+from node.adapters.base import ChainAdapter, EventStream
+from node.adapters.errors import (
+    AdapterError,
+    AllEndpointsFailed,
+    EndpointUnavailable,
+    MalformedResponse,
+    RateLimited,
+    RpcFailure,
+    ServerBusy,
+)
+from node.adapters.ethereum import (
+    TOPIC_CODE_DEPLOYED,
+    TOPIC_CODE_UPGRADED,
+    ChainMismatch,
+    EthereumAdapter,
+)
+from node.adapters.events import (
+    AdapterEvent,
+    CodeUpgrade,
+    Endpoint,
+    Header,
+    L1Event,
+    NewHead,
+    Reorg,
+)
+from node.adapters.sui import CodeNotFound, SuiAdapter
+
+__all__ = [
+    "TOPIC_CODE_DEPLOYED",
+    "TOPIC_CODE_UPGRADED",
+    "AdapterError",
+    "AdapterEvent",
+    "AllEndpointsFailed",
+    "BackoffPolicy",
+    "ChainAdapter",
+    "ChainMismatch",
+    "CodeNotFound",
+    "CodeUpgrade",
+    "Endpoint",
+    "EndpointUnavailable",
+    "EthereumAdapter",
+    "EventStream",
+    "Header",
+    "L1Event",
+    "MalformedResponse",
+    "NewHead",
+    "RateLimited",
+    "Reorg",
+    "RpcFailure",
+    "ServerBusy",
+    "SuiAdapter",
+]

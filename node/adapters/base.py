@@ -1,0 +1,429 @@
+"""The asyncio shell shared by the chain adapters: follow loop, WebSocket session, listeners.
+
+A :class:`ChainAdapter` runs three tasks:
+
+* **sync** - the only task that touches the :class:`~node.adapters.follow.Follower`: it takes
+  headers (from the subscription) and poll ticks from an inbox, carries out the follower's actions
+  (fetching ranges over HTTP, enriching each new block with its events) and emits events;
+* **ws** - keeps one WebSocket subscription to the best endpoint with a WS URL (keepalive pings,
+  reconnect with full-jitter backoff, resubscribe); each (re)connect queues a poll, so whatever was
+  missed while disconnected is backfilled, in order, before newer heads are emitted;
+* **poll** - queues a poll tick every ``poll_interval_s`` (the only head source without WS, and a
+  safety net with it).
+
+Subclasses supply the chain specifics: how to read the latest header, a header range, a block's
+events, and what to subscribe to.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+import orjson
+
+from node.adapters.backoff import Backoff, BackoffPolicy
+from node.adapters.errors import (
+    AdapterError,
+    AdapterStopped,
+    EndpointUnavailable,
+    MalformedResponse,
+)
+from node.adapters.events import AdapterEvent, Endpoint, Header, NewHead, Reorg
+from node.adapters.follow import Advance, Dropped, Fetch, Follower, Rollback
+from node.adapters.health import EndpointHealth, HealthBook
+from node.adapters.transport import RpcClient, result_of
+from node.rpc import jsonrpc
+
+_POLL = object()
+
+
+class EventStream:
+    """An async iterator over adapter events, from :meth:`ChainAdapter.listen`.
+
+    Bounded: if the consumer falls ``maxsize`` events behind, the oldest are dropped and counted
+    in ``dropped`` (an error is logged) - the adapter never blocks on a slow listener.
+    """
+
+    def __init__(self, adapter: ChainAdapter, maxsize: int) -> None:
+        self._adapter = adapter
+        self._queue: asyncio.Queue[AdapterEvent | None] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def _put(self, ev: AdapterEvent | None) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(ev)
+                return
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
+                self.dropped += 1
+                self._adapter.log.error("%s: listener is %d events behind; dropped the oldest", self._adapter.chain, self._queue.maxsize)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> AdapterEvent:
+        ev = await self._queue.get()
+        if ev is None:
+            raise StopAsyncIteration
+        return ev
+
+    async def get(self, timeout_s: float | None = None) -> AdapterEvent:
+        """The next event; raises ``TimeoutError`` after ``timeout_s``, ``StopAsyncIteration`` when closed."""
+        async with asyncio.timeout(timeout_s):
+            return await self.__anext__()
+
+    def close(self) -> None:
+        self._adapter._streams.discard(self)
+        self._put(None)
+
+
+class ChainAdapter(abc.ABC):
+    """Follows one L1 chain over a list of endpoints. See :mod:`node.adapters` for the API."""
+
+    chain: str = "?"
+
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        *,
+        backoff: BackoffPolicy | None = None,
+        rng_seed: int | None = None,
+        request_timeout_s: float = 5.0,
+        call_attempts: int = 4,
+        ping_interval_s: float = 10.0,
+        poll_interval_s: float = 1.0,
+        window: int = 256,
+        max_fetch: int = 64,
+        pool_size: int = 8,
+        use_ws: bool = True,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("at least one endpoint is required")
+        self.endpoints = tuple(endpoints)
+        self.policy = backoff or BackoffPolicy()
+        if rng_seed is None:
+            rng_seed = random.SystemRandom().randrange(2**32)
+        self.rng_seed = rng_seed
+        self.log = logger or logging.getLogger(f"node.adapters.{self.chain}")
+        self.health_book = HealthBook(self.endpoints)
+        # separate streams per consumer so a test can recompute each schedule from the seed
+        self.rpc = RpcClient(
+            self.health_book,
+            policy=self.policy,
+            rng=random.Random(f"{rng_seed}:rpc"),
+            request_timeout_s=request_timeout_s,
+            attempts=call_attempts,
+            pool_size=pool_size,
+            logger=self.log,
+        )
+        self._ws_rng = random.Random(f"{rng_seed}:ws")
+        self.ping_interval_s = ping_interval_s
+        self.poll_interval_s = poll_interval_s
+        self.request_timeout_s = request_timeout_s
+        self.use_ws = use_ws and any(e.ws_url for e in self.endpoints)
+        self.follower = Follower(window=window, max_fetch=max_fetch)
+        self._inbox: asyncio.Queue[object] = asyncio.Queue()
+        self._poll_queued = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._streams: set[EventStream] = set()
+        self._listeners: list[Callable[[AdapterEvent], None]] = []
+        self._ready = asyncio.Event()
+        self._running = False
+        self.ws_connected: str | None = None
+        #: Reconnect delays actually slept by the WS task (newest last).
+        self.ws_delays: list[float] = []
+        self.stats: dict[str, int] = {
+            "heads": 0, "reorgs": 0, "backfilled": 0, "duplicates": 0, "stale": 0,
+            "ws_connects": 0, "ws_errors": 0, "malformed": 0, "sync_errors": 0, "events": 0,
+        }
+        self.last_events: list[AdapterEvent] = []
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def head(self) -> Header | None:
+        """The newest header emitted (None before the first)."""
+        return self.follower.head
+
+    async def start(self) -> None:
+        """Start following; returns at once (see :meth:`wait_ready`). Logs the RNG seed."""
+        if self._running:
+            return
+        self._running = True
+        self.log.info("%s adapter: %d endpoint(s), backoff rng seed=%d", self.chain, len(self.endpoints), self.rng_seed)
+        self._tasks = [asyncio.create_task(self._sync_loop(), name=f"{self.chain}-sync"),
+                       asyncio.create_task(self._poll_loop(), name=f"{self.chain}-poll")]
+        if self.use_ws:
+            self._tasks.append(asyncio.create_task(self._ws_loop(), name=f"{self.chain}-ws"))
+        self._queue_poll()
+
+    async def wait_ready(self, timeout_s: float | None = None) -> Header:
+        """Wait until the first head is known."""
+        async with asyncio.timeout(timeout_s):
+            await self._ready.wait()
+        head = self.head
+        assert head is not None
+        return head
+
+    async def stop(self) -> None:
+        """Stop every task, close connections and end every :meth:`listen` stream."""
+        self._running = False
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks = []
+        await self.rpc.close()
+        for s in list(self._streams):
+            s.close()
+
+    async def __aenter__(self) -> ChainAdapter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def listen(self, maxsize: int = 10_000) -> EventStream:
+        """A new stream of every event emitted from now on."""
+        s = EventStream(self, maxsize)
+        self._streams.add(s)
+        return s
+
+    def add_listener(self, callback: Callable[[AdapterEvent], None]) -> None:
+        """Call ``callback(event)`` synchronously for each event (must not block; errors are logged)."""
+        self._listeners.append(callback)
+
+    def health(self) -> list[dict[str, object]]:
+        """Per-endpoint state/score/latency/counters, for /metrics and dubhe_status."""
+        return self.health_book.snapshot()
+
+    def status(self) -> dict[str, object]:
+        """Head, WS state, counters and endpoint health, for dubhe_status."""
+        h = self.head
+        return {
+            "chain": self.chain,
+            "head": None if h is None else {"number": h.number, "hash": h.hash},
+            "ws_connected": self.ws_connected,
+            "rng_seed": self.rng_seed,
+            "stats": dict(self.stats),
+            "errors": dict(self.rpc.errors_by_kind),
+            "endpoints": self.health(),
+        }
+
+    async def call(self, method: str, params: list[Any] | dict[str, Any]) -> Any:
+        """A raw JSON-RPC call with failover (result unvalidated)."""
+        if not self._running:
+            raise AdapterStopped(f"{self.chain} adapter is not running")
+        return await self.rpc.call(method, params, lambda r: r)
+
+    def poll(self) -> None:
+        """Ask the sync task to look at the peer's latest head now."""
+        self._queue_poll()
+
+    # ------------------------------------------------------------------ chain specifics
+
+    @abc.abstractmethod
+    async def _latest_header(self) -> Header: ...
+
+    @abc.abstractmethod
+    async def _headers(self, first: int, last: int) -> list[Header]:
+        """Canonical headers ``first..last`` ascending; stops early where the peer has none."""
+
+    @abc.abstractmethod
+    async def _block_events(self, header: Header) -> list[AdapterEvent]:
+        """Events of a block that just joined the chain (emitted after its NewHead)."""
+
+    async def _after_sync(self) -> list[AdapterEvent]:
+        """Events to emit after each sync step (Sui: cursor-paged event queries)."""
+        return []
+
+    def _reverted_code(self, dropped: tuple[Header, ...]) -> tuple[str, ...]:
+        return ()
+
+    @abc.abstractmethod
+    def _subscriptions(self) -> list[tuple[str, list[Any]]]:
+        """(method, params) of the WebSocket subscriptions to hold."""
+
+    @abc.abstractmethod
+    def _on_notification(self, result: Any) -> Header | None:
+        """A notification's result: a header to feed, or None to just poll (raise ValueError if malformed)."""
+
+    # ------------------------------------------------------------------ sync task
+
+    def _queue_poll(self) -> None:
+        if not self._poll_queued:
+            self._poll_queued = True
+            self._inbox.put_nowait(_POLL)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            self._queue_poll()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            try:
+                if item is _POLL:
+                    self._poll_queued = False
+                    header = await self._latest_header()
+                else:
+                    assert isinstance(item, Header)
+                    header = item
+                await self._feed(header)
+                for ev in await self._after_sync():
+                    self._emit(ev)
+            except AdapterError as e:
+                self.stats["sync_errors"] += 1
+                self.log.warning("%s sync: %s: %s", self.chain, type(e).__name__, e)
+            except Exception:  # our bug: log it and keep following
+                self.stats["sync_errors"] += 1
+                self.log.exception("%s sync failed", self.chain)
+
+    async def _feed(self, header: Header) -> None:
+        f = self.follower
+        actions = f.on_header(header) if f.head is not None else f.anchor(header)
+        fetched = False
+        while actions:
+            a = actions.pop(0)
+            if isinstance(a, Fetch):
+                try:
+                    headers = await self._headers(a.first, a.last)
+                except BaseException:
+                    f.truncate(f.head.number if f.head else -1)
+                    raise
+                fetched = True
+                actions.extend(f.on_fetched(headers))
+            elif isinstance(a, Advance):
+                try:
+                    extra = await self._block_events(a.header)
+                except BaseException:
+                    f.truncate(a.header.number - 1)  # not applied: refetched on the next poll
+                    raise
+                self.stats["heads"] += 1
+                if fetched:
+                    self.stats["backfilled"] += 1
+                self._emit(NewHead(self.chain, a.header))
+                for ev in extra:
+                    self._emit(ev)
+                self._ready.set()
+            elif isinstance(a, Rollback):
+                self.stats["reorgs"] += 1
+                self.log.warning(
+                    "%s reorg: %d block(s) dropped, fork point %s", self.chain, len(a.dropped),
+                    None if a.fork_point is None else a.fork_point.number,
+                )
+                self._emit(Reorg(self.chain, a.fork_point, a.dropped, self._reverted_code(a.dropped)))
+            elif isinstance(a, Dropped):
+                self.stats["duplicates" if a.reason == "duplicate" else "stale"] += 1
+
+    def _emit(self, ev: AdapterEvent) -> None:
+        if not isinstance(ev, NewHead):
+            self.stats["events"] += 1
+            self.last_events.append(ev)
+            del self.last_events[:-64]
+        for s in list(self._streams):
+            s._put(ev)
+        for cb in self._listeners:
+            try:
+                cb(ev)
+            except Exception:
+                self.log.exception("%s listener failed", self.chain)
+
+    # ------------------------------------------------------------------ WebSocket task
+
+    async def _ws_loop(self) -> None:
+        backoff = Backoff(self.policy, self._ws_rng)
+        while True:
+            order = self.health_book.ready(ws=True) or self.health_book.order(ws=True)[:1]
+            eh = order[0]
+            try:
+                await self._ws_session(eh, backoff)
+            except AdapterError as e:
+                self.stats["ws_errors"] += 1
+                self.health_book.failure(eh, str(e))
+                self.log.warning("%s ws: %s: %s", self.chain, type(e).__name__, e)
+            finally:
+                self.ws_connected = None
+            delay = backoff.next_delay()
+            self.ws_delays.append(delay)
+            del self.ws_delays[:-256]
+            await asyncio.sleep(delay)
+
+    async def _ws_session(self, eh: EndpointHealth, backoff: Backoff) -> None:
+        url = eh.endpoint.ws_url
+        assert url is not None
+        try:
+            async with self.rpc.session.ws_connect(
+                url, heartbeat=self.ping_interval_s, timeout=aiohttp.ClientWSTimeout(ws_close=self.request_timeout_s),
+                max_msg_size=16 << 20,
+            ) as ws:
+                sub_ids = await self._ws_subscribe(ws, url)
+                backoff.reset()
+                self.stats["ws_connects"] += 1
+                self.ws_connected = url
+                self.log.info("%s ws: subscribed on %s", self.chain, url)
+                self._queue_poll()  # backfill whatever was produced while we were away
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        self._ws_message(msg.data.encode(), sub_ids, url)
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        self._ws_message(msg.data, sub_ids, url)
+                    elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                        break
+                raise EndpointUnavailable(f"WebSocket closed (code {ws.close_code})", endpoint=url)
+        except TimeoutError:
+            raise EndpointUnavailable("WebSocket timed out", endpoint=url) from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise EndpointUnavailable(f"WebSocket {type(e).__name__}: {e}", endpoint=url) from None
+
+    async def _ws_subscribe(self, ws: aiohttp.ClientWebSocketResponse, url: str) -> set[object]:
+        ids: set[object] = set()
+        for n, (method, params) in enumerate(self._subscriptions(), start=1):
+            await ws.send_bytes(jsonrpc.request(method, params, n))
+            async with asyncio.timeout(self.request_timeout_s):
+                while True:
+                    msg = await ws.receive()
+                    if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                        raise MalformedResponse(f"connection ended during {method}", endpoint=url)
+                    try:
+                        obj = orjson.loads(msg.data)
+                    except orjson.JSONDecodeError:
+                        raise MalformedResponse(f"invalid JSON answering {method}", endpoint=url) from None
+                    if isinstance(obj, dict) and obj.get("id") == n:
+                        break
+            sid = result_of(obj, n, url)
+            if not isinstance(sid, str | int) or isinstance(sid, bool):
+                raise MalformedResponse(f"{method} returned a non-id {sid!r}", endpoint=url)
+            ids.add(sid)
+        return ids
+
+    def _ws_message(self, raw: bytes, sub_ids: set[object], url: str) -> None:
+        try:
+            obj = orjson.loads(raw)
+            if not isinstance(obj, dict) or "params" not in obj:
+                raise ValueError("not a notification")
+            params = obj["params"]
+            if not isinstance(params, dict) or params.get("subscription") not in sub_ids:
+                raise ValueError("notification for an unknown subscription")
+            header = self._on_notification(params.get("result"))
+        except (ValueError, TypeError, KeyError) as e:
+            self.stats["malformed"] += 1
+            self.log.error("%s ws %s: malformed notification (%s): %.120r", self.chain, url, e, raw)
+            return
+        if header is None:
+            self._queue_poll()
+        else:
+            self._inbox.put_nowait(header)
+

@@ -1,0 +1,231 @@
+"""The Sui adapter: follows checkpoints over HTTP and reports Dubhe package events (HTTP + WS).
+
+Sui JSON-RPC has no checkpoint subscription, so checkpoints are polled (``sui_getCheckpoints``
+descending, limit 1, every ``poll_interval_s``) and gaps backfilled with ascending pages; a
+checkpoint's ``previousDigest`` links it to its parent for reorg detection (Sui checkpoints are
+final, so a reorg only ever comes from a faulty or mock peer).
+
+Events are read with ``suix_queryEvents`` on the Dubhe registry module, paged by cursor (so none is
+missed or repeated across disconnects), after each sync step; a ``suix_subscribeEvent``
+subscription on the same filter only wakes the sync task up early. Each event becomes an
+:class:`~node.adapters.events.L1Event`; ``CodePublished``/``CodeUpgraded`` also become a
+:class:`~node.adapters.events.CodeUpgrade` whose ``location`` is the new package id (an upgrade
+publishes a new package; ``address`` is the original id). Only events after the adapter's first
+sync are reported.
+
+Package modules (Dubhe RISC-V ELFs) are read with :meth:`SuiAdapter.get_package_modules`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from node.adapters.base import ChainAdapter
+from node.adapters.errors import AdapterError, MalformedResponse
+from node.adapters.events import AdapterEvent, CodeUpgrade, Endpoint, Header, L1Event
+
+NetworkType = Literal["Mainnet", "Testnet", "Devnet", "Localnet"]
+REGISTRY = "0x" + "00" * 31 + "db"
+EVENT_MODULE = "registry"
+_PAGE = 50
+
+
+class CodeNotFound(AdapterError):
+    """No package (or no object) with that id."""
+
+
+def normalize_id(v: str) -> str:
+    """``0x2`` → ``0x000...002`` (Sui ids are 32 bytes); raises ``ValueError``."""
+    if not isinstance(v, str) or not v.startswith("0x") or not 2 < len(v) <= 66:
+        raise ValueError(f"not a Sui id: {v!r}")
+    return "0x" + int(v[2:], 16).to_bytes(32, "big").hex()
+
+
+def _u64(v: Any, what: str) -> int:
+    if not isinstance(v, str) or not v.isdigit():
+        raise ValueError(f"{what}: expected a decimal string, got {v!r}")
+    return int(v)
+
+
+def parse_checkpoint(obj: Any) -> Header:
+    """A Checkpoint object → :class:`Header`; raises ``ValueError`` naming the bad field."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a checkpoint object, got {type(obj).__name__}")
+    digest = obj.get("digest")
+    prev = obj.get("previousDigest")
+    if not isinstance(digest, str) or not digest:
+        raise ValueError("checkpoint digest missing")
+    if prev is not None and not isinstance(prev, str):
+        raise ValueError("previousDigest is not a string")
+    return Header(
+        number=_u64(obj.get("sequenceNumber"), "sequenceNumber"),
+        hash=digest,
+        parent_hash=prev or "",
+        timestamp_ms=_u64(obj.get("timestampMs"), "timestampMs"),
+    )
+
+
+def _page(result: Any) -> tuple[list[Any], Any, bool]:
+    if not isinstance(result, dict) or not isinstance(result.get("data"), list):
+        raise ValueError("expected a page {data, nextCursor, hasNextPage}")
+    more = result.get("hasNextPage")
+    if not isinstance(more, bool):
+        raise ValueError("hasNextPage is not a boolean")
+    return result["data"], result.get("nextCursor"), more
+
+
+class SuiAdapter(ChainAdapter):
+    """Follows a Sui JSON-RPC chain over ``endpoints`` (the first is the primary).
+
+    ``package_ids`` are kept for the caller (packages to preload); events are reported for every
+    package. ``registry``: the package whose ``registry`` module emits Dubhe code events.
+    """
+
+    chain = "sui"
+
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        *,
+        network_type: NetworkType = "Localnet",
+        package_ids: Iterable[str] = (),
+        registry: str = REGISTRY,
+        poll_interval_s: float = 0.5,
+        **kw: Any,
+    ) -> None:
+        super().__init__(endpoints, poll_interval_s=poll_interval_s, **kw)
+        if network_type not in ("Mainnet", "Testnet", "Devnet", "Localnet"):
+            raise ValueError(f"network_type must be Mainnet, Testnet, Devnet or Localnet, not {network_type!r}")
+        self.network_type = network_type
+        self.package_ids = tuple(normalize_id(p) for p in package_ids)
+        self.registry = normalize_id(registry)
+        self._filter = {"MoveEventModule": {"package": self.registry, "module": EVENT_MODULE}}
+        self._cursor: dict[str, Any] | None = None
+        self._cursor_ready = False
+        self._seen: dict[str, None] = {}
+
+    # ------------------------------------------------------------------ reads for the loader
+
+    async def get_package_modules(self, package_id: str) -> dict[str, bytes]:
+        """Module name → bytes (Dubhe RISC-V ELF) of a package; raises :class:`CodeNotFound`."""
+        pid = normalize_id(package_id)
+        res = await self.rpc.call("sui_getObject", [pid, {"showBcs": True, "showType": True}], _object)
+        if "error" in res:
+            raise CodeNotFound(f"package {pid}: {res['error']}")
+        bcs = res["data"].get("bcs")
+        if not isinstance(bcs, dict) or bcs.get("dataType") != "package":
+            raise CodeNotFound(f"object {pid} is not a package")
+        mm = bcs.get("moduleMap")
+        if not isinstance(mm, dict):
+            raise MalformedResponse(f"package {pid}: moduleMap missing")
+        try:
+            return {str(k): base64.b64decode(v, validate=True) for k, v in mm.items()}
+        except (ValueError, TypeError) as e:
+            raise MalformedResponse(f"package {pid}: module is not base64 ({e})") from None
+
+    async def get_object(self, object_id: str, options: dict[str, bool] | None = None) -> dict[str, Any]:
+        """The raw ``sui_getObject`` response (``{"data": ...}`` or ``{"error": ...}``)."""
+        return await self.rpc.call("sui_getObject", [normalize_id(object_id), options or {}], _object)
+
+    async def get_balance(self, owner: str, coin_type: str = "0x2::sui::SUI") -> int:
+        def parse(r: Any) -> int:
+            return _u64(r["totalBalance"], "totalBalance")
+
+        return await self.rpc.call("suix_getBalance", [normalize_id(owner), coin_type], parse)
+
+    async def latest_checkpoint(self) -> int:
+        return await self.rpc.call("sui_getLatestCheckpointSequenceNumber", [], lambda r: _u64(r, "sequence number"))
+
+    # ------------------------------------------------------------------ ChainAdapter hooks
+
+    async def _latest_header(self) -> Header:
+        data, _, _ = await self.rpc.call("sui_getCheckpoints", [None, 1, True], _page)
+        if not data:
+            raise MalformedResponse("sui_getCheckpoints returned no checkpoint")
+        return parse_checkpoint(data[0])
+
+    async def _headers(self, first: int, last: int) -> list[Header]:
+        out: list[Header] = []
+        while first <= last:
+            cursor = str(first - 1) if first > 0 else None
+            limit = min(_PAGE, last - first + 1)
+            data, _, _ = await self.rpc.call("sui_getCheckpoints", [cursor, limit, False], _page)
+            got = [parse_checkpoint(c) for c in data]
+            got = [h for h in got if first <= h.number <= last]
+            if not got:
+                break
+            out.extend(got)
+            first = got[-1].number + 1
+        return out
+
+    async def _block_events(self, header: Header) -> list[AdapterEvent]:
+        return []
+
+    async def _after_sync(self) -> list[AdapterEvent]:
+        if not self._cursor_ready:
+            # start from now: the newest existing event is the cursor
+            data, _, _ = await self.rpc.call("suix_queryEvents", [self._filter, None, 1, True], _page)
+            self._cursor = data[0]["id"] if data else None
+            self._cursor_ready = True
+            return []
+        out: list[AdapterEvent] = []
+        for _ in range(100):  # bounded: at most 5000 events per sync step
+            data, next_cursor, more = await self.rpc.call(
+                "suix_queryEvents", [self._filter, self._cursor, _PAGE, False], _page
+            )
+            for ev in data:
+                out.extend(self._event(ev))
+            if next_cursor is not None:
+                self._cursor = next_cursor
+            if not more or not data:
+                break
+        return out
+
+    def _event(self, ev: Any) -> list[AdapterEvent]:
+        try:
+            eid = ev["id"]
+            key = f"{eid['txDigest']}:{eid['eventSeq']}"
+            etype = ev["type"]
+            if not isinstance(etype, str):
+                raise ValueError("type is not a string")
+        except (KeyError, TypeError, ValueError) as e:
+            self.stats["malformed"] += 1
+            self.log.error("sui: malformed event (%s): %.160r", e, ev)
+            return []
+        if key in self._seen:
+            self.stats["duplicates"] += 1
+            return []
+        self._seen[key] = None
+        if len(self._seen) > 4096:
+            for k in list(self._seen)[:1024]:
+                del self._seen[k]
+        out: list[AdapterEvent] = [L1Event(self.chain, key, str(ev.get("packageId", "")), etype, None, ev)]
+        if etype.rsplit("::", 1)[-1] in ("CodePublished", "CodeUpgraded"):
+            try:
+                pj = ev["parsedJson"]
+                out.append(CodeUpgrade(
+                    self.chain, normalize_id(pj["original_id"]), normalize_id(pj["package_id"]),
+                    _u64(pj["version"], "version"), str(pj["code_hash"]), None,
+                ))
+            except (KeyError, TypeError, ValueError) as e:
+                self.stats["malformed"] += 1
+                self.log.error("sui: malformed code event (%s): %.160r", e, ev)
+        return out
+
+    def _subscriptions(self) -> list[tuple[str, list[Any]]]:
+        return [("suix_subscribeEvent", [self._filter])]
+
+    def _on_notification(self, result: Any) -> Header | None:
+        if not isinstance(result, dict) or "id" not in result:
+            raise ValueError("event notification without an id")
+        return None  # events are read by cursor; the notification only wakes us up
+
+
+def _object(r: Any) -> dict[str, Any]:
+    if not isinstance(r, dict) or not ("data" in r or "error" in r):
+        raise ValueError("expected {data} or {error}")
+    if "data" in r and not isinstance(r["data"], dict):
+        raise ValueError("object data is not an object")
+    return r
