@@ -167,3 +167,11 @@ class VmExecutor:
 def make_executor(resolver: Resolver, **kwargs: Any) -> VmExecutor:
     """Module-level factory for worker processes (``ProcessPoolExecutor(initializer=...)``)."""
     return VmExecutor(resolver, **kwargs)
+
+
+def startup_self_test(gas_meter: str = "auto") -> dict[str, object]:
+    """Run :func:`node.vm.unicorn_backend.self_test` with the gas meter the executor would use.
+    Raises ``SelfTestFailed`` (the node must refuse to start) or ``GasMeterUnavailable``."""
+    from node.vm.unicorn_backend import self_test
+
+    return self_test(gasmeter.resolve_mode(gas_meter))

@@ -306,3 +306,92 @@ def _release(uc: unicorn.Uc, buffers: list[_Buffer]) -> None:
 def _uc_strerror(err: int) -> str:
     raw: bytes = uclib.uc_strerror(err)
     return raw.decode("ascii", "replace")
+
+
+# -- startup self-test ----------------------------------------------------------------------------
+
+#: Hand-assembled RV64I probe (at CODE_LO): 0x00 addi a0,zero,41; 0x04 ecall; 0x08 addi a0,a0,1;
+#: 0x0c ret; 0x10 csrrw zero,cycle,zero (illegal); 0x14 j 0x14 (infinite loop);
+#: 0x18 lui t0,0x10; 0x1c sd a0,0(t0) (store into r-x code); 0x20 ret.
+_PROBE = bytes.fromhex(
+    "13059002" "73000000" "13051500" "67800000" "731000c0" "6f000000" "b7020100" "23b0a200" "67800000"
+)
+
+
+class SelfTestFailed(RuntimeError):
+    """A unicorn behaviour the runtime relies on has changed; the message names it."""
+
+
+def self_test(meter: str = "native") -> dict[str, object]:
+    """Check the unicorn behaviours the runtime depends on; raise :class:`SelfTestFailed` naming
+    the first that changed. Call once at node startup (takes a few milliseconds). Returns facts
+    (unicorn version, gas meter) for the startup log."""
+    import unicorn as _u
+
+    seen: list[tuple[int, int]] = []
+
+    def probe_intr(uch: int, intno: int, _ud: int) -> None:
+        pc = ctypes.c_uint64()
+        uclib.uc_reg_read(uch, rv.UC_RISCV_REG_PC, ctypes.byref(pc))
+        seen.append((intno, int(pc.value)))
+        if intno != _INTNO_ECALL:
+            uclib.uc_emu_stop(uch)
+
+    def fresh() -> tuple[unicorn.Uc, gasmeter.GasState, list[object]]:
+        uc = unicorn.Uc(unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV64)
+        uc.ctl_set_tcg_buffer_size(TCG_BUFFER_BYTES)
+        code = _Buffer(abi.PAGE)
+        code.view[: len(_PROBE)] = _PROBE
+        uclib.uc_mem_map_ptr(uc._uch, abi.CODE_LO, abi.PAGE, _uc_perms(PERM_R | PERM_X), code.addr)
+        uc.mem_map(abi.EXIT_ADDR, abi.PAGE, unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC)
+        gas = gasmeter.GasState()
+        gas.stop = _EMU_STOP_ADDR
+        gas.left = 1_000
+        keep: list[object] = [code, gas]
+        h = ctypes.c_size_t()
+        if meter == "native":
+            fn = gasmeter.native_hook()
+        else:
+            cb = gasmeter.python_hook(uclib.uc_emu_stop)
+            keep.append(cb)
+            fn = ctypes.cast(cb, ctypes.c_void_p).value  # type: ignore[call-overload]
+        uclib.uc_hook_add(uc._uch, ctypes.byref(h), unicorn.UC_HOOK_BLOCK, ctypes.c_void_p(fn),
+                          ctypes.c_void_p(ctypes.addressof(gas)), ctypes.c_uint64(1), ctypes.c_uint64(0))
+        icb = _HOOK_INTR_CFUNC(probe_intr)
+        keep.append(icb)
+        uclib.uc_hook_add(uc._uch, ctypes.byref(h), unicorn.UC_HOOK_INTR, ctypes.cast(icb, ctypes.c_void_p),
+                          None, ctypes.c_uint64(1), ctypes.c_uint64(0))
+        return uc, gas, keep
+
+    def start(uc: unicorn.Uc, begin: int) -> int:
+        uc.reg_write(rv.UC_RISCV_REG_RA, abi.EXIT_ADDR)
+        return int(uclib.uc_emu_start(uc._uch, begin, abi.EXIT_ADDR, 0, 0))
+
+    def expect(cond: bool, what: str) -> None:
+        if not cond:
+            raise SelfTestFailed(f"unicorn {_u.__version__}: {what}")
+
+    # 1. ecall: INTR hook with intno 8, pc already past the ecall, execution resumes after it.
+    uc, gas, keep = fresh()
+    err = start(uc, abi.CODE_LO)
+    expect(err == _UC_ERR_OK, f"probe run failed: {_uc_strerror(err)}")
+    expect(seen == [(_INTNO_ECALL, abi.CODE_LO + 8)], f"ecall hook saw {seen}, expected intno 8 at pc ecall+4")
+    expect(uc.reg_read(rv.UC_RISCV_REG_A0) == 42, "instruction after ecall skipped or repeated")
+    expect(uc.reg_read(rv.UC_RISCV_REG_PC) == abi.EXIT_ADDR, "emulation did not stop at the until address")
+    # 2. block hook installed before the first run fired, with 4 bytes per instruction.
+    expect(gas.insns == 4, f"block gas hook counted {gas.insns} instructions, expected 4")
+    # 3. illegal instruction -> intno 2.
+    seen.clear()
+    start(uc, abi.CODE_LO + 0x10)
+    expect(bool(seen) and seen[0][0] == _INTNO_ILLEGAL, f"illegal instruction gave {seen}, expected intno 2")
+    # 4. an infinite loop is stopped by the gas hook (count=0 run, gas only).
+    gas.left, gas.insns, gas.out_of_gas = 1_000, 0, 0
+    err = start(uc, abi.CODE_LO + 0x14)
+    expect(gas.out_of_gas == 1 and err == _UC_ERR_OK, "gas hook did not stop an infinite loop")
+    expect(1_000 < gas.insns <= 1_002, f"gas overshoot {gas.insns - 1_000} exceeds one block")
+    # 5. a store into r-x code faults with WRITE_PROT.
+    gas.left, gas.out_of_gas = 1_000, 0
+    err = start(uc, abi.CODE_LO + 0x18)
+    expect(err == unicorn.UC_ERR_WRITE_PROT, f"store to r-x page gave {_uc_strerror(err)}, expected WRITE_PROT")
+    del keep
+    return {"unicorn": _u.__version__, "gas_meter": meter}
