@@ -1,0 +1,39 @@
+"""Append-only event log served at ``GET /events``: what changed, what fired, and when.
+
+Each event is a dict with ``seq`` (1, 2, ...), ``time`` (Unix seconds), ``event`` and the
+fields of that event (``proxy``, ``toxic``, ``type``, ``stream``, ``conn`` ...). Reports use the
+``toxic_added``/``toxic_removed``/``toxic_started``/``toxic_stopped`` pairs to shade fault
+windows. The log keeps the newest ``maxlen`` events; ``seq`` keeps counting, so a reader polling
+with ``since`` can tell it missed some.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+
+class EventLog:
+    """In-memory, bounded, append-only."""
+
+    def __init__(self, maxlen: int = 100_000) -> None:
+        self._events: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._seq = 0
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Record ``event`` now and return the stored entry."""
+        self._seq += 1
+        entry: dict[str, Any] = {"seq": self._seq, "time": time.time(), "event": event}
+        entry.update(fields)
+        self._events.append(entry)
+        return entry
+
+    def since(self, seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Events with ``seq`` greater than ``seq``, oldest first, at most ``limit``."""
+        out = [e for e in self._events if e["seq"] > seq]
+        return out if limit is None else out[:limit]
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq

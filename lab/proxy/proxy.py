@@ -1,0 +1,183 @@
+"""A proxy: a listener, its upstream, its toxics and its live connections.
+
+``listen`` is ``host:port``; the JSON shows the resolved address (port 0 becomes the port the OS
+picked). An empty or ``localhost`` host binds 127.0.0.1 (Toxiproxy binds every interface for an
+empty host; the lab stays on loopback unless told otherwise). ``upstream`` is not checked when
+the proxy is created, only dialled for each accepted client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from lab.proxy import rng
+from lab.proxy.connection import Connection
+from lab.proxy.errors import ApiError
+from lab.proxy.stream import Direction
+from lab.proxy.toxic_collection import ToxicCollection
+
+if TYPE_CHECKING:
+    from lab.proxy.link import Link, WrapperView
+    from lab.proxy.proxy_collection import ProxyCollection
+
+
+def split_hostport(addr: str) -> tuple[str, int]:
+    """``"host:port"`` / ``"[v6]:port"`` / ``":port"`` -> (host, port); ``ValueError`` if bad."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"address {addr}: missing port in address")
+    return host.strip("[]"), int(port)
+
+
+def _bind_host(host: str) -> str:
+    return "127.0.0.1" if host in ("", "localhost") else host
+
+
+def _join(host: str, port: int) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+class Proxy:
+    """See the module docstring. Created and owned by :class:`ProxyCollection`."""
+
+    def __init__(self, owner: ProxyCollection, name: str, listen: str, upstream: str) -> None:
+        self.owner = owner
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.flapped_down = False
+        self.server: asyncio.Server | None = None
+        self.connections: set[Connection] = set()
+        self.conn_count = 0
+        self.seed = rng.derive(owner.seed, name)
+        self.toxics = ToxicCollection(name, owner.events, _Control(self))
+
+    # -- JSON ---------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": self.toxics.to_json(),
+        }
+
+    def upstream_addr(self) -> tuple[str, int]:
+        return split_hostport(self.upstream)
+
+    # -- listener -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind and accept; raises ``ApiError`` 500 with Go's ``listen tcp`` text on failure."""
+        if self.server is not None:
+            self.enabled = True
+            return
+        await self._listen()
+        self.enabled = True
+        self.record("proxy_enabled", listen=self.listen)
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            host, port = split_hostport(self.listen)
+        except ValueError as exc:
+            raise ApiError(f"listen tcp {self.listen}: {exc}", 500) from None
+        try:
+            self.server = await loop.create_server(
+                self._accept, _bind_host(host), port, reuse_address=True, backlog=4096,
+            )
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise ApiError(f"listen tcp {self.listen}: bind: {reason}", 500) from None
+        sockname = self.server.sockets[0].getsockname()
+        self.listen = _join(str(sockname[0]), int(sockname[1]))
+
+    async def stop(self) -> None:
+        """Close the listener and every live connection."""
+        was = self.enabled
+        self.enabled = False
+        await self._unlisten()
+        if was:
+            self.record("proxy_disabled")
+
+    async def _unlisten(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        if server is not None:
+            await server.wait_closed()
+
+    async def set_flapped(self, down: bool) -> None:
+        """A ``flap`` toxic takes the proxy down (listener and connections) or back up."""
+        if down == self.flapped_down or not self.enabled:
+            return
+        self.flapped_down = down
+        self.record("proxy_flap_down" if down else "proxy_flap_up")
+        if down:
+            await self._unlisten()
+        else:
+            await self._listen()
+
+    def _accept(self) -> asyncio.Protocol:
+        self.conn_count += 1
+        conn = Connection(self, self.conn_count)
+        self.connections.add(conn)
+        return conn.client
+
+    # -- connection callbacks ----------------------------------------------------------
+    def connection_opened(self, conn: Connection) -> None:
+        m = self.owner.metrics
+        m.connections.labels(self.name).inc()
+        m.open_connections.labels(self.name).inc()
+
+    def connection_closed(self, conn: Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.owner.metrics.open_connections.labels(self.name).dec()
+
+    def link_seed(self, conn_id: int, direction: str) -> int:
+        return rng.derive(self.seed, conn_id, direction)
+
+    def _labels(self, link: Link) -> tuple[str, str, str, str]:
+        return (link.info.direction.value, self.name, self.listen, self.upstream)
+
+    def count_received(self, link: Link, n: int) -> None:
+        self.owner.metrics.received.labels(*self._labels(link)).inc(n)
+
+    def count_sent(self, link: Link, n: int) -> None:
+        self.owner.metrics.sent.labels(*self._labels(link)).inc(n)
+
+    def toxic_fired(self, link: Link, wrapper: WrapperView) -> None:
+        self.owner.metrics.activations.labels(
+            self.name, wrapper.name, getattr(wrapper, "type", ""), link.info.direction.value
+        ).inc()
+        self.record("toxic_fired", toxic=wrapper.name, conn=link.info.conn_id,
+                    stream=link.info.direction.value)
+
+    def record(self, event: str, **fields: Any) -> None:
+        self.owner.events.append(event, proxy=self.name, **fields)
+
+    def directions(self) -> tuple[Direction, Direction]:
+        return (Direction.UPSTREAM, Direction.DOWNSTREAM)
+
+
+class _Control:
+    """``ProxyControl`` for proxy-wide toxics."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self._proxy = proxy
+
+    async def set_down(self, down: bool) -> None:
+        await self._proxy.set_flapped(down)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

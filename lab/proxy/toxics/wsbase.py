@@ -1,0 +1,29 @@
+"""Shared per-link state of the WebSocket-aware toxics (not a toxic itself)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lab.proxy.toxics.base import ToxicStub
+from lab.proxy.wsframes import WsTracker
+
+
+@dataclass
+class WsState:
+    """Where the toxic's input stands in the frame stream, plus counters toxics may use."""
+
+    tracker: WsTracker
+    data_frames: int = 0  # data frames seen (first fragments and continuations)
+    messages: int = 0  # messages started
+    selected: bool = False  # ws_message: the current message was picked
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def ws_state(stub: ToxicStub) -> WsState:
+    """New state for a WebSocket toxic, positioned where the toxic's input starts.
+
+    The link's writer tracks frames from the first byte of every connection, and a toxic is
+    always appended at the end of the chain, so a copy of the writer's tracker is exactly at the
+    toxic's input, even on a connection that was open long before the toxic was added.
+    """
+    return WsState(tracker=stub.host.tracker_snapshot())

@@ -1,0 +1,103 @@
+"""Fixtures for the proxy tests: a proxy server in a background thread, echo upstreams, clients.
+
+The conformance tests only need ``base_url``; set ``LAB_TOXIPROXY_URL`` (e.g.
+``http://127.0.0.1:8474``) to run them against another server, such as Shopify's Toxiproxy.
+Everything binds 127.0.0.1 on OS-chosen ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from proxy_helpers import echo_handler
+
+from lab.proxy.client import ToxiproxyClient
+from lab.proxy.server import ProxyServer
+
+
+class ThreadedServer:
+    """A :class:`ProxyServer` on its own event loop in a daemon thread (port 0)."""
+
+    def __init__(self, seed: int = 1234) -> None:
+        self.seed = seed
+        self.server: ProxyServer | None = None
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="proxy-server", daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        self.server = ProxyServer("127.0.0.1", 0, seed=self.seed)
+        try:
+            await self.server.start()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            raise
+        self._ready.set()
+        await self._stop.wait()
+        await self.server.close()
+
+    def start(self) -> str:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("proxy server did not start")
+        if self._error is not None:
+            raise self._error
+        assert self.server is not None
+        return self.server.base_url
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def threaded_server() -> Iterator[ThreadedServer]:
+    server = ThreadedServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def base_url(threaded_server: ThreadedServer) -> str:
+    """The API under test: ``LAB_TOXIPROXY_URL`` if set, else the lab server in a thread."""
+    return os.getenv("LAB_TOXIPROXY_URL") or (threaded_server.server.base_url  # type: ignore[union-attr]
+                                                )
+
+
+@pytest.fixture
+async def tp(base_url: str) -> AsyncIterator[ToxiproxyClient]:
+    """A client; every proxy is deleted after the test."""
+    client = ToxiproxyClient(base_url, timeout=10)
+    try:
+        yield client
+    finally:
+        for proxy in (await client.proxies()).values():
+            await proxy.delete()
+        await client.close()
+
+
+
+
+@pytest.fixture
+async def echo_server() -> AsyncIterator[str]:
+    """A TCP echo server in the test's loop; yields ``"127.0.0.1:port"``."""
+    server = await asyncio.start_server(echo_handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.close()
