@@ -1,0 +1,113 @@
+"""VmExecutor rules: nonce, missing contracts, pools, gas meters, threads, processes, self-test."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import threading
+
+from conftest import COMPUTE, CTX, FAULTS, Accounts, DictState, Run, resolver, u64
+
+from node.core import keys
+from node.core.execution import TxOutcome, TxStatus
+from node.vm.runtime import VmExecutor, make_executor, startup_self_test
+
+
+def test_nonce_mismatch_is_invalid_and_writes_nothing(vm: VmExecutor, state: DictState, acct: Accounts) -> None:
+    tx = acct.tx(acct.alice, keys.COUNTER_DEMO, "increment", b"a" + u64(1), (b"a",), nonce=3)
+    o = vm.execute(tx, state, CTX)
+    assert (o.status, o.gas_used, o.writes) == (TxStatus.INVALID, 0, {})
+    assert o.reason == "nonce mismatch: expected 0"
+    assert o.reads == (keys.nonce_key(acct.alice.address),)
+
+
+def test_missing_contract_reverts(run: Run, acct: Accounts) -> None:
+    nobody = b"\x99" * 20
+    o = run(acct.alice, nobody, "anything")
+    assert (o.status, o.reason) == (TxStatus.REVERT, f"no contract at 0x{nobody.hex()}")
+    assert list(o.writes) == [keys.nonce_key(acct.alice.address)]
+
+
+def test_reads_recorded_in_first_read_order(run: Run, acct: Accounts) -> None:
+    A, B = acct.alice.address, acct.bob.address
+    run(acct.authority, keys.NATIVE_TOKEN, "mint", A + u64(5), (b"b" + A,))
+    o = run(acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (b"b" + A, b"b" + B))
+    assert o.reads == (keys.nonce_key(A), keys.balance_key(A), keys.balance_key(B))
+
+
+def test_python_and_native_gas_meters_agree(state: DictState) -> None:
+    native = VmExecutor(resolver, gas_meter="native")
+    python = VmExecutor(resolver, gas_meter="python")
+    cases = [(COMPUTE, "hash_loop", u64(500)), (COMPUTE, "hash_memory", u64(3)),
+             (FAULTS, "infinite_loop", b""), (keys.COUNTER_DEMO, "increment", b"z" + u64(9))]
+    for to, method, args in cases:
+        a = native.call(to, method, args, state, CTX, gas_limit=50_000)
+        b = python.call(to, method, args, state, CTX, gas_limit=50_000)
+        assert a == b, method
+
+
+def test_pool_is_bounded_and_evicts(state: DictState) -> None:
+    ex = VmExecutor(resolver, max_instances=2)
+    calls = [(keys.COUNTER_DEMO, "get", b"x"), (keys.NATIVE_TOKEN, "balance_of", b"x" * 20),
+             (COMPUTE, "hash_loop", u64(1)), (keys.COUNTER_DEMO, "get", b"x")]
+    for to, method, args in calls:
+        assert ex.call(to, method, args, state, CTX).status is TxStatus.SUCCESS
+    st = ex.stats()
+    assert st["instances"] == 2 and st["created"] == 4 and st["evicted"] == 2
+    ex.close()
+    assert ex.stats()["instances"] == 0
+
+
+def _hammer(ex: VmExecutor, state: DictState, out: list[TxOutcome]) -> None:
+    for i in range(200):
+        out.append(ex.call(COMPUTE, "hash_loop", u64(i), state, CTX))
+
+
+def test_threads_get_their_own_instances(state: DictState) -> None:
+    ex = VmExecutor(resolver)
+    results: list[list[TxOutcome]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=_hammer, args=(ex, state, r)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == results[0] for r in results)
+    assert ex.stats()["workers"] == 4
+
+
+def _child(q: multiprocessing.Queue[bytes]) -> None:
+    ex = make_executor(resolver)
+    o = ex.call(COMPUTE, "hash_loop", u64(1234), DictState(), CTX)
+    q.put(o.return_data)
+
+
+def test_executor_in_forked_and_spawned_processes(vm: VmExecutor, state: DictState) -> None:
+    want = vm.call(COMPUTE, "hash_loop", u64(1234), state, CTX).return_data  # parent pool is warm
+    for method in ("fork", "spawn"):
+        mp = multiprocessing.get_context(method)
+        q: multiprocessing.Queue[bytes] = mp.Queue()
+        p = mp.Process(target=_child, args=(q,))
+        p.start()
+        got = q.get(timeout=60)
+        p.join(timeout=60)
+        assert got == want, method
+
+
+def test_executor_pickles_without_engines(vm: VmExecutor, state: DictState) -> None:
+    vm.call(COMPUTE, "hash_loop", u64(1), state, CTX)
+    clone: VmExecutor = pickle.loads(pickle.dumps(vm))
+    assert clone.stats()["instances"] == 0
+    assert clone.call(COMPUTE, "hash_loop", u64(1), state, CTX) == vm.call(COMPUTE, "hash_loop", u64(1), state, CTX)
+
+
+def test_call_api_reports_would_be_writes(vm: VmExecutor, state: DictState) -> None:
+    o = vm.call(keys.COUNTER_DEMO, "increment", b"q" + u64(4), state, CTX)
+    assert o.status is TxStatus.SUCCESS
+    assert o.writes == {keys.storage_key(keys.COUNTER_DEMO, b"q"): u64(4)}
+    assert state.get(keys.storage_key(keys.COUNTER_DEMO, b"q")) is None
+
+
+def test_startup_self_test() -> None:
+    facts = startup_self_test()
+    assert facts["gas_meter"] in ("native", "python")
+    assert startup_self_test("python")["gas_meter"] == "python"
