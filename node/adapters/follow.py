@@ -67,6 +67,8 @@ class Follower:
         self._chain: OrderedDict[int, Header] = OrderedDict()
         self._pending: list[Header] = []
         self._walk = walk_start
+        #: Highest number announced that we are backfilling towards.
+        self._target: int | None = None
         self.awaiting: Fetch | None = None
 
     # ------------------------------------------------------------------ queries
@@ -93,6 +95,7 @@ class Follower:
         """Start (or restart) following at ``header``."""
         self._chain.clear()
         self._pending = []
+        self._target = None
         self.awaiting = None
         self._chain[header.number] = header
         return [Advance(header)]
@@ -115,28 +118,33 @@ class Follower:
         """Canonical headers for the outstanding :class:`Fetch`, ascending (fewer if the peer has fewer)."""
         req, self.awaiting = self.awaiting, None
         pending, self._pending = self._pending, []
-        if req is None or not headers or not _linked(headers):
-            # nothing usable (peer lost them, or answered inconsistently): the next header retries
+        if req is None or not headers or not _linked(headers) or headers[0].number != req.first:
+            # nothing usable (the peer lost them, or answered inconsistently): the next header retries
             self._walk = self._walk_start
+            self._target = None
             return []
-        if headers[0].number != req.first:
-            self._walk = self._walk_start
-            return []
-        if pending and headers[-1].number + 1 == pending[0].number:
-            if headers[-1].hash == pending[0].parent_hash:
-                return self._extend(headers + pending)
-            # the peer's chain moved under us: keep what is canonical now, newer heads will follow
-            return self._extend(headers)
-        actions = self._extend(headers)
-        if pending and self.awaiting is None and self.head is not None and pending[-1].number > self.head.number:
-            actions += self._extend(pending)
+        if pending and headers[-1].number + 1 == pending[0].number and headers[-1].hash == pending[0].parent_hash:
+            actions = self._extend(headers + pending)
+        else:
+            # a gap chunk, or the peer's chain moved under a walk-back: take what is canonical now
+            actions = self._extend(headers)
+        if self.awaiting is None:
+            actions += self._continue()
         return actions
+
+    def _continue(self) -> list[Action]:
+        head = self.head
+        if self._target is not None and head is not None and head.number < self._target:
+            return [self._fetch(head.number + 1, min(self._target, head.number + self.max_fetch))]
+        self._target = None
+        return []
 
     def truncate(self, number: int) -> None:
         """Forget headers above ``number`` without a rollback event (the shell failed to apply them)."""
         for n in [n for n in self._chain if n > number]:
             del self._chain[n]
         self._pending = []
+        self._target = None
         self.awaiting = None
 
     # ------------------------------------------------------------------ core
@@ -152,10 +160,9 @@ class Follower:
             return []
         first = seg[0]
         if first.number > head.number + 1:
-            # a gap: backfill from our head, in chunks, before taking seg
-            self._pending = seg
-            lo = head.number + 1
-            return [self._fetch(lo, min(first.number - 1, lo + self.max_fetch - 1))]
+            # a gap: backfill by number from our head up to seg's end, in chunks (seg is only a hint)
+            self._target = max(self._target or 0, seg[-1].number)
+            return self._continue()
         parent = first.number - 1
         if parent < self.floor:
             return self._resync(seg)
