@@ -1,6 +1,7 @@
 """Per-endpoint health: a score for ordering and metrics, and a cooldown after failures.
 
-Each :class:`EndpointHealth` keeps an exponentially weighted success rate (``score``, 0..1), an
+Each :class:`EndpointHealth` keeps an exponentially weighted success rate (``score``, 0..1, healing
+back towards 1 with time since the last failure), an
 EWMA latency, counters, and ``cooldown_until``: after ``n`` consecutive failures the endpoint rests
 ``min(cooldown_cap_s, cooldown_base_s * 2**(n-1))`` seconds; a 429 rests for its ``Retry-After``.
 :meth:`HealthBook.order` puts endpoints that are not cooling down first - healthy ones (score at
@@ -38,14 +39,25 @@ class EndpointHealth:
     cooldown_until: float = 0.0
     last_error: str | None = None
     limited: bool = False
+    last_failure_at: float = 0.0
 
     def available(self, now: float) -> bool:
         return now >= self.cooldown_until
 
-    def state(self, now: float, healthy_score: float) -> EndpointState:
+    def effective_score(self, now: float, recovery_s: float) -> float:
+        """The score, healing towards 1 with time since the last failure (half-way per ``recovery_s``),
+        so a recovered primary that gets no traffic while degraded still wins it back."""
+        if self.score >= 1.0 or self.last_failure_at == 0.0:
+            return self.score
+        healed: float = 1.0 - 0.5 ** (max(0.0, now - self.last_failure_at) / recovery_s)
+        return self.score + (1.0 - self.score) * healed
+
+    def state(self, now: float, healthy_score: float, recovery_s: float) -> EndpointState:
         if not self.available(now):
             return EndpointState.RATE_LIMITED if self.limited else EndpointState.DOWN
-        return EndpointState.UP if self.score >= healthy_score else EndpointState.DEGRADED
+        if self.effective_score(now, recovery_s) >= healthy_score:
+            return EndpointState.UP
+        return EndpointState.DEGRADED
 
 
 class HealthBook:
@@ -59,6 +71,7 @@ class HealthBook:
         healthy_score: float = 0.5,
         cooldown_base_s: float = 0.25,
         cooldown_cap_s: float = 30.0,
+        recovery_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not endpoints:
@@ -68,6 +81,7 @@ class HealthBook:
         self.healthy_score = healthy_score
         self.cooldown_base_s = cooldown_base_s
         self.cooldown_cap_s = cooldown_cap_s
+        self.recovery_s = recovery_s
         self.clock = clock
 
     def order(self, *, ws: bool = False) -> list[EndpointHealth]:
@@ -75,8 +89,9 @@ class HealthBook:
         now = self.clock()
         pool = [e for e in self.entries if not ws or e.endpoint.ws_url]
         ready = [e for e in pool if e.available(now)]
-        healthy = [e for e in ready if e.score >= self.healthy_score]
-        weak = sorted((e for e in ready if e.score < self.healthy_score), key=lambda e: (-e.score, e.index))
+        score = {e.index: e.effective_score(now, self.recovery_s) for e in pool}
+        healthy = [e for e in ready if score[e.index] >= self.healthy_score]
+        weak = sorted((e for e in ready if score[e.index] < self.healthy_score), key=lambda e: (-score[e.index], e.index))
         resting = sorted((e for e in pool if not e.available(now)), key=lambda e: e.cooldown_until)
         return healthy + weak + resting
 
@@ -99,6 +114,7 @@ class HealthBook:
         e.limited = False
         e.last_error = error
         e.score -= self.alpha * e.score
+        e.last_failure_at = self.clock()
         rest = min(self.cooldown_cap_s, self.cooldown_base_s * 2 ** min(e.consecutive_failures - 1, 32))
         e.cooldown_until = self.clock() + rest
 
@@ -117,8 +133,8 @@ class HealthBook:
             {
                 "rpc_url": e.endpoint.rpc_url,
                 "ws_url": e.endpoint.ws_url,
-                "state": e.state(now, self.healthy_score).value,
-                "score": round(e.score, 4),
+                "state": e.state(now, self.healthy_score, self.recovery_s).value,
+                "score": round(e.effective_score(now, self.recovery_s), 4),
                 "latency_ms": round(e.latency_ms, 3),
                 "successes": e.successes,
                 "failures": e.failures,

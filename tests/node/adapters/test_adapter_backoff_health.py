@@ -81,6 +81,20 @@ def test_health_prefers_primary_fails_over_and_returns() -> None:
     assert hb.ready() == [primary, fallback]
 
 
+def test_degraded_endpoint_heals_with_time() -> None:
+    clock = Clock()
+    hb = HealthBook([Endpoint("http://127.0.0.1:1/"), Endpoint("http://127.0.0.1:2/")], cooldown_base_s=0.1, recovery_s=10.0, clock=clock)
+    primary, fallback = hb.entries
+    for _ in range(4):
+        hb.failure(primary, "refused")
+    clock.t += 1
+    assert hb.ready() == [fallback, primary]
+    assert hb.snapshot()[0]["state"] == "degraded"
+    clock.t += 30  # three half-lives without failures
+    assert hb.ready() == [primary, fallback]
+    assert hb.snapshot()[0]["state"] == "up"
+
+
 def test_rate_limit_rests_for_retry_after() -> None:
     clock = Clock()
     hb = HealthBook([Endpoint("http://127.0.0.1:1/")], clock=clock)

@@ -80,6 +80,15 @@ class Collected:
                 self.add(await stream.get())
 
 
+async def eventually(pred: Callable[[], bool], timeout_s: float = 10.0, step_s: float = 0.02) -> None:
+    """Poll ``pred`` until true; fails after ``timeout_s`` (a generous bound, not a timing assertion)."""
+    for _ in range(int(timeout_s / step_s)):
+        if pred():
+            return
+        await asyncio.sleep(step_s)
+    raise AssertionError("condition not reached in time")
+
+
 def canonical(l1: MockL1, first: int) -> list[str]:
     return [data(b.hash) for b in l1.chain.blocks[first:]]
 
@@ -177,9 +186,7 @@ async def test_failover_when_the_primary_dies(eth: MockL1) -> None:
         eth.produce(6)
         await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
-        async with asyncio.timeout(10):
-            while a.ws_connected != fallback.ws_url:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: a.ws_connected == fallback.ws_url)
         h = {e["rpc_url"]: e for e in a.health()}
         assert h[primary.http_url]["failures"] >= 1
         assert h[primary.http_url]["state"] in ("down", "degraded")
@@ -187,9 +194,7 @@ async def test_failover_when_the_primary_dies(eth: MockL1) -> None:
         # the primary comes back: traffic returns to it once its cooldown ends
         await primary.start()
         eth.produce(2)
-        async with asyncio.timeout(15):
-            while {e["rpc_url"]: e for e in a.health()}[primary.http_url]["state"] != "up":
-                await asyncio.sleep(0.1)
+        await eventually(lambda: {e["rpc_url"]: e for e in a.health()}[primary.http_url]["state"] == "up", 15)
 
 
 async def test_429_with_retry_after_is_honoured(eth: MockL1) -> None:
@@ -211,7 +216,7 @@ async def test_429_with_retry_after_is_honoured(eth: MockL1) -> None:
 
 
 async def test_503_fails_over_without_waiting(eth: MockL1) -> None:
-    primary, fallback = eth.endpoints
+    primary, _fallback = eth.endpoints
     await admin(primary.admin_url, {"cmd": "faults", "count": 5, "http_status": 503})
     a = eth_adapter(eth)
     try:
@@ -310,8 +315,6 @@ async def test_ws_reconnect_backoff_uses_the_seeded_schedule(eth: MockL1) -> Non
     policy = BackoffPolicy(base_s=0.02, cap_s=0.1)
     eps = [Endpoint(eth.endpoints[0].http_url, f"ws://127.0.0.1:{dead_port()}/ws")]
     async with EthereumAdapter(eps, backoff=policy, rng_seed=99, poll_interval_s=0.1) as a:
-        async with asyncio.timeout(10):
-            while len(a.ws_delays) < 6:
-                await asyncio.sleep(0.02)
+        await eventually(lambda: len(a.ws_delays) >= 6)
         assert a.ws_delays[:6] == policy.schedule(random.Random("99:ws"), 6)
         await a.wait_ready(5)  # heads still arrive by polling
