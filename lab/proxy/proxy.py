@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 from typing import TYPE_CHECKING, Any
 
 from lab.proxy import rng
@@ -94,7 +95,8 @@ class Proxy:
                 self._accept, _bind_host(host), port, reuse_address=True, backlog=4096,
             )
         except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
+            # asyncio rewraps the bind error; Go prints the bare strerror ("address already in use")
+            reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
             raise ApiError(f"listen tcp {self.listen}: bind: {reason}", 500) from None
         sockname = self.server.sockets[0].getsockname()
         self.listen = _join(str(sockname[0]), int(sockname[1]))
