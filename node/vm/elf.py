@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from node.core.codec import sha3
 from node.vm import abi
@@ -122,7 +123,7 @@ def _prepare(elf: ELFFile, code: bytes) -> Program:
         raise ElfRejected("no loadable segments (PT_LOAD)")
 
     symtab = elf.get_section_by_name(".symtab")
-    if symtab is None:
+    if not isinstance(symtab, SymbolTableSection):
         raise ElfRejected("no symbol table (.symtab): methods are called by name; do not strip")
     exports: dict[str, int] = {}
     for sym in symtab.iter_symbols():

@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,14 @@ def native_hook() -> int:
     return _native_fn
 
 
-def python_hook(stop: Callable[[ctypes.c_void_p], object]) -> Callable[..., None]:
+def function_address(cfunc: Any) -> int:
+    """The C address of a CFUNCTYPE object (for ``uc_hook_add``)."""
+    addr = ctypes.cast(cfunc, ctypes.c_void_p).value
+    assert addr is not None
+    return addr
+
+
+def python_hook(stop: Callable[..., object]) -> Any:
     """The Python twin of ``dubhe_gas_block``; ``stop`` is ``uc_emu_stop``. Returns a CFUNCTYPE
     object: the caller must keep it referenced while the unicorn instance lives."""
 
@@ -145,8 +153,7 @@ def python_hook(stop: Callable[[ctypes.c_void_p], object]) -> Callable[..., None
             g.out_of_gas = 1
             stop(uc)
 
-    cb: Callable[..., None] = HOOK_BLOCK_CFUNC(hook)
-    return cb
+    return HOOK_BLOCK_CFUNC(hook)
 
 
 def resolve_mode(mode: str) -> str:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from node.core import keys
 from node.core.tx import Signer
@@ -46,7 +47,8 @@ def patch_symbol(elf: bytes, symbol: str, value: bytes) -> bytes:
     """``elf`` with the initial bytes of data ``symbol`` replaced by ``value`` (same size)."""
     f = ELFFile(io.BytesIO(elf))
     symtab = f.get_section_by_name(".symtab")
-    sym = next((s for s in symtab.iter_symbols() if s.name == symbol), None) if symtab else None
+    syms = symtab.iter_symbols() if isinstance(symtab, SymbolTableSection) else iter(())
+    sym = next((s for s in syms if s.name == symbol), None)
     if sym is None or sym["st_size"] != len(value):
         raise ValueError(f"symbol {symbol!r} of {len(value)} bytes not found in the ELF")
     addr = sym["st_value"]

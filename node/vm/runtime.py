@@ -13,8 +13,9 @@ SUCCESS also commits the contract's writes. Storage access goes through
 :class:`~node.core.access.TxState` with the transaction's declared sets (an undeclared key ends the
 call with UNDECLARED_ACCESS). Gas used = ``GAS_TX_BASE`` + executed instructions + syscall gas
 (:mod:`node.vm.abi`); out-of-gas reports the whole limit as used. Code is resolved through the
-injected resolver (``resolver(address, state) -> Program | None``); no code is a REVERT
-"no contract at 0x..". Contract code reads are not part of ``TxOutcome.reads`` (code changes only
+injected resolver (``resolver(address, state) -> Program | None``, which may raise
+:class:`~node.vm.elf.ElfRejected`); no code is a REVERT "no contract at 0x..", code that does
+not verify a REVERT "invalid contract code at 0x..: <why>". Contract code reads are not part of ``TxOutcome.reads`` (code changes only
 by deploys, which the loader tracks).
 
 Thread-safety: one ``VmExecutor`` may be shared by many threads; each thread runs on its own
@@ -33,6 +34,7 @@ from node.core.access import TxState
 from node.core.execution import BlockContext, StateReader, TxOutcome, TxStatus
 from node.core.tx import Transaction
 from node.vm import abi, gasmeter
+from node.vm.elf import ElfRejected
 from node.vm.pool import WorkerPools
 from node.vm.program import Program
 from node.vm.syscalls import CallEnv
@@ -122,7 +124,10 @@ class VmExecutor:
     ) -> tuple[TxStatus, int, bytes, tuple[Any, ...], str]:
         if gas_limit < abi.GAS_TX_BASE:
             return TxStatus.OUT_OF_GAS, gas_limit, b"", (), "out of gas"
-        program = self.resolver(to, state)
+        try:
+            program = self.resolver(to, state)
+        except ElfRejected as e:  # stored code that does not verify: the tx reverts, naming why
+            return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"invalid contract code at 0x{to.hex()}: {e}"
         if program is None:
             return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"no contract at 0x{to.hex()}"
         entry = program.exports.get(method)

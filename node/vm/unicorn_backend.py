@@ -24,7 +24,9 @@ import ctypes
 import weakref
 from dataclasses import dataclass
 
-import unicorn
+from typing import Any
+
+import unicorn as _unicorn_module
 from unicorn import riscv_const as rv
 from unicorn.unicorn_py3.unicorn import uclib
 
@@ -36,6 +38,9 @@ from node.vm.program import PERM_R, PERM_W, PERM_X, Program, Segment
 #: 1 MiB translation buffer (default is 1 GiB virtual, ~3 MiB RSS per instance); a full buffer
 #: flushes translated code, which costs time but never changes results.
 TCG_BUFFER_BYTES = 1 << 20
+
+#: The binding's own annotations are partial (untyped calls); use it through ``Any``.
+unicorn: Any = _unicorn_module
 
 _HOOK_INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _UC_ERR_OK = 0
@@ -151,10 +156,10 @@ class Instance:
         handle = ctypes.c_size_t()
         if meter == "native":
             fn = gasmeter.native_hook()
-            self._gas_cb: object = None
+            self._gas_cb: Any = None
         else:
             self._gas_cb = gasmeter.python_hook(uclib.uc_emu_stop)
-            fn = ctypes.cast(self._gas_cb, ctypes.c_void_p).value  # type: ignore[call-overload]
+            fn = gasmeter.function_address(self._gas_cb)
         self._check(
             uclib.uc_hook_add(
                 self._uch, ctypes.byref(handle), unicorn.UC_HOOK_BLOCK, ctypes.c_void_p(fn),
@@ -162,7 +167,7 @@ class Instance:
             ),
             "hook_add(block)",
         )
-        self._intr_cb = _HOOK_INTR_CFUNC(self._on_intr)
+        self._intr_cb: Any = _HOOK_INTR_CFUNC(self._on_intr)
         self._check(
             uclib.uc_hook_add(
                 self._uch, ctypes.byref(handle), unicorn.UC_HOOK_INTR,
@@ -222,7 +227,7 @@ class Instance:
                 gas.out_of_gas = 1
                 uclib.uc_emu_stop(uch)
                 return
-            ret = _HANDLERS[nr](self._mem, self._env, a0, a1, a2, a3)  # type: ignore[arg-type]
+            ret = _HANDLERS[nr](self._mem, self._env, a0, a1, a2, a3)
             _RET_PACK_INTO(view, abi.SYS_RET_OFF, ret & _MASK64)
         except syscalls.Stop as s:
             self._stop = s
@@ -279,7 +284,7 @@ class Instance:
         left, insns = gas.left, gas.insns
         if gas.out_of_gas:
             return RunResult(TxStatus.OUT_OF_GAS, left, insns, "out of gas")
-        stop = self._stop
+        stop = self._pending_stop()  # set by the hook during emu_start
         if stop is not None:
             return RunResult(stop.status, left, insns, stop.reason)
         if err != _UC_ERR_OK:
@@ -289,6 +294,9 @@ class Instance:
         # (count=0 and timeout=0 are never used).
         return RunResult(TxStatus.SUCCESS, left, insns)
 
+    def _pending_stop(self) -> syscalls.Stop | None:
+        return self._stop
+
     def close(self) -> None:
         """Release the unicorn engine now (idempotent). The instance is unusable afterwards."""
         self._finalizer()
@@ -296,7 +304,7 @@ class Instance:
         self._gas_cb = None
 
 
-def _release(uc: unicorn.Uc, buffers: list[_Buffer]) -> None:
+def _release(uc: Any, buffers: list[_Buffer]) -> None:
     fin = getattr(uc, "_Uc__finalizer", None)  # the binding's uc_close, run at most once
     if fin is not None:
         fin()
@@ -326,8 +334,6 @@ def self_test(meter: str = "native") -> dict[str, object]:
     """Check the unicorn behaviours the runtime depends on; raise :class:`SelfTestFailed` naming
     the first that changed. Call once at node startup (takes a few milliseconds). Returns facts
     (unicorn version, gas meter) for the startup log."""
-    import unicorn as _u
-
     seen: list[tuple[int, int]] = []
 
     def probe_intr(uch: int, intno: int, _ud: int) -> None:
@@ -337,7 +343,7 @@ def self_test(meter: str = "native") -> dict[str, object]:
         if intno != _INTNO_ECALL:
             uclib.uc_emu_stop(uch)
 
-    def fresh() -> tuple[unicorn.Uc, gasmeter.GasState, list[object]]:
+    def fresh() -> tuple[Any, gasmeter.GasState, list[object]]:
         uc = unicorn.Uc(unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV64)
         uc.ctl_set_tcg_buffer_size(TCG_BUFFER_BYTES)
         code = _Buffer(abi.PAGE)
@@ -354,7 +360,7 @@ def self_test(meter: str = "native") -> dict[str, object]:
         else:
             cb = gasmeter.python_hook(uclib.uc_emu_stop)
             keep.append(cb)
-            fn = ctypes.cast(cb, ctypes.c_void_p).value  # type: ignore[call-overload]
+            fn = gasmeter.function_address(cb)
         uclib.uc_hook_add(uc._uch, ctypes.byref(h), unicorn.UC_HOOK_BLOCK, ctypes.c_void_p(fn),
                           ctypes.c_void_p(ctypes.addressof(gas)), ctypes.c_uint64(1), ctypes.c_uint64(0))
         icb = _HOOK_INTR_CFUNC(probe_intr)
@@ -363,13 +369,13 @@ def self_test(meter: str = "native") -> dict[str, object]:
                           None, ctypes.c_uint64(1), ctypes.c_uint64(0))
         return uc, gas, keep
 
-    def start(uc: unicorn.Uc, begin: int) -> int:
+    def start(uc: Any, begin: int) -> int:
         uc.reg_write(rv.UC_RISCV_REG_RA, abi.EXIT_ADDR)
         return int(uclib.uc_emu_start(uc._uch, begin, abi.EXIT_ADDR, 0, 0))
 
     def expect(cond: bool, what: str) -> None:
         if not cond:
-            raise SelfTestFailed(f"unicorn {_u.__version__}: {what}")
+            raise SelfTestFailed(f"unicorn {unicorn.__version__}: {what}")
 
     # 1. ecall: INTR hook with intno 8, pc already past the ecall, execution resumes after it.
     uc, gas, keep = fresh()
@@ -394,4 +400,4 @@ def self_test(meter: str = "native") -> dict[str, object]:
     err = start(uc, abi.CODE_LO + 0x18)
     expect(err == unicorn.UC_ERR_WRITE_PROT, f"store to r-x page gave {_uc_strerror(err)}, expected WRITE_PROT")
     del keep
-    return {"unicorn": _u.__version__, "gas_meter": meter}
+    return {"unicorn": unicorn.__version__, "gas_meter": meter}

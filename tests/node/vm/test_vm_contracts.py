@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import COMPUTE, CTX, ERC20, HOTSPOT, OBJECTS, Accounts, DictState, Run, u64
+from vm_helpers import COMPUTE, CTX, ERC20, HOTSPOT, OBJECTS, Accounts, DictState, Run, u64
 
 from node.core import keys
 from node.core.execution import TxStatus

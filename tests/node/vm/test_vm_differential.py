@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import struct
 
-from conftest import CTX, ERC20, FAULTS, HOTSPOT, OBJECTS, DictState, resolver, u64
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vm_helpers import CTX, ERC20, FAULTS, HOTSPOT, OBJECTS, DictState, resolver, u64
 
 from node.core import keys
 from node.core.execution import TxOutcome

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CTX, FAULTS, Accounts, DictState, Run, resolver, u64
+from vm_helpers import CTX, FAULTS, Accounts, DictState, Run, resolver, u64
 
 from node.core import keys
 from node.core.execution import TxStatus

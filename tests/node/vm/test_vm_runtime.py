@@ -6,7 +6,7 @@ import multiprocessing
 import pickle
 import threading
 
-from conftest import COMPUTE, CTX, FAULTS, Accounts, DictState, Run, resolver, u64
+from vm_helpers import COMPUTE, CTX, FAULTS, Accounts, DictState, Run, resolver, u64
 
 from node.core import keys
 from node.core.execution import TxOutcome, TxStatus
