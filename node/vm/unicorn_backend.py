@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import weakref
 from dataclasses import dataclass
-
 from typing import Any
 
 import unicorn as _unicorn_module
