@@ -7,16 +7,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from node.core import keys
 from node.core.execution import TxOutcome
 from node.core.tx import Transaction
 
-#: A transaction's (may-read, may-write) key sets, as enforced by every executor.
-Declared = tuple[frozenset[bytes], frozenset[bytes]]
+#: A transaction's declared keys as ``(read_only, writes)``: ``writes`` is
+#: ``tx.declared_writes()`` and ``read_only + writes`` is ``tx.declared_reads()``, as tuples
+#: (building frozensets costs more than the schedulers' few lookups in them).
+Declared = tuple[tuple[bytes, ...], tuple[bytes, ...]]
 
 
 def declared_sets(txs: Sequence[Transaction]) -> list[Declared]:
-    """``(declared_reads(), declared_writes())`` per transaction, computed once per block."""
-    return [(tx.declared_reads(), tx.declared_writes()) for tx in txs]
+    """The declared keys of each transaction, computed once per block (see :data:`Declared`)."""
+    out: list[Declared] = []
+    implicit = keys.implicit_keys
+    for tx in txs:
+        ws = tx.write_set + implicit(tx.sender)
+        rs = tx.read_set
+        if rs:
+            rs = tuple(k for k in rs if k not in ws)
+        out.append((rs, ws))
+    return out
 
 
 def fold_writes(outcomes: Sequence[TxOutcome]) -> dict[bytes, bytes | None]:
@@ -44,11 +55,11 @@ def declarations_held(decl: Sequence[Declared], outcomes: Sequence[TxOutcome]) -
     written: set[bytes] = set()
     for o in outcomes:
         written.update(o.writes)
-    for (may_read, may_write), o in zip(decl, outcomes, strict=True):
+    for (read_only, may_write), o in zip(decl, outcomes, strict=True):
         for k in o.writes:
             if k not in may_write:
                 return False
         for k in o.reads:
-            if k not in may_read and k in written:
+            if k not in may_write and k not in read_only and k in written:
                 return False
     return True

@@ -23,8 +23,9 @@ The committed outcome of each transaction is that of its last incarnation, and t
 write set is folded from those outcomes in block order, as Serial does.
 
 On CPython the worker threads share the GIL: Block-STM scales here only with executors that
-release it (unicorn emulation, hashing). Python is not atomics: one scheduler lock and one
-memory lock stand in for the paper's atomic counters and per-transaction mutexes.
+release it (unicorn emulation, hashing). One scheduler lock stands in for the paper's atomic
+counters and per-transaction mutexes; MVMemory relies on the GIL's atomic dict/list operations
+(see :meth:`MVMemory.read`), which holds on CPython 3.11 (not on free-threaded builds).
 """
 
 from __future__ import annotations
@@ -80,23 +81,28 @@ class MVMemory:
         self._writers: dict[bytes, list[int]] = {}  # sorted txn indices with an entry
         self._last_written: list[frozenset[bytes]] = [frozenset()] * n
         self._last_read: list[list[tuple[bytes, Version]]] = [[] for _ in range(n)]
-        self._lock = threading.Lock()
 
     def read(self, key: bytes, txn_idx: int) -> tuple[Version, bytes | None] | None:
         """The latest write to ``key`` below ``txn_idx``: ``(version, value)``, or ``None`` when
         no transaction below wrote it (read storage). Raises :class:`ReadError` on ESTIMATE."""
-        with self._lock:
+        # Lock-free: under the GIL each dict/list/bisect call is atomic, and record() publishes
+        # an entry before its index (and unpublishes the index before the entry), so a reader
+        # can only race with a removal, which it detects (KeyError/IndexError) and retries.
+        while True:
             ws = self._writers.get(key)
             if not ws:
                 return None
-            p = bisect_left(ws, txn_idx)
-            if p == 0:
-                return None
-            j = ws[p - 1]
-            e = self._data[key][j]
-        if isinstance(e, _Estimate):
-            raise ReadError(j)
-        return (j, e[0]), e[1]
+            try:
+                p = bisect_left(ws, txn_idx)
+                if p == 0:
+                    return None
+                j = ws[p - 1]
+                e = self._data[key][j]
+            except (KeyError, IndexError):
+                continue
+            if e is ESTIMATE:
+                raise ReadError(j)
+            return (j, e[0]), e[1]  # type: ignore[index]
 
     def record(
         self,
@@ -107,28 +113,34 @@ class MVMemory:
     ) -> bool:
         """Store an incarnation's read and write sets; True if it wrote a key that the previous
         incarnation did not (then higher transactions must be revalidated)."""
-        with self._lock:
-            prev = self._last_written[txn_idx]
-            for k, v in writes.items():
-                entries = self._data.get(k)
-                if entries is None:
-                    entries = self._data[k] = {}
-                if txn_idx not in entries:
-                    insort(self._writers.setdefault(k, []), txn_idx)
-                entries[txn_idx] = (incarnation, v)
-            now = frozenset(writes)
+        # No lock: only the thread running txn_idx writes its entries (an incarnation is
+        # recorded before the status moves to EXECUTED, and only then may a validation turn
+        # them into ESTIMATEs); entries of different transactions share dicts and lists, whose
+        # single setdefault/insort/del calls are atomic under the GIL.
+        prev = self._last_written[txn_idx]
+        data, writers = self._data, self._writers
+        for k, v in writes.items():
+            entries = data.get(k)
+            if entries is None:
+                entries = data.setdefault(k, {})
+            new = txn_idx not in entries
+            entries[txn_idx] = (incarnation, v)  # publish the entry, then its index
+            if new:
+                insort(writers.setdefault(k, []), txn_idx)
+        now = frozenset(writes)
+        if prev:
             for k in prev - now:  # the new incarnation no longer writes k
-                del self._data[k][txn_idx]
-                ws = self._writers[k]
-                del ws[bisect_left(ws, txn_idx)]
-            self._last_written[txn_idx] = now
-            self._last_read[txn_idx] = read_set
-            return not now <= prev
+                ws = writers[k]
+                del ws[bisect_left(ws, txn_idx)]  # unpublish the index, then the entry
+                del data[k][txn_idx]
+        self._last_written[txn_idx] = now
+        self._last_read[txn_idx] = read_set
+        return not now <= prev
 
     def convert_writes_to_estimates(self, txn_idx: int) -> None:
-        with self._lock:
-            for k in self._last_written[txn_idx]:
-                self._data[k][txn_idx] = ESTIMATE
+        data = self._data
+        for k in self._last_written[txn_idx]:
+            data[k][txn_idx] = ESTIMATE
 
     def validate_read_set(self, txn_idx: int) -> bool:
         """Whether every recorded read would still see the same version."""
@@ -355,11 +367,10 @@ class AptosBlockSTM:
         mv = MVMemory(n)
         sched = Scheduler(n)
         results: list[TxOutcome | _Raised | None] = [None] * n
-        counters = [0, 0.0]  # executions, busy seconds (updated under the GIL per worker)
-        lock = threading.Lock()
+        tallies: list[list[float]] = []  # per worker: [executions, busy seconds]
         execute = self.executor.execute
 
-        def try_execute(idx: int, incarnation: int) -> Task | None:
+        def try_execute(idx: int, incarnation: int, tally: list[float]) -> Task | None:
             while True:
                 view = _MVView(mv, idx, state)
                 t1 = time.perf_counter()
@@ -368,19 +379,15 @@ class AptosBlockSTM:
                     out = execute(txs[idx], view, ctx)
                     o, writes = out, dict(out.writes)
                 except _Blocked as b:
-                    dt = time.perf_counter() - t1
-                    with lock:
-                        counters[0] += 1
-                        counters[1] += dt
+                    tally[0] += 1
+                    tally[1] += time.perf_counter() - t1
                     if not sched.add_dependency(idx, b.blocking):
                         continue  # the blocking transaction finished meanwhile: retry now
                     return None
                 except Exception as e:
                     o, writes = _Raised(e), {}
-                dt = time.perf_counter() - t1
-                with lock:
-                    counters[0] += 1
-                    counters[1] += dt
+                tally[0] += 1
+                tally[1] += time.perf_counter() - t1
                 results[idx] = o
                 wrote_new = mv.record(idx, incarnation, view.reads, writes)
                 return sched.finish_execution(idx, incarnation, wrote_new)
@@ -395,6 +402,8 @@ class AptosBlockSTM:
         errors: list[BaseException] = []
 
         def worker() -> None:
+            tally = [0.0, 0.0]
+            tallies.append(tally)
             try:
                 task: Task | None = None
                 while True:
@@ -404,7 +413,7 @@ class AptosBlockSTM:
                             return
                     kind, idx, inc = task
                     if kind == EXECUTE:
-                        task = try_execute(idx, inc)
+                        task = try_execute(idx, inc, tally)
                     else:
                         task = needs_reexecution(idx, inc)
             except BaseException as e:  # a scheduler bug: stop everyone, report it
@@ -436,8 +445,8 @@ class AptosBlockSTM:
         stats = BlockStats(
             strategy=self.name, workers=self.workers, txs=n,
             exec_seconds=time.perf_counter() - t0,
-            serial_equivalent_seconds=float(counters[1]),
-            executions=int(counters[0]), aborts=sched.aborts,
+            serial_equivalent_seconds=sum(t[1] for t in tallies),
+            executions=int(sum(t[0] for t in tallies)), aborts=sched.aborts,
         )
         return BlockExecution(tuple(outcomes), fold_writes(outcomes), stats)
 

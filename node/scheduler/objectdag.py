@@ -33,7 +33,7 @@ from node.core.execution import (
     TxOutcome,
 )
 from node.core.tx import Transaction
-from node.scheduler._common import Declared, declarations_held, declared_sets, fold_writes
+from node.scheduler._common import Declared, declarations_held, declared_sets
 from node.scheduler.serial import Serial
 from node.scheduler.substrate import ExecutorFactory, Item, SubstrateKind, make_substrate
 
@@ -61,16 +61,14 @@ def build(txs: Sequence[Transaction], decl: Sequence[Declared]) -> Dag:
     last_writer: dict[bytes, int] = {}
     readers: dict[bytes, list[int]] = {}
     owner: dict[bytes, bytes | None] = {}  # key -> its only sender, or None once shared
-    for i, (may_read, may_write) in enumerate(decl):
+    for i, (read_only, writes) in enumerate(decl):
         deps: set[int] = set()
-        for k in may_read:
-            if k in may_write:
-                continue
+        for k in read_only:
             w = last_writer.get(k)
             if w is not None:
                 deps.add(w)
             readers.setdefault(k, []).append(i)
-        for k in may_write:
+        for k in writes:
             w = last_writer.get(k)
             if w is not None:
                 deps.add(w)
@@ -86,12 +84,16 @@ def build(txs: Sequence[Transaction], decl: Sequence[Declared]) -> Dag:
         level[i] = lv
         indeg[i] = len(deps)
         sender = txs[i].sender
-        for k in may_read:
-            if owner.get(k, sender) != sender:
-                owner[k] = None
-            elif k not in owner:
-                owner[k] = sender
-    fast = sum(1 for may_read, _ in decl if all(owner[k] is not None for k in may_read))
+        for ks in (read_only, writes):
+            for k in ks:
+                o = owner.get(k, sender)
+                if o is None or o != sender:
+                    owner[k] = None
+                elif k not in owner:
+                    owner[k] = sender
+    fast = sum(
+        1 for ro, ws in decl if all(owner[k] is not None for k in ro) and all(owner[k] is not None for k in ws)
+    )
     counts: dict[int, int] = {}
     for lv in level:
         counts[lv] = counts.get(lv, 0) + 1
@@ -150,7 +152,7 @@ class SuiObjectDAG:
                 chunk: list[Item] = []
                 for _ in range(min(size, len(ready))):
                     i = ready.popleft()
-                    chunk.append((i, txs[i], decl[i][0]))
+                    chunk.append((i, txs[i], decl[i][0] + decl[i][1]))
                 sub.start(chunk, view, ctx)
                 in_flight += 1
             if not in_flight:
@@ -174,6 +176,8 @@ class SuiObjectDAG:
                             ready.append(s)
 
         done = [o for o in outcomes if o is not None]
+        # Writes to one key committed in block order (write-after-write edges): Serial's map.
+        net = view.writes
         stats = BlockStats(
             strategy=self.name, workers=self.workers, txs=n,
             serial_equivalent_seconds=busy, executions=n,
@@ -182,11 +186,11 @@ class SuiObjectDAG:
         if not declarations_held(decl, done):
             # Undeclared system-key writes the DAG could not see: re-run in block order.
             again = Serial(self.executor).execute_block(txs, state, ctx)
-            done = list(again.outcomes)
+            done, net = list(again.outcomes), dict(again.writes)
             stats.executions += n
             stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
         stats.exec_seconds = time.perf_counter() - t0
-        return BlockExecution(tuple(done), fold_writes(done), stats)
+        return BlockExecution(tuple(done), net, stats)
 
     def close(self) -> None:
         self.substrate.close()

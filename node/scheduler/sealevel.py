@@ -28,7 +28,7 @@ from node.core.execution import (
     TxOutcome,
 )
 from node.core.tx import Transaction
-from node.scheduler._common import Declared, declarations_held, declared_sets, fold_writes
+from node.scheduler._common import Declared, declarations_held, declared_sets
 from node.scheduler.serial import Serial
 from node.scheduler.substrate import (
     ExecutorFactory,
@@ -45,24 +45,28 @@ def batches(decl: Sequence[Declared]) -> list[int]:
     """Batch number of each transaction under Sealevel's read/write locks in block order.
 
     A writer of key k goes after the last writer of k and after every reader of k since then; a
-    reader goes after the last writer. (Declared reads include the writes.)
+    reader goes after the last writer.
     """
     last_write: dict[bytes, int] = {}
     last_read: dict[bytes, int] = {}  # highest batch holding a read lock (monotone per key)
     out: list[int] = []
-    for may_read, may_write in decl:
+    for read_only, writes in decl:
         b = 0
-        for k in may_write:
-            w = last_write.get(k, -1)
-            r = last_read.get(k, -1)
-            b = max(b, w + 1, r + 1)
-        for k in may_read:
-            if k not in may_write:
-                b = max(b, last_write.get(k, -1) + 1)
-        for k in may_write:
+        for k in writes:
+            w = last_write.get(k, -1) + 1
+            r = last_read.get(k, -1) + 1
+            if w > b:
+                b = w
+            if r > b:
+                b = r
+        for k in read_only:
+            w = last_write.get(k, -1) + 1
+            if w > b:
+                b = w
+        for k in writes:
             last_write[k] = b
-        for k in may_read:
-            if k not in may_write and last_read.get(k, -1) < b:
+        for k in read_only:
+            if last_read.get(k, -1) < b:
                 last_read[k] = b
         out.append(b)
     return out
@@ -102,7 +106,7 @@ class SolanaParallel:
         level = batches(decl)
         groups: list[list[Item]] = [[] for _ in range(max(level, default=-1) + 1)]
         for i, tx in enumerate(txs):
-            groups[level[i]].append((i, tx, decl[i][0]))
+            groups[level[i]].append((i, tx, decl[i][0] + decl[i][1]))
 
         view = Overlay(state)
         outcomes: list[TxOutcome | None] = [None] * n
@@ -136,6 +140,7 @@ class SolanaParallel:
 
         done = [o for o in outcomes if o is not None]
         assert len(done) == n
+        net = view.writes  # batches committed conflicting writes in block order: Serial's map
         stats = BlockStats(
             strategy=self.name, workers=self.workers, txs=n,
             serial_equivalent_seconds=busy, executions=n,
@@ -146,11 +151,11 @@ class SolanaParallel:
             # The executor touched undeclared system keys that the block also writes: the
             # batches were not exact. Re-run in block order (Serial's result by construction).
             again = Serial(self.executor).execute_block(txs, state, ctx)
-            done = list(again.outcomes)
+            done, net = list(again.outcomes), dict(again.writes)
             stats.executions += n
             stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
         stats.exec_seconds = time.perf_counter() - t0
-        return BlockExecution(tuple(done), fold_writes(done), stats)
+        return BlockExecution(tuple(done), net, stats)
 
     def close(self) -> None:
         self.substrate.close()

@@ -36,8 +36,8 @@ ExecutorFactory = Callable[[], TxExecutor]
 SubstrateKind = Literal["threads", "processes"]
 SUBSTRATES: tuple[SubstrateKind, ...] = ("threads", "processes")
 
-#: One transaction to run: (block index, transaction, its declared reads).
-Item = tuple[int, Transaction, frozenset[bytes]]
+#: One transaction to run: (block index, transaction, every key it declared).
+Item = tuple[int, Transaction, tuple[bytes, ...]]
 
 
 @dataclass(slots=True)

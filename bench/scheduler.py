@@ -1,0 +1,437 @@
+"""``dubhe-bench scheduler``: block execution TPS per strategy x substrate x workers vs Serial.
+
+Workloads (blocks of ``--block-size`` transactions, 10,000 by default):
+
+* ``p2p-N`` for N in 2, 10, 100, 1,000, 10,000 accounts: native-token transfers between random
+  accounts (the Block-STM paper's grid), run by the Python reference executor;
+* ``hot``: every transaction increments the same counter slot (one hot key, full contention);
+* ``compute``: each transaction hashes a 256 KiB buffer (SHA-256 releases the GIL, standing in for
+  unicorn emulation of a compute-heavy contract until the VM's compute contract is wired here)
+  and then increments its sender's own counter slot;
+* ``mixed``: 70% p2p over 1,000 accounts, 20% increments of 10 hot slots, 10% compute.
+
+Each cell is end to end: ``execute_block`` plus applying the block's write set to the state
+through a pluggable commit step (``--commit dict``: a dict; ``--commit store``: the node's
+``ChainStore`` over the in-memory KV, with its state-root accumulator). Serial is measured in
+the same run on the same block, and every cell's result is checked against Serial's. Prints a
+table, optionally writes CSV (``--csv PATH``), then the targets as PASS/MISS. ``--max-seconds``
+bounds the run: cells that would start after it are skipped (and listed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import random
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from node.core import keys
+from node.core.execution import (
+    BlockContext,
+    BlockExecution,
+    BlockExecutor,
+    StateReader,
+    TxExecutor,
+    TxOutcome,
+    WriteSet,
+)
+from node.core.tx import Transaction, address_of
+from node.scheduler.registry import PROCESS_CAPABLE, create
+from node.scheduler.substrate import SubstrateKind
+from node.vm.reference import ReferenceExecutor
+
+_U64 = struct.Struct(">Q")
+CTX = BlockContext(number=1, timestamp_ms=1_700_000_000_000, chain_id=1)
+PARALLEL = ("SolanaParallel", "AptosBlockSTM", "SuiObjectDAG")
+ALL_WORKLOADS = ("p2p-2", "p2p-10", "p2p-100", "p2p-1000", "p2p-10000", "hot", "compute", "mixed")
+LOW_CONTENTION = ("p2p-1000", "p2p-10000", "compute")
+COMPUTE_BYTES = 256 * 1024
+_BUFFER = bytes(range(256)) * (COMPUTE_BYTES // 256)
+
+
+# -- executors (module-level so worker processes can build them) ---------------------------------
+def _pk(i: int) -> bytes:
+    return b"B" + i.to_bytes(4, "big") + bytes(27)
+
+
+MINT = address_of(_pk(0xFFFFFFFF))
+
+
+def reference_factory() -> ReferenceExecutor:
+    """Executor factory for worker processes: the reference executor."""
+    return ReferenceExecutor(MINT)
+
+
+@dataclass
+class ComputeExecutor:
+    """The reference executor plus, for ``method == "compute"``, SHA-256 over 256 KiB per
+    transaction before the counter increment (GIL-free work, like unicorn emulation)."""
+
+    inner: ReferenceExecutor = field(default_factory=reference_factory)
+
+    def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
+        if tx.method == "compute":
+            digest = hashlib.sha256(_BUFFER + tx.args).digest()
+            tx = _as_increment(tx, digest)
+        return self.inner.execute(tx, state, ctx)
+
+
+def _as_increment(tx: Transaction, digest: bytes) -> Transaction:
+    # Same sender, nonce and declarations; the delta depends on the hash so the work counts.
+    return Transaction(
+        chain_id=tx.chain_id, nonce=tx.nonce, to=tx.to, method="increment",
+        args=tx.args[:-8] + digest[:2].rjust(8, b"\x00"), read_set=tx.read_set,
+        write_set=tx.write_set, gas_limit=tx.gas_limit, public_key=tx.public_key,
+        signature=tx.signature,
+    )
+
+
+def compute_factory() -> ComputeExecutor:
+    """Executor factory for worker processes: the compute executor."""
+    return ComputeExecutor()
+
+
+# -- workloads -----------------------------------------------------------------------------------
+@dataclass
+class Workload:
+    name: str
+    txs: list[Transaction]
+    state: dict[bytes, bytes | None]
+    executor: Callable[[], TxExecutor]
+    factory: Callable[[], TxExecutor]
+
+
+def _tx(sender: int, nonce: int, to: bytes, method: str, args: bytes, writes: Sequence[bytes]) -> Transaction:
+    return Transaction(
+        chain_id=CTX.chain_id, nonce=nonce, to=to, method=method, args=args, read_set=(),
+        write_set=tuple(dict.fromkeys(writes)), gas_limit=1_000_000, public_key=_pk(sender),
+        signature=bytes(64),
+    )
+
+
+def _addr(i: int) -> bytes:
+    return address_of(_pk(i))
+
+
+def make_workload(name: str, n: int, seed: int = 1) -> Workload:
+    rnd = random.Random(seed)
+    nonces: dict[int, int] = {}
+    state: dict[bytes, bytes | None] = {}
+
+    def nonce(s: int) -> int:
+        v = nonces.get(s, 0)
+        nonces[s] = v + 1
+        return v
+
+    def transfer(accounts: int) -> Transaction:
+        s, t = rnd.randrange(accounts), rnd.randrange(accounts)
+        frm, to = _addr(s), _addr(t)
+        for a in (frm, to):
+            state.setdefault(keys.balance_key(a), _U64.pack(10**12))
+        return _tx(s, nonce(s), keys.NATIVE_TOKEN, "transfer", to + _U64.pack(rnd.randrange(1, 100)),
+                   (keys.balance_key(frm), keys.balance_key(to)))
+
+    def increment(sender: int, slot: bytes, method: str = "increment") -> Transaction:
+        k = keys.storage_key(keys.COUNTER_DEMO, slot)
+        return _tx(sender, nonce(sender), keys.COUNTER_DEMO, method, slot + _U64.pack(1), (k,))
+
+    txs: list[Transaction] = []
+    ref: Callable[[], TxExecutor] = reference_factory
+    if name.startswith("p2p-"):
+        accounts = int(name[4:])
+        txs = [transfer(accounts) for _ in range(n)]
+    elif name == "hot":
+        # Distinct senders (no nonce chains): the only conflict is the one hot counter.
+        txs = [increment(100_000 + i, b"hot") for i in range(n)]
+    elif name == "compute":
+        txs = [increment(200_000 + i, b"c" + i.to_bytes(4, "big"), "compute") for i in range(n)]
+        ref = compute_factory
+    elif name == "mixed":
+        for i in range(n):
+            r = rnd.random()
+            if r < 0.7:
+                txs.append(transfer(1000))
+            elif r < 0.9:
+                txs.append(increment(300_000 + i, b"h" + bytes([rnd.randrange(10)])))
+            else:
+                txs.append(increment(400_000 + i, b"m" + i.to_bytes(4, "big"), "compute"))
+        ref = compute_factory
+    else:
+        raise ValueError(f"unknown workload {name!r}; choose from {', '.join(ALL_WORKLOADS)}")
+    for tx in txs:  # warm the cached properties outside the timed region (signing/hashing)
+        _ = tx.sender, tx.hash
+    return Workload(name, txs, state, ref, ref)
+
+
+# -- commit steps --------------------------------------------------------------------------------
+class Commit(Protocol):
+    """Applies a block's write set to state; created fresh per measurement from the genesis."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def commit(self, writes: WriteSet) -> None: ...
+
+
+class DictCommit:
+    """State as a plain dict (the default)."""
+
+    def __init__(self, genesis: dict[bytes, bytes | None]) -> None:
+        self.data = dict(genesis)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def commit(self, writes: WriteSet) -> None:
+        d = self.data
+        for k, v in writes.items():
+            if v is None:
+                d.pop(k, None)
+            else:
+                d[k] = v
+
+
+class StoreCommit:
+    """The node's ChainStore over the in-memory KV: accumulator (state root) + batch write."""
+
+    def __init__(self, genesis: dict[bytes, bytes | None]) -> None:
+        from node.state.chain import ChainStore
+        from node.state.kv import MemoryKV
+
+        self.store = ChainStore(MemoryKV())
+        kv = self.store.kv
+        kv.write({b"S" + k: v for k, v in genesis.items() if v is not None})
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.store.get(key)
+
+    def commit(self, writes: WriteSet) -> None:
+        self.store.next_accumulator(writes)
+        self.store.kv.write({b"S" + k: v for k, v in writes.items()})
+
+
+COMMITS: dict[str, Callable[[dict[bytes, bytes | None]], Commit]] = {"dict": DictCommit, "store": StoreCommit}
+
+
+# -- measurement ---------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    workload: str
+    strategy: str
+    substrate: str
+    workers: int
+    txs: int
+    seconds: float
+    serial_seconds: float = 0.0
+    efficiency: float = 0.0
+    conflict_rate: float = 0.0
+    re_executions: int = 0
+    aborts: int = 0
+    deferrals: int = 0
+    dag_depth: int = 0
+    dag_width: int = 0
+
+    @property
+    def tps(self) -> float:
+        return self.txs / self.seconds if self.seconds else 0.0
+
+    @property
+    def speedup(self) -> float:
+        return self.serial_seconds / self.seconds if self.seconds else 0.0
+
+    def label(self) -> str:
+        return "Serial" if self.strategy == "Serial" else f"{self.strategy}/{self.substrate}"
+
+
+def _same(a: BlockExecution, b: BlockExecution) -> bool:
+    return a.outcomes == b.outcomes and dict(a.writes) == dict(b.writes)
+
+
+def measure(
+    wl: Workload, strategy: BlockExecutor, commit_kind: str, repeat: int, reference: BlockExecution | None
+) -> tuple[float, BlockExecution]:
+    """Median end-to-end seconds over ``repeat`` runs (after one warm-up) and the last result."""
+    times = []
+    result: BlockExecution | None = None
+    for r in range(repeat + 1):
+        state = COMMITS[commit_kind](wl.state)
+        t0 = time.perf_counter()
+        result = strategy.execute_block(wl.txs, state, CTX)
+        state.commit(result.writes)
+        dt = time.perf_counter() - t0
+        if r:
+            times.append(dt)
+    assert result is not None
+    if reference is not None and not _same(reference, result):
+        raise AssertionError(f"{wl.name}: {strategy.name} differs from Serial")
+    return statistics.median(times), result
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
+    cells: list[Cell] = []
+    deadline = time.monotonic() + args.max_seconds
+    skipped: list[str] = []
+    for wname in args.workloads:
+        t_gen = time.perf_counter()
+        wl = make_workload(wname, args.block_size)
+        out(f"== {wname}: {len(wl.txs)} txs (generated in {time.perf_counter() - t_gen:.1f}s)")
+        executor = wl.executor()
+        serial = create("Serial", executor, 1)
+        s_sec, s_res = measure(wl, serial, args.commit, args.repeat, None)
+        base = Cell(wname, "Serial", "-", 1, len(wl.txs), s_sec, s_sec, 1.0)
+        cells.append(base)
+        out(f"   Serial                         {base.tps:>10,.0f} tps")
+        for name in args.strategies:
+            for substrate in args.substrates:
+                if substrate == "processes" and name not in PROCESS_CAPABLE:
+                    continue
+                for w in args.workers:
+                    if substrate == "processes" and w == 1:
+                        continue  # one worker runs inline: identical to the threads row
+                    label = f"{name}/{substrate} w={w}"
+                    if time.monotonic() > deadline:
+                        skipped.append(f"{wname} {label}")
+                        continue
+                    strat = create(name, executor, w, executor_factory=wl.factory,
+                                   substrate=substrate, mp_context=args.mp_context)
+                    try:
+                        sec, res = measure(wl, strat, args.commit, args.repeat, s_res)
+                    finally:
+                        strat.close()
+                    st = res.stats
+                    c = Cell(wname, name, substrate, w, len(wl.txs), sec, s_sec, st.parallel_efficiency,
+                             st.conflict_rate, st.re_executions, st.aborts, st.deferrals, st.dag_depth,
+                             st.dag_width)
+                    cells.append(c)
+                    out(f"   {label:<30} {c.tps:>10,.0f} tps  {c.speedup:5.2f}x Serial  "
+                        f"eff {c.efficiency:4.2f}  conflicts {c.conflict_rate:5.3f}  re-exec {c.re_executions}")
+    if skipped:
+        out(f"-- time budget (--max-seconds {args.max_seconds:g}) reached; skipped {len(skipped)} cells:")
+        for s in skipped:
+            out(f"   {s}")
+    return cells
+
+
+def table(cells: list[Cell]) -> str:
+    head = (f"{'workload':<10} {'strategy':<28} {'w':>2} {'tps':>10} {'vs Serial':>9} {'eff':>5} "
+            f"{'conflict':>8} {'re-exec':>7} {'depth':>6} {'width':>6}")
+    lines = [head, "-" * len(head)]
+    for c in cells:
+        lines.append(
+            f"{c.workload:<10} {c.label():<28} {c.workers:>2} {c.tps:>10,.0f} {c.speedup:>8.2f}x "
+            f"{c.efficiency:>5.2f} {c.conflict_rate:>8.3f} {c.re_executions:>7} {c.dag_depth:>6} {c.dag_width:>6}"
+        )
+    return "\n".join(lines)
+
+
+def targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
+    """The issue's targets, evaluated on this run's cells (None: not measured in this run)."""
+    res: list[tuple[bool | None, str]] = []
+    par = [c for c in cells if c.strategy != "Serial"]
+
+    p1k = [c for c in par if c.workload == "p2p-1000"]
+    if p1k:
+        best = max(p1k, key=lambda c: c.tps)
+        res.append((best.tps >= 20_000, f"best parallel strategy on p2p-1000 >= 20,000 tps: {best.label()} "
+                                        f"w={best.workers} {best.tps:,.0f} tps"))
+    else:
+        res.append((None, "p2p-1000 not measured"))
+
+    comp = [c for c in par if c.workload == "compute" and c.workers == 2]
+    if comp:
+        best = max(comp, key=lambda c: c.speedup)
+        res.append((best.speedup >= 1.8, f"compute-heavy >= 1.8x Serial with 2 workers: {best.label()} "
+                                         f"{best.speedup:.2f}x"))
+    else:
+        res.append((None, "compute with 2 workers not measured"))
+
+    for wname in LOW_CONTENTION:
+        for name in PARALLEL:
+            mine = [c for c in par if c.workload == wname and c.strategy == name and c.workers == 2]
+            if not mine:
+                continue
+            best = max(mine, key=lambda c: c.speedup)
+            res.append((best.speedup >= 1 / 1.1, f"{wname}: {name} (best substrate, 2 workers) not >10% slower "
+                                                 f"than Serial: {best.label()} {best.speedup:.2f}x"))
+
+    hot = [c for c in par if c.workload == "hot" and c.strategy == "AptosBlockSTM" and c.workers == 2]
+    if hot:
+        c = hot[0]
+        ratio = c.seconds / c.serial_seconds
+        res.append((ratio <= 1.3, f"Block-STM at one hot key (2 workers) <= 1.3x Serial's time: {ratio:.2f}x"))
+    else:
+        res.append((None, "hot with Block-STM/2 not measured"))
+    return res
+
+
+def write_csv(path: str, cells: list[Cell]) -> None:
+    cols = ["workload", "strategy", "substrate", "workers", "txs", "seconds", "tps", "serial_seconds",
+            "speedup_vs_serial", "efficiency", "conflict_rate", "re_executions", "aborts", "deferrals",
+            "dag_depth", "dag_width"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for c in cells:
+            w.writerow([c.workload, c.strategy, c.substrate, c.workers, c.txs, f"{c.seconds:.6f}", f"{c.tps:.1f}",
+                        f"{c.serial_seconds:.6f}", f"{c.speedup:.4f}", f"{c.efficiency:.4f}",
+                        f"{c.conflict_rate:.4f}", c.re_executions, c.aborts, c.deferrals, c.dag_depth, c.dag_width])
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dubhe-bench scheduler", description=__doc__.split("\n\n")[0])
+    p.add_argument("--block-size", type=int, default=10_000, help="transactions per block (default 10000)")
+    p.add_argument("--workloads", default=",".join(ALL_WORKLOADS), help="comma-separated subset")
+    p.add_argument("--strategies", default=",".join(PARALLEL), help="parallel strategies to run")
+    p.add_argument("--workers", default="1,2,4", help="worker counts (default 1,2,4)")
+    p.add_argument("--substrates", default="threads,processes", help="threads and/or processes")
+    p.add_argument("--commit", choices=sorted(COMMITS), default="dict", help="commit step (default dict)")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per cell, median kept (default 3)")
+    p.add_argument("--mp-context", default="forkserver", help="multiprocessing start method")
+    p.add_argument("--max-seconds", type=float, default=900, help="skip cells after this (default 900)")
+    p.add_argument("--csv", metavar="PATH", help="also write the cells as CSV")
+    p.add_argument("--quick", action="store_true",
+                   help="short run: 2,000-tx blocks, workers 1,2, one timed run per cell")
+    a = p.parse_args(argv)
+    a.workloads = [w for w in a.workloads.split(",") if w]
+    a.strategies = [s for s in a.strategies.split(",") if s]
+    a.workers = [int(w) for w in a.workers.split(",") if w]
+    subs: list[SubstrateKind] = []
+    for s in a.substrates.split(","):
+        if s not in ("threads", "processes"):
+            p.error(f"unknown substrate {s!r}")
+        subs.append("threads" if s == "threads" else "processes")
+    a.substrates = subs
+    if a.quick:
+        a.block_size = min(a.block_size, 2_000)
+        a.workers = [w for w in a.workers if w <= 2] or [2]
+        a.repeat = 1
+    for w in a.workloads:
+        if w not in ALL_WORKLOADS:
+            p.error(f"unknown workload {w!r}; choose from {', '.join(ALL_WORKLOADS)}")
+    return a
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    print(f"dubhe-bench scheduler: block {args.block_size} txs, workers {args.workers}, substrates "
+          f"{args.substrates}, commit {args.commit}, {args.repeat} timed run(s) per cell (median)", flush=True)
+    cells = run(args, lambda s: print(s, flush=True))
+    print()
+    print(table(cells))
+    if args.csv:
+        write_csv(args.csv, cells)
+        print(f"\nCSV: {args.csv}")
+    print("\ntargets (this 2-core machine, ratios vs Serial measured in this run):")
+    for ok, text in targets(cells):
+        print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
