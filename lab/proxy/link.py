@@ -130,7 +130,7 @@ class Link:
             name=wrapper.name,
             input=Channel(),
             output=output,
-            rng=rng.generator(self.seed, wrapper.name, wrapper.uid),
+            rng=rng.generator(self.seed, wrapper.name),
             info=self.info,
             host=self,
         )
