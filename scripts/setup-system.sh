@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A NEED=(
   [nginx]=nginx-light
   [riscv64-unknown-elf-gcc]=gcc-riscv64-unknown-elf
+  [wrk]=wrk
 )
 
 missing=()

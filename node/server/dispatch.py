@@ -43,12 +43,17 @@ class Call:
     """Who is calling: transport (``http``/``ws``), peer address, admin flag, rate bucket."""
 
     transport: str
-    peer: str
+    peer_addr: Any  # (host, port) from the socket, or None; formatted only when needed
     admin: bool
     bucket: TokenBucket | None
     request_id: str = ""
     conn: Any = None  # the WebSocket connection, for subscription methods
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def peer(self) -> str:
+        a = self.peer_addr
+        return f"{a[0]}:{a[1]}" if a else "?"
 
 
 class Dispatcher:
@@ -69,14 +74,31 @@ class Dispatcher:
         self.max_batch = max_batch
         self.ws_only = ws_only
         self._async = {name for name, h in methods.items() if inspect.iscoroutinefunction(h)}
+        # prometheus_client's labels() costs ~2 us; cache the children (label sets are bounded:
+        # known method names x transports).
+        self._count_children: dict[tuple[str, str], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+
+    def _count(self, method: str, transport: str) -> None:
+        key = (method, transport)
+        child = self._count_children.get(key)
+        if child is None:
+            child = self._count_children[key] = self.metrics.requests.labels(method, transport)
+        child.inc()
+
+    def _observe(self, transport: str, seconds: float) -> None:
+        child = self._latency_children.get(transport)
+        if child is None:
+            child = self._latency_children[transport] = self.metrics.latency.labels(transport)
+        child.observe(seconds)
 
     async def handle(self, body: bytes, call: Call) -> bytes | None:
         t0 = time.perf_counter()
-        call.request_id = new_request_id()
+        call.request_id = f"{_PID}-{next(_ids):x}"
         parsed = jsonrpc.parse(body, max_batch=self.max_batch)
         if parsed.fatal is not None:
             self._count_error(parsed.fatal)
-            self.metrics.latency.labels(call.transport).observe(time.perf_counter() - t0)
+            self._observe(call.transport, time.perf_counter() - t0)
             return parsed.fatal
         out: list[bytes] = []
         for item in parsed.items:
@@ -84,10 +106,16 @@ class Dispatcher:
                 self._count_error(item)
                 out.append(item)
                 continue
-            resp = await self._one(item, call)
+            # Most handlers are synchronous: answer them without creating a coroutine.
+            resp = self._check(item, call)
+            if resp is None:
+                if item.method in self._async:
+                    resp = await self._call_async(item, call)
+                else:
+                    resp = self._call_sync(item, call)
             if not item.notification:
                 out.append(resp)
-        self.metrics.latency.labels(call.transport).observe(time.perf_counter() - t0)
+        self._observe(call.transport, time.perf_counter() - t0)
         if not out:
             return None
         return jsonrpc.batch(out) if parsed.batch else out[0]
@@ -102,14 +130,16 @@ class Dispatcher:
         self.metrics.errors.labels(str(code)).inc()
         return jsonrpc.error(id_, code, message, data)
 
-    async def _one(self, req: jsonrpc.Request, call: Call) -> bytes:
+    def _check(self, req: jsonrpc.Request, call: Call) -> bytes | None:
+        """Admission of one request: rate limit, method lookup, transport, authorization.
+        Returns an error response, or None when the handler may run."""
         method = req.method
-        handler = self.methods.get(method)
-        self.metrics.requests.labels(method if handler else "(unknown)", call.transport).inc()
+        known = method in self.methods
+        self._count(method if known else "(unknown)", call.transport)
         if call.bucket is not None and not call.bucket.take():
             self.metrics.rate_limited.labels(call.transport).inc()
             return self._err(req.id, errors.LIMIT_EXCEEDED, "rate limit exceeded")
-        if handler is None:
+        if not known:
             return self._err(req.id, errors.METHOD_NOT_FOUND, f"method not found: {method}")
         if method in self.ws_only and call.transport != "ws":
             return self._err(req.id, errors.METHOD_NOT_FOUND, f"{method} is only available over WebSocket")
@@ -119,17 +149,27 @@ class Dispatcher:
                 self.audit.record("auth_failure", peer=call.peer, request_id=call.request_id, method=method)
                 return self._err(req.id, errors.UNAUTHORIZED, "unauthorized: admin methods need a valid bearer token")
             self.audit.record("admin_call", peer=call.peer, request_id=call.request_id, method=method)
+        return None
+
+    def _call_sync(self, req: jsonrpc.Request, call: Call) -> bytes:
         try:
-            if method in self._async:
-                async with asyncio.timeout(self.timeout_s):
-                    value = await handler(Params(req.params), call)
-            else:
-                value = handler(Params(req.params), call)
-        except NodeError as e:
-            return self._err(req.id, e.rpc_code, e.message, e.data)
-        except TimeoutError:
-            return self._err(req.id, errors.LIMIT_EXCEEDED, f"request timed out after {self.timeout_s * 1000:.0f} ms")
-        except Exception:
-            log.exception("internal error in %s", method, extra={"request_id": call.request_id})
-            return self._err(req.id, errors.INTERNAL_ERROR, f"internal error (request id {call.request_id})")
+            value = self.methods[req.method](Params(req.params), call)
+        except Exception as e:
+            return self._failure(req, call, e)
         return jsonrpc.result(req.id, value)
+
+    async def _call_async(self, req: jsonrpc.Request, call: Call) -> bytes:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                value = await self.methods[req.method](Params(req.params), call)
+        except Exception as e:
+            return self._failure(req, call, e)
+        return jsonrpc.result(req.id, value)
+
+    def _failure(self, req: jsonrpc.Request, call: Call, e: Exception) -> bytes:
+        if isinstance(e, NodeError):
+            return self._err(req.id, e.rpc_code, e.message, e.data)
+        if isinstance(e, TimeoutError):
+            return self._err(req.id, errors.LIMIT_EXCEEDED, f"request timed out after {self.timeout_s * 1000:.0f} ms")
+        log.error("internal error in %s", req.method, exc_info=e, extra={"request_id": call.request_id})
+        return self._err(req.id, errors.INTERNAL_ERROR, f"internal error (request id {call.request_id})")

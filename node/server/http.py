@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import orjson
@@ -28,34 +27,31 @@ class HttpShell:
         self.rate = api.rate_limit_per_s
         self.burst = api.rate_limit_burst
         self.token = node.cfg.security.admin_token
-        # One bucket per TCP connection (peer ip:port), bounded LRU.
-        self._buckets: OrderedDict[object, TokenBucket] = OrderedDict()
+        # Per TCP connection (keyed by its transport): rate bucket and peer address; the oldest
+        # entries are evicted past the bound.
+        self._conns: dict[object, tuple[TokenBucket, object]] = {}
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body + 1)
+        app = web.Application(client_max_size=self.max_body)
         app.router.add_post("/", self.rpc)
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)
         return app
 
-    def _bucket(self, peer: object) -> TokenBucket:
-        b = self._buckets.get(peer)
-        if b is None:
-            b = self._buckets[peer] = TokenBucket(self.rate, self.burst)
-            if len(self._buckets) > _MAX_BUCKETS:
-                self._buckets.popitem(last=False)
-        return b
-
     async def rpc(self, request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > self.max_body:
+        try:
+            body = await request.read()  # aiohttp enforces client_max_size
+        except web.HTTPRequestEntityTooLarge:
             return self._too_big()
-        body = await request.content.read(self.max_body + 1)
-        if len(body) > self.max_body:
-            return self._too_big()
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        peer_s = f"{peer[0]}:{peer[1]}" if peer else "?"
+        transport = request.transport
+        conn = self._conns.get(transport)
+        if conn is None:
+            peer = transport.get_extra_info("peername") if transport is not None else None
+            conn = self._conns[transport] = (TokenBucket(self.rate, self.burst), peer)
+            if len(self._conns) > _MAX_BUCKETS:
+                del self._conns[next(iter(self._conns))]
         auth = request.headers.get("Authorization")
-        call = Call("http", peer_s, check_bearer(auth, self.token), self._bucket(peer))
+        call = Call("http", conn[1], check_bearer(auth, self.token) if auth else False, conn[0])
         out = await self.node.dispatcher.handle(body, call)
         if out is None:
             return web.Response(status=204)

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-
 from conftest_helpers import funded_transfer  # type: ignore[import-not-found]
+
 from lab.clients.rpc import HttpRpc, RpcError
 from node.core import keys
 from node.core.hexutil import data, parse_qty
@@ -176,7 +176,7 @@ async def test_status_and_health(node: Any) -> None:
 async def test_admin_needs_token_and_is_audited(node: Any) -> None:
     from conftest import ADMIN_TOKEN
 
-    status, resp = await post(node.rpc, req("dubhe_admin_setLogLevel", ["INFO"]), {"Authorization": "Bearer wrong"})
+    _, resp = await post(node.rpc, req("dubhe_admin_setLogLevel", ["INFO"]), {"Authorization": "Bearer wrong"})
     assert resp["error"]["code"] == -32010
     async with HttpRpc(node.rpc, token=ADMIN_TOKEN) as rpc:
         assert await rpc.call("dubhe_admin_setLogLevel", "INFO") == "INFO"

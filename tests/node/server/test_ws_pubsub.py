@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import orjson
 import pytest
 import websockets
+from conftest_helpers import funded_transfer  # type: ignore[import-not-found]
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest_helpers import funded_transfer  # type: ignore[import-not-found]
 from lab.clients.rpc import HttpRpc, RpcError, WsRpc
 from node.core import keys
 from node.core.hexutil import data, parse_qty
@@ -46,7 +47,7 @@ async def test_logs_and_receipts_subscriptions(node: Any) -> None:
         logs = await ws.subscribe("logs", {"address": data(keys.NATIVE_TOKEN)})
         other = await ws.subscribe("logs", {"address": "0x" + "99" * 20})
         rcpts = await ws.subscribe("receipts", {}, namespace="dubhe")
-        tx_hash, sender, to = await funded_transfer(rpc, seed=b"ws-logs", amount=5)
+        tx_hash, _, to = await funded_transfer(rpc, seed=b"ws-logs", amount=5)
         seen_logs = [await ws.next_notification(logs, 5) for _ in range(2)]  # mint, then transfer
         assert all(x["address"] == data(keys.NATIVE_TOKEN) and "blockNumber" in x for x in seen_logs)
         assert seen_logs[-1]["transactionHash"] == tx_hash
@@ -98,15 +99,21 @@ async def test_max_connections_503(fresh_node: Any) -> None:
 
 
 async def test_slow_consumer_closed_1008_and_counted(fresh_node: Any) -> None:
-    n = fresh_node(api={"ws_queue_messages": 20}, node={"block_time_ms": 50})
-    async with websockets.connect(n.ws) as ws:
-        # 50 subscriptions on one socket: each block queues 50 notifications at once, more than
-        # the 20-message bound, so the connection must be closed instead of buffering.
+    n = fresh_node(api={"ws_queue_messages": 20}, node={"block_time_ms": 20})
+    host, port = n.ws.removeprefix("ws://").rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: we stop reading
+    sock.connect((host, int(port)))
+    # max_queue=1: the client library stops reading from the socket once one frame is waiting.
+    async with websockets.connect(n.ws, sock=sock, max_queue=1) as ws:
         for i in range(50):
             await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "eth_subscribe", "params": ["newHeads"]}).decode())
+        # 50 subscriptions x 50 blocks/s of headers into a consumer that does not read: the
+        # socket buffers fill, then the bounded queue, and the node must close the connection.
+        await asyncio.sleep(3)
         with pytest.raises(ConnectionClosed):
             while True:
-                await asyncio.wait_for(ws.recv(), 5)
+                await asyncio.wait_for(ws.recv(), 15)
         assert ws.close_code == 1008
     async with HttpRpc(n.rpc) as rpc:
         assert (await rpc.call("dubhe_status"))["openConnections"] == 0
