@@ -120,3 +120,26 @@ def test_validate_cli(tmp_path: Path) -> None:
     assert r.returncode == 1 and "(syntax)" in r.stdout
     r = _validate(tmp_path / "missing.toml")
     assert r.returncode == 1 and "no such file" in r.stdout
+
+
+def test_shipped_config_toml_is_valid_and_equals_the_defaults() -> None:
+    shipped = config.load(Path(__file__).resolve().parents[2] / "config.toml")
+    assert shipped == config.Config()
+
+
+def test_config_md_documents_every_key() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "CONFIG.md").read_text()
+
+    def walk(model: type, prefix: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+            ann = field.annotation
+            inner = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and hasattr(a, "model_fields")]
+            if inner:
+                out += walk(inner[0], f"{prefix}{name}.")
+            else:
+                out.append(f"{prefix}{name}")
+        return out
+
+    missing = [k for k in walk(config.Config, "") if f"`{k.rsplit('.', 1)[-1]}`" not in doc]
+    assert not missing, f"CONFIG.md does not document: {missing}"
