@@ -125,11 +125,13 @@ class _Buffer:
 class Instance:
     """One unicorn CPU with ``program`` mapped. Not thread-safe; reuse via :meth:`run`."""
 
-    def __init__(self, program: Program, meter: str = "native") -> None:
-        """``meter`` is ``"native"`` or ``"python"`` (see :mod:`node.vm.gasmeter`)."""
+    def __init__(self, program: Program, meter: str = "native", *, tcg_buffer_bytes: int | None = TCG_BUFFER_BYTES) -> None:
+        """``meter`` is ``"native"`` or ``"python"`` (see :mod:`node.vm.gasmeter`);
+        ``tcg_buffer_bytes=None`` keeps unicorn's default (1 GiB virtual; benchmarks only)."""
         self.program = program
         uc = unicorn.Uc(unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV64)
-        uc.ctl_set_tcg_buffer_size(TCG_BUFFER_BYTES)  # must precede the first map (lazy init)
+        if tcg_buffer_bytes is not None:
+            uc.ctl_set_tcg_buffer_size(tcg_buffer_bytes)  # must precede the first map (lazy init)
         self._uc = uc
         self._uch = uc._uch
         self._mem = _Memory()
