@@ -136,6 +136,14 @@ class Link:
         )
         return stub
 
+    @staticmethod
+    def _init_state(stub: ToxicStub, wrapper: WrapperView) -> None:
+        if isinstance(wrapper.toxic, StatefulToxic):
+            stub.state = wrapper.toxic.new_state(stub)
+            tracker = getattr(stub.state, "tracker", None)
+            if isinstance(tracker, WsTracker):
+                stub.on_passthrough = tracker.skip
+
     def _start(self, stub: ToxicStub, wrapper: WrapperView) -> None:
         stub.toxic_started = wrapper.started_at
         stub.start(wrapper.toxic, wrapper.toxicity, wrapper.applies(self.info),
@@ -145,8 +153,7 @@ class Link:
         """Initial chain of a new link (nothing in flight yet, so no interrupts needed)."""
         for wrapper in wrappers:
             stub = self._new_stub(wrapper, self)
-            if isinstance(wrapper.toxic, StatefulToxic):
-                stub.state = wrapper.toxic.new_state(stub)
+            self._init_state(stub, wrapper)
             if self.stubs:
                 self.stubs[-1].output = stub.input
             else:
@@ -171,8 +178,7 @@ class Link:
                 self.entry = stub.input
             # After the interrupt everything ahead of the new stub has reached the writer, so
             # the writer's frame tracker is exactly at the new stub's input.
-            if isinstance(wrapper.toxic, StatefulToxic):
-                stub.state = wrapper.toxic.new_state(stub)
+            self._init_state(stub, wrapper)
             self.stubs.append(stub)
             self.wrappers.append(wrapper)
             self._start(stub, wrapper)

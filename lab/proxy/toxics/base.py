@@ -220,6 +220,9 @@ class ToxicStub:
         self.closed = False  # we put an end marker into output
         self.ran_toxic = False  # last run drew the real toxic (not noop)
         self.toxic_started = 0.0  # loop time the toxic was added or (re)activated
+        # Called with the bytes a pass-through run forwards, so stream trackers kept in the
+        # toxic's state stay in step even while toxicity or a schedule keeps the toxic off.
+        self.on_passthrough: Callable[[bytes], None] | None = None
         self._interrupted = False
         self._waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -368,11 +371,14 @@ def _wake(fut: asyncio.Future[None]) -> None:
 
 class _Noop(Toxic):
     async def pipe(self, stub: ToxicStub) -> None:
+        observe = stub.on_passthrough
         while True:
             chunk = await stub.recv()
             if chunk is None:
                 stub.close()
                 return
+            if observe is not None:
+                observe(chunk.data)
             stub.send(chunk)
 
 

@@ -1,0 +1,118 @@
+"""Fault profiles: every shipped file loads; mistakes name the file and the key."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from proxy_helpers import open_through
+
+from lab.proxy.client import ToxiproxyClient
+from lab.proxy.profiles import LAB_LINKS, ProfileError, load_profile, parse_profile
+from lab.proxy.server import ProxyServer
+
+PROFILES = Path(__file__).resolve().parents[3] / "fault-profiles"
+SHIPPED = sorted(PROFILES.glob("*.toml"))
+
+
+def test_the_expected_profiles_ship() -> None:
+    names = {p.stem for p in SHIPPED}
+    assert {"polkadot-aggressive-timeout", "flaky-l1", "mobile-3g", "high-latency-jitter",
+            "connection-saturation", "l1-blackhole", "slow-close"} <= names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_profile_is_valid(path: Path) -> None:
+    profile = load_profile(path)
+    assert profile.name == path.stem
+    assert profile.proxies and all(p.link in LAB_LINKS for p in profile.proxies)
+
+
+def _error(data: dict[str, object]) -> str:
+    with pytest.raises(ProfileError) as info:
+        parse_profile(data, "bad.toml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"name": "x", "colour": 1}, "bad.toml: colour: unknown key"),
+    ({"proxies": []}, "bad.toml: name: required string"),
+    ({"name": "x", "proxies": [{"link": "moon"}]}, "bad.toml: proxies[0].link: unknown link 'moon'"),
+    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [{"type": "lag"}]}]},
+     "bad.toml: proxies[0].toxics[0].type: unknown toxic type 'lag'"),
+    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
+        {"type": "latency", "attributes": {"latncy": 1}}]}]},
+     "bad.toml: proxies[0].toxics[0].attributes.latncy: unknown attribute (known: jitter, latency)"),
+    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
+        {"type": "latency", "attributes": {"latency": "fast"}}]}]},
+     "bad.toml: proxies[0].toxics[0].attributes.latency: must be integer, got 'fast'"),
+    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
+        {"type": "latency", "toxicity": 2}]}]},
+     "bad.toml: proxies[0].toxics[0].toxicity: must be a number in [0, 1]"),
+    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
+        {"type": "latency", "schedule": {"start": 5, "stop": 1}}]}]},
+     "bad.toml: proxies[0].toxics[0].schedule.stop: must be greater than start"),
+    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
+        {"type": "latency", "stream": "sideways"}]}]},
+     "bad.toml: proxies[0].toxics[0].stream: must be 'upstream' or 'downstream'"),
+    ({"name": "x", "proxies": [{"link": "client-edge"}, {"link": "client-edge"}]},
+     "bad.toml: proxies[1].name: duplicate proxy name 'client-edge'"),
+])
+def test_errors_name_file_and_key(data: dict[str, object], expected: str) -> None:
+    assert _error(data).startswith(expected)
+
+
+def test_bad_toml_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ProfileError, match=r"broken.toml: invalid TOML"):
+        load_profile(bad)
+
+
+def test_cli_reports_bad_profile_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "typo.toml"
+    bad.write_text('name = "t"\n[[proxies]]\nlink = "client-edge"\n'
+                   '[[proxies.toxics]]\ntype = "latency"\nattributes = { latncy = 5 }\n')
+    run = subprocess.run([sys.executable, "-m", "lab.proxy", "--port", "0", "--config", str(bad)],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "typo.toml: proxies[0].toxics[0].attributes.latncy: unknown attribute" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+async def test_server_loads_profile_with_its_seed(tmp_path: Path, echo_server: str) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text(f'''
+name = "p"
+seed = 99
+[[proxies]]
+link = "client-edge"
+listen = "127.0.0.1:0"
+upstream = "{echo_server}"
+[[proxies.toxics]]
+type = "latency"
+attributes = {{ latency = 50 }}
+''')
+    async with ProxyServer("127.0.0.1", 0, config=profile) as server, ToxiproxyClient(
+        server.base_url
+    ) as tp:
+        assert server.seed == 99
+        proxy = await tp.proxy("client-edge")
+        assert [t.type for t in proxy.toxics] == ["latency"]
+        reader, writer = await open_through(proxy.listen)
+        writer.write(b"p")
+        assert await asyncio.wait_for(reader.readexactly(1), 2) == b"p"
+        writer.close()
+
+
+async def test_client_applies_profile_to_any_server(tp: ToxiproxyClient, echo_server: str) -> None:
+    profile = load_profile(PROFILES / "flaky-l1.toml", addresses={
+        "node-l1-eth": ("127.0.0.1:0", echo_server), "node-l1-sui": ("127.0.0.1:0", echo_server)})
+    proxies = await tp.apply_profile(profile)
+    assert [p.name for p in proxies] == ["node-l1-eth", "node-l1-sui"]
+    eth = await tp.proxy("node-l1-eth")
+    assert [t.name for t in eth.toxics] == ["eth-reset", "eth-timeout", "eth-latency"]
+    assert eth.toxics[0].toxicity == pytest.approx(0.1)
