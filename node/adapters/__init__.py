@@ -5,15 +5,16 @@ Wiring (the node's server owns the adapters; nothing here reads config)::
     from node.adapters import Endpoint, EthereumAdapter, SuiAdapter, BackoffPolicy
 
     eth = EthereumAdapter(
-        [Endpoint(cfg.rpc_url, cfg.ws_url), *(Endpoint(e.rpc_url, e.ws_url) for e in cfg.endpoints)],
+        endpoint_list(cfg.rpc_url, cfg.ws_url, cfg.endpoints),   # primary first, then fallbacks
         chain_id=cfg.chain_id,
-        backoff=BackoffPolicy(base_s=cfg.backoff_base_ms / 1000, cap_s=cfg.backoff_cap_ms / 1000),
+        backoff=BackoffPolicy.from_ms(cfg.backoff_base_ms, cfg.backoff_cap_ms),
         rng_seed=seed,              # None: random, logged and kept in ``eth.rng_seed``
+        start_from=None,            # or a persisted head number: backfill from there on start
     )
     await eth.start()               # returns at once; ``await eth.wait_ready(timeout_s)`` for the 1st head
     events = eth.listen()           # async iterator of NewHead | Reorg | L1Event | CodeUpgrade
     eth.head                        # Header(number, hash, parent_hash, timestamp_ms) or None
-    await eth.get_code(address)     # RISC-V ELF bytes (b"" if none)
+    await eth.get_code(address)     # RISC-V ELF bytes (b"" if none); works before start() too
     eth.health()                    # per endpoint: state, score, latency, counters (for /metrics)
     eth.status()                    # head, ws state, counters, health (for dubhe_status)
     await eth.stop()
@@ -55,6 +56,7 @@ from node.adapters.events import (
     L1Event,
     NewHead,
     Reorg,
+    endpoint_list,
 )
 from node.adapters.sui import CodeNotFound, SuiAdapter
 
@@ -82,4 +84,5 @@ __all__ = [
     "RpcFailure",
     "ServerBusy",
     "SuiAdapter",
+    "endpoint_list",
 ]

@@ -32,6 +32,13 @@ class BackoffPolicy:
         if self.max_retry_after_s < 0:
             raise ValueError("max_retry_after_s must be >= 0")
 
+    @classmethod
+    def from_ms(
+        cls, base_ms: float = 100, cap_ms: float = 10_000, factor: float = 2.0, max_retry_after_ms: float = 30_000
+    ) -> BackoffPolicy:
+        """Build from millisecond config values (``[adapters.*] backoff_*_ms``)."""
+        return cls(base_ms / 1000, cap_ms / 1000, factor, max_retry_after_ms / 1000)
+
     def ceiling(self, attempt: int) -> float:
         """The upper bound of the ``attempt``-th delay (0-based)."""
         # cap the exponent too: factor**attempt overflows a float long before it matters

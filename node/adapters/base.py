@@ -86,7 +86,21 @@ class EventStream:
 
 
 class ChainAdapter(abc.ABC):
-    """Follows one L1 chain over a list of endpoints. See :mod:`node.adapters` for the API."""
+    """Follows one L1 chain over a list of endpoints. See :mod:`node.adapters` for the API.
+
+    Parameters (all keyword-only after ``endpoints``; the first endpoint is the primary):
+
+    * ``backoff`` - :class:`~node.adapters.backoff.BackoffPolicy` for call retries and WS reconnects;
+    * ``rng_seed`` - seeds the jitter (``"<seed>:rpc"`` and ``"<seed>:ws"`` streams); None picks one,
+      logs it at start and keeps it in ``rng_seed`` so a run can be replayed;
+    * ``request_timeout_s`` - per HTTP attempt (and WS handshake/subscribe);
+    * ``call_attempts`` - rounds over all endpoints before a call raises ``AllEndpointsFailed``;
+    * ``ping_interval_s`` - WebSocket keepalive ping period (no pong within half of it: reconnect);
+    * ``poll_interval_s`` - poll of the latest head (safety net with WS, the only source without);
+    * ``window`` - headers remembered for reorg detection; ``max_fetch`` - backfill chunk size;
+    * ``pool_size`` - pooled HTTP connections per endpoint; ``use_ws`` - False: poll only;
+    * ``start_from`` - anchor at this block number and backfill from it (e.g. a persisted head).
+    """
 
     chain: str = "?"
 
@@ -104,6 +118,7 @@ class ChainAdapter(abc.ABC):
         max_fetch: int = 64,
         pool_size: int = 8,
         use_ws: bool = True,
+        start_from: int | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         if not endpoints:
@@ -131,6 +146,8 @@ class ChainAdapter(abc.ABC):
         self.request_timeout_s = request_timeout_s
         self.use_ws = use_ws and any(e.ws_url for e in self.endpoints)
         self.follower = Follower(window=window, max_fetch=max_fetch)
+        #: Anchor at this block number on the first sync (then backfill to the peer's head).
+        self.start_from = start_from
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._poll_queued = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -277,6 +294,8 @@ class ChainAdapter(abc.ABC):
             try:
                 if item is _POLL:
                     self._poll_queued = False
+                    if self.follower.head is None and self.start_from is not None:
+                        await self._anchor_at(self.start_from)
                     header = await self._latest_header()
                 else:
                     assert isinstance(item, Header)
@@ -290,6 +309,12 @@ class ChainAdapter(abc.ABC):
             except Exception:  # our bug: log it and keep following
                 self.stats["sync_errors"] += 1
                 self.log.exception("%s sync failed", self.chain)
+
+    async def _anchor_at(self, number: int) -> None:
+        got = await self._headers(number, number)
+        if not got:
+            raise MalformedResponse(f"start_from block {number} is beyond the peer's head")
+        await self._feed(got[0])
 
     async def _feed(self, header: Header) -> None:
         f = self.follower

@@ -6,7 +6,7 @@ package ids are lowercase ``0x`` hex strings (Sui checkpoint digests are base58,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -22,6 +22,21 @@ class Endpoint:
             raise ValueError(f"rpc_url must be http(s): {self.rpc_url!r}")
         if self.ws_url is not None and not self.ws_url.startswith(("ws://", "wss://")):
             raise ValueError(f"ws_url must be ws(s): {self.ws_url!r}")
+
+
+def endpoint_list(
+    rpc_url: str | None, ws_url: str | None = None, fallbacks: Iterable[Mapping[str, str | None]] = ()
+) -> list[Endpoint]:
+    """The primary (``rpc_url``/``ws_url``) then each ``{rpc_url, ws_url}`` fallback, as config lists them."""
+    out = [Endpoint(rpc_url, ws_url)] if rpc_url else []
+    for f in fallbacks:
+        url = f.get("rpc_url")
+        if not url:
+            raise ValueError("every fallback endpoint needs an rpc_url")
+        out.append(Endpoint(url, f.get("ws_url")))
+    if not out:
+        raise ValueError("no endpoint configured")
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,7 +205,6 @@ async def test_429_with_retry_after_is_honoured(eth: MockL1) -> None:
     try:
         await admin(primary.admin_url, {"cmd": "faults", "count": 2, "http_status": 429, "retry_after": "0.3", "methods": ["eth_getCode"]})
         t0 = time.monotonic()
-        a._running = True
         assert await a.get_code(d["address"]) == bytes.fromhex(ELF1[2:])
         elapsed = time.monotonic() - t0
         assert list(a.rpc.retry_delays) == [pytest.approx(0.3), pytest.approx(0.3)]
@@ -318,3 +317,42 @@ async def test_ws_reconnect_backoff_uses_the_seeded_schedule(eth: MockL1) -> Non
         await eventually(lambda: len(a.ws_delays) >= 6)
         assert a.ws_delays[:6] == policy.schedule(random.Random("99:ws"), 6)
         await a.wait_ready(5)  # heads still arrive by polling
+
+
+async def test_start_from_backfills_history_in_order(eth: MockL1) -> None:
+    eth.produce(30)
+    async with eth_adapter(eth, start_from=5, max_fetch=7) as a:
+        stream, got = await started(a)
+        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        assert got.chain[0].number == 5
+        assert [h.hash for h in got.chain] == canonical(eth, 5)
+
+
+async def test_malformed_notifications_are_logged_and_ignored(eth: MockL1, caplog: pytest.LogCaptureFixture) -> None:
+    a = eth_adapter(eth)
+    subs: set[object] = {"0x1"}
+    bad = [
+        b"{not json",
+        b'{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0x2","result":{}}}',
+        b'{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0x1","result":{"number":"0x01"}}}',
+        b'{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0x1","result":[1,2]}}',
+        b'{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0x1","result":{"number":"0x1","hash":"0x12"',
+    ]
+    with caplog.at_level(logging.ERROR, logger="node.adapters"):
+        for raw in bad:
+            a._ws_message(raw, subs, "ws://x")
+    assert a.stats["malformed"] == len(bad)
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == len(bad)
+    assert a._inbox.empty()
+    await a.stop()
+
+
+def test_endpoint_list_and_policy_from_config_values() -> None:
+    from node.adapters import endpoint_list
+
+    eps = endpoint_list("http://127.0.0.1:1/", "ws://127.0.0.1:1/ws", [{"rpc_url": "http://127.0.0.1:2/", "ws_url": None}])
+    assert [e.rpc_url for e in eps] == ["http://127.0.0.1:1/", "http://127.0.0.1:2/"]
+    with pytest.raises(ValueError):
+        endpoint_list(None, None, [])
+    p = BackoffPolicy.from_ms(50, 2000)
+    assert (p.base_s, p.cap_s) == (0.05, 2.0)
