@@ -157,3 +157,18 @@ async def test_tcp_faults_give_1006(tp: ToxiproxyClient, ws_upstream: str, fault
         await proxy.add_toxic("cut", attributes={"after": 1})
         send = None
     assert await _closed_code(ws, send=send) == 1006
+
+
+async def test_ws_toxic_off_by_toxicity_keeps_frame_sync(tp: ToxiproxyClient,
+                                                          ws_upstream: str) -> None:
+    # While toxicity keeps it off, the toxic's frame tracker must follow the stream, so that
+    # switching it on mid-session injects the Close frame at a real frame boundary.
+    proxy = await tp.create_proxy("wssync", upstream=ws_upstream)
+    ws = await _client(proxy)
+    await proxy.add_toxic("ws_close", toxicity=0, attributes={"code": 1012})
+    for size in (1, 200, 70_000, 3):
+        await _roundtrip(ws, "m" * size)
+    await proxy.update_toxic("ws_close_downstream", toxicity=1)
+    with pytest.raises(ConnectionClosedError):
+        await asyncio.wait_for(ws.recv(), 3)
+    assert ws.close_code == 1012
