@@ -35,7 +35,13 @@ from node.core.execution import (
 from node.core.tx import Transaction
 from node.scheduler._common import Declared, declarations_held, declared_sets
 from node.scheduler.serial import Serial
-from node.scheduler.substrate import ExecutorFactory, Item, SubstrateKind, make_substrate
+from node.scheduler.substrate import (
+    ExecutorFactory,
+    Item,
+    SubstrateKind,
+    make_substrate,
+    run_chunk,
+)
 
 #: Largest chunk handed to one worker at once (keeps workers fed while the DAG unfolds).
 MAX_CHUNK = 512
@@ -103,7 +109,8 @@ def build(txs: Sequence[Transaction], decl: Sequence[Declared]) -> Dag:
 class SuiObjectDAG:
     """Object-DAG execution over a substrate of ``workers`` threads or processes.
 
-    ``executor_factory`` is needed only for ``substrate="processes"``. ``last_dag`` keeps the
+    ``executor_factory`` is needed only for ``substrate="processes"``. ``min_chunk`` overrides
+    the substrate's smallest dispatched chunk (tests use 1 to force every set onto workers). ``last_dag`` keeps the
     last block's DAG shape (including the owned-only fast-path count) for diagnostics.
     """
 
@@ -117,13 +124,15 @@ class SuiObjectDAG:
         executor_factory: ExecutorFactory | None = None,
         substrate: SubstrateKind = "threads",
         mp_context: str = "forkserver",
+        min_chunk: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.executor = executor
         self.workers = workers
         self.substrate = make_substrate(
-            executor, workers, substrate, executor_factory, mp_context=mp_context
+            executor, workers, substrate, executor_factory, mp_context=mp_context,
+            min_chunk=min_chunk,
         )
         self.last_dag: Dag | None = None
 
@@ -145,22 +154,30 @@ class SuiObjectDAG:
         busy = 0.0
         committed = 0
         in_flight = 0
+        min_chunk = sub.min_chunk
         while committed < n:
-            # Dispatch: share what is ready among the free slots.
-            while ready and sub.idle():
-                size = min(MAX_CHUNK, max(1, -(-len(ready) // sub.idle())))
+            # Dispatch: share big ready sets among the free slots.
+            while len(ready) >= min_chunk and sub.idle():
+                size = min(MAX_CHUNK, max(min_chunk, -(-len(ready) // sub.idle())))
                 chunk: list[Item] = []
                 for _ in range(min(size, len(ready))):
                     i = ready.popleft()
                     chunk.append((i, txs[i], decl[i][0] + decl[i][1]))
                 sub.start(chunk, view, ctx)
                 in_flight += 1
-            if not in_flight:
+            if ready and len(ready) < min_chunk:
+                # A few ready transactions (a dependency chain): run them here, now.
+                items = [(i, txs[i], decl[i][0] + decl[i][1]) for i in ready]
+                ready.clear()
+                finished = [run_chunk(self.executor, items, view, ctx)]
+            elif in_flight:
+                finished = sub.wait_any()
+                in_flight -= len(finished)
+            else:
                 raise AssertionError("object DAG stalled: no transaction ready")  # a bug
             # Commit what finished; a commit releases successors. Writes of one key commit in
             # block order (write-after-write edges), so the view is exact for every dispatch.
-            for res in sub.wait_any():
-                in_flight -= 1
+            for res in finished:
                 busy += res.busy_seconds
                 for i, o in res.outcomes:
                     if o is None:  # handed back by a worker: run it here, same view

@@ -35,10 +35,8 @@ from node.scheduler.substrate import (
     Item,
     SubstrateKind,
     make_substrate,
+    run_chunk,
 )
-
-#: Smallest chunk handed to one worker: below this, dispatch costs more than it saves.
-MIN_CHUNK = 16
 
 
 def batches(decl: Sequence[Declared]) -> list[int]:
@@ -75,7 +73,8 @@ def batches(decl: Sequence[Declared]) -> list[int]:
 class SolanaParallel:
     """Sealevel batches over a substrate of ``workers`` threads or processes.
 
-    ``executor_factory`` is needed only for ``substrate="processes"``.
+    ``executor_factory`` is needed only for ``substrate="processes"``. ``min_chunk`` overrides
+    the substrate's smallest dispatched chunk (tests use 1 to force every set onto workers).
     """
 
     name = "SolanaParallel"
@@ -88,13 +87,15 @@ class SolanaParallel:
         executor_factory: ExecutorFactory | None = None,
         substrate: SubstrateKind = "threads",
         mp_context: str = "forkserver",
+        min_chunk: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.executor = executor
         self.workers = workers
         self.substrate = make_substrate(
-            executor, workers, substrate, executor_factory, mp_context=mp_context
+            executor, workers, substrate, executor_factory, mp_context=mp_context,
+            min_chunk=min_chunk,
         )
 
     def execute_block(
@@ -114,16 +115,20 @@ class SolanaParallel:
         sub = self.substrate
         execute = self.executor.execute
         for group in groups:
-            # Split the batch into one contiguous chunk per slot (fewer, larger messages).
-            size = max(MIN_CHUNK, -(-len(group) // sub.slots))
-            chunks = [group[j : j + size] for j in range(0, len(group), size)]
-            results = []
-            for chunk in chunks:
-                while not sub.idle():
+            if len(group) < 2 * sub.min_chunk:
+                # Too small to split: run it here (a chain on a hot key is all such batches).
+                results = [run_chunk(self.executor, group, view, ctx)]
+            else:
+                # One contiguous chunk per slot (fewer, larger messages).
+                size = max(sub.min_chunk, -(-len(group) // sub.slots))
+                chunks = [group[j : j + size] for j in range(0, len(group), size)]
+                results = []
+                for chunk in chunks:
+                    while not sub.idle():
+                        results.extend(sub.wait_any())
+                    sub.start(chunk, view, ctx)
+                while len(results) < len(chunks):
                     results.extend(sub.wait_any())
-                sub.start(chunk, view, ctx)
-            while len(results) < len(chunks):
-                results.extend(sub.wait_any())
             for res in results:
                 busy += res.busy_seconds
                 for i, o in res.outcomes:

@@ -55,6 +55,9 @@ class Substrate(Protocol):
 
     kind: str
     slots: int
+    #: Smallest chunk worth dispatching: a smaller set of transactions costs more to hand to
+    #: a worker (a thread wake-up, or a pipe round trip) than to run on the coordinator.
+    min_chunk: int
 
     def idle(self) -> int:
         """Free slots (chunks that may be started now)."""
@@ -71,9 +74,10 @@ class Substrate(Protocol):
     def close(self) -> None: ...
 
 
-def _run_chunk(
+def run_chunk(
     executor: TxExecutor, items: Sequence[Item], view: StateReader, ctx: BlockContext
 ) -> ChunkResult:
+    """Run ``items`` on the calling thread (what :class:`Inline` does)."""
     t0 = time.perf_counter()
     execute = executor.execute
     out: list[tuple[int, TxOutcome | None]] = [(i, execute(tx, view, ctx)) for i, tx, _ in items]
@@ -85,6 +89,7 @@ class Inline:
 
     kind = "inline"
     slots = 1
+    min_chunk = 1
 
     def __init__(self, executor: TxExecutor) -> None:
         self._executor = executor
@@ -94,7 +99,7 @@ class Inline:
         return 0 if self._done else 1
 
     def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
-        self._done.append(_run_chunk(self._executor, items, view, ctx))
+        self._done.append(run_chunk(self._executor, items, view, ctx))
 
     def wait_any(self) -> list[ChunkResult]:
         done, self._done = self._done, []
@@ -109,6 +114,7 @@ class Threads:
     thread-safe, as the TxExecutor protocol requires). Threads are created on first use."""
 
     kind = "threads"
+    min_chunk = 8
 
     def __init__(self, executor: TxExecutor, workers: int) -> None:
         self._executor = executor
@@ -122,7 +128,7 @@ class Threads:
     def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="dubhe-sched")
-        self._running.add(self._pool.submit(_run_chunk, self._executor, items, view, ctx))
+        self._running.add(self._pool.submit(run_chunk, self._executor, items, view, ctx))
 
     def wait_any(self) -> list[ChunkResult]:
         done, pending = wait(self._running, return_when=FIRST_COMPLETED)
@@ -208,6 +214,7 @@ class Processes:
     """
 
     kind = "processes"
+    min_chunk = 32
 
     def __init__(
         self, factory: ExecutorFactory, workers: int, *, mp_context: str = "forkserver"
@@ -286,8 +293,22 @@ def make_substrate(
     factory: ExecutorFactory | None,
     *,
     mp_context: str = "forkserver",
+    min_chunk: int | None = None,
 ) -> Substrate:
     """The substrate for ``workers`` workers of ``kind``; one worker always runs inline."""
+    sub = _make(executor, workers, kind, factory, mp_context)
+    if min_chunk is not None:
+        sub.min_chunk = max(1, min_chunk)
+    return sub
+
+
+def _make(
+    executor: TxExecutor,
+    workers: int,
+    kind: SubstrateKind,
+    factory: ExecutorFactory | None,
+    mp_context: str,
+) -> Substrate:
     if workers <= 1:
         return Inline(executor)
     if kind == "threads":

@@ -33,7 +33,9 @@ from sched_model import (
 
 from node.core.execution import BlockExecutor, TxExecutor
 from node.core.tx import Transaction
+from node.scheduler.objectdag import SuiObjectDAG
 from node.scheduler.registry import create
+from node.scheduler.sealevel import SolanaParallel
 from node.scheduler.serial import Serial
 
 PARALLEL = ("SolanaParallel", "AptosBlockSTM", "SuiObjectDAG")
@@ -56,7 +58,15 @@ def _fine_grained_gil_switching() -> Iterator[None]:
 
 
 def _fleet(executor: TxExecutor) -> list[tuple[str, int, BlockExecutor]]:
-    return [(name, w, create(name, executor, w)) for name in PARALLEL for w in WORKERS]
+    fleet = [(name, w, create(name, executor, w)) for name in PARALLEL for w in WORKERS]
+    # The same with every ready set dispatched to the workers, however small (by default
+    # small sets run on the coordinator, which would leave the thread paths untested here).
+    fleet += [
+        (f"{cls.name}(min_chunk=1)", w, cls(executor, w, min_chunk=1))
+        for cls in (SolanaParallel, SuiObjectDAG)
+        for w in (2, 4)
+    ]
+    return fleet
 
 
 @pytest.fixture(scope="module")
@@ -146,11 +156,13 @@ def test_adversarial_reexecution(block: Block, name: str, workers: int) -> None:
 @pytest.fixture(scope="module")
 def process_fleet() -> Iterator[list[tuple[str, int, BlockExecutor]]]:
     # fork: the workers inherit this test's sys.path (the helper module is not a package).
-    fleet = [
-        (name, w, create(name, ScriptExecutor(), w, executor_factory=script_executor,
-                         substrate="processes", mp_context="fork"))
-        for name in ("SolanaParallel", "SuiObjectDAG")
+    fleet: list[tuple[str, int, BlockExecutor]] = [
+        (f"{cls.name}/processes(min_chunk={mc})", w,
+         cls(ScriptExecutor(), w, executor_factory=script_executor, substrate="processes",
+             mp_context="fork", min_chunk=mc))
+        for cls in (SolanaParallel, SuiObjectDAG)
         for w in (2, 4)
+        for mc in (1, 32)
     ]
     yield fleet
     for _, _, s in fleet:
