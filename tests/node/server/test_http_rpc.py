@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from conftest_helpers import funded_transfer  # type: ignore[import-not-found]
+from server_harness import ADMIN_TOKEN  # type: ignore[import-not-found]
+from server_helpers import funded_transfer  # type: ignore[import-not-found]
 
 from lab.clients.rpc import HttpRpc, RpcError
 from node.core import keys
@@ -174,8 +175,6 @@ async def test_status_and_health(node: Any) -> None:
 
 
 async def test_admin_needs_token_and_is_audited(node: Any) -> None:
-    from conftest import ADMIN_TOKEN
-
     _, resp = await post(node.rpc, req("dubhe_admin_setLogLevel", ["INFO"]), {"Authorization": "Bearer wrong"})
     assert resp["error"]["code"] == -32010
     async with HttpRpc(node.rpc, token=ADMIN_TOKEN) as rpc:
@@ -191,8 +190,6 @@ async def test_admin_needs_token_and_is_audited(node: Any) -> None:
 
 
 async def test_pause_resume_production(fresh_node: Any) -> None:
-    from conftest import ADMIN_TOKEN
-
     n = fresh_node(node={"block_time_ms": 50})
     async with HttpRpc(n.rpc, token=ADMIN_TOKEN) as rpc:
         assert await rpc.call("dubhe_admin_pauseProduction") is True

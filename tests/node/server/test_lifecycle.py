@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import websockets
+from server_harness import RunningNode  # type: ignore[import-not-found]
 from websockets.exceptions import ConnectionClosed
 
-from conftest import RunningNode  # type: ignore[import-not-found]
 from lab.clients.rpc import HttpRpc
 from node.core import keys
 from node.core.hexutil import data, parse_qty

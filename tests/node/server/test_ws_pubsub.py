@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 import websockets
-from conftest_helpers import funded_transfer  # type: ignore[import-not-found]
+from server_helpers import funded_transfer  # type: ignore[import-not-found]
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from lab.clients.rpc import HttpRpc, RpcError, WsRpc
