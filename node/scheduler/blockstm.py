@@ -179,20 +179,25 @@ class Scheduler:
         self._lock = threading.Lock()
         # Idle workers sleep here instead of spinning (a spinning thread holds the GIL).
         self._changed = threading.Condition(self._lock)
+        self._sleepers = 0
         self.aborts = 0  # aborted incarnations (failed validation or blocked on ESTIMATE)
+
+    def _wake(self) -> None:
+        if self._sleepers:  # Condition.notify_all is Python code: skip it when nobody waits
+            self._changed.notify_all()
 
     # Every method below runs under self._lock (the paper's atomics and per-txn mutexes).
     def _decrease_execution_idx(self, target: int) -> None:
         if target < self.execution_idx:
             self.execution_idx = target
         self.decrease_cnt += 1
-        self._changed.notify_all()
+        self._wake()
 
     def _decrease_validation_idx(self, target: int) -> None:
         if target < self.validation_idx:
             self.validation_idx = target
         self.decrease_cnt += 1
-        self._changed.notify_all()
+        self._wake()
 
     def _check_done(self) -> None:
         if (
@@ -200,7 +205,7 @@ class Scheduler:
             and self.num_active_tasks == 0
         ):
             self.done_marker = True
-            self._changed.notify_all()
+            self._wake()
 
     def _try_incarnate(self, idx: int) -> Task | None:
         if idx < self.n and self.status[idx] == READY_TO_EXECUTE:
@@ -242,7 +247,9 @@ class Scheduler:
                     return task
                 if min(self.execution_idx, self.validation_idx) >= self.n:
                     # Nothing to take until an active task finishes or lowers an index.
+                    self._sleepers += 1
                     self._changed.wait(0.01)
+                    self._sleepers -= 1
             return None
 
     def add_dependency(self, txn_idx: int, blocking: int) -> bool:
@@ -274,7 +281,7 @@ class Scheduler:
                 else:
                     return (VALIDATE, idx, incarnation)
             self.num_active_tasks -= 1
-            self._changed.notify_all()
+            self._wake()
             return None
 
     def try_validation_abort(self, idx: int, incarnation: int) -> bool:
@@ -294,10 +301,10 @@ class Scheduler:
                     task = self._try_incarnate(idx)
                     if task is not None:
                         return task
-                    self._changed.notify_all()
+                    self._wake()
                     return None
             self.num_active_tasks -= 1
-            self._changed.notify_all()
+            self._wake()
             return None
 
 
