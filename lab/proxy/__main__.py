@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.loop != "asyncio":
         try:
             import uvloop
-
-            uvloop.install()
         except ImportError:
             if args.loop == "uvloop":
                 print("lab.proxy: uvloop is not installed", file=sys.stderr)
                 return 2
+        else:
+            return uvloop.run(_serve(args))
     return asyncio.run(_serve(args))
 
 

@@ -10,7 +10,6 @@ or as a program: ``python -m lab.proxy --host 127.0.0.1 --port 8474 [--config f.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from types import TracebackType
 
@@ -58,9 +57,8 @@ class ProxyServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        server = site._server  # aiohttp keeps the asyncio.Server here; we need the bound port
-        if self.port == 0 and isinstance(server, asyncio.Server):
-            self.port = int(server.sockets[0].getsockname()[1])
+        if self.port == 0:
+            self.port = int(self._runner.addresses[0][1])
 
     async def close(self) -> None:
         if self.collection is not None:

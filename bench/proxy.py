@@ -1,0 +1,313 @@
+"""``dubhe-bench proxy``: the lab fault proxy against a direct connection, in the same run.
+
+Measures, with the proxy in its own process (``python -m lab.proxy``) and the upstream servers in
+another:
+
+1. added latency per direction: small-message echo round trips, direct vs proxied (no toxics),
+   interleaved; added = (proxied - direct) / 2 at p50 and p99;
+2. throughput through one connection: a server streams as fast as it can; the client counts
+   steady-state bytes per second, direct, proxied, and proxied with a 100 ms latency toxic;
+3. connections held: N connections opened through the proxy, each echoes, held, echoes again.
+
+Targets: p50 < 150 µs and p99 < 1 ms added per direction; >= 200 MB/s through one connection
+with the latency toxic; 1,000 connections held. Prints measured, baseline, ratio, PASS/MISS.
+Exit status 0 when every target passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, cast
+
+TARGET_P50_US = 150.0
+TARGET_P99_US = 1000.0
+TARGET_MBPS = 200.0
+TARGET_CONNS = 1000
+
+
+# -- upstream servers (run in a child process: ``python -m bench.proxy --serve``) ------------
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        self.t.write(data)
+
+
+class _Source(asyncio.Protocol):
+    """Streams a 1 MiB block over and over, respecting flow control."""
+
+    block = b"\xa5" * (1 << 20)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.paused = False
+        self.t.set_write_buffer_limits(high=4 << 20)
+        self._fill()
+
+    def _fill(self) -> None:
+        while not self.paused and not self.t.is_closing():
+            self.t.write(self.block)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._fill()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.paused = True
+
+
+async def _serve() -> None:
+    loop = asyncio.get_running_loop()
+    echo = await loop.create_server(_Echo, "127.0.0.1", 0, backlog=4096)
+    source = await loop.create_server(_Source, "127.0.0.1", 0, backlog=64)
+    print(json.dumps({"echo": echo.sockets[0].getsockname()[1],
+                      "source": source.sockets[0].getsockname()[1]}), flush=True)
+    await asyncio.Event().wait()
+
+
+def _run_loop(coro: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:
+        asyncio.run(coro)
+
+
+# -- orchestration ---------------------------------------------------------------------------
+@dataclass
+class Result:
+    name: str
+    measured: float
+    baseline: float | None
+    unit: str
+    target: str
+    passed: bool | None
+
+    def line(self) -> str:
+        base = f"{self.baseline:10.1f} {self.unit:5}" if self.baseline is not None else " " * 16
+        ratio = f"x{self.measured / self.baseline:6.2f}" if self.baseline else " " * 7
+        verdict = "" if self.passed is None else ("PASS" if self.passed else "MISS")
+        return (f"  {self.name:42} {self.measured:10.1f} {self.unit:5} {base} {ratio}  "
+                f"{self.target:12} {verdict}")
+
+
+def _progress(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _spawn(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise RuntimeError(f"{' '.join(args)} did not start")
+    return proc, line.strip()
+
+
+def _api(base: str, method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        text = resp.read()
+    return json.loads(text) if text else None
+
+
+def _connect(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _rtts(sock: socket.socket, n: int, msg: bytes = b"x" * 64) -> list[float]:
+    out = []
+    buf = bytearray(len(msg))
+    for _ in range(n):
+        t0 = time.perf_counter()
+        sock.sendall(msg)
+        got = 0
+        view = memoryview(buf)
+        while got < len(msg):
+            got += sock.recv_into(view[got:])
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_latency(echo_port: int, proxy_port: int, samples: int) -> tuple[list[float], list[float]]:
+    direct_sock, proxied_sock = _connect(echo_port), _connect(proxy_port)
+    _rtts(direct_sock, 200)
+    _rtts(proxied_sock, 200)  # warm-up
+    direct: list[float] = []
+    proxied: list[float] = []
+    batch = 100
+    for i in range(0, samples, batch):
+        direct += _rtts(direct_sock, batch)
+        proxied += _rtts(proxied_sock, batch)
+        if i % (samples // 4 or 1) == 0:
+            _progress(f"  latency: {i + batch}/{samples} round trips each way")
+    direct_sock.close()
+    proxied_sock.close()
+    return direct, proxied
+
+
+def bench_throughput(port: int, seconds: float, warmup: float = 0.3) -> float:
+    """Steady-state MB/s reading from a streaming source through ``port``."""
+    sock = _connect(port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    t_start = time.perf_counter()
+    while time.perf_counter() - t_start < warmup:
+        sock.recv_into(view)
+    count = 0
+    t0 = time.perf_counter()
+    while (now := time.perf_counter()) - t0 < seconds:
+        count += sock.recv_into(view)
+    sock.close()
+    return count / (now - t0) / 1e6
+
+
+def bench_connections(proxy_port: int, n: int, hold: float, base: str, proxy: str) -> tuple[int, int]:
+    socks = []
+    for i in range(n):
+        socks.append(_connect(proxy_port))
+        if (i + 1) % 250 == 0:
+            _progress(f"  connections: {i + 1}/{n} open")
+    ok_first = sum(_echo_once(s) for s in socks)
+    _progress(f"  connections: {ok_first}/{n} echoed; holding {hold:.1f} s")
+    time.sleep(hold)
+    gauge = _open_gauge(base, proxy)
+    ok_second = sum(_echo_once(s) for s in socks)
+    for s in socks:
+        s.close()
+    return min(ok_first, ok_second), gauge
+
+
+def _echo_once(sock: socket.socket) -> int:
+    try:
+        sock.sendall(b"k")
+        return int(sock.recv(1) == b"k")
+    except OSError:
+        return 0
+
+
+def _open_gauge(base: str, proxy: str) -> int:
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(f'dubhe_proxy_open_connections{{proxy="{proxy}"}}'):
+                return int(float(line.rsplit(" ", 1)[1]))
+    return -1
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dubhe-bench proxy", description=__doc__.split("\n\n")[0])
+    p.add_argument("--samples", type=int, default=5000, help="echo round trips per side")
+    p.add_argument("--seconds", type=float, default=2.0, help="throughput window per run")
+    p.add_argument("--connections", type=int, default=TARGET_CONNS)
+    p.add_argument("--hold", type=float, default=2.0, help="seconds to hold the connections")
+    p.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                   help="event loop of the proxy process")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.serve:
+        _run_loop(_serve())
+        return 0
+    t_begin = time.perf_counter()
+    _progress("starting upstream servers and the proxy (python -m lab.proxy)")
+    servers, line = _spawn(["-m", "bench.proxy", "--serve"])
+    ports = json.loads(line)
+    proxy_proc, line = _spawn(["-m", "lab.proxy", "--port", "0", "--seed", "1",
+                               "--loop", args.loop])
+    base = line.split("API on ", 1)[1].split()[0]
+    _progress(f"proxy: {line}")
+    results: list[Result] = []
+    try:
+        echo = _api(base, "POST", "/proxies", {"name": "bench_echo", "listen": "127.0.0.1:0",
+                                               "upstream": f"127.0.0.1:{ports['echo']}"})
+        source = _api(base, "POST", "/proxies", {"name": "bench_source",
+                                                 "listen": "127.0.0.1:0",
+                                                 "upstream": f"127.0.0.1:{ports['source']}"})
+        echo_port = int(echo["listen"].rpartition(":")[2])
+        source_port = int(source["listen"].rpartition(":")[2])
+
+        _progress(f"1/3 latency: {args.samples} echo round trips direct and proxied")
+        direct, proxied = bench_latency(ports["echo"], echo_port, args.samples)
+        for q, name, target in ((0.50, "p50", TARGET_P50_US), (0.99, "p99", TARGET_P99_US)):
+            d, p = _pct(direct, q) * 1e6, _pct(proxied, q) * 1e6
+            added = (p - d) / 2
+            results.append(Result(f"added latency per direction {name}", added, None, "µs",
+                                  f"< {target:.0f} µs", added < target))
+            results.append(Result(f"  round trip {name} proxied (vs direct)", p, d, "µs", "", None))
+
+        _progress(f"2/3 throughput: {args.seconds:.1f} s windows, direct / proxied / +100 ms latency")
+        mb_direct = bench_throughput(ports["source"], args.seconds)
+        _progress(f"  direct {mb_direct:.0f} MB/s")
+        mb_proxy = bench_throughput(source_port, args.seconds)
+        _progress(f"  proxied {mb_proxy:.0f} MB/s")
+        _api(base, "POST", "/proxies/bench_source/toxics",
+             {"type": "latency", "attributes": {"latency": 100}})
+        mb_latency = bench_throughput(source_port, args.seconds, warmup=0.5)
+        _progress(f"  proxied + latency 100 ms {mb_latency:.0f} MB/s")
+        results.append(Result("throughput, no toxics", mb_proxy, mb_direct, "MB/s", "", None))
+        results.append(Result("throughput, latency 100 ms toxic", mb_latency, mb_direct, "MB/s",
+                              f">= {TARGET_MBPS:.0f} MB/s", mb_latency >= TARGET_MBPS))
+
+        _progress(f"3/3 connections: {args.connections} through the proxy")
+        held, gauge = bench_connections(echo_port, args.connections, args.hold, base, "bench_echo")
+        results.append(Result("connections held (echoed before+after hold)", held,
+                              float(args.connections), "conns", f">= {TARGET_CONNS}",
+                              held >= TARGET_CONNS))
+        results.append(Result("  proxy's open-connections gauge while held", gauge, None,
+                              "conns", "", None))
+    finally:
+        proxy_proc.terminate()
+        servers.terminate()
+        for proc in (proxy_proc, servers):
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    print()
+    print(f"dubhe-bench proxy  (proxy loop: {args.loop}; {os.cpu_count()} CPUs; "
+          f"{time.perf_counter() - t_begin:.1f} s)")
+    print(f"  {'metric':42} {'measured':>16} {'baseline':>16} {'ratio':>7}  {'target':12} verdict")
+    for r in results:
+        print(r.line())
+    print(f"  latency samples: direct p50 {statistics.median(direct) * 1e6:.1f} µs, "
+          f"proxied p50 {statistics.median(proxied) * 1e6:.1f} µs (n={len(direct)})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.__dict__ for r in results], f, indent=2)
+    return 0 if all(r.passed is not False for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
