@@ -174,8 +174,7 @@ class EthWire:
         return c.block_at(parse_qty(tag, max_bits=64))
 
     def _state_at(self, p: Params, index: int) -> State:
-        present = isinstance(p._raw, list) and len(p._raw) > index
-        tag = p.get(index, "block", lambda v: v) if present else "latest"
+        tag: object = p.opt(index, "block", lambda v: v, "latest")
         try:
             b = self.resolve(tag)
         except ValueError as e:
