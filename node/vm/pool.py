@@ -16,6 +16,17 @@ from collections import OrderedDict
 from node.vm.program import Program
 from node.vm.unicorn_backend import Instance
 
+# Bumped in a forked child, so pools notice a fork without an os.getpid() per call.
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class InstancePool:
     """Single-worker pool. Not thread-safe: use :class:`WorkerPools` to get the caller's pool."""
@@ -33,10 +44,7 @@ class InstancePool:
         """The warm instance for ``program`` (created on first use; LRU-evicts beyond the bound)."""
         key = program.code_hash
         inst = self._warm.get(key)
-        if inst is not None and inst.program is program:
-            self._warm.move_to_end(key)
-            return inst
-        if inst is not None:  # same hash, different Program object: equal code, keep instance
+        if inst is not None:  # same code hash: same code, whichever Program object it came from
             self._warm.move_to_end(key)
             return inst
         inst = Instance(program, self.meter)
@@ -63,18 +71,18 @@ class WorkerPools:
         self.max_instances = max_instances
         self.meter = meter
         self._local = threading.local()
-        self._pid = os.getpid()
+        self._generation = _fork_generation
         self._lock = threading.Lock()
         self._all: list[InstancePool] = []
 
     def get(self) -> InstancePool:
         pool: InstancePool | None = getattr(self._local, "pool", None)
-        if pool is None or self._pid != os.getpid():
-            if self._pid != os.getpid():  # forked: the parent's engines are not ours to use
+        if pool is None or self._generation != _fork_generation:
+            if self._generation != _fork_generation:  # forked: the parent's engines are not ours
                 self._local = threading.local()
                 self._all = []
                 self._lock = threading.Lock()
-                self._pid = os.getpid()
+                self._generation = _fork_generation
             pool = InstancePool(self.max_instances, self.meter)
             self._local.pool = pool
             with self._lock:

@@ -26,6 +26,10 @@ class GuestMemory(Protocol):
         """Check ``[ptr, ptr+cap)`` is writable guest memory, then copy ``data`` (<= cap) there."""
         ...
 
+    def writable(self, ptr: int, cap: int) -> tuple[memoryview, int]:
+        """Check ``[ptr, ptr+cap)`` (cap > 0) is writable; returns (view, offset of ptr)."""
+        ...
+
 
 class Stop(Exception):
     """Ends the call with ``status`` (SUCCESS for exit(0)) and ``reason``."""
@@ -59,28 +63,32 @@ class CallEnv:
 
 
 def _slot(mem: GuestMemory, env: CallEnv, ptr: int, n: int, name: str) -> bytes:
-    if not 1 <= n <= abi.MAX_SLOT_LEN:
+    if not 0 < n <= abi.MAX_SLOT_LEN:
         raise fault(f"{name}: slot length {n} not in 1..{abi.MAX_SLOT_LEN}")
     return env.prefix + mem.read(ptr, n)
 
 
 def _storage_read(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
-    key = _slot(mem, env, a0, a1, "storage_read")
-    if a3:
-        mem.write(a2, b"", a3)  # check the whole output buffer before touching state
+    if not 0 < a1 <= abi.MAX_SLOT_LEN:
+        raise fault(f"storage_read: slot length {a1} not in 1..{abi.MAX_SLOT_LEN}")
+    key = env.prefix + mem.read(a0, a1)
+    if a3:  # check the whole output buffer before touching state
+        view, off = mem.writable(a2, a3)
     value = env.state.get(key)
     if value is None:
         return -1
     if a3:
-        mem.write(a2, value[:a3], a3)
+        n = len(value) if len(value) < a3 else a3
+        view[off : off + n] = value[:n]
     return len(value)
 
 
 def _storage_write(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
-    key = _slot(mem, env, a0, a1, "storage_write")
+    if not 0 < a1 <= abi.MAX_SLOT_LEN:
+        raise fault(f"storage_write: slot length {a1} not in 1..{abi.MAX_SLOT_LEN}")
     if a3 > abi.MAX_VALUE_LEN:
         raise fault(f"storage_write: value length {a3} exceeds {abi.MAX_VALUE_LEN}")
-    env.state.put(key, mem.read(a2, a3))
+    env.state.put(env.prefix + mem.read(a0, a1), mem.read(a2, a3))
     return 0
 
 
@@ -110,7 +118,7 @@ def _emit_event(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: i
     if len(env.events) >= abi.MAX_EVENTS:
         raise fault(f"emit_event: more than {abi.MAX_EVENTS} events")
     raw = mem.read(a0, 32 * a1)
-    topics = tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
+    topics = tuple([raw[i : i + 32] for i in range(0, len(raw), 32)])
     env.events.append(Event(env.address, topics, mem.read(a2, a3)))
     return 0
 

@@ -32,7 +32,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from node.core.access import UndeclaredAccess
 from node.core.execution import TxStatus
 from node.vm import abi, gasmeter, syscalls
-from node.vm.program import PERM_R, PERM_W, PERM_X, Program, Segment
+from node.vm.program import PERM_R, PERM_W, PERM_X, Program
 
 #: 1 MiB translation buffer (default is 1 GiB virtual, ~3 MiB RSS per instance); a full buffer
 #: flushes translated code, which costs time but never changes results.
@@ -88,13 +88,16 @@ class _Memory:
     def write(self, ptr: int, data: bytes, cap: int) -> None:
         if cap == 0:
             return
+        view, off = self.writable(ptr, cap)
+        view[off : off + len(data)] = data
+
+    def writable(self, ptr: int, cap: int) -> tuple[memoryview, int]:
         end = ptr + cap
         for lo, hi, view, w in self.regions:
             if lo <= ptr and end <= hi:
                 if not w:
                     raise syscalls.fault(f"bad pointer: write of {cap} bytes at 0x{ptr:x} to read-only memory")
-                view[ptr - lo : ptr - lo + len(data)] = data
-                return
+                return view, ptr - lo
         raise syscalls.fault(f"bad pointer: write of {cap} bytes at 0x{ptr:x} outside mapped memory")
 
 
@@ -136,17 +139,33 @@ class Instance:
         self._uch = uc._uch
         self._mem = _Memory()
         self._buffers: list[_Buffer] = []
-        self._resets: list[tuple[int, bytes]] = []  # (host address, pristine bytes) per RW segment
 
         self._map(abi.STUB_BASE, abi.PAGE, PERM_R | PERM_X, abi.STUB_CODE)
         self._map(abi.EXIT_ADDR, abi.PAGE, PERM_R | PERM_X)
+        # Read-only segments get their own buffers; every writable area (syscall page, stack,
+        # RW segments) lives in one host "arena" so the per-call reset is a single memmove
+        # from a pristine template.
+        writable: list[tuple[int, int, bytes]] = [(abi.SYS_BASE, abi.SYS_SIZE, b""), (abi.STACK_BASE, abi.STACK_SIZE, b"")]
         for seg in program.segments:
-            b = self._map_segment(seg)
             if seg.writable:
-                self._resets.append((b.addr, seg.image))
-        self._sys = self._map(abi.SYS_BASE, abi.SYS_SIZE, PERM_R | PERM_W)
+                writable.append((seg.vaddr, seg.size, seg.image))
+            else:
+                self._map(seg.vaddr, seg.size, seg.perms, seg.image)
+        arena = _Buffer(sum(size for _, size, _ in writable))
+        template = bytearray(arena.size)
+        off = 0
+        offsets: dict[int, int] = {}
+        for addr, size, image in writable:
+            template[off : off + len(image)] = image
+            self._map_into(arena, off, addr, size, PERM_R | PERM_W)
+            offsets[addr] = off
+            off += size
+        self._buffers.append(arena)
+        self._arena_addr = arena.addr
+        self._arena_size = arena.size
+        self._template = bytes(template)
+        self._sys_view = arena.view[offsets[abi.SYS_BASE] : offsets[abi.SYS_BASE] + abi.SYS_SIZE]
         self._input = self._map(abi.INPUT_BASE, abi.INPUT_SIZE, PERM_R)
-        self._stack = self._map(abi.STACK_BASE, abi.STACK_SIZE, PERM_R | PERM_W)
         # Syscall pointers mostly target the stack and input: check those first.
         self._mem.regions.sort(key=lambda r: (r[0] != abi.STACK_BASE, r[0] != abi.INPUT_BASE, r[0]))
         self._input_dirty = 0
@@ -202,8 +221,9 @@ class Instance:
         self._mem.regions.append((addr, addr + size, b.view, bool(perms & PERM_W)))
         return b
 
-    def _map_segment(self, seg: Segment) -> _Buffer:
-        return self._map(seg.vaddr, seg.size, seg.perms, seg.image)
+    def _map_into(self, b: _Buffer, off: int, addr: int, size: int, perms: int) -> None:
+        self._check(uclib.uc_mem_map_ptr(self._uch, addr, size, _uc_perms(perms), b.addr + off), f"map 0x{addr:x}")
+        self._mem.regions.append((addr, addr + size, b.view[off : off + size], bool(perms & PERM_W)))
 
     # -- the syscall hook -------------------------------------------------------------------
     def _on_intr(self, uch: int, intno: int, _ud: int) -> None:
@@ -218,7 +238,7 @@ class Instance:
             if intno != _INTNO_ECALL:
                 what = "illegal instruction" if intno == _INTNO_ILLEGAL else f"cpu exception {intno}"
                 raise syscalls.fault(f"{what} at pc 0x{self._read_pc() - 4:x}")
-            view = self._sys.view
+            view = self._sys_view
             nr, a0, a1, a2, a3 = _SYSBLOCK_UNPACK(view, 0)
             if not 0 < nr <= abi.MAX_SYSCALL:
                 raise syscalls.fault(f"unknown syscall {nr}")
@@ -253,20 +273,17 @@ class Instance:
         n = len(args)
         if n > abi.INPUT_SIZE:
             return RunResult(TxStatus.REVERT, gas_limit, 0, f"args of {n} bytes exceed {abi.INPUT_SIZE}")
-        # RESET: registers, stack, syscall page, input tail, writable segments.
+        # RESET: registers; syscall page, stack and writable segments (one memmove); input tail.
         uclib.uc_context_restore(self._uch, self._ctx0_handle)
-        ctypes.memset(self._stack.addr, 0, abi.STACK_SIZE)
-        ctypes.memset(self._sys.addr, 0, abi.SYS_SIZE)
+        ctypes.memmove(self._arena_addr, self._template, self._arena_size)
         inp = self._input.view
         inp[:n] = args
         if self._input_dirty > n:
             ctypes.memset(self._input.addr + n, 0, self._input_dirty - n)
         self._input_dirty = n
-        for addr, image in self._resets:
-            ctypes.memmove(addr, image, len(image))
         ctx = env.ctx
         _ENTRY_PACK_INTO(
-            self._sys.view, abi.ENTRY_OFF, entry, _STACK_TOP - 16, abi.INPUT_BASE, n,
+            self._sys_view, abi.ENTRY_OFF, entry, _STACK_TOP - 16, abi.INPUT_BASE, n,
             env.caller, env.address, ctx.number, ctx.timestamp_ms, ctx.chain_id,
         )
         gas = self.gas
