@@ -12,14 +12,13 @@ import statistics
 import time
 
 import pytest
+from test_adapter_ethereum import Collected  # sibling test module (its dir is on sys.path)
 
 from lab.l1 import admin as admin_cmds
 from lab.l1.harness import mock_l1
 from lab.l1.server import Change, MockL1
 from node.adapters import BackoffPolicy, CodeUpgrade, Endpoint, EthereumAdapter, NewHead
 from node.core.hexutil import data
-
-from test_adapter_ethereum import Collected  # noqa: I001  (sibling test module; rootdir is on sys.path)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
