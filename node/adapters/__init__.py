@@ -35,6 +35,7 @@ from node.adapters.backoff import BackoffPolicy
 from node.adapters.base import ChainAdapter, EventStream
 from node.adapters.errors import (
     AdapterError,
+    AdapterStopped,
     AllEndpointsFailed,
     EndpointUnavailable,
     MalformedResponse,
@@ -65,6 +66,7 @@ __all__ = [
     "TOPIC_CODE_UPGRADED",
     "AdapterError",
     "AdapterEvent",
+    "AdapterStopped",
     "AllEndpointsFailed",
     "BackoffPolicy",
     "ChainAdapter",

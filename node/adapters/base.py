@@ -176,6 +176,7 @@ class ChainAdapter(abc.ABC):
         if self._running:
             return
         self._running = True
+        self.rpc.reopen()
         self.log.info("%s adapter: %d endpoint(s), backoff rng seed=%d", self.chain, len(self.endpoints), self.rng_seed)
         self._tasks = [asyncio.create_task(self._sync_loop(), name=f"{self.chain}-sync"),
                        asyncio.create_task(self._poll_loop(), name=f"{self.chain}-poll")]

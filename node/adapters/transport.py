@@ -28,6 +28,7 @@ import orjson
 from node.adapters.backoff import Backoff, BackoffPolicy, parse_retry_after
 from node.adapters.errors import (
     AdapterError,
+    AdapterStopped,
     AllEndpointsFailed,
     EndpointUnavailable,
     MalformedResponse,
@@ -94,18 +95,27 @@ class RpcClient:
         self._sleep = sleep
         self._ids = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         #: Recent retry delays (seconds), newest last: the backoff schedule actually used.
         self.retry_delays: deque[float] = deque(maxlen=256)
         self.errors_by_kind: dict[str, int] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """The pooled session, created on first use; raises ``AdapterStopped`` after :meth:`close`."""
+        if self._closed:
+            raise AdapterStopped("the adapter's connections are closed (stopped)")
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit_per_host=self.pool_size, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
+    def reopen(self) -> None:
+        """Allow new connections again after :meth:`close` (an adapter restarted)."""
+        self._closed = False
+
     async def close(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
