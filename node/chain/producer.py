@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from node.chain.mempool import PoolEntry
+from node.core.access import Overlay
 from node.core.block import ZERO_HASH, BlockHeader, list_root
-from node.core.execution import BlockContext, BlockExecutor, BlockStats, Receipt
+from node.core.execution import BlockContext, BlockExecutor, BlockStats, Receipt, StateReader
 from node.core.tx import Transaction
 from node.state.chain import ChainStore, root_of
 
@@ -41,7 +42,13 @@ class BlockProducer:
         self.store.commit_block(header, [], [], writes, acc, [])
         return header
 
-    def build(self, entries: list[PoolEntry], now_ms: int) -> ProducedBlock:
+    def build(
+        self, entries: list[PoolEntry], now_ms: int, system_writes: Mapping[bytes, bytes | None] | None = None
+    ) -> ProducedBlock:
+        """Execute ``entries`` on top of committed state and commit the block.
+
+        ``system_writes`` (admin deploys) apply at the start of the block, before its
+        transactions, so a transaction in the same block already sees the new code."""
         parent = self.store.head
         if parent is None:
             raise RuntimeError("no genesis block: call genesis() first")
@@ -49,12 +56,20 @@ class BlockProducer:
         ts = max(now_ms, parent.timestamp_ms + 1)
         txs = [e.tx for e in entries]
         ctx = BlockContext(number=number, timestamp_ms=ts, chain_id=self.chain_id)
-        result = self.executor.execute_block(txs, self.store, ctx)
+        base: StateReader = self.store
+        if system_writes:
+            overlay = Overlay(self.store)
+            overlay.apply(system_writes)
+            base = overlay
+        result = self.executor.execute_block(txs, base, ctx)
+        writes: Mapping[bytes, bytes | None] = result.writes
+        if system_writes:
+            writes = {**system_writes, **result.writes}
         receipts = [
             Receipt.from_outcome(tx.hash, number, i, o)
             for i, (tx, o) in enumerate(zip(txs, result.outcomes, strict=True))
         ]
-        acc = self.store.next_accumulator(result.writes)
+        acc = self.store.next_accumulator(writes)
 
         header = BlockHeader(
             number=number,
@@ -67,6 +82,6 @@ class BlockProducer:
             gas_used=sum(r.gas_used for r in receipts),
         )
         self.store.commit_block(
-            header, [(tx.hash, tx.raw) for tx in txs], receipts, result.writes, acc, [e.seq for e in entries]
+            header, [(tx.hash, tx.raw) for tx in txs], receipts, writes, acc, [e.seq for e in entries]
         )
         return ProducedBlock(header, tuple(txs), tuple(receipts), result.stats)

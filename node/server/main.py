@@ -11,6 +11,7 @@ import sys
 from node.config import Config, load
 from node.core.errors import ConfigError, StorageError
 from node.server import logs
+from node.vm.unicorn_backend import SelfTestFailed
 
 log = logging.getLogger("node")
 
@@ -18,16 +19,17 @@ log = logging.getLogger("node")
 async def serve(cfg: Config, *, ready_line: bool = True) -> int:
     from node.server.node import Node
 
+    # Handlers first: a signal that arrives while starting still means "stop cleanly".
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     node = Node(cfg)
     await node.start()
     if ready_line:
         # One machine-readable line for supervisors and tests (ports may be OS-chosen).
         print(f"dubhe-node ready rpc=http://{cfg.api.rpc_bind.rsplit(':', 1)[0]}:{node.rpc_port} "
               f"ws=ws://{cfg.api.ws_bind.rsplit(':', 1)[0]}:{node.ws_port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
     await node.stop()
@@ -57,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         if use_uvloop:
             return uvloop.run(serve(cfg))
         return asyncio.run(serve(cfg))
+    except ConfigError as e:
+        for key, msg in e.errors:
+            print(f"dubhe-node: {e.source}: {key}: {msg}", file=sys.stderr)
+        return 1
+    except SelfTestFailed as e:
+        print(f"dubhe-node: the RISC-V VM self-test failed, refusing to start: {e}", file=sys.stderr)
+        return 1
     except StorageError as e:
         print(f"dubhe-node: storage error: {e.message}", file=sys.stderr)
         return 1

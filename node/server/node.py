@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from typing import Any
 
@@ -19,11 +18,9 @@ from node import __version__
 from node.chain.mempool import Mempool
 from node.chain.producer import BlockProducer, ProducedBlock
 from node.config import Config, split_bind
-from node.core import keys
-from node.core.execution import BlockExecutor, TxExecutor
-from node.core.tx import Signer
+from node.core.execution import BlockExecutor
 from node.scheduler import registry
-from node.server import methods
+from node.server import contract_methods, execution, methods
 from node.server.dispatch import Dispatcher, Handler
 from node.server.http import HttpShell
 from node.server.metrics import Metrics
@@ -31,27 +28,8 @@ from node.server.pubsub import PubSub
 from node.server.security import AuditLog
 from node.server.ws import WsShell
 from node.state.chain import ChainStore, open_store
-from node.vm.reference import MINT_AUTHORITY_SEED, ReferenceExecutor
 
 log = logging.getLogger("node")
-_U64 = struct.Struct(">Q")
-
-
-def mint_authority(cfg: Config) -> bytes:
-    a = cfg.node.mint_authority
-    return bytes.fromhex(a[2:]) if a else Signer.from_seed(MINT_AUTHORITY_SEED).address
-
-
-def build_executor(cfg: Config) -> TxExecutor:
-    """The transaction executor selected by ``[vm] default_vm``."""
-    return ReferenceExecutor(mint_authority(cfg))
-
-
-def genesis_writes(cfg: Config) -> dict[bytes, bytes | None]:
-    writes: dict[bytes, bytes | None] = {}
-    for addr, amount in sorted(cfg.node.genesis_balances.items()):
-        writes[keys.balance_key(bytes.fromhex(addr[2:]))] = _U64.pack(amount)
-    return writes
 
 
 class Node:
@@ -60,7 +38,13 @@ class Node:
         self.metrics = Metrics()
         self.audit = AuditLog(cfg.security.audit_log if cfg.state.backend == "rocksdb" or cfg.security.audit_log else None)
         self.store: ChainStore = open_store(cfg.state.backend, cfg.state.path, sync_writes=cfg.state.sync_writes)
-        self.tx_executor = build_executor(cfg)
+        try:
+            self.execution = execution.build(cfg, self.store)
+        except BaseException:
+            self.store.close()
+            raise
+        self.tx_executor = self.execution.executor
+        self.loader = self.execution.loader
         self.block_executor: BlockExecutor = registry.create(
             cfg.scheduler.strategy, self.tx_executor, cfg.scheduler.worker_threads
         )
@@ -70,7 +54,9 @@ class Node:
         self.paused = False
         self.started = time.monotonic()
         self.last_stats: dict[str, Any] = {}
-        self._extra: dict[str, Handler] = {}
+        self.pending_system_writes: dict[bytes, bytes | None] = {}
+        self._system_waiters: list[asyncio.Future[int]] = []
+        self._extra: dict[str, Handler] = contract_methods.build(self)
         self.dispatcher = Dispatcher(
             methods.build(self),
             metrics=self.metrics,
@@ -90,9 +76,19 @@ class Node:
     def extra_methods(self) -> dict[str, Handler]:
         return self._extra
 
+    def schedule_system_write(self, writes: dict[bytes, bytes | None]) -> asyncio.Future[int]:
+        """Apply ``writes`` at the start of the next block (admin deploys); the future resolves
+        to that block's number once it is committed."""
+        self.pending_system_writes.update(writes)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._system_waiters.append(fut)
+        return fut
+
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        head = self.producer.genesis(genesis_writes(self.cfg), int(time.time() * 1000))
+        if self.store.head is None:
+            self.store.set_param("vm", self.execution.vm.encode())
+        head = self.producer.genesis(self.execution.genesis, int(time.time() * 1000))
         restored = self.mempool.restore()
         self.metrics.head.set(head.number)
         self.metrics.mempool.set(restored)
@@ -116,6 +112,9 @@ class Node:
         """Graceful stop: no new connections, finish the current block, 1001 to WebSockets."""
         self._stopping.set()
         self.ws.accepting = False
+        for w in self._system_waiters:
+            if not w.done():
+                w.set_exception(RuntimeError("node is shutting down"))
         if self._producer_task is not None:
             try:
                 await asyncio.wait_for(self._producer_task, timeout=3.0)
@@ -146,13 +145,21 @@ class Node:
             if self.paused:
                 continue
             entries = self.mempool.pending(max_txs)
+            system, waiters = self.pending_system_writes, self._system_waiters
+            self.pending_system_writes, self._system_waiters = {}, []
             t0 = time.perf_counter()
             try:
-                produced = await asyncio.to_thread(self.producer.build, entries, int(time.time() * 1000))
+                produced = await asyncio.to_thread(self.producer.build, entries, int(time.time() * 1000), system)
             except Exception:
                 log.exception("block production failed; transactions stay pending")
+                # keep the system writes for the next attempt (newer ones win)
+                self.pending_system_writes = {**system, **self.pending_system_writes}
+                self._system_waiters = waiters + self._system_waiters
                 continue
             self.mempool.remove(entries)
+            for w in waiters:
+                if not w.done():
+                    w.set_result(produced.header.number)
             self._published(produced, time.perf_counter() - t0)
 
     def _published(self, b: ProducedBlock, seconds: float) -> None:
@@ -187,7 +194,8 @@ class Node:
             "stateRoot": "0x" + self.store.state_root().hex(),
             "strategy": self.block_executor.name,
             "workers": self.cfg.scheduler.worker_threads,
-            "vm": self.cfg.vm.default_vm,
+            "vm": self.execution.vm,
+            "loader": self.loader.stats().as_dict() if self.loader else None,
             "mempoolSize": len(self.mempool),
             "openConnections": len(self.ws.conns),
             "subscriptions": len(self.pubsub.subs),

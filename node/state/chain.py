@@ -9,7 +9,8 @@ Layout (one keyspace, one-byte namespace prefixes)::
     L + number(u64)          -> concatenated 32-byte tx hashes of the block
     T + tx hash              -> number(u64) + index(u32) + raw tx
     R + tx hash              -> receipt encoding
-    M + name                 -> metadata (head, state accumulator)
+    M + name                 -> metadata (head, state accumulator, chain parameters)
+    X + key                  -> auxiliary caches outside consensus (e.g. compiled contracts)
 
 State root (documented commitment): ``acc = sum(int(SHA3(u32(len k) + k + v)) for every live
 (k, v)) mod 2**256`` and ``state_root = SHA3(b"dubhe-state-root-v1" + acc.to_bytes(32))``. It is
@@ -47,6 +48,8 @@ NS_TX = b"T"
 NS_RECEIPT = b"R"
 META_HEAD = b"Mhead"
 META_ACC = b"Macc"
+META_PARAM = b"Mparam/"
+NS_AUX = b"X"
 
 
 def entry_hash(key: bytes, value: bytes) -> int:
@@ -168,6 +171,21 @@ class ChainStore:
             self.kv.write(ops, sync=self.sync)
             self._acc = acc
             self._head = header
+
+    # -- chain parameters and auxiliary data ----------------------------------------------
+    def param(self, name: str) -> bytes | None:
+        """A chain parameter fixed at genesis (e.g. the VM the chain was created with)."""
+        return self.kv.get(META_PARAM + name.encode())
+
+    def set_param(self, name: str, value: bytes) -> None:
+        self.kv.write({META_PARAM + name.encode(): value}, sync=self.sync)
+
+    def aux_get(self, key: bytes) -> bytes | None:
+        """Non-consensus data (caches): never part of the state root."""
+        return self.kv.get(NS_AUX + key)
+
+    def aux_put(self, key: bytes, value: bytes) -> None:
+        self.kv.write({NS_AUX + key: value})
 
     # -- mempool --------------------------------------------------------------------------
     def pool_put(self, seq: int, raw: bytes) -> None:

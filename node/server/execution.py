@@ -1,0 +1,79 @@
+"""Wiring of the execution stack from the config: VM (CkbVM on unicorn, or the Python
+reference), loader with its persistent compile cache, and the genesis contracts.
+
+The VM is a property of the chain: it is recorded at genesis and a node refuses to start an
+existing chain with a different ``[vm] default_vm`` (the system contracts would be missing or
+differ), with an error saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from node.config import Config
+from node.core import keys
+from node.core.errors import ConfigError
+from node.core.execution import TxExecutor
+from node.core.tx import Signer
+from node.loader.loader import Loader
+from node.state.chain import ChainStore
+from node.vm.reference import MINT_AUTHORITY_SEED, ReferenceExecutor
+
+log = logging.getLogger("node.vm")
+_U64 = struct.Struct(">Q")
+
+
+class CodeCache:
+    """The loader's persistent cache over the chain store's auxiliary (non-consensus) keyspace."""
+
+    def __init__(self, store: ChainStore) -> None:
+        self.store = store
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.store.aux_get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.store.aux_put(key, value)
+
+
+def mint_authority(cfg: Config) -> bytes:
+    a = cfg.node.mint_authority
+    return bytes.fromhex(a[2:]) if a else Signer.from_seed(MINT_AUTHORITY_SEED).address
+
+
+@dataclass
+class ExecutionStack:
+    vm: str
+    executor: TxExecutor
+    loader: Loader | None
+    genesis: dict[bytes, bytes | None]
+    self_test: dict[str, Any]
+
+
+def build(cfg: Config, store: ChainStore) -> ExecutionStack:
+    """Build the executor named by ``[vm] default_vm``; runs the VM self-test (raises
+    ``SelfTestFailed`` when unicorn no longer behaves as the runtime relies on)."""
+    recorded = store.param("vm")
+    if recorded is not None and recorded.decode() != cfg.vm.default_vm:
+        raise ConfigError(
+            [("vm.default_vm", f"this chain was created with {recorded.decode()!r}; a node cannot switch VMs "
+              f"on an existing chain (use a new [state] path)")],
+        )
+    authority = mint_authority(cfg)
+    genesis: dict[bytes, bytes | None] = {}
+    for addr, amount in sorted(cfg.node.genesis_balances.items()):
+        genesis[keys.balance_key(bytes.fromhex(addr[2:]))] = _U64.pack(amount)
+    if cfg.vm.default_vm == "Reference":
+        return ExecutionStack("Reference", ReferenceExecutor(authority), None, genesis, {})
+    from node.vm.genesis import genesis_contracts
+    from node.vm.runtime import VmExecutor, startup_self_test
+
+    report = startup_self_test()
+    loader = Loader(CodeCache(store))
+    executor = VmExecutor(loader.load, max_instances=cfg.vm.max_instances)
+    for contract, elf in genesis_contracts(authority):
+        genesis[keys.code_key(contract)] = elf
+    return ExecutionStack("CkbVM", executor, loader, genesis, report)
