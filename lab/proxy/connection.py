@@ -35,6 +35,8 @@ class _Side(asyncio.Protocol):
         self.eof_sent = False
         self.pause_reasons: set[str] = set()
         self.reading_link: Link | None = None  # the link this socket feeds
+        self.early: list[bytes] = []
+        self.early_end: End | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but implement it
@@ -52,12 +54,18 @@ class _Side(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         link = self.reading_link
-        if link is not None:
-            self.conn.proxy.count_received(link, len(data))
-            link.feed(data)
+        if link is None:
+            # uvloop starts reading after connection_made even if it paused reading there, so
+            # bytes can arrive before the upstream is dialled: keep them for the link.
+            self.early.append(data)
+            return
+        self.conn.proxy.count_received(link, len(data))
+        link.feed(data)
 
     def eof_received(self) -> bool:
-        if self.reading_link is not None:
+        if self.reading_link is None:
+            self.early_end = End.EOF
+        else:
             self.reading_link.feed_end(End.EOF)
         return True  # keep the socket open for the other direction (half-close)
 
@@ -66,6 +74,15 @@ class _Side(asyncio.Protocol):
         if self.reading_link is not None:
             self.reading_link.feed_end(End.CLOSE)
         self.conn.side_lost(self)
+
+    def attach(self, link: Link) -> None:
+        """Start feeding ``link``, first with anything that arrived before it existed."""
+        self.reading_link = link
+        early, self.early = self.early, []
+        for data in early:
+            self.data_received(data)
+        if self.early_end is not None:
+            link.feed_end(self.early_end)
 
     def pause_writing(self) -> None:
         self.conn.other(self).set_paused("dest", True)
@@ -166,11 +183,11 @@ class Connection:
         down = Link(self, self._info(Direction.DOWNSTREAM),
                     self.proxy.link_seed(self.conn_id, "down"))
         self.links = {Direction.UPSTREAM: up, Direction.DOWNSTREAM: down}
-        self.client.reading_link = up
-        self.upstream.reading_link = down
         for link in (up, down):
             link.build(list(self.proxy.toxics.chain(link.info.direction)))
             self.proxy.toxics.links.add(link)
+        self.client.attach(up)
+        self.upstream.attach(down)
         assert self.client.transport is not None
         self.client.transport.resume_reading()
 

@@ -105,6 +105,7 @@ class Proxy:
         """Close the listener and every live connection."""
         was = self.enabled
         self.enabled = False
+        self.flapped_down = False
         await self._unlisten()
         if was:
             self.record("proxy_disabled")
@@ -126,8 +127,11 @@ class Proxy:
         self.record("proxy_flap_down" if down else "proxy_flap_up")
         if down:
             await self._unlisten()
-        else:
-            await self._listen()
+        elif self.server is None:
+            try:
+                await self._listen()
+            except ApiError as exc:  # e.g. the port was taken while down: report, stay down
+                self.record("proxy_flap_error", error=exc.message)
 
     def _accept(self) -> asyncio.Protocol:
         self.conn_count += 1
