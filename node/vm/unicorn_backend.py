@@ -338,9 +338,11 @@ def _uc_strerror(err: int) -> str:
 
 #: Hand-assembled RV64I probe (at CODE_LO): 0x00 addi a0,zero,41; 0x04 ecall; 0x08 addi a0,a0,1;
 #: 0x0c ret; 0x10 csrrw zero,cycle,zero (illegal); 0x14 j 0x14 (infinite loop);
-#: 0x18 lui t0,0x10; 0x1c sd a0,0(t0) (store into r-x code); 0x20 ret.
+#: 0x18 lui t0,0x10; 0x1c sd a0,0(t0) (store into r-x code); 0x20 ret;
+#: 0x24 lui t0,0x100; 0x28 sd a0,1(t0); 0x2c ld a1,1(t0) (misaligned); 0x30 ret.
 _PROBE = bytes.fromhex(
     "13059002" "73000000" "13051500" "67800000" "731000c0" "6f000000" "b7020100" "23b0a200" "67800000"
+    "b7021000" "a3b0a200" "83b51200" "67800000"
 )
 
 
@@ -368,6 +370,7 @@ def self_test(meter: str = "native") -> dict[str, object]:
         code.view[: len(_PROBE)] = _PROBE
         uclib.uc_mem_map_ptr(uc._uch, abi.CODE_LO, abi.PAGE, _uc_perms(PERM_R | PERM_X), code.addr)
         uc.mem_map(abi.EXIT_ADDR, abi.PAGE, unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC)
+        uc.mem_map(abi.SYS_BASE, abi.PAGE, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE)
         gas = gasmeter.GasState()
         gas.stop = _EMU_STOP_ADDR
         gas.left = 1_000
@@ -417,5 +420,11 @@ def self_test(meter: str = "native") -> dict[str, object]:
     gas.left, gas.out_of_gas = 1_000, 0
     err = start(uc, abi.CODE_LO + 0x18)
     expect(err == unicorn.UC_ERR_WRITE_PROT, f"store to r-x page gave {_uc_strerror(err)}, expected WRITE_PROT")
+    # 6. misaligned 8-byte loads and stores work (contracts are built to use them).
+    gas.left, gas.out_of_gas = 1_000, 0
+    uc.reg_write(rv.UC_RISCV_REG_A0, 0x1122334455667788)
+    err = start(uc, abi.CODE_LO + 0x24)
+    expect(err == _UC_ERR_OK and uc.reg_read(rv.UC_RISCV_REG_A1) == 0x1122334455667788,
+           f"misaligned ld/sd failed: {_uc_strerror(err)}")
     del keep
     return {"unicorn": unicorn.__version__, "gas_meter": meter}

@@ -6,6 +6,7 @@ import multiprocessing
 import pickle
 import threading
 
+import pytest
 from vm_helpers import COMPUTE, CTX, FAULTS, Accounts, DictState, Run, resolver, u64
 
 from node.core import keys
@@ -105,6 +106,16 @@ def test_call_api_reports_would_be_writes(vm: VmExecutor, state: DictState) -> N
     assert o.status is TxStatus.SUCCESS
     assert o.writes == {keys.storage_key(keys.COUNTER_DEMO, b"q"): u64(4)}
     assert state.get(keys.storage_key(keys.COUNTER_DEMO, b"q")) is None
+
+
+def test_self_test_detects_a_changed_behaviour(monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.vm import unicorn_backend
+
+    nop = bytes.fromhex("13000000")
+    probe = unicorn_backend._PROBE
+    monkeypatch.setattr(unicorn_backend, "_PROBE", probe[:4] + nop + probe[8:])  # ecall -> nop
+    with pytest.raises(unicorn_backend.SelfTestFailed, match="ecall hook saw"):
+        unicorn_backend.self_test("native")
 
 
 def test_startup_self_test() -> None:
