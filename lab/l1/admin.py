@@ -18,6 +18,8 @@ command dataclass (raising :class:`AdminError` naming the bad field) and the ser
                 applies to the next K matching requests *of the endpoint that received it*
 ``clear_faults`` drop this endpoint's pending fault rules
 ``disconnect``  close every WebSocket connection of this endpoint (subscriptions die with them)
+``ws_stall``    ``{"on": true}`` this endpoint's WebSockets go silent: no reads (so no pongs), no
+                writes, until ``{"on": false}``
 ``outage``      ``{"ms": N}`` this endpoint stops listening for N ms, then comes back on its port
 ``state``       head, finalized, paused, seed, pending faults, WebSocket clients
 ==============  ==============================================================================
@@ -83,6 +85,11 @@ class Disconnect:
 
 
 @dataclass(frozen=True, slots=True)
+class WsStall:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Outage:
     ms: int
 
@@ -94,7 +101,7 @@ class GetState:
 
 Command = (
     Produce | Pause | DeployCode | TransferFunds | Reorg | AddFaults | ClearFaults | Disconnect
-    | Outage | GetState
+    | WsStall | Outage | GetState
 )
 
 
@@ -176,6 +183,8 @@ def parse(body: object, *, address_len: int) -> Command:
         return ClearFaults()
     if cmd == "disconnect":
         return Disconnect()
+    if cmd == "ws_stall":
+        return WsStall(_bool(body, "on", True))
     if cmd == "outage":
         return Outage(_int(body, "ms", lo=1))
     if cmd == "state":

@@ -61,6 +61,9 @@ class EndpointServer:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._outage: asyncio.Task[None] | None = None
+        #: Cleared while WebSockets are stalled: nothing is read (so no pongs) and nothing is sent.
+        self.ws_flowing = asyncio.Event()
+        self.ws_flowing.set()
 
     @property
     def http_url(self) -> str:
@@ -106,6 +109,7 @@ class EndpointServer:
         self._site = None
 
     async def close(self) -> None:
+        self.ws_flowing.set()  # release handlers parked by a ws_stall
         if self._outage is not None:
             self._outage.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -169,13 +173,24 @@ class EndpointServer:
     # ------------------------------------------------------------------ WebSocket
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=4 << 20)
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=4 << 20)
         await ws.prepare(request)
         client = _WsClient(ws)
         self._clients.add(client)
         writer = asyncio.create_task(self._ws_writer(client))
         try:
-            async for msg in ws:
+            while True:
+                msg = await ws.receive()
+                if msg.type == WSMsgType.PING:
+                    # pongs by hand (autoping off) so a stalled endpoint can stay silent
+                    if self.ws_flowing.is_set():
+                        await ws.pong(msg.data)
+                    continue
+                if msg.type == WSMsgType.PONG:
+                    continue
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    break
+                await self.ws_flowing.wait()
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     raw = msg.data.encode() if isinstance(msg.data, str) else msg.data
                     await self._ws_message(client, raw)
@@ -190,7 +205,10 @@ class EndpointServer:
     async def _ws_writer(self, client: _WsClient) -> None:
         while True:
             msg = await client.queue.get()
-            if msg is None or client.ws.closed:
+            if msg is None:
+                return
+            await self.ws_flowing.wait()
+            if client.ws.closed:
                 return
             try:
                 await client.ws.send_str(msg.decode())
@@ -396,6 +414,12 @@ class MockL1:
             n = len(ep._clients)
             await ep.disconnect_ws()
             return {"disconnected": n}
+        if isinstance(cmd, admin.WsStall):
+            if cmd.on:
+                ep.ws_flowing.clear()
+            else:
+                ep.ws_flowing.set()
+            return {"ws_stalled": cmd.on}
         if isinstance(cmd, admin.Outage):
             # answer first, then go down: the caller learns the command was accepted
             ep._outage = asyncio.create_task(ep.outage(cmd.ms))

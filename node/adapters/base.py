@@ -408,7 +408,8 @@ class ChainAdapter(abc.ABC):
                         self._ws_message(msg.data, sub_ids, url)
                     elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                         break
-                raise EndpointUnavailable(f"WebSocket closed (code {ws.close_code})", endpoint=url)
+                why = ws.exception() or "closed by the peer"
+                raise EndpointUnavailable(f"WebSocket closed (code {ws.close_code}): {why}", endpoint=url)
         except TimeoutError:
             raise EndpointUnavailable("WebSocket timed out", endpoint=url) from None
         except (aiohttp.ClientError, OSError) as e:

@@ -356,3 +356,19 @@ def test_endpoint_list_and_policy_from_config_values() -> None:
         endpoint_list(None, None, [])
     p = BackoffPolicy.from_ms(50, 2000)
     assert (p.base_s, p.cap_s) == (0.05, 2.0)
+
+
+async def test_keepalive_pings_detect_a_silent_websocket_peer(eth: MockL1) -> None:
+    primary = eth.endpoints[0]
+    async with eth_adapter(eth, ping_interval_s=0.2, request_timeout_s=1.0) as a:
+        stream, got = await started(a)
+        await eventually(lambda: a.ws_connected is not None)
+        first = a.ws_connected
+        await admin(primary.admin_url, {"cmd": "ws_stall", "on": True})
+        # no pong within half a ping interval: the adapter drops the link and moves on
+        await eventually(lambda: a.stats["ws_errors"] >= 1 and a.ws_connected not in (None, first))
+        assert "No PONG" in str({e["rpc_url"]: e for e in a.health()}[primary.http_url]["last_error"])
+        eth.produce(3)
+        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await admin(primary.admin_url, {"cmd": "ws_stall", "on": False})
+        assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
