@@ -307,3 +307,26 @@ async def test_metrics_is_prometheus_text_when_enabled(api: Api) -> None:
         pytest.skip("server runs without -proxy-metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert "# TYPE" in body
+
+
+async def test_update_listen_moves_the_proxy(api: Api) -> None:
+    made = await make_proxy(api, "conf_move")
+    port = free_port()
+    status, body, _ = await api.call("PATCH", "/proxies/conf_move",
+                                     {"listen": f"127.0.0.1:{port}"})
+    assert status == 200 and body["listen"] == f"127.0.0.1:{port}" and body["enabled"] is True
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.close()
+    old_host, _, old_port = made["listen"].rpartition(":")
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(old_host, int(old_port))
+
+
+async def test_create_disabled_proxy_does_not_listen(api: Api) -> None:
+    port = free_port()
+    status, body, _ = await api.call("POST", "/proxies", {
+        "name": "conf_off", "upstream": "127.0.0.1:9", "listen": f"127.0.0.1:{port}",
+        "enabled": False})
+    assert status == 201 and body["enabled"] is False
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
