@@ -23,8 +23,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from node.adapters.base import ChainAdapter
-from node.adapters.errors import AdapterError, MalformedResponse
+from node.adapters.errors import AdapterError, MalformedResponse, RpcFailure
 from node.adapters.events import AdapterEvent, CodeUpgrade, Endpoint, Header, L1Event
+from node.core.errors import INVALID_PARAMS
 
 NetworkType = Literal["Mainnet", "Testnet", "Devnet", "Localnet"]
 REGISTRY = "0x" + "00" * 31 + "db"
@@ -172,9 +173,19 @@ class SuiAdapter(ChainAdapter):
             return []
         out: list[AdapterEvent] = []
         for _ in range(100):  # bounded: at most 5000 events per sync step
-            data, next_cursor, more = await self.rpc.call(
-                "suix_queryEvents", [self._filter, self._cursor, _PAGE, False], _page
-            )
+            try:
+                data, next_cursor, more = await self.rpc.call(
+                    "suix_queryEvents", [self._filter, self._cursor, _PAGE, False], _page
+                )
+            except RpcFailure as e:
+                if self._cursor is None or e.code != INVALID_PARAMS:
+                    raise
+                # the cursor's transaction is gone (only a reorging mock does this; Sui is final):
+                # restart from the newest event, so events between may be missed - say so loudly
+                self.log.error("sui: event cursor %s rejected (%s); restarting from the newest event", self._cursor, e)
+                self._cursor_ready = False
+                return out
+
             for ev in data:
                 out.extend(self._event(ev))
             if next_cursor is not None:

@@ -158,3 +158,21 @@ async def test_malformed_checkpoints_are_logged_and_survived(sui: MockL1, caplog
 def test_rejects_unknown_network_type() -> None:
     with pytest.raises(ValueError):
         SuiAdapter([Endpoint("http://127.0.0.1:9/")], network_type="Moonnet")  # type: ignore[arg-type]
+
+
+async def test_event_cursor_lost_in_a_reorg_is_recovered(sui: MockL1, caplog: pytest.LogCaptureFixture) -> None:
+    primary = sui.endpoints[0]
+    async with sui_adapter(sui) as a:
+        stream = a.listen()
+        seen = Seen()
+        await a.wait_ready(10)
+        d = await admin(primary.admin_url, {"cmd": "deploy", "code": "0x7f454c4601"})
+        await seen.until(stream, lambda: any(isinstance(e, CodeUpgrade) for e in seen.events))
+        with caplog.at_level(logging.ERROR, logger="node.adapters"):
+            await admin(primary.admin_url, {"cmd": "reorg", "depth": 1, "keep_txs": False})
+            await seen.until(stream, lambda: any(isinstance(e, Reorg) for e in seen.events))
+            await asyncio.sleep(0.3)
+        assert any("cursor" in r.getMessage() for r in caplog.records)
+        await admin(primary.admin_url, {"cmd": "deploy", "code": "0x7f454c4603"})
+        await seen.until(stream, lambda: sum(isinstance(e, CodeUpgrade) for e in seen.events) == 2)
+        assert d["address"] != [e for e in seen.events if isinstance(e, CodeUpgrade)][-1].address
