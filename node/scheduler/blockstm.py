@@ -166,8 +166,23 @@ Task = tuple[int, int, int]
 class Scheduler:
     """The collaborative execution/validation scheduler (paper Algorithms 4 and 5)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, window: int | None = None) -> None:
+        """``window``: the largest speculation window, or ``None`` for none (the paper as is)."""
         self.n = n
+        # Speculation window (not in the paper): execution tasks are handed out only below
+        # frontier + window, where the frontier is the lowest transaction not EXECUTED. With
+        # real parallel threads speculation is naturally bounded by the thread count; under
+        # the GIL one thread can run for a whole switch interval (5 ms: hundreds of short
+        # transactions) past a transaction another thread is still executing, and the first
+        # incarnation of that one leaves no ESTIMATE to stop them, so they would all read
+        # stale values and abort in a cascade when it commits.
+        # The window adapts like TCP's congestion window: halved by every validation abort,
+        # grown by one whenever a window's worth of transactions has passed the frontier.
+        self.adaptive = window is not None
+        self.max_window = n if window is None else max(1, window)
+        self.window = self.max_window
+        self._credit = 0
+        self.frontier = 0
         self.execution_idx = 0
         self.validation_idx = 0
         self.decrease_cnt = 0
@@ -214,6 +229,18 @@ class Scheduler:
         self.num_active_tasks -= 1
         return None
 
+    def _advance_frontier(self) -> None:
+        f, status, n = self.frontier, self.status, self.n
+        while f < n and status[f] == EXECUTED:
+            f += 1
+        if f != self.frontier:
+            self._credit += f - self.frontier
+            if self._credit >= self.window and self.window < self.max_window:
+                self.window += 1
+                self._credit = 0
+            self.frontier = f
+            self._wake()
+
     def _next_version_to_execute(self) -> Task | None:
         if self.execution_idx >= self.n:
             self._check_done()
@@ -241,11 +268,16 @@ class Scheduler:
             while not self.done_marker:
                 if self.validation_idx < self.execution_idx:
                     task = self._next_version_to_validate()
+                elif self.n > self.execution_idx >= self.frontier + self.window:
+                    task = None  # wait for the frontier to move (see __init__)
                 else:
                     task = self._next_version_to_execute()
                 if task is not None:
                     return task
-                if min(self.execution_idx, self.validation_idx) >= self.n:
+                if (
+                    min(self.execution_idx, self.validation_idx) >= self.n
+                    or self.n > self.execution_idx >= self.frontier + self.window
+                ):
                     # Nothing to take until an active task finishes or lowers an index.
                     self._sleepers += 1
                     self._changed.wait(0.01)
@@ -270,6 +302,8 @@ class Scheduler:
     def finish_execution(self, idx: int, incarnation: int, wrote_new_location: bool) -> Task | None:
         with self._lock:
             self.status[idx] = EXECUTED
+            if idx == self.frontier:
+                self._advance_frontier()
             deps, self.dependencies[idx] = self.dependencies[idx], []
             if deps:
                 for d in deps:
@@ -288,6 +322,11 @@ class Scheduler:
         with self._lock:
             if self.incarnation[idx] == incarnation and self.status[idx] == EXECUTED:
                 self.status[idx] = ABORTING
+                if idx < self.frontier:
+                    self.frontier = idx
+                if self.adaptive:
+                    self.window = max(1, self.window // 2)
+                    self._credit = 0
                 self.aborts += 1
                 return True
             return False
@@ -309,6 +348,9 @@ class Scheduler:
 
 
 # -- execution -----------------------------------------------------------------------------------
+
+#: Default speculation window per worker thread (measured: see docs/scheduler-strategies.md).
+DEFAULT_WINDOW_PER_WORKER = 4
 
 
 class _Blocked(BaseException):
@@ -360,11 +402,13 @@ class AptosBlockSTM:
 
     name = "AptosBlockSTM"
 
-    def __init__(self, executor: TxExecutor, workers: int = 1) -> None:
+    def __init__(self, executor: TxExecutor, workers: int = 1, *, window: int | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.executor = executor
         self.workers = workers
+        #: Speculation window (see :class:`Scheduler`); ``0`` disables it (the paper as is).
+        self.window = DEFAULT_WINDOW_PER_WORKER * workers if window is None else window
 
     def execute_block(
         self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext
@@ -372,7 +416,7 @@ class AptosBlockSTM:
         t0 = time.perf_counter()
         n = len(txs)
         mv = MVMemory(n)
-        sched = Scheduler(n)
+        sched = Scheduler(n, self.window or None)
         results: list[TxOutcome | _Raised | None] = [None] * n
         tallies: list[list[float]] = []  # per worker: [executions, busy seconds]
         execute = self.executor.execute

@@ -33,6 +33,7 @@ from sched_model import (
 
 from node.core.execution import BlockExecutor, TxExecutor
 from node.core.tx import Transaction
+from node.scheduler.blockstm import AptosBlockSTM
 from node.scheduler.objectdag import SuiObjectDAG
 from node.scheduler.registry import create
 from node.scheduler.sealevel import SolanaParallel
@@ -66,6 +67,8 @@ def _fleet(executor: TxExecutor) -> list[tuple[str, int, BlockExecutor]]:
         for cls in (SolanaParallel, SuiObjectDAG)
         for w in (2, 4)
     ]
+    # Block-STM without its speculation window (the paper as is) and with the tightest one.
+    fleet += [(f"AptosBlockSTM(window={win})", 4, AptosBlockSTM(executor, 4, window=win)) for win in (0, 1)]
     return fleet
 
 
@@ -92,7 +95,7 @@ def check_all(block: Block, executor: TxExecutor, fleet: list[tuple[str, int, Bl
     for name, w, strategy in fleet:
         got = strategy.execute_block(block.txs, state, CTX)
         assert_same(serial, got, f"{name} workers={w}")
-        if name == "AptosBlockSTM" and w > 1:
+        if name.startswith("AptosBlockSTM") and w > 1:
             event(f"Block-STM re-executed: {got.stats.re_executions > 0}")
 
 
@@ -134,15 +137,20 @@ def test_transfers_match_serial(
     block=st.one_of(script_blocks(max_behaviours=3), seeded_script_blocks(max_txs=300, max_behaviours=3)),
     name=st.sampled_from(PARALLEL),
     workers=st.sampled_from(WORKERS),
+    window=st.sampled_from([None, 0, 1]),
 )
-def test_adversarial_reexecution(block: Block, name: str, workers: int) -> None:
+def test_adversarial_reexecution(block: Block, name: str, workers: int, window: int | None) -> None:
     """Behaviour changes with each re-execution (aptos-core's dynamic proptests). The baseline
     replays each transaction's final behaviour serially; Block-STM must have committed exactly
     that, whatever it executed on the way."""
     note(block.describe())
     state = DictState(block.state)
     adversary = AdversarialExecutor()
-    strategy = create(name, adversary, workers)
+    strategy = (
+        AptosBlockSTM(adversary, workers, window=window)
+        if name == "AptosBlockSTM" and window is not None
+        else create(name, adversary, workers)
+    )
     try:
         got = strategy.execute_block(block.txs, state, CTX)
     finally:
