@@ -2,12 +2,14 @@
 
 Wiring (the node's server owns the adapters; nothing here reads config)::
 
-    from node.adapters import Endpoint, EthereumAdapter, SuiAdapter, BackoffPolicy
+    from node.adapters import BackoffPolicy, EthereumAdapter, SuiAdapter, endpoint_list
 
+    c = config.adapters.ethereum    # [adapters.ethereum]
     eth = EthereumAdapter(
-        endpoint_list(cfg.rpc_url, cfg.ws_url, cfg.endpoints),   # primary first, then fallbacks
-        chain_id=cfg.chain_id,
-        backoff=BackoffPolicy.from_ms(cfg.backoff_base_ms, cfg.backoff_cap_ms),
+        endpoint_list(c.rpc_url, c.ws_url, c.endpoints),   # primary first, then fallbacks
+        chain_id=c.chain_id,
+        backoff=BackoffPolicy.from_ms(c.backoff.initial_ms, c.backoff.max_ms, c.backoff.factor),
+        request_timeout_s=c.backoff.request_timeout_ms / 1000,
         rng_seed=seed,              # None: random, logged and kept in ``eth.rng_seed``
         start_from=None,            # or a persisted head number: backfill from there on start
     )
@@ -19,8 +21,13 @@ Wiring (the node's server owns the adapters; nothing here reads config)::
     eth.status()                    # head, ws state, counters, health (for dubhe_status)
     await eth.stop()
 
-``SuiAdapter(endpoints, network_type=..., package_ids=[...])`` has the same shape, with
-``get_package_modules(package_id) -> dict[str, bytes]``; its heads are checkpoints.
+``SuiAdapter(endpoint_list(...), network_type=s.network_type, package_ids=s.package_ids, ...)`` has
+the same shape, with ``get_package_modules(package_id) -> dict[str, bytes]`` (raises
+``CodeNotFound``); its heads are checkpoints and its ``CodeUpgrade.location`` is the new package id.
+
+Errors: every failure of a call is an :class:`AdapterError` (peer's fault: ``AllEndpointsFailed``
+after all retries, ``RpcFailure`` for a JSON-RPC error answer, ``CodeNotFound``...);
+``AdapterStopped`` (our fault) after :meth:`stop`. Followers never raise: they log and retry.
 
 Event order guarantees: ``NewHead`` numbers are consecutive and parent-linked between ``Reorg``
 events; a block's ``L1Event``/``CodeUpgrade`` events follow its ``NewHead``; after a ``Reorg`` the

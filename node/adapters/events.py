@@ -24,16 +24,20 @@ class Endpoint:
             raise ValueError(f"ws_url must be ws(s): {self.ws_url!r}")
 
 
-def endpoint_list(
-    rpc_url: str | None, ws_url: str | None = None, fallbacks: Iterable[Mapping[str, str | None]] = ()
-) -> list[Endpoint]:
-    """The primary (``rpc_url``/``ws_url``) then each ``{rpc_url, ws_url}`` fallback, as config lists them."""
+def endpoint_list(rpc_url: str | None, ws_url: str | None = None, fallbacks: Iterable[object] = ()) -> list[Endpoint]:
+    """The primary (``rpc_url``/``ws_url``) then each fallback, as config lists them.
+
+    A fallback is anything with ``rpc_url``/``ws_url`` attributes (a config model) or keys (a dict).
+    """
     out = [Endpoint(rpc_url, ws_url)] if rpc_url else []
     for f in fallbacks:
-        url = f.get("rpc_url")
-        if not url:
+        if isinstance(f, Mapping):
+            url, ws = f.get("rpc_url"), f.get("ws_url")
+        else:
+            url, ws = getattr(f, "rpc_url", None), getattr(f, "ws_url", None)
+        if not isinstance(url, str) or not url:
             raise ValueError("every fallback endpoint needs an rpc_url")
-        out.append(Endpoint(url, f.get("ws_url")))
+        out.append(Endpoint(url, ws if isinstance(ws, str) else None))
     if not out:
         raise ValueError("no endpoint configured")
     return out

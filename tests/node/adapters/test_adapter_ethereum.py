@@ -372,3 +372,17 @@ async def test_keepalive_pings_detect_a_silent_websocket_peer(eth: MockL1) -> No
         await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
         await admin(primary.admin_url, {"cmd": "ws_stall", "on": False})
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
+
+
+def test_endpoint_list_accepts_config_objects() -> None:
+    from dataclasses import dataclass
+
+    from node.adapters import endpoint_list
+
+    @dataclass
+    class Ep:
+        rpc_url: str
+        ws_url: str | None = None
+
+    eps = endpoint_list("http://127.0.0.1:1/", None, [Ep("http://127.0.0.1:2/", "ws://127.0.0.1:2/ws")])
+    assert eps[1].ws_url == "ws://127.0.0.1:2/ws"
