@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -221,6 +222,57 @@ def _open_gauge(base: str, proxy: str) -> int:
     return -1
 
 
+def _measure(args: argparse.Namespace, procs: list[subprocess.Popen[str]],
+             results: list[Result]) -> tuple[list[float], list[float]]:
+    _progress("starting upstream servers and the proxy (python -m lab.proxy)")
+    servers, line = _spawn(["-m", "bench.proxy", "--serve"])
+    procs.append(servers)
+    ports = json.loads(line)
+    proxy_proc, line = _spawn(["-m", "lab.proxy", "--port", "0", "--seed", "1",
+                               "--loop", args.loop])
+    procs.append(proxy_proc)
+    base = line.split("API on ", 1)[1].split()[0]
+    _progress(f"proxy: {line}")
+    echo = _api(base, "POST", "/proxies", {"name": "bench_echo", "listen": "127.0.0.1:0",
+                                           "upstream": f"127.0.0.1:{ports['echo']}"})
+    source = _api(base, "POST", "/proxies", {"name": "bench_source",
+                                             "listen": "127.0.0.1:0",
+                                             "upstream": f"127.0.0.1:{ports['source']}"})
+    echo_port = int(echo["listen"].rpartition(":")[2])
+    source_port = int(source["listen"].rpartition(":")[2])
+
+    _progress(f"1/3 latency: {args.samples} echo round trips direct and proxied")
+    direct, proxied = bench_latency(ports["echo"], echo_port, args.samples)
+    for q, name, target in ((0.50, "p50", TARGET_P50_US), (0.99, "p99", TARGET_P99_US)):
+        d, p = _pct(direct, q) * 1e6, _pct(proxied, q) * 1e6
+        added = (p - d) / 2
+        results.append(Result(f"added latency per direction {name}", added, None, "µs",
+                              f"< {target:.0f} µs", added < target))
+        results.append(Result(f"  round trip {name} proxied (vs direct)", p, d, "µs", "", None))
+
+    _progress(f"2/3 throughput: {args.seconds:.1f} s windows, direct / proxied / +100 ms latency")
+    mb_direct = bench_throughput(ports["source"], args.seconds)
+    _progress(f"  direct {mb_direct:.0f} MB/s")
+    mb_proxy = bench_throughput(source_port, args.seconds)
+    _progress(f"  proxied {mb_proxy:.0f} MB/s")
+    _api(base, "POST", "/proxies/bench_source/toxics",
+         {"type": "latency", "attributes": {"latency": 100}})
+    mb_latency = bench_throughput(source_port, args.seconds, warmup=0.5)
+    _progress(f"  proxied + latency 100 ms {mb_latency:.0f} MB/s")
+    results.append(Result("throughput, no toxics", mb_proxy, mb_direct, "MB/s", "", None))
+    results.append(Result("throughput, latency 100 ms toxic", mb_latency, mb_direct, "MB/s",
+                          f">= {TARGET_MBPS:.0f} MB/s", mb_latency >= TARGET_MBPS))
+
+    _progress(f"3/3 connections: {args.connections} through the proxy")
+    held, gauge = bench_connections(echo_port, args.connections, args.hold, base, "bench_echo")
+    results.append(Result("connections held (echoed before+after hold)", held,
+                          float(args.connections), "conns", f">= {TARGET_CONNS}",
+                          held >= TARGET_CONNS))
+    results.append(Result("  proxy's open-connections gauge while held", gauge, None,
+                          "conns", "", None))
+    return direct, proxied
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="dubhe-bench proxy", description=__doc__.split("\n\n")[0])
     p.add_argument("--samples", type=int, default=5000, help="echo round trips per side")
@@ -230,6 +282,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                    help="event loop of the proxy process")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--timeout", type=float, default=90.0,
+                   help="abort the whole run after this many seconds (default 90)")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -240,56 +294,26 @@ def main(argv: list[str]) -> int:
         _run_loop(_serve())
         return 0
     t_begin = time.perf_counter()
-    _progress("starting upstream servers and the proxy (python -m lab.proxy)")
-    servers, line = _spawn(["-m", "bench.proxy", "--serve"])
-    ports = json.loads(line)
-    proxy_proc, line = _spawn(["-m", "lab.proxy", "--port", "0", "--seed", "1",
-                               "--loop", args.loop])
-    base = line.split("API on ", 1)[1].split()[0]
-    _progress(f"proxy: {line}")
+
+    def _abort(signum: int, frame: object) -> None:
+        raise TimeoutError(f"gave up after {args.timeout:.0f} s")
+
+    signal.signal(signal.SIGALRM, _abort)
+    signal.setitimer(signal.ITIMER_REAL, args.timeout)
+    procs: list[subprocess.Popen[str]] = []
     results: list[Result] = []
+    direct: list[float] = []
+    proxied: list[float] = []
     try:
-        echo = _api(base, "POST", "/proxies", {"name": "bench_echo", "listen": "127.0.0.1:0",
-                                               "upstream": f"127.0.0.1:{ports['echo']}"})
-        source = _api(base, "POST", "/proxies", {"name": "bench_source",
-                                                 "listen": "127.0.0.1:0",
-                                                 "upstream": f"127.0.0.1:{ports['source']}"})
-        echo_port = int(echo["listen"].rpartition(":")[2])
-        source_port = int(source["listen"].rpartition(":")[2])
-
-        _progress(f"1/3 latency: {args.samples} echo round trips direct and proxied")
-        direct, proxied = bench_latency(ports["echo"], echo_port, args.samples)
-        for q, name, target in ((0.50, "p50", TARGET_P50_US), (0.99, "p99", TARGET_P99_US)):
-            d, p = _pct(direct, q) * 1e6, _pct(proxied, q) * 1e6
-            added = (p - d) / 2
-            results.append(Result(f"added latency per direction {name}", added, None, "µs",
-                                  f"< {target:.0f} µs", added < target))
-            results.append(Result(f"  round trip {name} proxied (vs direct)", p, d, "µs", "", None))
-
-        _progress(f"2/3 throughput: {args.seconds:.1f} s windows, direct / proxied / +100 ms latency")
-        mb_direct = bench_throughput(ports["source"], args.seconds)
-        _progress(f"  direct {mb_direct:.0f} MB/s")
-        mb_proxy = bench_throughput(source_port, args.seconds)
-        _progress(f"  proxied {mb_proxy:.0f} MB/s")
-        _api(base, "POST", "/proxies/bench_source/toxics",
-             {"type": "latency", "attributes": {"latency": 100}})
-        mb_latency = bench_throughput(source_port, args.seconds, warmup=0.5)
-        _progress(f"  proxied + latency 100 ms {mb_latency:.0f} MB/s")
-        results.append(Result("throughput, no toxics", mb_proxy, mb_direct, "MB/s", "", None))
-        results.append(Result("throughput, latency 100 ms toxic", mb_latency, mb_direct, "MB/s",
-                              f">= {TARGET_MBPS:.0f} MB/s", mb_latency >= TARGET_MBPS))
-
-        _progress(f"3/3 connections: {args.connections} through the proxy")
-        held, gauge = bench_connections(echo_port, args.connections, args.hold, base, "bench_echo")
-        results.append(Result("connections held (echoed before+after hold)", held,
-                              float(args.connections), "conns", f">= {TARGET_CONNS}",
-                              held >= TARGET_CONNS))
-        results.append(Result("  proxy's open-connections gauge while held", gauge, None,
-                              "conns", "", None))
+        direct, proxied = _measure(args, procs, results)
+    except (TimeoutError, OSError, RuntimeError) as exc:
+        print(f"dubhe-bench proxy: {exc}", file=sys.stderr)
+        return 1
     finally:
-        proxy_proc.terminate()
-        servers.terminate()
-        for proc in (proxy_proc, servers):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:

@@ -2,7 +2,7 @@
 
 ``after`` > 0: close each connection ``after`` ms after it was accepted (connections already older
 are closed at once). ``at`` > 0: close every connection that was open ``at`` ms after the toxic
-was added; connections opened later are left alone. ``reset`` = true sends RST instead of FIN.
+was added (or activated by its schedule); connections opened later are left alone. ``reset`` = true sends RST instead of FIN.
 Data passes unchanged until the cut. Clients of a WebSocket see 1006.
 """
 
@@ -18,7 +18,7 @@ from lab.proxy.toxics.base import TimedOut, Toxic, ToxicStub, register
 @dataclass
 class CutToxic(Toxic):
     after: int = 0  # ms after the connection opened
-    at: int = 0  # ms after the toxic was added
+    at: int = 0  # ms after the toxic was added or activated
     reset: bool = False
 
     def deadline(self, stub: ToxicStub) -> float | None:

@@ -1,6 +1,7 @@
 """``ws_close`` (lab extra, WebSocket-aware): send a Close frame with a chosen code, then end.
 
-``delay`` ms after the toxic starts on a link, at the next frame boundary, the proxy sends a Close
+``delay`` ms after the toxic meets a link (it was added or activated, or the connection
+opened, whichever is later), at the next frame boundary, the proxy sends a Close
 frame with ``code`` (e.g. 1001 going away, 1011 internal error, 1012 service restart, 1013 try
 again later) and ``reason`` in this direction (masked when going upstream), drops whatever
 follows in this direction and half-closes (FIN) towards the receiver, which therefore sees a
@@ -22,7 +23,7 @@ from lab.proxy.wsframes import Header, close_frame
 class WsCloseToxic(Toxic):
     code: int = 1001
     reason: str = ""
-    delay: int = 0  # ms after the toxic started on this link
+    delay: int = 0  # ms after the toxic met this link
 
     def new_state(self, stub: ToxicStub) -> object:
         return ws_state(stub)
@@ -36,7 +37,9 @@ class WsCloseToxic(Toxic):
     async def pipe(self, stub: ToxicStub) -> None:
         state = stub.state
         assert isinstance(state, WsState)
-        due: float | None = stub.now() + self.delay / 1000.0
+        # Counted from when the toxic met this link (added/activated, or the connection opened),
+        # not from this run: restarts caused by other chain changes must not push it back.
+        due: float | None = max(stub.toxic_started, stub.info.opened_at) + self.delay / 1000.0
         while True:
             if due is None and state.tracker.at_boundary:
                 self._inject(stub, stub.now())

@@ -56,3 +56,17 @@ async def test_events_since_and_limit(tp: ToxiproxyClient) -> None:
     last = events[-1]["seq"]
     assert await tp.events(last) == []
     assert [e["seq"] for e in await tp.events(last - 2)] == [last - 1, last]
+
+
+async def test_dead_upstream_accepts_then_closes(tp: ToxiproxyClient) -> None:
+    # Toxiproxy dials the upstream per client; on failure the client sees EOF, not a refusal.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    proxy = await tp.create_proxy("dead", upstream=f"127.0.0.1:{dead}")
+    reader, writer = await open_through(proxy.listen)
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
+    assert any(e["event"] == "upstream_failed" for e in await tp.events())

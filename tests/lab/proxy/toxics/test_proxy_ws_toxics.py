@@ -172,3 +172,17 @@ async def test_ws_toxic_off_by_toxicity_keeps_frame_sync(tp: ToxiproxyClient,
     with pytest.raises(ConnectionClosedError):
         await asyncio.wait_for(ws.recv(), 3)
     assert ws.close_code == 1012
+
+
+async def test_ws_close_delay_is_not_reset_by_chain_changes(tp: ToxiproxyClient,
+                                                             ws_upstream: str) -> None:
+    proxy = await tp.create_proxy("wsdelayclose", upstream=ws_upstream)
+    ws = await _client(proxy)
+    t0 = time.monotonic()
+    await proxy.add_toxic("ws_close", attributes={"code": 1013, "delay": 300})
+    await asyncio.sleep(0.2)
+    await proxy.add_toxic("noop")  # restarts the ws_close stub
+    with pytest.raises(ConnectionClosedError):
+        await asyncio.wait_for(ws.recv(), 3)
+    assert ws.close_code == 1013
+    assert 0.28 <= time.monotonic() - t0 <= 0.4
