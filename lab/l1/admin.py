@@ -15,7 +15,9 @@ command dataclass (raising :class:`AdminError` naming the bad field) and the ser
 ``faults``      ``{"count": K, "http_status": 429|503, "retry_after": "1", "rpc_error":
                 {"code": -32000, "message": "..."}, "stall_ms": 0, "malformed": "bad_json|truncated|
                 wrong_type|missing_result|wrong_id", "methods": [...], "transport": "http|ws|any"}``
-                applies to the next K matching requests *of the endpoint that received it*
+                applies to the next K matching requests *of the endpoint that received it*;
+                naming the notification method (``eth_subscription``, ``suix_subscribeEvent``) in
+                ``methods`` with ``transport: ws`` mangles the next K pushed notifications instead
 ``clear_faults`` drop this endpoint's pending fault rules
 ``disconnect``  close every WebSocket connection of this endpoint (subscriptions die with them)
 ``ws_stall``    ``{"on": true}`` this endpoint's WebSockets go silent: no reads (so no pongs), no

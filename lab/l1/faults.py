@@ -61,11 +61,18 @@ class FaultPlan:
     def pending(self) -> int:
         return sum(r.remaining for r in self.rules)
 
-    def take(self, method: str | None, transport: Literal["http", "ws"]) -> Fault | None:
+    def take(self, method: str | None, transport: Literal["http", "ws"], *, explicit: bool = False) -> Fault | None:
+        """The fault for the next request of ``method`` on ``transport``, consuming one use.
+
+        ``explicit``: only rules naming ``method`` match (pushed notifications use this, so a
+        rule meant for calls is not spent on them).
+        """
         for rule in self.rules:
             if rule.transport not in (transport, "any"):
                 continue
             if rule.methods is not None and method not in rule.methods:
+                continue
+            if explicit and rule.methods is None:
                 continue
             rule.remaining -= 1
             if rule.remaining == 0:
@@ -85,6 +92,16 @@ def mangle(body: bytes, kind: Malformed) -> bytes:
     items = obj if isinstance(obj, list) else [obj]
     for it in items:
         if not isinstance(it, dict):
+            continue
+        if isinstance(it.get("params"), dict):
+            # a pushed notification: its result and id live in params
+            p = it["params"]
+            if kind == "wrong_type":
+                p["result"] = 12345 if isinstance(p.get("result"), dict) else {"unexpected": True}
+            elif kind == "missing_result":
+                p.pop("result", None)
+            elif kind == "wrong_id":
+                p["subscription"] = "not-your-id"
             continue
         if kind == "wrong_type":
             # a type no result of ours ever has in that place

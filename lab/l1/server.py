@@ -127,9 +127,12 @@ class EndpointServer:
         for c in list(self._clients):
             for sid, sub in list(c.subs.items()):
                 for res in sub.results(change):
-                    c.queue.put_nowait(
-                        jsonrpc.notification(self.l1.wire.notify_method, {"subscription": sid, "result": res})
-                    )
+                    method = self.l1.wire.notify_method
+                    msg = jsonrpc.notification(method, {"subscription": sid, "result": res})
+                    fault = self.faults.take(method, "ws", explicit=True)
+                    if fault is not None and fault.malformed is not None:
+                        msg = mangle(msg, fault.malformed)
+                    c.queue.put_nowait(msg)
 
     # ------------------------------------------------------------------ HTTP
 

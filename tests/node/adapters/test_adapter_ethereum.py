@@ -386,3 +386,18 @@ def test_endpoint_list_accepts_config_objects() -> None:
 
     eps = endpoint_list("http://127.0.0.1:1/", None, [Ep("http://127.0.0.1:2/", "ws://127.0.0.1:2/ws")])
     assert eps[1].ws_url == "ws://127.0.0.1:2/ws"
+
+
+@pytest.mark.parametrize("kind", ["bad_json", "truncated", "wrong_type", "missing_result", "wrong_id"])
+async def test_malformed_notifications_over_the_socket(eth: MockL1, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    primary = eth.endpoints[0]
+    async with eth_adapter(eth, poll_interval_s=0.2) as a:
+        stream, got = await started(a)
+        await eventually(lambda: a.ws_connected is not None)
+        await admin(primary.admin_url, {"cmd": "faults", "count": 2, "malformed": kind, "transport": "ws", "methods": ["eth_subscription"]})
+        with caplog.at_level(logging.ERROR, logger="node.adapters"):
+            eth.produce(4)
+            await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        assert a.stats["malformed"] == 2
+        assert sum("malformed notification" in r.getMessage() for r in caplog.records) == 2
+        assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
