@@ -17,7 +17,7 @@
  *   0x00100000  syscall page: syscall block at +0, entry  rw-
  *               parameters at +64, call context at +96 (dubhe_context_t)
  *   0x00101000  input region (64 KiB)                    r--
- *   0x7FFF0000  stack (64 KiB, sp starts at the top)      rw-
+ *   0x7FFF8000  stack (32 KiB, sp starts at the top)      rw-
  * Everything else is unmapped: touching it is a FAULT. Writable memory (data, bss, stack,
  * syscall page) is reset before every call, so nothing survives between transactions except
  * storage.

@@ -128,7 +128,13 @@ class _Buffer:
 class Instance:
     """One unicorn CPU with ``program`` mapped. Not thread-safe; reuse via :meth:`run`."""
 
-    def __init__(self, program: Program, meter: str = "native", *, tcg_buffer_bytes: int | None = TCG_BUFFER_BYTES) -> None:
+    def __init__(
+        self,
+        program: Program,
+        meter: str = "native",
+        *,
+        tcg_buffer_bytes: int | None = TCG_BUFFER_BYTES,
+    ) -> None:
         """``meter`` is ``"native"`` or ``"python"`` (see :mod:`node.vm.gasmeter`);
         ``tcg_buffer_bytes=None`` keeps unicorn's default (1 GiB virtual; benchmarks only)."""
         self.program = program
@@ -152,18 +158,23 @@ class Instance:
             else:
                 self._map(seg.vaddr, seg.size, seg.perms, seg.image)
         arena = _Buffer(sum(size for _, size, _ in writable))
-        template = bytearray(arena.size)
+        template = bytearray()
         off = 0
         offsets: dict[int, int] = {}
         for addr, size, image in writable:
-            template[off : off + len(image)] = image
+            if image:
+                template += image
             self._map_into(arena, off, addr, size, PERM_R | PERM_W)
             offsets[addr] = off
             off += size
         self._buffers.append(arena)
-        self._arena_addr = arena.addr
-        self._arena_size = arena.size
+        # Reset = zero the syscall page and stack (write-only memset, the first 2 areas) and copy
+        # the pristine RW segments after them (a copy reads and writes: keep it small).
+        self._zero_addr = arena.addr
+        self._zero_size = abi.SYS_SIZE + abi.STACK_SIZE
+        self._rw_addr = arena.addr + self._zero_size
         self._template = bytes(template)
+        self._rw_size = len(self._template)
         self._sys_view = arena.view[offsets[abi.SYS_BASE] : offsets[abi.SYS_BASE] + abi.SYS_SIZE]
         self._input = self._map(abi.INPUT_BASE, abi.INPUT_SIZE, PERM_R)
         # Syscall pointers mostly target the stack and input: check those first.
@@ -275,7 +286,9 @@ class Instance:
             return RunResult(TxStatus.REVERT, gas_limit, 0, f"args of {n} bytes exceed {abi.INPUT_SIZE}")
         # RESET: registers; syscall page, stack and writable segments (one memmove); input tail.
         uclib.uc_context_restore(self._uch, self._ctx0_handle)
-        ctypes.memmove(self._arena_addr, self._template, self._arena_size)
+        ctypes.memset(self._zero_addr, 0, self._zero_size)
+        if self._rw_size:
+            ctypes.memmove(self._rw_addr, self._template, self._rw_size)
         inp = self._input.view
         inp[:n] = args
         if self._input_dirty > n:
