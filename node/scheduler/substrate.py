@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -177,11 +179,13 @@ def _encode(o: TxOutcome) -> _Wire:
     )
 
 
+_STATUS = {int(s): s for s in TxStatus}
+
+
 def _decode(w: _Wire) -> TxOutcome:
     st, gas, ret, evs, writes, reads, reason = w
-    return TxOutcome(
-        TxStatus(st), gas, ret, tuple(Event(a, t, d) for a, t, d in evs), dict(writes), reads, reason
-    )
+    events = tuple(Event(a, t, d) for a, t, d in evs) if evs else ()
+    return TxOutcome(_STATUS[st], gas, ret, events, dict(writes), reads, reason)
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, factory: ExecutorFactory) -> None:
@@ -208,6 +212,11 @@ def _worker_main(conn: multiprocessing.connection.Connection, factory: ExecutorF
 class Processes:
     """``workers`` persistent worker processes, each with its own executor from ``factory``.
 
+    Each worker has two slots: while it runs one chunk, the next one already waits in its pipe,
+    so the coordinator's work (prefetching, pickling, decoding, committing) overlaps the
+    workers'. A feeder thread per worker does the sends: a coordinator blocked sending to a
+    worker that is itself blocked sending a result back would deadlock.
+
     Started lazily on first use (so constructing a strategy is cheap); ``close()`` stops them.
     ``mp_context`` is a :mod:`multiprocessing` start method; ``forkserver`` (the default) is
     safe in a threaded server, ``fork`` starts fastest.
@@ -215,35 +224,47 @@ class Processes:
 
     kind = "processes"
     min_chunk = 32
+    PER_WORKER = 2
 
     def __init__(
         self, factory: ExecutorFactory, workers: int, *, mp_context: str = "forkserver"
     ) -> None:
         self._factory = factory
-        self.slots = workers
+        self.workers = workers
+        self.slots = workers * self.PER_WORKER
         self._mp_context = mp_context
         self._procs: list[Any] = []
         self._conns: list[multiprocessing.connection.Connection] = []
-        self._busy: dict[int, multiprocessing.connection.Connection] = {}
+        self._outboxes: list[queue.SimpleQueue[object]] = []
+        self._feeders: list[threading.Thread] = []
+        self._outstanding: list[int] = []
 
     def _ensure_started(self) -> None:
         if self._procs:
             return
         mp: Any = multiprocessing.get_context(self._mp_context)
-        for _ in range(self.slots):
+        for k in range(self.workers):
             parent, child = mp.Pipe()
             p = mp.Process(target=_worker_main, args=(child, self._factory), daemon=True)
             p.start()
             child.close()
+            box: queue.SimpleQueue[object] = queue.SimpleQueue()
+            feeder = threading.Thread(
+                target=_feed, args=(box, parent), name=f"dubhe-sched-feed-{k}", daemon=True
+            )
+            feeder.start()
             self._procs.append(p)
             self._conns.append(parent)
+            self._outboxes.append(box)
+            self._feeders.append(feeder)
+            self._outstanding.append(0)
 
     def idle(self) -> int:
-        return self.slots - len(self._busy)
+        return self.slots - sum(self._outstanding)
 
     def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
         self._ensure_started()
-        slot = next(i for i in range(self.slots) if i not in self._busy)
+        k = min(range(self.workers), key=self._outstanding.__getitem__)
         get = view.get
         shipped = []
         for i, tx, may_read in items:
@@ -253,37 +274,49 @@ class Processes:
             ck = keys.code_key(tx.to)
             values[ck] = get(ck)
             shipped.append((i, tx, values))
-        conn = self._conns[slot]
-        conn.send((ctx, shipped))
-        self._busy[slot] = conn
+        self._outboxes[k].put((ctx, shipped))
+        self._outstanding[k] += 1
 
     def wait_any(self) -> list[ChunkResult]:
-        ready = multiprocessing.connection.wait(list(self._busy.values()))
+        busy = [c for c, n in zip(self._conns, self._outstanding, strict=True) if n]
+        ready = multiprocessing.connection.wait(busy)
         results = []
-        for slot, conn in list(self._busy.items()):
+        for k, conn in enumerate(self._conns):
             if conn in ready:
                 try:
-                    out, busy = conn.recv()
+                    out, secs = conn.recv()
                 except EOFError:
                     raise RuntimeError("scheduler worker process died") from None
-                del self._busy[slot]
+                self._outstanding[k] -= 1
                 results.append(
-                    ChunkResult([(i, None if w is None else _decode(w)) for i, w in out], busy)
+                    ChunkResult([(i, None if w is None else _decode(w)) for i, w in out], secs)
                 )
         return results
 
     def close(self) -> None:
+        for box in self._outboxes:
+            box.put(None)
+        for t in self._feeders:
+            t.join(timeout=5)
         for conn in self._conns:
-            try:
-                conn.send(None)
-                conn.close()
-            except (OSError, ValueError):
-                pass
+            conn.close()
         for p in self._procs:
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
-        self._procs, self._conns, self._busy = [], [], {}
+        self._procs, self._conns, self._outboxes, self._feeders, self._outstanding = [], [], [], [], []
+
+
+def _feed(box: queue.SimpleQueue[object], conn: multiprocessing.connection.Connection) -> None:
+    """Feeder thread: sends queued chunks to one worker; ``None`` tells it (and then us) to stop."""
+    while True:
+        msg = box.get()
+        try:
+            conn.send(msg)
+        except (OSError, ValueError):
+            return
+        if msg is None:
+            return
 
 
 def make_substrate(
