@@ -61,16 +61,22 @@ def _address(a: bytes | str) -> str:
 class EthereumAdapter(ChainAdapter):
     """Follows an Ethereum-JSON-RPC chain over ``endpoints`` (the first is the primary).
 
-    ``chain_id``: when given, every sync checks ``eth_chainId`` once per adapter start and refuses
-    to follow another chain (:class:`ChainMismatch`, logged). Other keywords: see
-    :class:`~node.adapters.base.ChainAdapter`.
+    ``chain_id``: when given, the first sync checks ``eth_chainId`` and refuses to follow another
+    chain (:class:`ChainMismatch`, logged). ``batch_size``: blocks per JSON-RPC batch when
+    backfilling (1: single calls). Other keywords: see :class:`~node.adapters.base.ChainAdapter`.
     """
 
     chain = "ethereum"
 
-    def __init__(self, endpoints: Sequence[Endpoint], *, chain_id: int | None = None, **kw: Any) -> None:
+    def __init__(
+        self, endpoints: Sequence[Endpoint], *, chain_id: int | None = None, batch_size: int = 50, **kw: Any
+    ) -> None:
         super().__init__(endpoints, **kw)
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
         self.chain_id = chain_id
+        #: Blocks per JSON-RPC batch when backfilling; 1 sends single calls (providers without batches).
+        self.batch_size = batch_size
         self._chain_checked = chain_id is None
         self._bloom_empty: dict[str, bool] = {}
         self._code_blocks: dict[int, list[str]] = {}
@@ -118,11 +124,17 @@ class EthereumAdapter(ChainAdapter):
 
     async def _headers(self, first: int, last: int) -> list[Header]:
         out: list[Header] = []
-        for lo in range(first, last + 1, 50):
-            calls: list[tuple[str, list[Any] | dict[str, Any]]] = [
-                ("eth_getBlockByNumber", [qty(n), False]) for n in range(lo, min(last, lo + 49) + 1)
-            ]
-            got = await self.rpc.call_batch(calls, lambda r: None if r is None else self._parse(r))
+        step = self.batch_size
+        for lo in range(first, last + 1, step):
+            nums = range(lo, min(last, lo + step - 1) + 1)
+            got: list[Header | None]
+            if step == 1:
+                got = [await self.get_block(lo)]
+            else:
+                calls: list[tuple[str, list[Any] | dict[str, Any]]] = [
+                    ("eth_getBlockByNumber", [qty(n), False]) for n in nums
+                ]
+                got = await self.rpc.call_batch(calls, lambda r: None if r is None else self._parse(r))
             for h in got:
                 if h is None:
                     return out

@@ -319,9 +319,10 @@ async def test_ws_reconnect_backoff_uses_the_seeded_schedule(eth: MockL1) -> Non
         await a.wait_ready(5)  # heads still arrive by polling
 
 
-async def test_start_from_backfills_history_in_order(eth: MockL1) -> None:
+@pytest.mark.parametrize("batch_size", [1, 4, 50])
+async def test_start_from_backfills_history_in_order(eth: MockL1, batch_size: int) -> None:
     eth.produce(30)
-    async with eth_adapter(eth, start_from=5, max_fetch=7) as a:
+    async with eth_adapter(eth, start_from=5, max_fetch=7, batch_size=batch_size) as a:
         stream, got = await started(a)
         await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
         assert got.chain[0].number == 5
