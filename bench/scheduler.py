@@ -51,6 +51,7 @@ CTX = BlockContext(number=1, timestamp_ms=1_700_000_000_000, chain_id=1)
 PARALLEL = ("SolanaParallel", "AptosBlockSTM", "SuiObjectDAG")
 ALL_WORKLOADS = ("p2p-2", "p2p-10", "p2p-100", "p2p-1000", "p2p-10000", "hot", "compute", "mixed")
 LOW_CONTENTION = ("p2p-1000", "p2p-10000", "compute")
+NOISY = 0.15  # other processes' CPU share above which a cell's timing is flagged
 COMPUTE_BYTES = 256 * 1024
 _BUFFER = bytes(range(256)) * (COMPUTE_BYTES // 256)
 
@@ -282,6 +283,7 @@ class Cell:
     deferrals: int = 0
     dag_depth: int = 0
     dag_width: int = 0
+    other_load: float = 0.0  # share of the machine's CPUs used by other processes meanwhile
 
     @property
     def tps(self) -> float:
@@ -297,6 +299,42 @@ class Cell:
 
 def _same(a: BlockExecution, b: BlockExecution) -> bool:
     return a.outcomes == b.outcomes and dict(a.writes) == dict(b.writes)
+
+
+class LoadProbe:
+    """How much of the machine *other* processes used between ``start()`` and ``stop()``: the
+    host's busy CPU time minus this process tree's, over wall time x CPUs. Speedups measured
+    while others load the 2 cores are not the strategy's: the table flags them."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._me = psutil.Process()
+        self._t = self._host = self._ours = 0.0
+
+    def _host_busy(self) -> float:
+        t = self._psutil.cpu_times()
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+    def _ours_busy(self) -> float:
+        total = 0.0
+        for p in [self._me, *self._me.children(recursive=True)]:
+            try:
+                c = p.cpu_times()
+            except self._psutil.Error:
+                continue
+            total += c.user + c.system
+        return total
+
+    def start(self) -> None:
+        self._t, self._host, self._ours = time.monotonic(), self._host_busy(), self._ours_busy()
+
+    def stop(self) -> float:
+        wall = time.monotonic() - self._t
+        others = (self._host_busy() - self._host) - (self._ours_busy() - self._ours)
+        cpus = self._psutil.cpu_count() or 1
+        return max(0.0, others / (wall * cpus)) if wall > 0 else 0.0
 
 
 def _run_once(wl: Workload, strategy: BlockExecutor, commit_kind: str) -> tuple[float, BlockExecution]:
@@ -332,6 +370,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
     cells: list[Cell] = []
     deadline = time.monotonic() + args.max_seconds
     skipped: list[str] = []
+    probe = LoadProbe()
     for ex_kind in args.executors:
         for wname in args.workloads:
             t_gen = time.perf_counter()
@@ -357,8 +396,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
                             continue
                         strat = create(name, executor, w, executor_factory=wl.factory,
                                        substrate=substrate, mp_context=args.mp_context)
+                        probe.start()
                         try:
                             s_sec, sec, res = measure_pair(wl, serial, strat, args.commit, args.repeat, s_res)
+                            load = probe.stop()  # before close(): its workers' CPU time is ours
                         finally:
                             strat.close()
                         base.seconds = min(base.seconds, s_sec)
@@ -366,10 +407,11 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
                         st = res.stats
                         c = Cell(ex_kind, wname, name, substrate, w, len(wl.txs), sec, s_sec,
                                  st.parallel_efficiency, st.conflict_rate, st.re_executions, st.aborts,
-                                 st.deferrals, st.dag_depth, st.dag_width)
+                                 st.deferrals, st.dag_depth, st.dag_width, load)
                         cells.append(c)
                         out(f"   {label:<30} {c.tps:>10,.0f} tps  {c.speedup:5.2f}x Serial ({len(wl.txs) / s_sec:,.0f})"
-                            f"  eff {c.efficiency:4.2f}  conflicts {c.conflict_rate:5.3f}  re-exec {c.re_executions}")
+                            f"  eff {c.efficiency:4.2f}  conflicts {c.conflict_rate:5.3f}  re-exec {c.re_executions}"
+                            f"  other load {load:4.0%}")
             executor_close = getattr(executor, "close", None)
             if callable(executor_close):
                 executor_close()
@@ -382,13 +424,16 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
 
 def table(cells: list[Cell]) -> str:
     head = (f"{'executor':<9} {'workload':<10} {'strategy':<28} {'w':>2} {'tps':>10} {'vs Serial':>9} {'eff':>5} "
-            f"{'conflict':>8} {'re-exec':>7} {'depth':>6} {'width':>6}")
+            f"{'conflict':>8} {'re-exec':>7} {'depth':>6} {'width':>6} {'others':>6}")
     lines = [head, "-" * len(head)]
     for c in cells:
         lines.append(
             f"{c.executor:<9} {c.workload:<10} {c.label():<28} {c.workers:>2} {c.tps:>10,.0f} {c.speedup:>8.2f}x "
-            f"{c.efficiency:>5.2f} {c.conflict_rate:>8.3f} {c.re_executions:>7} {c.dag_depth:>6} {c.dag_width:>6}"
+            f"{c.efficiency:>5.2f} {c.conflict_rate:>8.3f} {c.re_executions:>7} {c.dag_depth:>6} {c.dag_width:>6} "
+            f"{c.other_load:>5.0%}{' !' if c.other_load > NOISY else ''}"
         )
+    lines.append(f"(others: CPU share of other processes during the cell; '!' above {NOISY:.0%}: "
+                 "the speedup is not the strategy's alone)")
     return "\n".join(lines)
 
 
@@ -443,14 +488,14 @@ def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
 def write_csv(path: str, cells: list[Cell]) -> None:
     cols = ["executor", "workload", "strategy", "substrate", "workers", "txs", "seconds", "tps", "serial_seconds",
             "speedup_vs_serial", "efficiency", "conflict_rate", "re_executions", "aborts", "deferrals",
-            "dag_depth", "dag_width"]
+            "dag_depth", "dag_width", "other_load"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for c in cells:
             w.writerow([c.executor, c.workload, c.strategy, c.substrate, c.workers, c.txs, f"{c.seconds:.6f}", f"{c.tps:.1f}",
                         f"{c.serial_seconds:.6f}", f"{c.speedup:.4f}", f"{c.efficiency:.4f}",
-                        f"{c.conflict_rate:.4f}", c.re_executions, c.aborts, c.deferrals, c.dag_depth, c.dag_width])
+                        f"{c.conflict_rate:.4f}", c.re_executions, c.aborts, c.deferrals, c.dag_depth, c.dag_width, f"{c.other_load:.3f}"])
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
