@@ -101,7 +101,7 @@ gas_limits = st.one_of(st.just(5_000_000), st.integers(1, 5_000))
 skews = st.sampled_from([0] * 9 + [1])
 
 
-@settings(max_examples=40)
+@settings(max_examples=60)
 @given(st.lists(st.tuples(st.one_of(token_op(), counter_op(), other_op()), gas_limits, skews), max_size=15))
 def test_pooled_equals_fresh_instances(ops: list[tuple[tuple[int, bytes, str, bytes, tuple[bytes, ...]], int, int]]) -> None:
     a, b = DictState(), DictState()
