@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from proxy_helpers import assert_delta, open_through, read_all
+from proxy_helpers import TIME_FACTOR, assert_delta, open_through, read_all
 
 from lab.proxy.client import ToxiproxyClient
 
@@ -22,7 +22,7 @@ async def test_slow_open_holds_first_bytes(tp: ToxiproxyClient, echo_server: str
     t1 = time.monotonic()
     writer.write(b"later")
     await asyncio.wait_for(reader.readexactly(5), 2)
-    assert time.monotonic() - t1 < 0.05  # only the opening is slow
+    assert time.monotonic() - t1 < 0.05 * TIME_FACTOR  # only the opening is slow
     writer.close()
 
 
@@ -84,7 +84,7 @@ async def test_target_nth_connection_only(tp: ToxiproxyClient, echo_server: str)
         await asyncio.wait_for(reader.readexactly(1), 2)
         times.append(time.monotonic() - t0)
         writer.close()
-    assert times[0] < 0.05 and times[2] < 0.05
+    assert times[0] < 0.05 * TIME_FACTOR and times[2] < 0.05 * TIME_FACTOR
     assert_delta("targeted", times[1], 0.200, 0.015)
 
 
@@ -115,13 +115,13 @@ async def test_schedule_runs_a_timeline(tp: ToxiproxyClient, echo_server: str) -
         await asyncio.wait_for(reader.readexactly(1), 2)
         return time.monotonic() - t0
 
-    assert await rtt() < 0.05  # before start
+    assert await rtt() < 0.05 * TIME_FACTOR  # before start
     await asyncio.sleep(0.12)
     assert (await proxy.get_toxic("latency_downstream")).active is True
     assert_delta("in window", await rtt(), 0.100, 0.015)
     await asyncio.sleep(0.2)
     assert (await proxy.get_toxic("latency_downstream")).active is False
-    assert await rtt() < 0.05  # after stop
+    assert await rtt() < 0.05 * TIME_FACTOR  # after stop
     kinds = [e["event"] for e in await tp.events() if e.get("toxic") == "latency_downstream"]
     assert kinds[0] == "toxic_added"
     assert kinds.index("toxic_started") < kinds.index("toxic_stopped")
