@@ -49,6 +49,7 @@ class WrapperView(Protocol):
     """What a link needs of a toxic wrapper (see ``toxic_collection.ToxicWrapper``)."""
 
     name: str
+    type: str
     uid: int
     toxicity: float
     started_at: float

@@ -164,10 +164,10 @@ class Proxy:
 
     def toxic_fired(self, link: Link, wrapper: WrapperView) -> None:
         self.owner.metrics.activations.labels(
-            self.name, wrapper.name, getattr(wrapper, "type", ""), link.info.direction.value
+            self.name, wrapper.name, wrapper.type, link.info.direction.value
         ).inc()
-        self.record("toxic_fired", toxic=wrapper.name, conn=link.info.conn_id,
-                    stream=link.info.direction.value)
+        self.record("toxic_fired", toxic=wrapper.name, type=wrapper.type,
+                    conn=link.info.conn_id, stream=link.info.direction.value)
 
     def record(self, event: str, **fields: Any) -> None:
         self.owner.events.append(event, proxy=self.name, **fields)

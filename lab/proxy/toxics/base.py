@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 import types
 import typing
@@ -33,6 +34,8 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from lab.proxy.stream import Channel, Chunk, Direction, End, Outlet
 from lab.proxy.wsframes import WsTracker
+
+log = logging.getLogger("lab.proxy.toxics")
 
 
 class Interrupted(Exception):
@@ -338,6 +341,14 @@ class ToxicStub:
             await toxic.pipe(self)
         except Interrupted:
             pass
+        except Exception as exc:
+            # A toxic bug must not wedge the connection: log it and keep the bytes flowing.
+            log.exception("toxic %s failed on %s", self.name, self.info)
+            self.record("toxic_error", error=f"{type(exc).__name__}: {exc}")
+            try:
+                await _NOOP.pipe(self)
+            except Interrupted:
+                pass
 
     async def interrupt(self) -> None:
         """Stop the running toxic at its next wait and wait until it has returned."""

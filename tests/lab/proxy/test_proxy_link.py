@@ -162,3 +162,27 @@ async def test_half_close_passes_as_eof() -> None:
     await asyncio.wait_for(owner.got_end.wait(), 1)
     assert bytes(owner.data) == b"abc" and owner.ends == [End.EOF]
     link.kill()
+
+
+async def test_a_failing_toxic_falls_back_to_pass_through() -> None:
+    from dataclasses import dataclass
+
+    from lab.proxy.toxics.base import Toxic, ToxicStub
+
+    @dataclass
+    class Broken(Toxic):
+        async def pipe(self, stub: ToxicStub) -> None:
+            await stub.recv()
+            raise ValueError("bug")
+
+    owner = Recorder()
+    link = make_link(owner)
+    w = toxic({"type": "noop"})
+    w.toxic = Broken()
+    await link.add(w)
+    link.feed(b"first")  # consumed by the bug
+    link.feed(b"second")
+    await asyncio.sleep(0.01)
+    assert bytes(owner.data) == b"second"
+    assert owner.events[0][0] == "toxic_error" and "ValueError: bug" in owner.events[0][2]["error"]
+    link.kill()
