@@ -34,6 +34,7 @@ import threading
 import time
 from bisect import bisect_left, insort
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from node.core.execution import (
@@ -409,6 +410,9 @@ class AptosBlockSTM:
         self.workers = workers
         #: Speculation window (see :class:`Scheduler`); ``0`` disables it (the paper as is).
         self.window = DEFAULT_WINDOW_PER_WORKER * workers if window is None else window
+        # Persistent threads: executors keep per-thread state (the VM's warm instance pools),
+        # which fresh threads per block would rebuild cold every block.
+        self._pool: ThreadPoolExecutor | None = None
 
     def execute_block(
         self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext
@@ -476,14 +480,11 @@ class AptosBlockSTM:
         if self.workers == 1 or n < 2:
             worker()
         else:
-            threads = [
-                threading.Thread(target=worker, name=f"blockstm-{k}", daemon=True)
-                for k in range(min(self.workers, n))
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="blockstm")
+            futures = [self._pool.submit(worker) for _ in range(min(self.workers, n))]
+            for f in futures:
+                f.result()
         if errors:
             raise errors[0]
 
@@ -502,4 +503,6 @@ class AptosBlockSTM:
         return BlockExecution(tuple(outcomes), fold_writes(outcomes), stats)
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
