@@ -25,8 +25,8 @@ from lab.proxy.stream import Channel, Chunk, End, Item, Outlet
 from lab.proxy.toxics.base import CleanupToxic, LinkInfo, StatefulToxic, ToxicStub
 from lab.proxy.wsframes import WsTracker
 
-# Pause reading the source when this many bytes are inside the chain (e.g. held by a latency
-# toxic); 100 ms of latency at 200 MB/s is 20 MB, so the window must be larger than that.
+# Pause reading the source when the chain's queues hold this many bytes (e.g. waiting behind a
+# latency toxic); 100 ms of latency at 200 MB/s is 20 MB, so the window must be larger.
 HIGH_WATER = 64 * 1024 * 1024
 LOW_WATER = HIGH_WATER // 2
 
@@ -71,7 +71,6 @@ class Link:
         self.wrappers: list[WrapperView] = []
         self.entry: Outlet = self
         self.tracker = WsTracker(info.direction)
-        self.inflight = 0
         self.paused = False
         self.ended = False
         self._lock = asyncio.Lock()
@@ -84,11 +83,20 @@ class Link:
         if self.entry is self:
             self._write(data)
             return
-        self.inflight += len(data)
         self.entry.put(Chunk(data, self._loop.time()))
         if not self.paused and self.inflight > HIGH_WATER:
             self.paused = True
             self.owner.link_pause(self, True)
+
+    @property
+    def inflight(self) -> int:
+        """Bytes queued inside the chain (dropped bytes no longer count)."""
+        return sum(stub.input.nbytes for stub in self.stubs)
+
+    def consumed(self) -> None:
+        if self.paused and self.inflight < LOW_WATER:
+            self.paused = False
+            self.owner.link_pause(self, False)
 
     def feed_end(self, kind: End) -> None:
         """The source ended: ``EOF`` for a half-close, ``CLOSE`` when its socket is gone."""
@@ -97,11 +105,7 @@ class Link:
     def put(self, item: Item) -> None:
         """The writer: the last outlet of the chain."""
         if isinstance(item, Chunk):
-            self.inflight -= len(item.data)
             self._write(item.data)
-            if self.paused and self.inflight < LOW_WATER:
-                self.paused = False
-                self.owner.link_pause(self, False)
             return
         if not self.ended:
             self.ended = True
@@ -214,7 +218,7 @@ class Link:
                 toxic.cleanup(stub)
             if not stub.closed:
                 while stub.input.items:
-                    stub.output.put(stub.input.items.popleft())
+                    stub.output.put(stub.input.pop())
                 if stub.end is not None:
                     stub.output.put(stub.end)
             if prev is not None:
@@ -225,6 +229,7 @@ class Link:
             del self.wrappers[i]
             if prev is not None and not prev.closed:
                 self._start(prev, self.wrappers[i - 1])
+            self.consumed()  # the removed stub's queue is gone: maybe resume the source
 
     def _index(self, name: str) -> int | None:
         for i, w in enumerate(self.wrappers):

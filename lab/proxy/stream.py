@@ -65,15 +65,16 @@ class Outlet(Protocol):
 class Channel:
     """Unbounded FIFO between two stubs; ``put`` never blocks.
 
-    Flow control is done once per link (it pauses reading the source socket when too many bytes
-    are in flight), so the queues between stubs need no bound of their own. After :meth:`seal`,
+    Flow control is done once per link (it pauses reading the source socket when the channels
+    of its chain hold too many bytes, see ``nbytes``), so a channel needs no bound of its own. After :meth:`seal`,
     puts are dropped: the stub that owned this input has closed its output and nobody will read.
     """
 
-    __slots__ = ("_sealed", "items", "waiter")
+    __slots__ = ("_sealed", "items", "nbytes", "waiter")
 
     def __init__(self) -> None:
         self.items: deque[Item] = deque()
+        self.nbytes = 0  # bytes queued, for the link's flow control
         self.waiter: asyncio.Future[None] | None = None
         self._sealed = False
 
@@ -81,14 +82,29 @@ class Channel:
         if self._sealed:
             return
         self.items.append(item)
+        if isinstance(item, Chunk):
+            self.nbytes += len(item.data)
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def pop(self) -> Item:
+        """The oldest item (the caller checked ``items`` is not empty)."""
+        item = self.items.popleft()
+        if isinstance(item, Chunk):
+            self.nbytes -= len(item.data)
+        return item
+
+    def unpop(self, chunk: Chunk) -> None:
+        """Put a chunk back at the head."""
+        self.items.appendleft(chunk)
+        self.nbytes += len(chunk.data)
 
     def seal(self) -> None:
         """Drop everything queued and everything put from now on."""
         self._sealed = True
         self.items.clear()
+        self.nbytes = 0
 
     @property
     def sealed(self) -> bool:

@@ -88,6 +88,9 @@ class StubHost(Protocol):
     def tracker_snapshot(self) -> WsTracker:
         """A copy of the WebSocket frame tracker at the position of the link's writer."""
 
+    def consumed(self) -> None:
+        """A stub took a chunk from its input (lets the link resume a paused source)."""
+
 
 class Toxic:
     """Base of every toxic. Subclasses are dataclasses registered with :func:`register`."""
@@ -244,7 +247,7 @@ class ToxicStub:
     def unread(self, chunk: Chunk) -> None:
         """Put a held chunk back at the head of the input (on :class:`Interrupted`)."""
         if not self.closed:
-            self.input.items.appendleft(chunk)
+            self.input.unpop(chunk)
 
     def close(self, kind: End | None = None) -> None:
         """End the stream downstream of this stub and stop reading its input.
@@ -273,10 +276,11 @@ class ToxicStub:
             if self.closed:
                 return None
             if self.input.items:
-                item = self.input.items.popleft()
+                item = self.input.pop()
                 if isinstance(item, End):
                     self.end = item
                     return None
+                self.host.consumed()
                 return item
             if self.end is not None:
                 return None

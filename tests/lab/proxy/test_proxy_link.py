@@ -186,3 +186,32 @@ async def test_a_failing_toxic_falls_back_to_pass_through() -> None:
     assert bytes(owner.data) == b"second"
     assert owner.events[0][0] == "toxic_error" and "ValueError: bug" in owner.events[0][2]["error"]
     link.kill()
+
+
+async def test_flow_control_counts_queued_not_dropped_bytes(monkeypatch: Any) -> None:
+    import lab.proxy.link as link_mod
+
+    monkeypatch.setattr(link_mod, "HIGH_WATER", 1000)
+    monkeypatch.setattr(link_mod, "LOW_WATER", 500)
+    pauses: list[bool] = []
+    owner = Recorder()
+    owner.link_pause = lambda link, paused: pauses.append(paused)  # type: ignore[method-assign]
+
+    dropper = make_link(owner)
+    await dropper.add(toxic({"type": "timeout"}))  # a black hole drops what it reads
+    for _ in range(20):
+        dropper.feed(b"d" * 200)
+        await asyncio.sleep(0)
+    assert pauses == [] and dropper.inflight == 0
+    dropper.kill()
+
+    holder = make_link(owner)
+    held = toxic({"type": "latency", "attributes": {"latency": 10_000}})
+    await holder.add(held)
+    for _ in range(10):
+        holder.feed(b"h" * 200)
+        await asyncio.sleep(0)
+    assert pauses == [True]  # queued behind the latency toxic: the source is paused
+    await holder.remove(held)
+    assert pauses == [True, False] and bytes(owner.data) == b"h" * 2000
+    holder.kill()
