@@ -51,6 +51,8 @@ class _Side(asyncio.Protocol):
         if not self.is_upstream:
             transport.pause_reading()
             self.conn.client_made(self)
+        elif self.conn.finished:
+            transport.abort()  # the client left while we were dialling
 
     def data_received(self, data: bytes) -> None:
         link = self.reading_link
@@ -151,7 +153,7 @@ class Connection:
         self.done: set[Direction] = set()
         self.opened_at = 0.0
         self.peer: tuple[str, int] = ("", 0)
-        self._finished = False
+        self.finished = False
         self._dial: asyncio.Task[None] | None = None
 
     def other(self, side: _Side) -> _Side:
@@ -169,8 +171,8 @@ class Connection:
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
-        host, port = self.proxy.upstream_addr()
         try:
+            host, port = self.proxy.upstream_addr()
             await loop.create_connection(lambda: self.upstream, host, port)
         except (OSError, ValueError) as exc:
             self.proxy.record("upstream_failed", conn=self.conn_id, error=str(exc))
@@ -201,11 +203,12 @@ class Connection:
             self._finish()
 
     def _finish(self) -> None:
-        if self._finished:
+        if self.finished:
             return
-        self._finished = True
+        self.finished = True
         if self._dial is not None and not self._dial.done():
             self._dial.cancel()
+            self.upstream.abort()  # the dial may have connected just before the cancel
         for link in self.links.values():
             link.kill()
             self.proxy.toxics.links.discard(link)

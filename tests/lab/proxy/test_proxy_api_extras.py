@@ -70,3 +70,13 @@ async def test_dead_upstream_accepts_then_closes(tp: ToxiproxyClient) -> None:
     assert await asyncio.wait_for(reader.read(), 2) == b""
     writer.close()
     assert any(e["event"] == "upstream_failed" for e in await tp.events())
+
+
+async def test_malformed_upstream_fails_per_connection(tp: ToxiproxyClient) -> None:
+    proxy = await tp.create_proxy("malformed", upstream="no-port-here")  # not checked at create
+    reader, writer = await open_through(proxy.listen)
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
+    failed = [e for e in await tp.events() if e["event"] == "upstream_failed"
+              and e["proxy"] == "malformed"]
+    assert failed and "missing port" in failed[-1]["error"]
