@@ -8,6 +8,7 @@ them and exits 1, or prints ``ok`` and exits 0. Every key is documented in CONFI
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -94,6 +95,14 @@ class SuiAdapterConfig(_Section):
     package_ids: list[str] = []
     endpoints: list[EndpointConfig] = []
     backoff: BackoffConfig = BackoffConfig()
+
+    @field_validator("package_ids")
+    @classmethod
+    def _v_packages(cls, v: list[str]) -> list[str]:
+        for pid in v:
+            if not re.fullmatch(r"0x[0-9a-fA-F]{1,64}", pid):
+                raise ValueError(f"{pid!r} is not a Sui object id (0x + 1..64 hex digits)")
+        return v
 
 
 class AdaptersConfig(_Section):

@@ -19,6 +19,7 @@ from node.core.errors import ConfigError
 from node.core.execution import TxExecutor
 from node.core.tx import Signer
 from node.loader.loader import Loader
+from node.server.l1 import L1AwareResolver
 from node.state.chain import ChainStore
 from node.vm.reference import MINT_AUTHORITY_SEED, ReferenceExecutor
 
@@ -49,6 +50,7 @@ class ExecutionStack:
     vm: str
     executor: TxExecutor
     loader: Loader | None
+    resolver: L1AwareResolver | None
     genesis: dict[bytes, bytes | None]
     self_test: dict[str, Any]
 
@@ -67,13 +69,14 @@ def build(cfg: Config, store: ChainStore) -> ExecutionStack:
     for addr, amount in sorted(cfg.node.genesis_balances.items()):
         genesis[keys.balance_key(bytes.fromhex(addr[2:]))] = _U64.pack(amount)
     if cfg.vm.default_vm == "Reference":
-        return ExecutionStack("Reference", ReferenceExecutor(authority), None, genesis, {})
+        return ExecutionStack("Reference", ReferenceExecutor(authority), None, None, genesis, {})
     from node.vm.genesis import genesis_contracts
     from node.vm.runtime import VmExecutor, startup_self_test
 
     report = startup_self_test()
     loader = Loader(CodeCache(store))
-    executor = VmExecutor(loader.load, max_instances=cfg.vm.max_instances)
+    resolver = L1AwareResolver(loader.load)
+    executor = VmExecutor(resolver, max_instances=cfg.vm.max_instances)
     for contract, elf in genesis_contracts(authority):
         genesis[keys.code_key(contract)] = elf
-    return ExecutionStack("CkbVM", executor, loader, genesis, report)
+    return ExecutionStack("CkbVM", executor, loader, resolver, genesis, report)

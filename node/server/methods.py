@@ -254,6 +254,19 @@ def build(node: Node) -> dict[str, Handler]:
         raw = store.get(keys.storage_key(contract, slot))
         return data(raw) if raw is not None else None
 
+    def dubhe_getL1Head(p: Params, c: Call) -> Any:
+        """``[chain?]``: the head of one followed L1 (``ethereum``/``sui``), or of all."""
+        p.max_count(1)
+
+        def chain(v: Any) -> str:
+            if v not in node.l1.adapters:
+                raise ValueError(f"not a followed chain; followed: {sorted(node.l1.adapters) or 'none'}")
+            return str(v)
+
+        name = p.opt(0, "chain", chain, "")
+        heads = node.l1.heads()
+        return heads[name] if name else heads
+
     def dubhe_status(p: Params, c: Call) -> dict[str, Any]:
         p.max_count(0)
         return node.status()

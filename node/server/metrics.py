@@ -50,6 +50,15 @@ class Metrics:
         self.conflict_rate = Gauge("dubhe_scheduler_conflict_rate", "Last block: conflicts / transactions", registry=r)
         self.re_executions = Counter("dubhe_scheduler_re_executions", "Transaction re-executions", registry=r)
 
+        self.l1_head = Gauge("dubhe_l1_head", "Latest L1 head seen, by chain", ["chain"], registry=r)
+        self.l1_endpoint_score = Gauge(
+            "dubhe_l1_endpoint_score", "L1 endpoint health score (0..1)", ["chain", "endpoint"], registry=r
+        )
+        self.l1_fetches = Counter("dubhe_l1_code_fetches", "Contract code fetches from L1s", ["chain", "result"], registry=r)
+        self.l1_reloads = Counter("dubhe_l1_code_reloads", "Contracts hot-reloaded after an L1 upgrade", ["chain"], registry=r)
+        self.l1_events = Counter("dubhe_l1_events", "L1 events seen", ["chain"], registry=r)
+        self.l1_reorgs = Counter("dubhe_l1_reorgs", "L1 reorganisations handled", ["chain"], registry=r)
+
     def observe_block(self, stats: BlockStats) -> None:
         self.parallel_efficiency.set(stats.parallel_efficiency)
         self.conflict_rate.set(stats.conflict_rate)

@@ -15,14 +15,16 @@ from typing import Any
 from aiohttp import web
 
 from node import __version__
-from node.chain.mempool import Mempool
+from node.chain.mempool import Mempool, PoolEntry
 from node.chain.producer import BlockProducer, ProducedBlock
 from node.config import Config, split_bind
+from node.core import keys
 from node.core.execution import BlockExecutor
 from node.scheduler import registry
 from node.server import contract_methods, execution, methods
 from node.server.dispatch import Dispatcher, Handler
 from node.server.http import HttpShell
+from node.server.l1 import L1Service
 from node.server.metrics import Metrics
 from node.server.pubsub import PubSub
 from node.server.security import AuditLog
@@ -51,6 +53,7 @@ class Node:
         self.producer = BlockProducer(self.store, self.block_executor, chain_id=cfg.node.chain_id)
         self.mempool = Mempool(self.store, chain_id=cfg.node.chain_id, max_txs=cfg.node.max_mempool_txs)
         self.pubsub = PubSub(self.metrics)
+        self.l1 = L1Service(cfg, self.store, self.metrics, self.queue_system_writes)
         self.paused = False
         self.started = time.monotonic()
         self.last_stats: dict[str, Any] = {}
@@ -76,6 +79,10 @@ class Node:
     def extra_methods(self) -> dict[str, Handler]:
         return self._extra
 
+    def queue_system_writes(self, writes: dict[bytes, bytes | None]) -> None:
+        """Apply ``writes`` at the start of the next block (L1 code reloads)."""
+        self.pending_system_writes.update(writes)
+
     def schedule_system_write(self, writes: dict[bytes, bytes | None]) -> asyncio.Future[int]:
         """Apply ``writes`` at the start of the next block (admin deploys); the future resolves
         to that block's number once it is committed."""
@@ -93,6 +100,7 @@ class Node:
         self.metrics.head.set(head.number)
         self.metrics.mempool.set(restored)
         log.info("chain at block %d, %d pending transactions restored", head.number, restored)
+        await self.l1.start()
         self.rpc_port = await self._serve(self.http.app(), self.cfg.api.rpc_bind)
         self.ws_port = await self._serve(self.ws.app(), self.cfg.api.ws_bind)
         self._producer_task = asyncio.create_task(self._produce_loop(), name="block-producer")
@@ -124,6 +132,7 @@ class Node:
         await self.ws.close_all()
         for r in self._runners:
             await r.cleanup()
+        await self.l1.stop()
         self.block_executor.close()
         self.store.close()
         self.audit.close()
@@ -145,6 +154,8 @@ class Node:
             if self.paused:
                 continue
             entries = self.mempool.pending(max_txs)
+            if self.l1.enabled and entries:
+                await self._load_l1_code(entries)
             system, waiters = self.pending_system_writes, self._system_waiters
             self.pending_system_writes, self._system_waiters = {}, []
             t0 = time.perf_counter()
@@ -161,6 +172,18 @@ class Node:
                 if not w.done():
                     w.set_result(produced.header.number)
             self._published(produced, time.perf_counter() - t0)
+
+    async def _load_l1_code(self, entries: list[PoolEntry]) -> None:
+        """Fetch from the L1s the code of targets that have none yet (see node.server.l1)."""
+        missing = set()
+        for to in {e.tx.to for e in entries}:
+            ck = keys.code_key(to)
+            if ck not in self.pending_system_writes and self.store.get(ck) is None:
+                missing.add(to)
+        if missing:
+            self.pending_system_writes.update(await self.l1.fetch_missing(missing))
+        if self.execution.resolver is not None:
+            self.execution.resolver.failures = self.l1.failure_snapshot()
 
     def _published(self, b: ProducedBlock, seconds: float) -> None:
         m = self.metrics
@@ -202,7 +225,9 @@ class Node:
             "paused": self.paused,
             "uptimeSeconds": methods.uptime(self.started),
             "lastBlock": self.last_stats,
+            "l1": self.l1.status() if self.l1.enabled else None,
         }
 
     def refresh_gauges(self) -> None:
         self.metrics.mempool.set(len(self.mempool))
+        self.l1.refresh_metrics()

@@ -187,6 +187,9 @@ class ChainStore:
     def aux_put(self, key: bytes, value: bytes) -> None:
         self.kv.write({NS_AUX + key: value})
 
+    def aux_iter(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        return [(k[1:], v) for k, v in self.kv.iter_prefix(NS_AUX + prefix)]
+
     # -- mempool --------------------------------------------------------------------------
     def pool_put(self, seq: int, raw: bytes) -> None:
         """Persist an accepted transaction before it is acknowledged."""

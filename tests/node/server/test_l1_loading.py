@@ -1,0 +1,128 @@
+"""Dynamic mainchain loading end to end: a contract deployed on the mock Ethereum L1 is fetched
+the first time a transaction targets it, hot-reloaded after an upgrade, and a dead L1 gives a
+clear receipt error instead of a stuck block. Also the Sui module mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_harness import RunningNode, make_config  # type: ignore[import-not-found]
+
+from lab.clients.rpc import HttpRpc
+from lab.l1.harness import admin, mock_l1
+from node.core.hexutil import data
+from node.core.tx import Signer, sign_tx
+
+pytestmark = pytest.mark.timeout(120)
+BUILD = Path(__file__).resolve().parents[3] / "contracts" / "build"
+CHAIN = 0x44554248
+_U64 = struct.Struct(">Q")
+USER = Signer.from_seed(b"l1-user")
+
+
+async def send(rpc: HttpRpc, nonce: int, to: bytes, method: str, args: bytes, ws: tuple[bytes, ...] = ()) -> dict[str, Any]:
+    tx = sign_tx(USER, chain_id=CHAIN, nonce=nonce, to=to, method=method, args=args, write_set=ws)
+    h = await rpc.call("dubhe_sendTransaction", data(tx.raw))
+    for _ in range(200):
+        rc = await rpc.call("dubhe_getReceipt", h)
+        if rc is not None:
+            return dict(rc)
+        await asyncio.sleep(0.05)
+    raise AssertionError("no receipt within 10 s")
+
+
+async def eventually(pred: Any, timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if await pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
+    compute, counter = (BUILD / "compute.elf").read_bytes(), (BUILD / "counter.elf").read_bytes()
+    async with mock_l1("eth", seed=3, block_time_ms=50) as l1:
+        ep = l1.endpoints[0]
+        addr = "0x" + "5a" * 20
+        await admin(ep.admin_url, {"cmd": "deploy", "code": data(compute), "address": addr})
+        cfg = make_config(tmp_path, node={"block_time_ms": 50},
+                          adapters={"ethereum": {"rpc_url": ep.http_url, "ws_url": ep.ws_url, "chain_id": 1337}})
+        node = await asyncio.to_thread(RunningNode(tmp_path, cfg).start)
+        try:
+            async with HttpRpc(node.rpc) as rpc:
+                target = bytes.fromhex(addr[2:])
+                rc = await send(rpc, 0, target, "hash_loop", _U64.pack(100))
+                assert rc["status"] == "success", rc
+                st = (await rpc.call("dubhe_status"))["l1"]
+                assert st["loadedContracts"][addr]["chain"] == "ethereum"
+
+                async def head_follows() -> bool:
+                    h = await rpc.call("dubhe_getL1Head", "ethereum")
+                    return h is not None and h["number"] >= 1
+                await eventually(head_follows)
+                # upgrade on the L1: the node hot-reloads it; the next tx runs the new code
+                await admin(ep.admin_url, {"cmd": "upgrade", "code": data(counter), "address": addr})
+
+                async def reloaded() -> bool:
+                    s = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"][addr]
+                    return bool(s["version"] >= 2)
+                await eventually(reloaded)
+                await asyncio.sleep(0.2)  # the replacement applies at the next block
+                from node.core import keys
+
+                slot = keys.storage_key(target, b"k")
+                rc = await send(rpc, 1, target, "increment", b"k" + _U64.pack(3), (slot,))
+                assert rc["status"] == "success", rc
+                assert _U64.unpack(bytes.fromhex(rc["returnData"][2:]))[0] == 3
+                # no code at an address on the L1: a clear revert
+                rc = await send(rpc, 2, bytes.fromhex("77" * 20), "get", b"k")
+                assert rc["status"] == "revert" and "no contract" in rc["reason"] and "ethereum" in rc["reason"]
+                # the L1 dies: a new target gets a receipt error, blocks keep coming
+                await ep.stop()
+                rc = await send(rpc, 3, bytes.fromhex("78" * 20), "get", b"k")
+                assert rc["status"] == "revert" and "could not be loaded from ethereum" in rc["reason"], rc
+                # contracts already loaded keep working without the L1
+                rc = await send(rpc, 4, target, "get", b"k", (slot,))
+                assert rc["status"] == "success"
+        finally:
+            await asyncio.to_thread(node.stop)
+
+
+async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
+    from node.server.l1 import sui_module_address
+
+    compute, counter = (BUILD / "compute.elf").read_bytes(), (BUILD / "counter.elf").read_bytes()
+    async with mock_l1("sui", seed=4, block_time_ms=50) as l1:
+        ep = l1.endpoints[0]
+        pkg = (await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": data(compute)}}))["package_id"]
+        cfg = make_config(tmp_path, node={"block_time_ms": 50},
+                          adapters={"sui": {"rpc_url": ep.http_url, "ws_url": ep.ws_url, "package_ids": [pkg]}})
+        node = await asyncio.to_thread(RunningNode(tmp_path, cfg).start)
+        try:
+            async with HttpRpc(node.rpc) as rpc:
+                target = sui_module_address(pkg, "dubhe")
+
+                async def mapped() -> bool:
+                    return "0x" + target.hex() in (await rpc.call("dubhe_status"))["l1"]["suiModules"]
+                await eventually(mapped)
+                rc = await send(rpc, 0, target, "hash_loop", _U64.pack(10))
+                assert rc["status"] == "success", rc
+                await admin(ep.admin_url, {"cmd": "upgrade", "address": pkg, "modules": {"dubhe": data(counter)}})
+
+                async def reloaded() -> bool:
+                    s = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"]["0x" + target.hex()]
+                    return bool(s["version"] >= 2)
+                await eventually(reloaded)
+                await asyncio.sleep(0.2)
+                from node.core import keys
+
+                slot = keys.storage_key(target, b"k")
+                rc = await send(rpc, 1, target, "increment", b"k" + _U64.pack(2), (slot,))
+                assert rc["status"] == "success", rc
+                assert await rpc.call("dubhe_getL1Head", "sui") is not None
+        finally:
+            await asyncio.to_thread(node.stop)
