@@ -17,6 +17,7 @@
  *   0x00100000  syscall page: syscall block at +0, entry  rw-
  *               parameters at +64, call context at +96 (dubhe_context_t)
  *   0x00101000  input region (64 KiB)                    r--
+ *   0x00120000  return buffer (4 KiB) + event log (8 KiB) rw-
  *   0x7FFF8000  stack (32 KiB, sp starts at the top)      rw-
  * Everything else is unmapped: touching it is a FAULT. Writable memory (data, bss, stack,
  * syscall page) is reset before every call, so nothing survives between transactions except
@@ -28,8 +29,8 @@
  * Output buffers must be writable memory (data, bss, stack or the syscall page).
  *
  * Gas: 1 per executed instruction (metered per basic block), plus per syscall:
- *   storage_read 200, storage_write 500, storage_delete 500, emit_event 300,
- *   every other syscall 10. A transaction also pays a base of 1000.
+ *   storage_read 200, storage_write 500, storage_delete 500, every other syscall 10, and 300
+ *   per event (logged events are charged when the call ends). A transaction also pays 1000.
  * See docs/vm-abi.md for the full description.
  */
 #ifndef DUBHE_ABI_H
@@ -48,13 +49,19 @@ typedef uint64_t __attribute__((may_alias, aligned(1))) dubhe_u64u;
 #define DUBHE_HIDDEN __attribute__((visibility("hidden")))
 #define DUBHE_METHOD(name) void name(const uint8_t *input, uint64_t input_len)
 
+/* Defined by DUBHE_LIBC (the compiler may also emit calls to them). */
+DUBHE_HIDDEN void *memcpy(void *d, const void *s, size_t n);
+DUBHE_HIDDEN void *memset(void *d, int c, size_t n);
+DUBHE_HIDDEN int memcmp(const void *a, const void *b, size_t n);
+
 /* syscall numbers */
 #define SYS_STORAGE_READ   1  /* (slot, slot_len 1..96, out, out_cap) -> value length, or -1 if absent; copies min(len, cap) */
 #define SYS_STORAGE_WRITE  2  /* (slot, slot_len, value, value_len <= 4096) -> 0 */
 #define SYS_STORAGE_DELETE 3  /* (slot, slot_len) -> 0 */
 #define SYS_INPUT          4  /* (out, out_cap) -> input length; copies min(len, cap) */
-#define SYS_SET_RETURN     5  /* (ptr, len <= 4096) -> 0; the last call wins */
-#define SYS_EMIT_EVENT     6  /* (topics, n_topics 0..4 (32 bytes each), data, data_len <= 4096) -> 0 */
+#define SYS_SET_RETURN     5  /* (ptr, len <= 4096) -> 0; same effect as dubhe_set_return's memory write */
+#define SYS_EMIT_EVENT     6  /* (topics, n_topics 0..4 (32 bytes each), data, data_len <= 4096) -> 0;
+                                 flushes the event log first, so order is kept */
 #define SYS_CALLER         7  /* (out20) -> 0: the transaction sender (or the dubhe_call caller) */
 #define SYS_SELF           8  /* (out20) -> 0: this contract's address */
 #define SYS_BLOCK_NUMBER   9  /* () -> block number */
@@ -90,10 +97,49 @@ static inline void dubhe_storage_delete(const void *slot, uint64_t slot_len)
 { dubhe_syscall(SYS_STORAGE_DELETE, (uint64_t)slot, slot_len, 0, 0); }
 static inline int64_t dubhe_input(void *out, uint64_t cap)
 { return dubhe_syscall(SYS_INPUT, (uint64_t)out, cap, 0, 0); }
+/* Output area: return data and events are written to memory, not passed by syscall (an ecall
+ * costs the host a Python callback). The host reads them when the call ends. */
+typedef struct {
+    volatile uint64_t ret_len;     /* bytes of return data in DUBHE_RETBUF (the last set wins) */
+    volatile uint64_t event_count; /* records in DUBHE_EVLOG */
+    volatile uint64_t event_bytes; /* bytes of DUBHE_EVLOG used (records padded to 8) */
+} dubhe_out_t;
+
+#define DUBHE_OUT ((dubhe_out_t *)0x1000C0UL)
+#define DUBHE_RETBUF ((uint8_t *)0x120000UL)
+#define DUBHE_RETBUF_SIZE 4096UL
+#define DUBHE_EVLOG ((uint8_t *)0x121000UL)
+#define DUBHE_EVLOG_SIZE 8192UL
+#define DUBHE_MAX_EVENTS 64UL
+
 static inline void dubhe_set_return(const void *p, uint64_t len)
-{ dubhe_syscall(SYS_SET_RETURN, (uint64_t)p, len, 0, 0); }
+{
+    if (len > DUBHE_RETBUF_SIZE) { /* let the host fault with the reason */
+        dubhe_syscall(SYS_SET_RETURN, (uint64_t)p, len, 0, 0);
+        return;
+    }
+    memcpy(DUBHE_RETBUF, p, len);
+    DUBHE_OUT->ret_len = len;
+}
+
+/* Append an event (n_topics 32-byte topics, then data) to the log; when it does not fit, the
+ * SYS_EMIT_EVENT syscall makes the host flush the log and take this event directly. */
 static inline void dubhe_emit(const void *topics, uint64_t n_topics, const void *data, uint64_t len)
-{ dubhe_syscall(SYS_EMIT_EVENT, (uint64_t)topics, n_topics, (uint64_t)data, len); }
+{
+    uint64_t used = DUBHE_OUT->event_bytes;
+    uint64_t size = (8 + 32 * n_topics + len + 7) & ~7UL;
+    if (n_topics > 4 || len > 4096 || DUBHE_OUT->event_count >= DUBHE_MAX_EVENTS || used + size > DUBHE_EVLOG_SIZE) {
+        dubhe_syscall(SYS_EMIT_EVENT, (uint64_t)topics, n_topics, (uint64_t)data, len);
+        return;
+    }
+    uint8_t *r = DUBHE_EVLOG + used;
+    r[0] = (uint8_t)n_topics;
+    *(uint32_t *)(r + 4) = (uint32_t)len;
+    memcpy(r + 8, topics, 32 * n_topics);
+    memcpy(r + 8 + 32 * n_topics, data, len);
+    DUBHE_OUT->event_count += 1;
+    DUBHE_OUT->event_bytes = used + size;
+}
 /* The call context, written by the host into the syscall page before every call. Reading it
  * costs no syscall; SYS_CALLER/SYS_SELF/SYS_BLOCK_NUMBER/SYS_TIMESTAMP return the same values. */
 typedef struct {
@@ -135,9 +181,6 @@ __attribute__((noreturn)) static inline void dubhe_exit(uint64_t code)
 
 /* ---- small helpers (header-only; the compiler may also emit calls to memcpy/memset) ---- */
 
-DUBHE_HIDDEN void *memcpy(void *d, const void *s, size_t n);
-DUBHE_HIDDEN void *memset(void *d, int c, size_t n);
-DUBHE_HIDDEN int memcmp(const void *a, const void *b, size_t n);
 
 static inline uint64_t dubhe_load_u64be(const uint8_t *p)
 {

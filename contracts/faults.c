@@ -202,3 +202,31 @@ DUBHE_METHOD(jump_to_stub)
     ((volatile uint64_t *)0x100000UL)[8] = 0x1000; /* entry := the stub itself: must run out of gas */
     ((void (*)(void))0x1000UL)();
 }
+
+DUBHE_METHOD(corrupt_log)
+{
+    (void)input;
+    (void)input_len;
+    DUBHE_EVLOG[0] = 9; /* 9 topics */
+    DUBHE_OUT->event_count = 1;
+    DUBHE_OUT->event_bytes = 8;
+}
+
+DUBHE_METHOD(bad_return_len)
+{
+    (void)input;
+    (void)input_len;
+    DUBHE_OUT->ret_len = 5000;
+}
+
+/* Events that overflow the 8 KiB log go through SYS_EMIT_EVENT; order must be kept. */
+DUBHE_METHOD(big_events)
+{
+    (void)input_len;
+    static uint8_t data[4096];
+    for (int i = 0; i < 3; i++) {
+        data[0] = (uint8_t)i;
+        dubhe_emit(input, 1, data, 4000);
+    }
+    dubhe_emit(input, 0, "tail", 4);
+}

@@ -32,6 +32,12 @@ SYS_SIZE = PAGE
 #: Read-only input region holding the call's args.
 INPUT_BASE = 0x101000
 INPUT_SIZE = 0x10000
+#: Output area (rw-): the return buffer and the event log, written by the guest without a
+#: syscall (abi.h's dubhe_set_return / dubhe_emit) and read by the host when the call ends.
+RET_BASE = 0x120000
+RET_SIZE = 0x1000
+EVENT_BASE = 0x121000
+EVENT_SIZE = 0x2000
 #: Stack (rw-), 32 KiB ending at 0x80000000; sp starts 16 bytes below the top. Zeroed before every
 #: call, so its size is a per-call cost (64 KiB measured +0.6 us per call); overflowing it is a
 #: FAULT (unmapped page below).
@@ -46,6 +52,11 @@ ENTRY_OFF = 64  # entry pc, sp, a0 (input ptr), a1 (input len): 4 x u64 little-e
 #: Call context written by the host before every call (read it instead of making a syscall):
 #: caller(20) self(20) block_number(u64) timestamp_ms(u64) chain_id(u64).
 CONTEXT_OFF = 96
+#: Output header: return length, event-log record count, event-log bytes used (3 x u64).
+OUT_OFF = 192
+OUT = struct.Struct("<3Q")
+#: Event-log record: n_topics (u8), 3 pad bytes, data_len (u32), topics, data; padded to 8 bytes.
+EVENT_HDR = struct.Struct("<BxxxI")
 SYSBLOCK = struct.Struct("<5Q")  # nr, a0..a3
 RET = struct.Struct("<Q")
 ENTRY = struct.Struct("<4Q")
@@ -73,7 +84,7 @@ SYS_EXIT = 12
 
 MAX_SLOT_LEN = 96
 MAX_VALUE_LEN = 4096
-MAX_RETURN_LEN = 4096
+MAX_RETURN_LEN = RET_SIZE
 MAX_EVENT_DATA = 4096
 MAX_TOPICS = 4
 MAX_REASON_LEN = 256

@@ -18,7 +18,14 @@ from node.vm import abi
 
 
 class GuestMemory(Protocol):
-    """Bounds-checked access to the guest's mapped memory; raises :class:`Stop` (FAULT)."""
+    """Bounds-checked access to the guest's mapped memory; raises :class:`Stop` (FAULT).
+
+    ``out`` is the syscall page (for the output header at ``abi.OUT_OFF``), ``ret_view`` the
+    return buffer and ``log_view`` the event log."""
+
+    out: memoryview
+    ret_view: memoryview
+    log_view: memoryview
 
     def read(self, ptr: int, n: int) -> bytes: ...
 
@@ -104,13 +111,18 @@ def _input(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -
 
 
 def _set_return(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    # Same effect as abi.h's syscall-free dubhe_set_return: fill the return buffer.
     if a1 > abi.MAX_RETURN_LEN:
         raise fault(f"set_return: length {a1} exceeds {abi.MAX_RETURN_LEN}")
-    env.return_data = mem.read(a0, a1)
+    mem.ret_view[:a1] = mem.read(a0, a1)
+    abi.RET.pack_into(mem.out, abi.OUT_OFF, a1)
     return 0
 
 
 def _emit_event(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    # The guest makes this syscall when an event does not fit the log: turn the log into events
+    # first so the order is kept, then append this one directly.
+    flush_event_log(mem, env)
     if a1 > abi.MAX_TOPICS:
         raise fault(f"emit_event: {a1} topics exceed {abi.MAX_TOPICS}")
     if a3 > abi.MAX_EVENT_DATA:
@@ -121,6 +133,52 @@ def _emit_event(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: i
     topics = tuple([raw[i : i + 32] for i in range(0, len(raw), 32)])
     env.events.append(Event(env.address, topics, mem.read(a2, a3)))
     return 0
+
+
+def pending_log_events(mem: GuestMemory) -> int:
+    """Records the guest claims are in the event log (for charging gas; capped)."""
+    _, count, _ = abi.OUT.unpack_from(mem.out, abi.OUT_OFF)
+    return int(min(count, abi.MAX_EVENTS + 1))
+
+
+def flush_event_log(mem: GuestMemory, env: CallEnv) -> int:
+    """Append the log's records to ``env.events``, empty the log, return how many. The log is
+    guest-written memory: anything malformed is a FAULT naming it."""
+    ret_len, count, used = abi.OUT.unpack_from(mem.out, abi.OUT_OFF)
+    if count == 0 and used == 0:
+        return 0
+    if count > abi.MAX_EVENTS or len(env.events) + count > abi.MAX_EVENTS:
+        raise fault(f"emit_event: more than {abi.MAX_EVENTS} events")
+    if used > abi.EVENT_SIZE:
+        raise fault(f"corrupt event log: {used} bytes used exceed {abi.EVENT_SIZE}")
+    log = mem.log_view
+    off = 0
+    for i in range(count):
+        if off + 8 > used:
+            raise fault(f"corrupt event log: record {i} header past the used bytes")
+        n_topics, data_len = abi.EVENT_HDR.unpack_from(log, off)
+        end = off + 8 + 32 * n_topics + data_len
+        if n_topics > abi.MAX_TOPICS or data_len > abi.MAX_EVENT_DATA or end > used:
+            raise fault(f"corrupt event log: record {i} ({n_topics} topics, {data_len} data bytes)")
+        t = off + 8
+        topics = tuple([log[t + 32 * k : t + 32 * k + 32].tobytes() for k in range(n_topics)])
+        d = t + 32 * n_topics
+        env.events.append(Event(env.address, topics, log[d : d + data_len].tobytes()))
+        off = (end + 7) & ~7
+    if off != used:
+        raise fault(f"corrupt event log: {used} bytes used, records end at {off}")
+    abi.OUT.pack_into(mem.out, abi.OUT_OFF, ret_len, 0, 0)
+    return int(count)
+
+
+def finish(mem: GuestMemory, env: CallEnv) -> int:
+    """At a successful end: collect the return buffer and the event log into ``env``; returns
+    the number of log events (to charge). Raises :class:`Stop` (FAULT) if either is malformed."""
+    ret_len = abi.RET.unpack_from(mem.out, abi.OUT_OFF)[0]
+    if ret_len > abi.MAX_RETURN_LEN:
+        raise fault(f"set_return: length {ret_len} exceeds {abi.MAX_RETURN_LEN}")
+    env.return_data = mem.ret_view[:ret_len].tobytes()
+    return flush_event_log(mem, env)
 
 
 def _caller(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:

@@ -54,6 +54,7 @@ _ENTRY_PACK_INTO = abi.ENTRY_AND_CONTEXT.pack_into
 # Indexed by syscall number (0 unused) so the hot path does no dict lookups.
 _COSTS = tuple(abi.SYSCALL_GAS.get(n, abi.GAS_SYSCALL) for n in range(abi.MAX_SYSCALL + 1))
 _HANDLERS = tuple(syscalls.HANDLERS.get(n) for n in range(abi.MAX_SYSCALL + 1))
+_SYS_EMIT_EVENT = abi.SYS_EMIT_EVENT
 
 
 def _uc_perms(p: int) -> int:
@@ -71,10 +72,11 @@ class _Memory:
     the call FAULTs: the host never reads or writes outside its own buffers.
     """
 
-    __slots__ = ("regions",)
+    __slots__ = ("log_view", "out", "regions", "ret_view")
 
     def __init__(self) -> None:
         self.regions: list[tuple[int, int, memoryview, bool]] = []
+        self.out = self.ret_view = self.log_view = memoryview(b"")
 
     def read(self, ptr: int, n: int) -> bytes:
         if n == 0:
@@ -151,7 +153,9 @@ class Instance:
         # Read-only segments get their own buffers; every writable area (syscall page, stack,
         # RW segments) lives in one host "arena" so the per-call reset is a single memmove
         # from a pristine template.
-        writable: list[tuple[int, int, bytes]] = [(abi.SYS_BASE, abi.SYS_SIZE, b""), (abi.STACK_BASE, abi.STACK_SIZE, b"")]
+        zeroed = [(abi.SYS_BASE, abi.SYS_SIZE), (abi.RET_BASE, abi.RET_SIZE), (abi.EVENT_BASE, abi.EVENT_SIZE),
+                  (abi.STACK_BASE, abi.STACK_SIZE)]
+        writable: list[tuple[int, int, bytes]] = [(addr, size, b"") for addr, size in zeroed]
         for seg in program.segments:
             if seg.writable:
                 writable.append((seg.vaddr, seg.size, seg.image))
@@ -168,14 +172,17 @@ class Instance:
             offsets[addr] = off
             off += size
         self._buffers.append(arena)
-        # Reset = zero the syscall page and stack (write-only memset, the first 2 areas) and copy
-        # the pristine RW segments after them (a copy reads and writes: keep it small).
+        # Reset = zero the syscall page, output area and stack (one write-only memset over the
+        # first areas) and copy the pristine RW segments after them (a copy reads and writes).
         self._zero_addr = arena.addr
-        self._zero_size = abi.SYS_SIZE + abi.STACK_SIZE
+        self._zero_size = sum(size for _, size in zeroed)
         self._rw_addr = arena.addr + self._zero_size
         self._template = bytes(template)
         self._rw_size = len(self._template)
         self._sys_view = arena.view[offsets[abi.SYS_BASE] : offsets[abi.SYS_BASE] + abi.SYS_SIZE]
+        self._mem.out = self._sys_view
+        self._mem.ret_view = arena.view[offsets[abi.RET_BASE] : offsets[abi.RET_BASE] + abi.RET_SIZE]
+        self._mem.log_view = arena.view[offsets[abi.EVENT_BASE] : offsets[abi.EVENT_BASE] + abi.EVENT_SIZE]
         self._input = self._map(abi.INPUT_BASE, abi.INPUT_SIZE, PERM_R)
         # Syscall pointers mostly target the stack and input: check those first.
         self._mem.regions.sort(key=lambda r: (r[0] != abi.STACK_BASE, r[0] != abi.INPUT_BASE, r[0]))
@@ -253,7 +260,10 @@ class Instance:
             nr, a0, a1, a2, a3 = _SYSBLOCK_UNPACK(view, 0)
             if not 0 < nr <= abi.MAX_SYSCALL:
                 raise syscalls.fault(f"unknown syscall {nr}")
-            left = gas.left - _COSTS[nr]
+            cost = _COSTS[nr]
+            if nr == _SYS_EMIT_EVENT:  # also pays for the log records it flushes
+                cost += abi.GAS_EVENT * syscalls.pending_log_events(self._mem)
+            left = gas.left - cost
             gas.left = left
             if left < 0:
                 gas.out_of_gas = 1
@@ -312,18 +322,32 @@ class Instance:
         self._env = None
         if self._host_error is not None:
             raise self._host_error
-        left, insns = gas.left, gas.insns
         if gas.out_of_gas:
-            return RunResult(TxStatus.OUT_OF_GAS, left, insns, "out of gas")
+            return RunResult(TxStatus.OUT_OF_GAS, gas.left, gas.insns, "out of gas")
         stop = self._pending_stop()  # set by the hook during emu_start
         if stop is not None:
-            return RunResult(stop.status, left, insns, stop.reason)
-        if err != _UC_ERR_OK:
-            reason = _uc_strerror(err)
-            return RunResult(TxStatus.FAULT, left, insns, f"guest fault: {reason} at pc 0x{self._read_pc():x}")
-        # No stop was requested and no error: emulation can only have ended at EXIT_ADDR
-        # (count=0 and timeout=0 are never used).
-        return RunResult(TxStatus.SUCCESS, left, insns)
+            status, reason = stop.status, stop.reason
+        elif err != _UC_ERR_OK:
+            reason = f"guest fault: {_uc_strerror(err)} at pc 0x{self._read_pc():x}"
+            return RunResult(TxStatus.FAULT, gas.left, gas.insns, reason)
+        else:
+            # No stop was requested and no error: emulation can only have ended at EXIT_ADDR
+            # (count=0 and timeout=0 are never used).
+            status, reason = TxStatus.SUCCESS, ""
+        # OUTPUT: the return buffer and event log are read now; log events pay their gas here.
+        if status is TxStatus.SUCCESS:
+            try:
+                logged = syscalls.finish(self._mem, env)
+            except syscalls.Stop as s:
+                return RunResult(s.status, gas.left, gas.insns, s.reason)
+        elif status is TxStatus.REVERT:
+            logged = syscalls.pending_log_events(self._mem)
+        else:
+            logged = 0
+        left = gas.left - abi.GAS_EVENT * logged
+        if left < 0:
+            return RunResult(TxStatus.OUT_OF_GAS, left, gas.insns, "out of gas")
+        return RunResult(status, left, gas.insns, reason)
 
     def _pending_stop(self) -> syscalls.Stop | None:
         return self._stop

@@ -26,6 +26,8 @@ FAULT_TABLE = [
     ("unknown_syscall", b"", TxStatus.FAULT, "unknown syscall 99"),
     ("bad_slot", b"", TxStatus.FAULT, "storage_write: slot length 97 not in 1..96"),
     ("many_events", b"", TxStatus.FAULT, "more than 64 events"),
+    ("corrupt_log", b"", TxStatus.FAULT, "corrupt event log: record 0 (9 topics"),
+    ("bad_return_len", b"", TxStatus.FAULT, "set_return: length 5000 exceeds 4096"),
     ("write_then_revert", b"v", TxStatus.REVERT, "changed my mind"),
     ("write_then_exit", b"\x03", TxStatus.REVERT, "exit code 3"),
 ]
@@ -94,3 +96,14 @@ def test_storage_delete_and_put(run: Run, acct: Accounts, state: DictState) -> N
 def test_oversize_args_revert(vm: VmExecutor, state: DictState) -> None:
     o = vm.call(FAULTS, "ok", b"x" * 70_000, state, CTX)
     assert o.status is TxStatus.REVERT and "exceed" in o.reason
+
+
+def test_events_overflowing_the_log_keep_their_order(vm: VmExecutor, state: DictState) -> None:
+    topic = bytes(range(32))
+    o = vm.call(FAULTS, "big_events", topic, state, CTX)
+    assert o.status is TxStatus.SUCCESS, o.reason
+    assert [e.data[:1] for e in o.events[:3]] == [b"\x00", b"\x01", b"\x02"]
+    assert all(len(e.data) == 4000 and e.topics == (topic,) for e in o.events[:3])
+    assert (o.events[3].topics, o.events[3].data) == ((), b"tail")
+    small = vm.call(FAULTS, "ok", b"", state, CTX)
+    assert o.gas_used - small.gas_used > 4 * 300  # every event paid, logged or syscall
