@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
-_READY = re.compile(r"dubhe-node ready rpc=(\S+) ws=(\S+)")
+from lab.orchestrate.node_proc import NodeProcess, default_config
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -51,50 +45,22 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-class NodeServer:
-    """``dubhe-node`` in a subprocess with a temporary config (loopback, OS-chosen ports)."""
+class NodeServer(NodeProcess):
+    """``dubhe-node`` in a subprocess with a temporary config (loopback, OS-chosen ports), started
+    on construction; ``stop()`` also removes the temporary directory."""
 
     def __init__(self, sections: dict[str, dict[str, Any]]) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="dubhe-bench-")
         wd = Path(self.tmp.name)
-        cfg: dict[str, dict[str, Any]] = {
-            "api": {"rpc_bind": "127.0.0.1:0", "ws_bind": "127.0.0.1:0"},
-            "state": {"backend": "rocksdb", "path": str(wd / "data")},
-            "security": {"audit_log": str(wd / "audit.jsonl")},
-        }
-        for k, v in sections.items():
-            cfg.setdefault(k, {}).update(v)
-        (wd / "config.toml").write_bytes(tomli_w.dumps(cfg).encode())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node", "--config", str(wd / "config.toml")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        self.rpc = self.ws = ""
-        lines = []
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = _READY.search(line)
-            if m:
-                self.rpc, self.ws = m.group(1), m.group(2)
-                return
-        self.stop()
-        raise RuntimeError("node did not start:\n" + "".join(lines))
+        super().__init__(wd, default_config(wd, **sections))
+        self.start()
 
     @property
     def pid(self) -> int:
+        assert self.proc is not None
         return self.proc.pid
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+        rc = super().stop(sig, timeout_s)
         self.tmp.cleanup()
+        return rc

@@ -126,7 +126,8 @@ def main(argv: list[str]) -> int:
     print(f"dubhe-bench rpc: eth_blockNumber, {args.rounds} x {args.seconds:.0f} s per cell (median), load from "
           f"{'wrk' if use_wrk else 'a Python aiohttp client'}, machine {os.cpu_count()} cores")
     progress("starting the node (memory state, 1 s blocks)")
-    node = NodeServer({"state": {"backend": "memory"}, "api": {"rate_limit_per_s": 1e9, "rate_limit_burst": 10**9}})
+    node = NodeServer({"state": {"backend": "memory"}, "node": {"block_time_ms": 1000},
+                       "api": {"rate_limit_per_s": 1e9, "rate_limit_burst": 10**9}})
     q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     bare = mp.Process(target=_bare_server, args=(q,), daemon=True)
     bare.start()

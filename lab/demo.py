@@ -76,11 +76,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> int:
     }
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     _print(f"== Dubhe Channel demo (seed {seed}; replay with: make run ARGS='--seed {seed}')")
-    node = NodeProcess(workdir, cfg)
-    node.config_path = workdir / "demo-config.toml"
+    node = NodeProcess(workdir, cfg, config_name="demo-config.toml")
     _print(f"== starting dubhe-node (state in {args.data})")
     try:
-        await node.start()
+        await node.astart()
     except NodeStartError as e:
         print(f"error: the node did not start:\n{e.output}", file=sys.stderr)
         return 1
@@ -114,19 +113,18 @@ async def run(args: argparse.Namespace, data_dir: Path) -> int:
                    f"{len(receipts)}/{len(txs)} receipts")
     except (RpcError, OSError, TimeoutError) as e:
         print(f"error: demo workload failed: {e}", file=sys.stderr)
-        await node.stop()
+        await node.astop()
         return 1
     if args.once:
-        return 0 if await node.stop() == 0 else 1
+        return 0 if await node.astop() == 0 else 1
     _print("== node keeps serving; press Ctrl-C to stop")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    assert node.proc is not None
-    waiter = asyncio.create_task(node.proc.wait())
+    waiter = asyncio.create_task(asyncio.to_thread(node.wait))
     await asyncio.wait([waiter, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-    rc = await node.stop()
+    rc = await node.astop()
     _print(f"== node stopped (exit {rc})")
     return 0 if rc in (0, -signal.SIGINT) else 1
 

@@ -64,7 +64,7 @@ async def run_node(tmp: Path, strategy: str, txs: list[Transaction]) -> tuple[st
     cfg = default_config(tmp / strategy, scheduler={"strategy": strategy, "worker_threads": 2},
                          security={"admin_token": TOKEN}, node={"block_time_ms": 100})
     node = NodeProcess(tmp / strategy, cfg)
-    await node.start()
+    await node.astart()
     try:
         async with HttpRpc(node.rpc_url, token=TOKEN) as rpc:
             await rpc.call("dubhe_admin_pauseProduction")
@@ -78,7 +78,7 @@ async def run_node(tmp: Path, strategy: str, txs: list[Transaction]) -> tuple[st
             receipts = [await rpc.call("dubhe_getReceipt", data(tx.hash)) for tx in txs]
             root = (await rpc.call("dubhe_status"))["stateRoot"]
     finally:
-        await node.stop()
+        await node.astop()
     for r in receipts:
         assert r is not None
         r.pop("blockNumber")  # block boundaries may differ between runs; outcomes may not

@@ -1,17 +1,22 @@
 """Run ``dubhe-node`` as a subprocess with a generated config, as users and CI do.
 
 The node prints one ``dubhe-node ready rpc=... ws=...`` line once it listens (ports may be
-OS-chosen with ``:0``); :meth:`NodeProcess.start` waits for it and exposes the URLs.
+OS-chosen with ``:0``); :meth:`NodeProcess.start` waits for it and exposes the URLs. A daemon
+thread then keeps draining the node's output into :attr:`NodeProcess.output`, so the pipe never
+fills. The class is synchronous (usable from fixtures and benchmark drivers); async code calls
+:meth:`astart` / :meth:`astop`, which run it on a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,80 +48,84 @@ def default_config(workdir: Path, **overrides: dict[str, Any]) -> dict[str, Any]
 
 
 class NodeProcess:
-    def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None,
+                 config_name: str = "config.toml") -> None:
         self.workdir = workdir
         self.config = config
-        self.config_path = workdir / "config.toml"
+        self.config_path = workdir / config_name
         self.env = env
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: subprocess.Popen[str] | None = None
         self.rpc_url = ""
         self.ws_url = ""
         self.output: list[str] = []
-        self._pump: asyncio.Task[None] | None = None
+        self._drain: threading.Thread | None = None
 
-    async def start(self, timeout_s: float = 20.0) -> None:
+    # Short aliases used throughout the tests.
+    @property
+    def rpc(self) -> str:
+        return self.rpc_url
+
+    @property
+    def ws(self) -> str:
+        return self.ws_url
+
+    def start(self, timeout_s: float = 30.0) -> NodeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_bytes(tomli_w.dumps(self.config).encode())
-        env = {**os.environ, **(self.env or {})}
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "node", "--config", str(self.config_path),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "node", "--config", str(self.config_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(self.env or {})},
         )
-        assert self.proc.stdout is not None
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    line = await self.proc.stdout.readline()
-                    if not line:
-                        await self.proc.wait()
-                        raise NodeStartError(f"node exited with {self.proc.returncode}", "".join(self.output))
-                    text = line.decode(errors="replace")
-                    self.output.append(text)
-                    m = _READY.search(text)
-                    if m:
-                        self.rpc_url, self.ws_url = m.group(1), m.group(2)
-                        break
-        except TimeoutError:
-            await self.kill()
-            raise NodeStartError(f"node not ready within {timeout_s} s", "".join(self.output)) from None
-        self._pump = asyncio.create_task(self._drain())
+        out = self.proc.stdout
+        assert out is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            line = out.readline()
+            if not line:
+                self.proc.wait()
+                raise NodeStartError(f"node exited with {self.proc.returncode}", "".join(self.output))
+            self.output.append(line)
+            m = _READY.search(line)
+            if m:
+                self.rpc_url, self.ws_url = m.group(1), m.group(2)
+                self._drain = threading.Thread(target=self._pump, daemon=True)
+                self._drain.start()
+                return self
+        self.kill()
+        raise NodeStartError(f"node not ready within {timeout_s} s", "".join(self.output))
 
-    async def _drain(self) -> None:
+    def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            self.output.append(line.decode(errors="replace"))
+        for line in self.proc.stdout:
+            self.output.append(line)
 
-    async def stop(self, timeout_s: float = 10.0) -> int:
-        """SIGTERM and wait; returns the exit code (kills after ``timeout_s``)."""
-        if self.proc is None or self.proc.returncode is not None:
-            return self.proc.returncode if self.proc and self.proc.returncode is not None else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(timeout_s):
-                rc = await self.proc.wait()
-        except TimeoutError:
-            await self.kill()
-            return -9
-        await self._finish_pump()
+    def wait(self, timeout_s: float | None = None) -> int:
+        assert self.proc is not None
+        rc = self.proc.wait(timeout_s)
+        if self._drain is not None:
+            self._drain.join(2)
         return rc
 
-    async def kill(self) -> None:
-        """SIGKILL (a crash, as ``kill -9``)."""
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
-        await self._finish_pump()
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+        """Send ``sig`` (default SIGTERM) and wait; returns the exit code (SIGKILL after the timeout)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return -signal.SIGKILL
 
-    async def _finish_pump(self) -> None:
-        if self._pump is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pump, 2)
-            self._pump = None
+    def kill(self) -> None:
+        """SIGKILL, as ``kill -9`` (a crash)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.wait()
 
-    async def __aenter__(self) -> NodeProcess:
-        await self.start()
-        return self
+    async def astart(self, timeout_s: float = 30.0) -> NodeProcess:
+        return await asyncio.to_thread(self.start, timeout_s)
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+    async def astop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+        return await asyncio.to_thread(self.stop, sig, timeout_s)

@@ -29,15 +29,16 @@ async def test_sigterm_closes_websockets_1001_and_exits_0(fresh_node: Any) -> No
     await ws.send('{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}')
     await ws.recv()
     t0 = time.monotonic()
+    assert n.proc is not None
     n.proc.send_signal(signal.SIGTERM)
     with pytest.raises(ConnectionClosed):
         while True:
             await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1001
-    rc = await asyncio.to_thread(n.proc.wait, 10)
+    rc = await asyncio.to_thread(n.wait, 10)
     assert rc == 0
     assert time.monotonic() - t0 < 5.0
-    assert any("stopped" in line for line in n.proc.stdout.readlines())
+    assert any("stopped" in line for line in n.output)
 
 
 async def test_sigint_exits_0(fresh_node: Any) -> None:
@@ -67,7 +68,7 @@ async def test_kill9_after_ack_loses_nothing_and_executes_once(fresh_node: Any) 
                 tx = sign_tx(s, chain_id=chain, nonce=nonce, to=keys.COUNTER_DEMO, method="increment",
                              args=slot + _U64.pack(1), write_set=(skey,))
                 hashes.append(await rpc.call("dubhe_sendTransaction", data(tx.raw)))
-    n.kill9()  # right after the last acknowledgement
+    n.kill()  # SIGKILL right after the last acknowledgement
     n2 = RunningNode(n.workdir, n.config).start()
     try:
         async with HttpRpc(n2.rpc) as rpc:
