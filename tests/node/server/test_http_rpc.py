@@ -154,9 +154,13 @@ async def test_transaction_lifecycle(node: Any) -> None:
         assert tx_hash in [t["hash"] for t in block["transactions"]]
         val = await rpc.call("dubhe_getState", data(keys.NATIVE_TOKEN), data(b"b" + to))
         assert struct.unpack(">Q", bytes.fromhex(val[2:]))[0] == 40
-        # replaying the same transaction after inclusion is refused
-        raw = (await rpc.call("dubhe_getTransaction", tx_hash))
-        assert raw["nonce"] == "0x0"
+        # a replay of nonce 0 after inclusion (a different tx with the same nonce) is refused
+        sender_signer = Signer.from_seed(b"lifecycle-a")
+        replay = sign_tx(sender_signer, chain_id=0x44554248, nonce=0, to=keys.NATIVE_TOKEN, method="transfer",
+                         args=to + struct.pack(">Q", 1), write_set=(keys.balance_key(sender), keys.balance_key(to)))
+        with pytest.raises(RpcError) as e:
+            await rpc.call("dubhe_sendTransaction", data(replay.raw))
+        assert e.value.code == -32003 and e.value.data == {"cause": "nonce_too_low"}
 
 
 async def test_status_and_health(node: Any) -> None:
