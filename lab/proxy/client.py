@@ -19,13 +19,16 @@ real Toxiproxy ignores the first two and rejects the others with 400.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from lab.proxy.profiles import Profile
 
 
 class ToxiproxyError(Exception):
@@ -256,7 +259,7 @@ class ToxiproxyClient:
         body = {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled}
         return self._proxy(await self._call("POST", "/proxies", body))
 
-    async def populate(self, proxies: list[Mapping[str, Any]]) -> list[Proxy]:
+    async def populate(self, proxies: Sequence[Mapping[str, Any]]) -> list[Proxy]:
         data = await self._call("POST", "/populate", [dict(p) for p in proxies])
         return [self._proxy(p) for p in data["proxies"]]
 
@@ -274,7 +277,7 @@ class ToxiproxyClient:
         data = await self._call("GET", f"/events?since={since}")
         return list(data["events"])
 
-    async def apply_profile(self, profile: Any) -> list[Proxy]:
+    async def apply_profile(self, profile: Profile) -> list[Proxy]:
         """Populate a :class:`lab.proxy.profiles.Profile`'s proxies and add its toxics."""
         proxies = await self.populate(profile.populate_body())
         for spec in profile.proxies:
