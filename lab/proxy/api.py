@@ -41,13 +41,18 @@ _request_ids = itertools.count(1)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _dumps(data: Any) -> str:
+    # Go's encoding/json: no spaces, fields in struct order (our dicts are built in that order)
+    return json.dumps(data, separators=(",", ":"))
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(data).encode(), status=status,
+    return web.Response(body=_dumps(data).encode(), status=status,
                         content_type="application/json")
 
 
 def _error(exc: ApiError) -> web.Response:
-    resp = web.Response(text=json.dumps(exc.to_json()) + "\n", status=exc.status,
+    resp = web.Response(text=_dumps(exc.to_json()) + "\n", status=exc.status,
                         content_type="text/plain", charset="utf-8")
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp

@@ -330,3 +330,10 @@ async def test_create_disabled_proxy_does_not_listen(api: Api) -> None:
     assert status == 201 and body["enabled"] is False
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_error_body_bytes_match_go(api: Api) -> None:
+    async with api.session.get(api.base + "/proxies/conf_nothing_here") as resp:
+        assert resp.status == 404
+        assert await resp.read() == b'{"error":"proxy not found","status":404}\n'
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
