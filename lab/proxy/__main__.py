@@ -8,12 +8,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from lab.proxy.profiles import ProfileError
 from lab.proxy.server import ProxyServer
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -55,6 +60,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # LOG_LEVEL as Toxiproxy reads it (debug, info, warn, error, fatal)
+    level = _LEVELS.get(os.getenv("LOG_LEVEL", "warn").lower(), logging.WARNING)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.loop != "asyncio":
         try:
             import uvloop

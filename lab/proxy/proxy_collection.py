@@ -31,11 +31,12 @@ def _field(body: Mapping[str, Any], key: str, kind: type, where: str = "") -> An
     return value
 
 
-def _resolve(addr: str) -> str:
+async def _resolve(addr: str) -> str:
     """``addr`` with its host resolved to an IP (populate compares resolved addresses, #631)."""
     try:
         host, port = split_hostport(addr)
-        infos = socket.getaddrinfo(host or "127.0.0.1", port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host or "127.0.0.1", port, type=socket.SOCK_STREAM)
         return f"{infos[0][4][0]}:{port}"
     except (OSError, ValueError):
         return addr
@@ -159,8 +160,8 @@ class ProxyCollection:
         async with self.lock:
             old = self.proxies.get(entry["name"])
             if old is not None:
-                same = _resolve(old.listen) == _resolve(entry["listen"]) and (
-                    _resolve(old.upstream) == _resolve(entry["upstream"])
+                same = await _resolve(old.listen) == await _resolve(entry["listen"]) and (
+                    await _resolve(old.upstream) == await _resolve(entry["upstream"])
                 )
                 if same:
                     return old
