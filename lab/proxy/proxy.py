@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from lab.proxy import rng
 from lab.proxy.connection import Connection
 from lab.proxy.errors import ApiError
-from lab.proxy.stream import Direction
 from lab.proxy.toxic_collection import ToxicCollection
 
 if TYPE_CHECKING:
@@ -171,9 +170,6 @@ class Proxy:
 
     def record(self, event: str, **fields: Any) -> None:
         self.owner.events.append(event, proxy=self.name, **fields)
-
-    def directions(self) -> tuple[Direction, Direction]:
-        return (Direction.UPSTREAM, Direction.DOWNSTREAM)
 
 
 class _Control:

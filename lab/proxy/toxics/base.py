@@ -301,12 +301,6 @@ class ToxicStub:
                 return
             await self._wait(deadline, None)
 
-    async def wait_interrupt(self) -> None:
-        """Block until the chain changes (a black hole that holds no data)."""
-        while not self._interrupted:
-            await self._wait(None, None)
-        raise Interrupted
-
     def record(self, event: str, **details: Any) -> None:
         """Log a toxic-specific event (e.g. ``ws_close_sent``) in the server event log."""
         self.host.record(event, self.name, **details)
