@@ -337,3 +337,13 @@ async def test_error_body_bytes_match_go(api: Api) -> None:
         assert resp.status == 404
         assert await resp.read() == b'{"error":"proxy not found","status":404}\n'
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_populate_replaces_a_changed_proxy(api: Api) -> None:
+    port = free_port()
+    entry = {"name": "conf_pop_chg", "upstream": "127.0.0.1:9", "listen": f"127.0.0.1:{port}"}
+    await api.call("POST", "/populate", [entry])
+    await api.call("POST", "/proxies/conf_pop_chg/toxics", {"type": "latency"})
+    status, body, _ = await api.call("POST", "/populate", [dict(entry, upstream="127.0.0.1:10")])
+    assert status == 201 and body["proxies"][0]["upstream"] == "127.0.0.1:10"
+    assert body["proxies"][0]["toxics"] == []  # a replaced proxy starts without toxics

@@ -80,3 +80,18 @@ async def test_metrics_exposition_format(tp: ToxiproxyClient) -> None:
     text = await tp.metrics()
     assert re.search(r"^# TYPE toxiproxy_proxy_received_bytes_total counter$", text, re.M)
     assert re.search(r"^# TYPE toxiproxy_proxy_sent_bytes_total counter$", text, re.M)
+
+
+async def test_metrics_can_be_switched_off() -> None:
+    from lab.proxy.client import NotFound
+    from lab.proxy.server import ProxyServer
+
+    async with ProxyServer("127.0.0.1", 0, metrics=False) as server, ToxiproxyClient(
+        server.base_url
+    ) as tp:
+        try:
+            await tp.metrics()
+        except NotFound as exc:
+            assert exc.message == "404 page not found"
+        else:
+            raise AssertionError("expected 404 with metrics off, as Toxiproxy without -proxy-metrics")
