@@ -108,15 +108,47 @@ class WsTracker:
         return self._state is _State.FRAMES and self._frame is None and not self._head
 
     def skip(self, data: bytes) -> None:
-        """Advance over ``data`` without building pieces (cheap when payloads are large)."""
+        """Advance over ``data`` without building pieces.
+
+        This runs on every write of every WebSocket connection through the proxy, so whole
+        frames are stepped over in place; only a header split across writes takes the slow path.
+        """
         if self._state is _State.OFF:
             return
-        if self._state is _State.FRAMES and self._frame is not None and len(data) <= self._left:
-            self._left -= len(data)
-            if self._left == 0:
-                self._frame = None
+        if self._state is not _State.FRAMES or self._head:
+            self.feed(data)
             return
-        self.feed(data)
+        n = len(data)
+        pos = 0
+        if self._frame is not None:
+            if n <= self._left:
+                self._left -= n
+                if self._left == 0:
+                    self._frame = None
+                return
+            pos = self._left
+            self._frame = None
+            self._left = 0
+        while n - pos >= 2:
+            b0, b1 = data[pos], data[pos + 1]
+            ln = b1 & 0x7F
+            size = 2 + (2 if ln == 126 else 8 if ln == 127 else 0) + (4 if b1 & 0x80 else 0)
+            if n - pos < size:
+                break
+            if ln == 126:
+                ln = int.from_bytes(data[pos + 2 : pos + 4], "big")
+            elif ln == 127:
+                ln = int.from_bytes(data[pos + 2 : pos + 10], "big")
+            pos += size
+            if n - pos >= ln:
+                pos += ln
+                continue
+            self._frame = Frame(fin=bool(b0 & 0x80), opcode=b0 & 0x0F, masked=bool(b1 & 0x80),
+                                length=ln)
+            self._left = ln - (n - pos)
+            return
+        if pos < n:
+            self.feed(data[pos:])  # a header split across writes: buffer it
 
     def feed(self, data: bytes) -> list[Piece]:
         """Cut ``data`` into pieces; see the module docstring."""
