@@ -362,7 +362,10 @@ def measure_pair(
         p_times.append(dt)
     assert result is not None
     if not _same(reference, result):
-        raise AssertionError(f"{wl.name}: {strategy.name} differs from Serial")
+        bad = [i for i, (a, b) in enumerate(zip(reference.outcomes, result.outcomes, strict=True)) if a != b]
+        detail = (f"tx {bad[0]} of {len(bad)} differing:\n  serial: {reference.outcomes[bad[0]]}\n"
+                  f"  got:    {result.outcomes[bad[0]]}" if bad else "net write sets differ")
+        raise AssertionError(f"{wl.name}: {strategy.name} differs from Serial: {detail}")
     return min(s_times), min(p_times), result
 
 
