@@ -513,7 +513,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--commit", choices=sorted(COMMITS), default="dict", help="commit step (default dict)")
     p.add_argument("--repeat", type=int, default=2,
                    help="timed runs per cell, each paired with a Serial run; best kept (default 2)")
-    p.add_argument("--mp-context", default="forkserver", help="multiprocessing start method")
+    p.add_argument("--mp-context", default="fork",
+                   help="multiprocessing start method (default fork: workers run exactly the code "
+                   "and contracts this process loaded, even if the tree changes during the run)")
     p.add_argument("--max-seconds", type=float, default=900, help="skip cells after this (default 900)")
     p.add_argument("--csv", metavar="PATH", help="also write the cells as CSV")
     p.add_argument("--quick", action="store_true",

@@ -243,21 +243,24 @@ class Processes:
         if self._procs:
             return
         mp: Any = multiprocessing.get_context(self._mp_context)
-        for k in range(self.workers):
+        # All workers first, then the feeder threads: a fork copies only the forking thread,
+        # so no worker should be forked while a feeder might hold a lock.
+        for _ in range(self.workers):
             parent, child = mp.Pipe()
             p = mp.Process(target=_worker_main, args=(child, self._factory), daemon=True)
             p.start()
             child.close()
-            box: queue.SimpleQueue[object] = queue.SimpleQueue()
-            feeder = threading.Thread(
-                target=_feed, args=(box, parent), name=f"dubhe-sched-feed-{k}", daemon=True
-            )
-            feeder.start()
             self._procs.append(p)
             self._conns.append(parent)
+            self._outstanding.append(0)
+        for k, conn in enumerate(self._conns):
+            box: queue.SimpleQueue[object] = queue.SimpleQueue()
+            feeder = threading.Thread(
+                target=_feed, args=(box, conn), name=f"dubhe-sched-feed-{k}", daemon=True
+            )
+            feeder.start()
             self._outboxes.append(box)
             self._feeders.append(feeder)
-            self._outstanding.append(0)
 
     def idle(self) -> int:
         return self.slots - sum(self._outstanding)
