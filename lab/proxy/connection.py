@@ -61,7 +61,7 @@ class _Side(asyncio.Protocol):
             # bytes can arrive before the upstream is dialled: keep them for the link.
             self.early.append(data)
             return
-        self.conn.proxy.count_received(link, len(data))
+        link.received.inc(len(data))
         link.feed(data)
 
     def eof_received(self) -> bool:
@@ -186,6 +186,7 @@ class Connection:
                     self.proxy.link_seed(self.conn_id, "down"))
         self.links = {Direction.UPSTREAM: up, Direction.DOWNSTREAM: down}
         for link in (up, down):
+            link.received, link.sent = self.proxy.counters(link)
             link.build(list(self.proxy.toxics.chain(link.info.direction)))
             self.proxy.toxics.links.add(link)
         self.client.attach(up)
@@ -226,7 +227,7 @@ class Connection:
         return self.upstream if link.info.direction is Direction.UPSTREAM else self.client
 
     def link_write(self, link: Link, data: bytes) -> None:
-        self.proxy.count_sent(link, len(data))
+        link.sent.inc(len(data))
         self._dest(link).write(data)
 
     def link_end(self, link: Link, kind: End) -> None:

@@ -31,6 +31,14 @@ HIGH_WATER = 64 * 1024 * 1024
 LOW_WATER = HIGH_WATER // 2
 
 
+class _NullCounter:
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+
+_NULL_COUNTER = _NullCounter()
+
+
 class LinkOwner(Protocol):
     """The connection a link belongs to."""
 
@@ -73,6 +81,9 @@ class Link:
         self.tracker = WsTracker(info.direction)
         self.paused = False
         self.ended = False
+        # Prometheus counter children, set by the connection (no-op stand-ins until then).
+        self.received: Any = _NULL_COUNTER
+        self.sent: Any = _NULL_COUNTER
         self._lock = asyncio.Lock()
         self._loop = asyncio.get_running_loop()
         self._timers: list[asyncio.TimerHandle] = []

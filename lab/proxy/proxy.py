@@ -152,14 +152,11 @@ class Proxy:
     def link_seed(self, conn_id: int, direction: str) -> int:
         return rng.derive(self.seed, conn_id, direction)
 
-    def _labels(self, link: Link) -> tuple[str, str, str, str]:
-        return (link.info.direction.value, self.name, self.listen, self.upstream)
-
-    def count_received(self, link: Link, n: int) -> None:
-        self.owner.metrics.received.labels(*self._labels(link)).inc(n)
-
-    def count_sent(self, link: Link, n: int) -> None:
-        self.owner.metrics.sent.labels(*self._labels(link)).inc(n)
+    def counters(self, link: Link) -> tuple[Any, Any]:
+        """The (received, sent) counter children for a new link, looked up once per link."""
+        labels = (link.info.direction.value, self.name, self.listen, self.upstream)
+        m = self.owner.metrics
+        return m.received.labels(*labels), m.sent.labels(*labels)
 
     def toxic_fired(self, link: Link, wrapper: WrapperView) -> None:
         self.owner.metrics.activations.labels(
