@@ -128,7 +128,9 @@ class ToxicCollection:
         raise ERR_TOXIC_NOT_FOUND
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [t.to_json() for t in self.toxics]
+        """Upstream toxics first, then downstream, each in the order added (as Toxiproxy)."""
+        return [t.to_json() for d in (Direction.UPSTREAM, Direction.DOWNSTREAM)
+                for t in self.chain(d)]
 
     def _record(self, event: str, w: ToxicWrapper, **extra: Any) -> None:
         self.events.append(event, proxy=self.proxy, toxic=w.name, type=w.type,

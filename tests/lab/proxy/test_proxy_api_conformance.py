@@ -347,3 +347,12 @@ async def test_populate_replaces_a_changed_proxy(api: Api) -> None:
     status, body, _ = await api.call("POST", "/populate", [dict(entry, upstream="127.0.0.1:10")])
     assert status == 201 and body["proxies"][0]["upstream"] == "127.0.0.1:10"
     assert body["proxies"][0]["toxics"] == []  # a replaced proxy starts without toxics
+
+
+async def test_toxics_list_upstream_first(api: Api) -> None:
+    await make_proxy(api, "conf_order")
+    for name, stream in (("d1", "downstream"), ("u1", "upstream"), ("d2", "downstream")):
+        await api.call("POST", "/proxies/conf_order/toxics",
+                       {"type": "noop", "name": name, "stream": stream})
+    _, listed, _ = await api.call("GET", "/proxies/conf_order/toxics")
+    assert [t["name"] for t in listed] == ["u1", "d1", "d2"]
