@@ -72,21 +72,26 @@ def threaded_server() -> Iterator[ThreadedServer]:
 
 
 @pytest.fixture
-def base_url(threaded_server: ThreadedServer) -> str:
+def base_url(request: pytest.FixtureRequest) -> str:
     """The API under test: ``LAB_TOXIPROXY_URL`` if set, else the lab server in a thread."""
-    return os.getenv("LAB_TOXIPROXY_URL") or (threaded_server.server.base_url  # type: ignore[union-attr]
-                                                )
+    if url := os.getenv("LAB_TOXIPROXY_URL"):
+        return url
+    threaded: ThreadedServer = request.getfixturevalue("threaded_server")
+    assert threaded.server is not None
+    return threaded.server.base_url
 
 
 @pytest.fixture
 async def tp(base_url: str) -> AsyncIterator[ToxiproxyClient]:
-    """A client; every proxy is deleted after the test."""
+    """A client; proxies the test created are deleted after it (others are left alone)."""
     client = ToxiproxyClient(base_url, timeout=10)
+    before = set(await client.proxies())
     try:
         yield client
     finally:
-        for proxy in (await client.proxies()).values():
-            await proxy.delete()
+        for name, proxy in (await client.proxies()).items():
+            if name not in before:
+                await proxy.delete()
         await client.close()
 
 
