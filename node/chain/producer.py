@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from node.chain.mempool import PoolEntry
 from node.core.access import Overlay
 from node.core.block import ZERO_HASH, BlockHeader, list_root
@@ -82,6 +84,7 @@ class BlockProducer:
             gas_used=sum(r.gas_used for r in receipts),
         )
         self.store.commit_block(
-            header, [(tx.hash, tx.raw) for tx in txs], receipts, writes, acc, [e.seq for e in entries]
+            header, [(tx.hash, tx.raw) for tx in txs], receipts, writes, acc, [e.seq for e in entries],
+            stats=orjson.dumps(result.stats.as_dict()),
         )
         return ProducedBlock(header, tuple(txs), tuple(receipts), result.stats)

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from node import __version__
 from node.core import keys
 from node.core.errors import InvalidParams, InvalidTransaction, NodeError, NotFound
@@ -142,6 +144,10 @@ def build(node: Node) -> dict[str, Handler]:
         p.max_count(0)
         return qty(head_number())
 
+    def stats_of(number: int) -> Any:
+        raw = store.block_stats(number)
+        return orjson.loads(raw) if raw is not None else None
+
     def _block(number: int | None, full: bool) -> dict[str, Any] | None:
         if number is None:
             return None
@@ -150,13 +156,16 @@ def build(node: Node) -> dict[str, Handler]:
             return None
         hashes = store.block_tx_hashes(number)
         if not full:
-            return eth.block_obj(h, hashes, False)
-        txs = []
-        for th in hashes:
-            loc = store.tx_location(th)
-            if loc is not None:
-                txs.append(Transaction.decode(loc.raw))
-        return eth.block_obj(h, txs, True)
+            b = eth.block_obj(h, hashes, False)
+        else:
+            txs = []
+            for th in hashes:
+                loc = store.tx_location(th)
+                if loc is not None:
+                    txs.append(Transaction.decode(loc.raw))
+            b = eth.block_obj(h, txs, True)
+        b["dubheStats"] = stats_of(number)
+        return b
 
     def eth_getBlockByNumber(p: Params, c: Call) -> dict[str, Any] | None:
         p.max_count(2)
@@ -243,7 +252,9 @@ def build(node: Node) -> dict[str, Handler]:
     def dubhe_getReceipt(p: Params, c: Call) -> dict[str, Any] | None:
         p.max_count(1)
         rc = store.receipt(p.get(0, "transactionHash", _hash))
-        return eth.dubhe_receipt_obj(rc) if rc else None
+        if rc is None:
+            return None
+        return {**eth.dubhe_receipt_obj(rc), "blockStats": stats_of(rc.block_number)}
 
     def dubhe_getState(p: Params, c: Call) -> str | None:
         p.max_count(2)

@@ -9,6 +9,7 @@ Layout (one keyspace, one-byte namespace prefixes)::
     L + number(u64)          -> concatenated 32-byte tx hashes of the block
     T + tx hash              -> number(u64) + index(u32) + raw tx
     R + tx hash              -> receipt encoding
+    B + number(u64)          -> block execution stats (JSON; measurements, not consensus data)
     M + name                 -> metadata (head, state accumulator, chain parameters)
     X + key                  -> auxiliary caches outside consensus (e.g. compiled contracts)
 
@@ -46,6 +47,7 @@ NS_HASH = b"K"
 NS_BLOCK_TXS = b"L"
 NS_TX = b"T"
 NS_RECEIPT = b"R"
+NS_STATS = b"B"
 META_HEAD = b"Mhead"
 META_ACC = b"Macc"
 META_PARAM = b"Mparam/"
@@ -128,6 +130,10 @@ class ChainStore:
         raw = self.kv.get(NS_BLOCK_TXS + _U64.pack(number)) or b""
         return [raw[i : i + 32] for i in range(0, len(raw), 32)]
 
+    def block_stats(self, number: int) -> bytes | None:
+        """The JSON execution stats of a block (strategy, efficiency, conflicts...), if recorded."""
+        return self.kv.get(NS_STATS + _U64.pack(number))
+
     def tx_location(self, tx_hash: bytes) -> TxLocation | None:
         raw = self.kv.get(NS_TX + tx_hash)
         if raw is None:
@@ -147,6 +153,7 @@ class ChainStore:
         writes: Mapping[bytes, bytes | None],
         acc: int,
         pool_seqs: Iterable[int],
+        stats: bytes | None = None,
     ) -> None:
         """Atomically commit a block. ``txs`` is ``[(tx_hash, raw)]`` in block order; ``acc`` is
         :meth:`next_accumulator` of ``writes`` (its root must be ``header.state_root``);
@@ -158,6 +165,8 @@ class ChainStore:
         ops[NS_HEADER + num] = header.encode()
         ops[NS_HASH + header.hash] = num
         ops[NS_BLOCK_TXS + num] = b"".join(h for h, _ in txs)
+        if stats is not None:
+            ops[NS_STATS + num] = stats
         for i, ((h, raw), rc) in enumerate(zip(txs, receipts, strict=True)):
             ops[NS_TX + h] = _LOC.pack(header.number, i) + raw
             ops[NS_RECEIPT + h] = rc.encode()

@@ -150,6 +150,8 @@ async def test_transaction_lifecycle(node: Any) -> None:
         assert tx["status"] == "included" and tx["blockNumber"] == receipt["blockNumber"]
         drc = await rpc.call("dubhe_getReceipt", tx_hash)
         assert drc["status"] == "success" and drc["blockNumber"] == receipt["blockNumber"]
+        stats = drc["blockStats"]  # the block's execution stats travel with its receipts
+        assert stats["strategy"] == "Serial" and stats["txs"] >= 1 and 0 <= stats["conflictRate"] <= 1
         block = await rpc.call("eth_getBlockByNumber", receipt["blockNumber"], True)
         assert tx_hash in [t["hash"] for t in block["transactions"]]
         val = await rpc.call("dubhe_getState", data(keys.NATIVE_TOKEN), data(b"b" + to))
