@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from lab.proxy.profiles import ProfileError
+from lab.proxy.profiles import ProfileError, check
 from lab.proxy.server import ProxyServer
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -31,6 +31,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-metrics", action="store_true", help="serve 404 at /metrics")
     p.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                    help="event loop (auto: uvloop when installed)")
+    p.add_argument("--check", nargs="+", metavar="PROFILE",
+                   help="validate fault profiles and exit (1 if any is invalid)")
     return p.parse_args(argv)
 
 
@@ -60,6 +62,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.check:
+        return check(args.check)
     # LOG_LEVEL as Toxiproxy reads it (debug, info, warn, error, fatal)
     level = _LEVELS.get(os.getenv("LOG_LEVEL", "warn").lower(), logging.WARNING)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -228,3 +228,20 @@ async def apply_profile(collection: Any, profile: Profile) -> None:
                 await proxy.toxics.add(body)
         except ApiError as exc:
             raise ProfileError(profile.path, f"proxies[{spec.name}]", exc.message) from None
+
+
+def check(paths: list[str]) -> int:
+    """Validate profile files (``python -m lab.proxy --check FILE...``); 1 if any is invalid."""
+    import sys
+
+    status = 0
+    for path in paths:
+        try:
+            profile = load_profile(path)
+        except ProfileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        toxics = sum(len(p.toxics) for p in profile.proxies)
+        print(f"ok: {path}: {profile.name} ({len(profile.proxies)} proxies, {toxics} toxics)")
+    return status

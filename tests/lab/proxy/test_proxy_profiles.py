@@ -116,3 +116,14 @@ async def test_client_applies_profile_to_any_server(tp: ToxiproxyClient, echo_se
     eth = await tp.proxy("node-l1-eth")
     assert [t.name for t in eth.toxics] == ["eth-reset", "eth-timeout", "eth-latency"]
     assert eth.toxics[0].toxicity == pytest.approx(0.1)
+
+
+def test_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lab.proxy.__main__ import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "b"\n[[proxies]]\nlink = "moon"\n')
+    assert main(["--check", *map(str, SHIPPED)]) == 0
+    assert main(["--check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.toml: proxies[0].link: unknown link 'moon'" in err
