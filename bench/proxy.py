@@ -294,6 +294,7 @@ def main(argv: list[str]) -> int:
         _run_loop(_serve())
         return 0
     t_begin = time.perf_counter()
+    load_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
     def _abort(signum: int, frame: object) -> None:
         raise TimeoutError(f"gave up after {args.timeout:.0f} s")
@@ -320,8 +321,11 @@ def main(argv: list[str]) -> int:
                 proc.kill()
 
     print()
-    print(f"dubhe-bench proxy  (proxy loop: {args.loop}; {os.cpu_count()} CPUs; "
-          f"{time.perf_counter() - t_begin:.1f} s)")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"dubhe-bench proxy  (proxy loop: {args.loop}; {os.cpu_count()} CPUs; load average "
+          f"{load} at start {load_start}; {time.perf_counter() - t_begin:.1f} s)")
+    print("  (p99 is sensitive to other CPU-bound work: on a 2-CPU machine the proxy, the echo "
+          "server and this client already share the cores)")
     print(f"  {'metric':42} {'measured':>16} {'baseline':>16} {'ratio':>7}  {'target':12} verdict")
     for r in results:
         print(r.line())
