@@ -17,7 +17,8 @@
  *   0x00100000  syscall page: syscall block at +0, entry  rw-
  *               parameters at +64, call context at +96 (dubhe_context_t)
  *   0x00101000  input region (64 KiB)                    r--
- *   0x00120000  return buffer (4 KiB) + event log (8 KiB) rw-
+ *   0x00120000  return buffer (4 KiB), event log (8 KiB),  rw-
+ *               storage write log (8 KiB at 0x123000)
  *   0x7FFF8000  stack (32 KiB, sp starts at the top)      rw-
  * Everything else is unmapped: touching it is a FAULT. Writable memory (data, bss, stack,
  * syscall page) is reset before every call, so nothing survives between transactions except
@@ -91,10 +92,6 @@ static inline int64_t dubhe_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint6
 
 static inline int64_t dubhe_storage_read(const void *slot, uint64_t slot_len, void *out, uint64_t cap)
 { return dubhe_syscall(SYS_STORAGE_READ, (uint64_t)slot, slot_len, (uint64_t)out, cap); }
-static inline void dubhe_storage_write(const void *slot, uint64_t slot_len, const void *val, uint64_t len)
-{ dubhe_syscall(SYS_STORAGE_WRITE, (uint64_t)slot, slot_len, (uint64_t)val, len); }
-static inline void dubhe_storage_delete(const void *slot, uint64_t slot_len)
-{ dubhe_syscall(SYS_STORAGE_DELETE, (uint64_t)slot, slot_len, 0, 0); }
 static inline int64_t dubhe_input(void *out, uint64_t cap)
 { return dubhe_syscall(SYS_INPUT, (uint64_t)out, cap, 0, 0); }
 /* Output area: return data and events are written to memory, not passed by syscall (an ecall
@@ -103,6 +100,8 @@ typedef struct {
     volatile uint64_t ret_len;     /* bytes of return data in DUBHE_RETBUF (the last set wins) */
     volatile uint64_t event_count; /* records in DUBHE_EVLOG */
     volatile uint64_t event_bytes; /* bytes of DUBHE_EVLOG used (records padded to 8) */
+    volatile uint64_t write_count; /* records in DUBHE_WLOG */
+    volatile uint64_t write_bytes; /* bytes of DUBHE_WLOG used (records padded to 8) */
 } dubhe_out_t;
 
 #define DUBHE_OUT ((dubhe_out_t *)0x1000C0UL)
@@ -111,6 +110,9 @@ typedef struct {
 #define DUBHE_EVLOG ((uint8_t *)0x121000UL)
 #define DUBHE_EVLOG_SIZE 8192UL
 #define DUBHE_MAX_EVENTS 64UL
+#define DUBHE_WLOG ((uint8_t *)0x123000UL)
+#define DUBHE_WLOG_SIZE 8192UL
+#define DUBHE_MAX_LOGGED_WRITES 256UL
 
 static inline void dubhe_set_return(const void *p, uint64_t len)
 {
@@ -121,6 +123,37 @@ static inline void dubhe_set_return(const void *p, uint64_t len)
     memcpy(DUBHE_RETBUF, p, len);
     DUBHE_OUT->ret_len = len;
 }
+
+/* Storage writes and deletes are appended to the write log; the host applies the log in order
+ * before the next storage syscall (so reads see them) and when the call ends, with exactly the
+ * checks, gas and errors of SYS_STORAGE_WRITE / SYS_STORAGE_DELETE. What does not fit the log
+ * (or is invalid) goes through the syscall, which applies the log first. */
+static inline void dubhe_log_write(uint64_t op, const void *slot, uint64_t slot_len, const void *val, uint64_t len)
+{
+    uint64_t used = DUBHE_OUT->write_bytes;
+    uint64_t size = (8 + slot_len + len + 7) & ~7UL;
+    if (slot_len - 1 >= 96 || len > 4096 || DUBHE_OUT->write_count >= DUBHE_MAX_LOGGED_WRITES ||
+        used + size > DUBHE_WLOG_SIZE) {
+        if (op == 1)
+            dubhe_syscall(SYS_STORAGE_WRITE, (uint64_t)slot, slot_len, (uint64_t)val, len);
+        else
+            dubhe_syscall(SYS_STORAGE_DELETE, (uint64_t)slot, slot_len, 0, 0);
+        return;
+    }
+    uint8_t *r = DUBHE_WLOG + used;
+    r[0] = (uint8_t)slot_len;
+    r[1] = (uint8_t)op;
+    *(uint32_t *)(r + 4) = (uint32_t)len;
+    memcpy(r + 8, slot, slot_len);
+    memcpy(r + 8 + slot_len, val, len);
+    DUBHE_OUT->write_count += 1;
+    DUBHE_OUT->write_bytes = used + size;
+}
+
+static inline void dubhe_storage_write(const void *slot, uint64_t slot_len, const void *val, uint64_t len)
+{ dubhe_log_write(1, slot, slot_len, val, len); }
+static inline void dubhe_storage_delete(const void *slot, uint64_t slot_len)
+{ dubhe_log_write(2, slot, slot_len, 0, 0); }
 
 /* Append an event (n_topics 32-byte topics, then data) to the log; when it does not fit, the
  * SYS_EMIT_EVENT syscall makes the host flush the log and take this event directly. */

@@ -94,7 +94,8 @@ DUBHE_METHOD(bad_pointer)
 {
     (void)input;
     (void)input_len;
-    dubhe_storage_write((const void *)0xdeadbeef000UL, 4, "v", 1);
+    /* the raw syscall: the host's bounds check, not the guest's memcpy, must catch it */
+    dubhe_syscall(SYS_STORAGE_WRITE, 0xdeadbeef000UL, 4, (uint64_t)"v", 1);
 }
 
 DUBHE_METHOD(huge_length)

@@ -19,10 +19,14 @@ PAGE = 0x1000
 #: Host entry stub (loads sp/a0/a1/entry from the syscall page, sets ra to the exit address and
 #: jumps to the method). Mapped r-x; metered like contract code.
 STUB_BASE = 0x1000
-#: The exit page (r-x, never executed): a method returning here ends the call. It must not share
-#: a page with the stub: unicorn invalidates translated code in the page of the ``until`` address
-#: on every ``emu_start``, which re-translated the stub per call (measured +8.6 us per call).
+#: The exit page (r-x): a method returns to EXIT_ADDR (``j .``); the gas hook stops the emulation
+#: when that block starts. It must not share a page with the stub or with UNTIL_ADDR: unicorn
+#: invalidates translated code in the page of the ``until`` address on every ``emu_start``.
 EXIT_ADDR = 0x2000
+#: The ``until`` address given to unicorn (r-x page, never reached).
+UNTIL_ADDR = 0x3000
+#: ``j .`` (jal zero, 0): what sits at EXIT_ADDR, in case the stop request lands a block late.
+EXIT_CODE = struct.pack("<I", 0x0000006F)
 #: ELF PT_LOAD segments must lie inside [CODE_LO, CODE_HI).
 CODE_LO = 0x10000
 CODE_HI = 0x100000
@@ -38,6 +42,10 @@ RET_BASE = 0x120000
 RET_SIZE = 0x1000
 EVENT_BASE = 0x121000
 EVENT_SIZE = 0x2000
+#: Storage write log (rw-): abi.h's dubhe_storage_write/delete append here without a syscall; the
+#: host applies the log, in order, at the next storage syscall and when the call ends.
+WLOG_BASE = 0x123000
+WLOG_SIZE = 0x2000
 #: Stack (rw-), 32 KiB ending at 0x80000000; sp starts 16 bytes below the top. Zeroed before every
 #: call, so its size is a per-call cost (64 KiB measured +0.6 us per call); overflowing it is a
 #: FAULT (unmapped page below).
@@ -52,11 +60,18 @@ ENTRY_OFF = 64  # entry pc, sp, a0 (input ptr), a1 (input len): 4 x u64 little-e
 #: Call context written by the host before every call (read it instead of making a syscall):
 #: caller(20) self(20) block_number(u64) timestamp_ms(u64) chain_id(u64).
 CONTEXT_OFF = 96
-#: Output header: return length, event-log record count, event-log bytes used (3 x u64).
+#: Output header: return length, event-log records, event-log bytes used, write-log records,
+#: write-log bytes used (5 x u64).
 OUT_OFF = 192
-OUT = struct.Struct("<3Q")
+OUT = struct.Struct("<5Q")
 #: Event-log record: n_topics (u8), 3 pad bytes, data_len (u32), topics, data; padded to 8 bytes.
 EVENT_HDR = struct.Struct("<BxxxI")
+#: Write-log record: slot_len (u8), op (u8: 1 write, 2 delete), 2 pad bytes, value_len (u32),
+#: slot, value; padded to 8 bytes.
+WRITE_HDR = struct.Struct("<BBxxI")
+WLOG_WRITE = 1
+WLOG_DELETE = 2
+MAX_LOGGED_WRITES = 256
 SYSBLOCK = struct.Struct("<5Q")  # nr, a0..a3
 RET = struct.Struct("<Q")
 ENTRY = struct.Struct("<4Q")

@@ -12,6 +12,11 @@ Two interchangeable implementations with identical results (same struct, same ru
   (``mode="auto"``) or forced with ``DUBHE_GAS_METER=python``. Slow (Python per basic block)
   and it serialises threads on the GIL, but gas numbers are identical.
 
+Exit: a block starting at ``exit_addr`` (where a returning method lands) sets ``exited`` and
+stops the emulation, uncharged. Stopping there instead of at unicorn's ``until`` address matters:
+unicorn re-translates the ``until`` block on every ``emu_start``, which also resets the softmmu
+TLB (measured: 2 translations and ~28 TLB refills per call).
+
 Rule: a block of ``size`` bytes charges ``(size + 3) // 4`` (its instruction count for 4-byte
 code; rounding up means even a block of one 2-byte instruction pays, so no loop is free). When
 ``left`` drops below zero the hook sets ``out_of_gas`` and stops the emulation; the block that
@@ -42,13 +47,19 @@ typedef struct {
     uint64_t insns;
     int (*stop)(void *uc);
     int64_t out_of_gas;
+    uint64_t exit_addr;
+    int64_t exited;
 } dubhe_gas_t;
 
 void dubhe_gas_block(void *uc, uint64_t addr, uint32_t size, void *ud)
 {
     dubhe_gas_t *g = (dubhe_gas_t *)ud;
     uint64_t n = ((uint64_t)size + 3) >> 2;
-    (void)addr;
+    if (addr == g->exit_addr) { /* the method returned: stop here, free of charge */
+        g->exited = 1;
+        g->stop(uc);
+        return;
+    }
     g->insns += n;
     g->left -= (int64_t)n;
     if (g->left < 0 && !g->out_of_gas) {
@@ -61,13 +72,17 @@ void dubhe_gas_block(void *uc, uint64_t addr, uint32_t size, void *ud)
 
 class GasState(ctypes.Structure):
     """Shared between the hook and the host: ``left`` (host also charges syscalls here),
-    ``insns`` (instructions executed), ``stop`` (address of ``uc_emu_stop``), ``out_of_gas``."""
+    ``insns`` (instructions executed), ``stop`` (address of ``uc_emu_stop``), ``out_of_gas``,
+    ``exit_addr`` and ``exited`` (set when a block starts at ``exit_addr``: the method returned;
+    the hook stops the emulation there, so unicorn's ``until`` address is never reached)."""
 
     _fields_ = [
         ("left", ctypes.c_int64),
         ("insns", ctypes.c_uint64),
         ("stop", ctypes.c_void_p),
         ("out_of_gas", ctypes.c_int64),
+        ("exit_addr", ctypes.c_uint64),
+        ("exited", ctypes.c_int64),
     ]
 
 
@@ -146,6 +161,10 @@ def python_hook(stop: Callable[..., object]) -> Any:
 
     def hook(uc: ctypes.c_void_p, addr: int, size: int, ud: int) -> None:
         g = GasState.from_address(ud)
+        if addr == g.exit_addr:
+            g.exited = 1
+            stop(uc)
+            return
         n = (size + 3) >> 2
         g.insns += n
         g.left -= n

@@ -145,7 +145,7 @@ class VmExecutor:
                 inst.close()
         if r.status is TxStatus.OUT_OF_GAS:
             return TxStatus.OUT_OF_GAS, gas_limit, b"", (), r.reason
-        used = gas_limit - r.gas_left
+        used = min(gas_limit, gas_limit - r.gas_left)
         if r.status is TxStatus.SUCCESS:
             return TxStatus.SUCCESS, used, env.return_data, tuple(env.events), ""
         return r.status, used, b"", (), r.reason

@@ -21,11 +21,16 @@ class GuestMemory(Protocol):
     """Bounds-checked access to the guest's mapped memory; raises :class:`Stop` (FAULT).
 
     ``out`` is the syscall page (for the output header at ``abi.OUT_OFF``), ``ret_view`` the
-    return buffer and ``log_view`` the event log."""
+    return buffer, ``log_view`` the event log and ``wlog_view`` the storage write log."""
 
     out: memoryview
     ret_view: memoryview
     log_view: memoryview
+    wlog_view: memoryview
+
+    def charge(self, gas: int) -> None:
+        """Charge ``gas``; raises :class:`Stop` (OUT_OF_GAS) when it runs out."""
+        ...
 
     def read(self, ptr: int, n: int) -> bytes: ...
 
@@ -76,6 +81,7 @@ def _slot(mem: GuestMemory, env: CallEnv, ptr: int, n: int, name: str) -> bytes:
 
 
 def _storage_read(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    apply_write_log(mem, env)  # the read must see (and come after) the buffered writes
     if not 0 < a1 <= abi.MAX_SLOT_LEN:
         raise fault(f"storage_read: slot length {a1} not in 1..{abi.MAX_SLOT_LEN}")
     key = env.prefix + mem.read(a0, a1)
@@ -91,6 +97,7 @@ def _storage_read(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3:
 
 
 def _storage_write(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    apply_write_log(mem, env)
     if not 0 < a1 <= abi.MAX_SLOT_LEN:
         raise fault(f"storage_write: slot length {a1} not in 1..{abi.MAX_SLOT_LEN}")
     if a3 > abi.MAX_VALUE_LEN:
@@ -100,8 +107,47 @@ def _storage_write(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3
 
 
 def _storage_delete(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
+    apply_write_log(mem, env)
     env.state.delete(_slot(mem, env, a0, a1, "storage_delete"))
     return 0
+
+
+def apply_write_log(mem: GuestMemory, env: CallEnv, *, charge: bool = True) -> None:
+    """Apply the buffered storage writes/deletes to ``env.state`` in order, charging each like
+    its syscall (unless ``charge`` is false: the call already ran out of gas), then empty the
+    log. Effects and errors are exactly those of the syscalls at the points they were logged:
+    malformed records FAULT, an undeclared key raises ``UndeclaredAccess``."""
+    out = mem.out
+    ret_len, ev_count, ev_used, count, used = abi.OUT.unpack_from(out, abi.OUT_OFF)
+    if count == 0 and used == 0:
+        return
+    if count > abi.MAX_LOGGED_WRITES or used > abi.WLOG_SIZE:
+        raise fault(f"corrupt write log: {count} records, {used} bytes")
+    log = mem.wlog_view
+    prefix = env.prefix
+    state = env.state
+    off = 0
+    for i in range(count):
+        if off + 8 > used:
+            raise fault(f"corrupt write log: record {i} header past the used bytes")
+        slot_len, op, value_len = abi.WRITE_HDR.unpack_from(log, off)
+        s = off + 8
+        end = s + slot_len + value_len
+        if not 0 < slot_len <= abi.MAX_SLOT_LEN or end > used or value_len > abi.MAX_VALUE_LEN or (
+            op != abi.WLOG_WRITE and (op != abi.WLOG_DELETE or value_len)
+        ):
+            raise fault(f"corrupt write log: record {i} (op {op}, slot {slot_len}, value {value_len} bytes)")
+        if charge:
+            mem.charge(abi.GAS_STORAGE_WRITE)
+        key = prefix + log[s : s + slot_len].tobytes()
+        if op == abi.WLOG_WRITE:
+            state.put(key, log[s + slot_len : end].tobytes())
+        else:
+            state.delete(key)
+        off = (end + 7) & ~7
+    if off != used:
+        raise fault(f"corrupt write log: {used} bytes used, records end at {off}")
+    abi.OUT.pack_into(out, abi.OUT_OFF, ret_len, ev_count, ev_used, 0, 0)
 
 
 def _input(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: int) -> int:
@@ -137,14 +183,14 @@ def _emit_event(mem: GuestMemory, env: CallEnv, a0: int, a1: int, a2: int, a3: i
 
 def pending_log_events(mem: GuestMemory) -> int:
     """Records the guest claims are in the event log (for charging gas; capped)."""
-    _, count, _ = abi.OUT.unpack_from(mem.out, abi.OUT_OFF)
+    count = abi.OUT.unpack_from(mem.out, abi.OUT_OFF)[1]
     return int(min(count, abi.MAX_EVENTS + 1))
 
 
 def flush_event_log(mem: GuestMemory, env: CallEnv) -> int:
     """Append the log's records to ``env.events``, empty the log, return how many. The log is
     guest-written memory: anything malformed is a FAULT naming it."""
-    ret_len, count, used = abi.OUT.unpack_from(mem.out, abi.OUT_OFF)
+    ret_len, count, used, w_count, w_used = abi.OUT.unpack_from(mem.out, abi.OUT_OFF)
     if count == 0 and used == 0:
         return 0
     if count > abi.MAX_EVENTS or len(env.events) + count > abi.MAX_EVENTS:
@@ -167,14 +213,14 @@ def flush_event_log(mem: GuestMemory, env: CallEnv) -> int:
         off = (end + 7) & ~7
     if off != used:
         raise fault(f"corrupt event log: {used} bytes used, records end at {off}")
-    abi.OUT.pack_into(mem.out, abi.OUT_OFF, ret_len, 0, 0)
+    abi.OUT.pack_into(mem.out, abi.OUT_OFF, ret_len, 0, 0, w_count, w_used)
     return int(count)
 
 
 def finish(mem: GuestMemory, env: CallEnv) -> int:
     """At a successful end: collect the return buffer and the event log into ``env``; returns
     the number of log events (to charge). Raises :class:`Stop` (FAULT) if either is malformed."""
-    ret_len = abi.RET.unpack_from(mem.out, abi.OUT_OFF)[0]
+    ret_len = abi.OUT.unpack_from(mem.out, abi.OUT_OFF)[0]
     if ret_len > abi.MAX_RETURN_LEN:
         raise fault(f"set_return: length {ret_len} exceeds {abi.MAX_RETURN_LEN}")
     env.return_data = mem.ret_view[:ret_len].tobytes()
