@@ -319,6 +319,9 @@ def main(argv: list[str]) -> int:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
 
     print()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

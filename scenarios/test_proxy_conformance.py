@@ -34,7 +34,7 @@ def server_url() -> Iterator[str]:
         yield line.split("API on ", 1)[1].split()[0]
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)
 
 
 def test_conformance_against_the_server_process(server_url: str) -> None:

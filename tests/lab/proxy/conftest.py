@@ -100,9 +100,18 @@ async def tp(base_url: str) -> AsyncIterator[ToxiproxyClient]:
 @pytest.fixture
 async def echo_server() -> AsyncIterator[str]:
     """A TCP echo server in the test's loop; yields ``"127.0.0.1:port"``."""
-    server = await asyncio.start_server(echo_handler, "127.0.0.1", 0)
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await echo_handler(reader, writer)
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         yield f"127.0.0.1:{port}"
     finally:
         server.close()
+        for writer in writers:  # connections the test left open
+            writer.transport.abort()
+        await asyncio.sleep(0)

@@ -67,12 +67,19 @@ async def test_two_clients_two_servers(tp: ToxiproxyClient) -> None:
 
 async def test_timeout_is_per_instance() -> None:
     # a server that accepts and never answers
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    writers: list[asyncio.StreamWriter] = []
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with ToxiproxyClient(f"http://127.0.0.1:{port}", timeout=0.2) as slow:
         with pytest.raises(TimeoutError):
             await slow.version()
     server.close()
+    for writer in writers:
+        writer.close()
 
 
 async def test_server_error_without_json(tp: ToxiproxyClient) -> None:

@@ -30,7 +30,7 @@ def test_prints_seed_and_serves(args: tuple[str, ...]) -> None:
             assert json.loads(resp.read()) == {"version": "2.12.0"}
     finally:
         proc.terminate()
-        assert proc.wait(10) == 0
+        assert proc.communicate(timeout=10)[0] is not None and proc.returncode == 0
 
 
 def test_busy_port_is_a_clear_error() -> None:
@@ -44,4 +44,4 @@ def test_busy_port_is_a_clear_error() -> None:
         assert "Traceback" not in run.stderr
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)
