@@ -212,7 +212,7 @@ def main(argv: list[str]) -> int:
     print(f"dubhe-bench vm: unicorn {facts['unicorn']}, gas meter {facts['gas_meter']}, "
           f"{args.seconds:.1f}s per phase, one core")
     rows, ok_tps, t = bench_transfers(args.seconds)
-    print("\n1. native-token transfers (5 syscalls: 2 reads, 2 writes, 1 event), pooled instance")
+    print("\n1. native-token transfers (2 storage_read syscalls; 2 writes + 1 event via the memory logs), pooled instance")
     print(table(["executor", "best tx/s", "median tx/s", "us/tx"], rows))
     print(f"   VM / reference = {t['vm'] / t['ref']:.2f}x; VM gas per transfer {t['gas']:.0f}")
     cold, warm = bench_cold_warm(args.seconds)
