@@ -231,3 +231,29 @@ DUBHE_METHOD(big_events)
     }
     dubhe_emit(input, 0, "tail", 4);
 }
+
+/* Writes that overflow the 8 KiB write log go through SYS_STORAGE_WRITE; order must be kept. */
+DUBHE_METHOD(big_writes)
+{
+    (void)input;
+    (void)input_len;
+    static uint8_t value[4000];
+    for (int i = 0; i < 3; i++) {
+        value[0] = (uint8_t)i;
+        dubhe_storage_write("k", 1, value, sizeof value);
+    }
+    uint8_t out[8];
+    int64_t n = dubhe_storage_read("k", 1, out, 8);
+    dubhe_store_u64be(out + 1, (uint64_t)n);
+    dubhe_set_return(out, 1);
+}
+
+DUBHE_METHOD(corrupt_wlog)
+{
+    (void)input;
+    (void)input_len;
+    DUBHE_WLOG[0] = 0; /* slot length 0 */
+    DUBHE_WLOG[1] = 1;
+    DUBHE_OUT->write_count = 1;
+    DUBHE_OUT->write_bytes = 8;
+}

@@ -28,6 +28,7 @@ FAULT_TABLE = [
     ("many_events", b"", TxStatus.FAULT, "more than 64 events"),
     ("corrupt_log", b"", TxStatus.FAULT, "corrupt event log: record 0 (9 topics"),
     ("bad_return_len", b"", TxStatus.FAULT, "set_return: length 5000 exceeds 4096"),
+    ("corrupt_wlog", b"", TxStatus.FAULT, "corrupt write log: record 0 (op 1, slot 0"),
     ("write_then_revert", b"v", TxStatus.REVERT, "changed my mind"),
     ("write_then_exit", b"\x03", TxStatus.REVERT, "exit code 3"),
 ]
@@ -107,3 +108,16 @@ def test_events_overflowing_the_log_keep_their_order(vm: VmExecutor, state: Dict
     assert (o.events[3].topics, o.events[3].data) == ((), b"tail")
     small = vm.call(FAULTS, "ok", b"", state, CTX)
     assert o.gas_used - small.gas_used > 4 * 300  # every event paid, logged or syscall
+
+
+def test_writes_overflowing_the_log_keep_their_order(run: Run, acct: Accounts, state: DictState) -> None:
+    o = run(acct.alice, FAULTS, "big_writes", b"", (b"k",))
+    assert o.status is TxStatus.SUCCESS, o.reason
+    assert o.return_data == b"\x02"  # the read after the writes saw the last one
+    assert state.get(keys.storage_key(FAULTS, b"k"))[:1] == b"\x02"
+
+
+def test_logged_undeclared_write_wins_over_a_later_revert(run: Run, acct: Accounts) -> None:
+    o = run(acct.alice, FAULTS, "write_then_revert", b"v", ())  # slot "k" not declared
+    assert o.status is TxStatus.UNDECLARED_ACCESS
+    assert o.reason.startswith("undeclared write of key 0x")
