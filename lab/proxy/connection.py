@@ -115,10 +115,13 @@ class _Side(asyncio.Protocol):
         t = self.transport
         if t is not None and not self.lost and not self.eof_sent and not t.is_closing():
             self.eof_sent = True
-            if t.can_write_eof():
-                t.write_eof()
-            else:
-                t.close()
+            try:
+                if t.can_write_eof():
+                    t.write_eof()
+                else:
+                    t.close()
+            except OSError:  # the peer is already gone (ENOTCONN): nothing left to half-close
+                t.abort()
 
     def close(self) -> None:
         if self.transport is not None and not self.lost:

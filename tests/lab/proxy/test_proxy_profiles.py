@@ -127,3 +127,27 @@ def test_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["--check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "bad.toml: proxies[0].link: unknown link 'moon'" in err
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+async def test_shipped_profile_runs_traffic(path: Path, echo_server: str) -> None:
+    addresses = {link: ("127.0.0.1:0", echo_server) for link in LAB_LINKS}
+    profile = load_profile(path, addresses=addresses)
+    async with ProxyServer("127.0.0.1", 0, seed=profile.seed) as server, ToxiproxyClient(
+        server.base_url
+    ) as tp:
+        await tp.apply_profile(profile)
+        for spec in profile.proxies:
+            proxy = await tp.proxy(spec.name)
+            assert [t.name for t in proxy.toxics] == [b["name"] for b in spec.toxics] or (
+                len(proxy.toxics) == len(spec.toxics)  # listed upstream-first
+            )
+            reader, writer = await open_through(proxy.listen)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.sleep(0.05)
+            writer.close()
+        await asyncio.sleep(0.05)
+        events = await tp.events()
+        assert not [e for e in events if e["event"] == "toxic_error"]
+        assert sum(e["event"] == "toxic_added" for e in events) == sum(
+            len(p.toxics) for p in profile.proxies)

@@ -71,3 +71,16 @@ async def test_latency_does_not_cap_throughput(tp: ToxiproxyClient, echo_server:
     assert took >= 0.1
     assert len(block) / (took - 0.1) > 20e6, f"{len(block) / took / 1e6:.1f} MB/s"
     writer.close()
+
+
+async def test_client_leaving_while_reply_is_held(tp: ToxiproxyClient, echo_server: str) -> None:
+    # The held reply and the end of stream reach a socket whose peer is gone: no toxic error.
+    proxy = await tp.create_proxy("leaver", upstream=echo_server)
+    await proxy.add_toxic("latency", attributes={"latency": 50})
+    _, writer = await open_through(proxy.listen)
+    writer.write(b"bye")
+    await asyncio.sleep(0.01)
+    writer.close()
+    await asyncio.sleep(0.1)
+    errors = [e for e in await tp.events() if e["event"] == "toxic_error"]
+    assert errors == []
