@@ -81,6 +81,7 @@ class Link:
         self.tracker = WsTracker(info.direction)
         self.paused = False
         self.ended = False
+        self.killed = False
         # Prometheus counter children, set by the connection (no-op stand-ins until then).
         self.received: Any = _NULL_COUNTER
         self.sent: Any = _NULL_COUNTER
@@ -161,6 +162,8 @@ class Link:
                 stub.on_passthrough = tracker.skip
 
     def _start(self, stub: ToxicStub, wrapper: WrapperView) -> None:
+        if self.killed:
+            return  # the connection went away while a chain change was waiting
         stub.toxic_started = wrapper.started_at
         stub.start(wrapper.toxic, wrapper.toxicity, wrapper.applies(self.info),
                    lambda: self.owner.fired(self, wrapper))
@@ -249,8 +252,9 @@ class Link:
         return None
 
     def kill(self) -> None:
-        """The connection is gone: stop every stub and timer."""
+        """The connection is gone: stop every stub and timer (and never start one again)."""
         self.ended = True
+        self.killed = True
         for stub in self.stubs:
             stub.kill()
         for timer in self._timers:

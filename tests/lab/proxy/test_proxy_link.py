@@ -215,3 +215,18 @@ async def test_flow_control_counts_queued_not_dropped_bytes(monkeypatch: Any) ->
     await holder.remove(held)
     assert pauses == [True, False] and bytes(owner.data) == b"h" * 2000
     holder.kill()
+
+
+async def test_no_stub_restarts_after_kill() -> None:
+    owner = Recorder()
+    link = make_link(owner)
+    first = toxic({"type": "latency", "name": "a", "attributes": {"latency": 1000}})
+    await link.add(first)
+    link.feed(b"x")
+    adding = asyncio.create_task(link.add(toxic({"type": "noop", "name": "b"})))
+    await asyncio.sleep(0)  # the add is waiting for stub "a" to stop
+    link.kill()
+    await adding
+    await asyncio.sleep(0)
+    tasks = [s.task for s in link.stubs if s.task is not None]
+    assert all(t.done() for t in tasks)

@@ -1,0 +1,93 @@
+"""Clients that misbehave while toxics change: no toxic errors, no leaked connections."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import socket
+import struct
+from typing import Any
+
+import pytest
+from proxy_helpers import open_through
+
+from lab.proxy.client import ToxiproxyClient
+
+TOXICS: list[tuple[str, dict[str, Any]]] = [
+    ("latency", {"latency": 20, "jitter": 10}),
+    ("bandwidth", {"rate": 500}),
+    ("slicer", {"average_size": 50, "size_variation": 20, "delay": 100}),
+    ("slow_close", {"delay": 30}),
+    ("timeout", {"timeout": 40}),
+    ("limit_data", {"bytes": 300}),
+    ("reset_peer", {"timeout": 20}),
+    ("ws_message", {"drop": True}),
+    ("noop", {}),
+]
+
+
+async def _client(listen: str, rng: random.Random) -> None:
+    try:
+        reader, writer = await open_through(listen)
+    except OSError:
+        return
+    try:
+        for _ in range(rng.randint(0, 4)):
+            writer.write(rng.randbytes(rng.randint(1, 2000)))
+            await asyncio.sleep(rng.random() * 0.02)
+        ending = rng.choice(["close", "half", "reset", "read"])
+        if ending == "half":
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), 1)
+        elif ending == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif ending == "read":
+            await asyncio.wait_for(reader.read(100), 0.05)
+    except (OSError, TimeoutError):
+        pass
+    finally:
+        writer.close()
+
+
+async def test_chaos_leaves_no_errors_or_connections(tp: ToxiproxyClient, echo_server: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    rng = random.Random(6)
+    proxy = await tp.create_proxy("chaos", upstream=echo_server)
+
+    async def churn() -> None:
+        names: list[str] = []
+        for _ in range(80):
+            if names and rng.random() < 0.5:
+                await proxy.remove_toxic(names.pop(rng.randrange(len(names))))
+            else:
+                kind, attrs = rng.choice(TOXICS)
+                name = f"{kind}{rng.randrange(10**6)}"
+                await proxy.add_toxic(kind, name=name, attributes=attrs,
+                                      stream=rng.choice(["upstream", "downstream"]),
+                                      toxicity=rng.choice([0.0, 0.5, 1.0]))
+                names.append(name)
+            await asyncio.sleep(0.005)
+
+    churner = asyncio.create_task(churn())
+    clients = []
+    i = 0
+    while not churner.done():  # a new client every few ms for as long as the toxics churn
+        clients.append(asyncio.create_task(_client(proxy.listen, random.Random(i))))
+        i += 1
+        await asyncio.sleep(0.004)
+    await churner
+    await asyncio.gather(*clients)
+    assert i > 50
+    await tp.reset()  # removes every toxic: held data flushes, timeouts close
+    await asyncio.sleep(0.3)
+    gc.collect()  # a stub task dropped while pending is reported when collected
+    assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
+    events = [e for e in await tp.events() if e.get("proxy") == "chaos"]
+    assert [e for e in events if e["event"] == "toxic_error"] == []
+    assert sum(e["event"] == "toxic_added" for e in events) > 30
+    metrics = await tp.metrics()
+    line = next(ln for ln in metrics.splitlines()
+                if ln.startswith('dubhe_proxy_open_connections{proxy="chaos"}'))
+    assert float(line.rsplit(" ", 1)[1]) == 0.0  # every connection was torn down
