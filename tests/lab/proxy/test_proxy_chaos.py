@@ -59,7 +59,11 @@ async def test_chaos_leaves_no_errors_or_connections(tp: ToxiproxyClient, echo_s
     async def churn() -> None:
         names: list[str] = []
         for _ in range(80):
-            if names and rng.random() < 0.5:
+            if rng.random() < 0.08:  # the whole proxy blinks: listener and connections go
+                await proxy.disable()
+                await asyncio.sleep(0.002)
+                await proxy.enable()
+            elif names and rng.random() < 0.5:
                 await proxy.remove_toxic(names.pop(rng.randrange(len(names))))
             else:
                 kind, attrs = rng.choice(TOXICS)
