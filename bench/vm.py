@@ -63,8 +63,10 @@ def _transfers(n_senders: int) -> tuple[list[Transaction], _State]:
     return txs, _State(data)
 
 
-def _rate(fn: Callable[[], int], seconds: float, windows: int = 3) -> tuple[float, float]:
-    """(best, median) of ``windows`` windows of ``fn`` calls/s; ``fn`` returns units done."""
+def _rate(fn: Callable[[], int], seconds: float, windows: int = 10) -> tuple[float, float]:
+    """(best, median) of ``windows`` windows of ``fn`` calls/s; ``fn`` returns units done. Many
+    short windows and the best one: on a shared machine other jobs come and go within a second,
+    and the best window is the closest to the capacity of one free core."""
     end = time.perf_counter() + 0.2
     while time.perf_counter() < end:  # warm-up
         fn()

@@ -21,20 +21,17 @@ static const uint8_t TRANSFER_TOPIC[32] = {
 
 static void credit_and_emit(const uint8_t from[20], const uint8_t to[20], uint64_t amount)
 {
-    uint8_t slot[21];
-    slot[0] = 'b';
-    memcpy(slot + 1, to, 20);
+    DUBHE_ALIGNED uint8_t buf[32];
+    uint8_t *slot = dubhe_addr_slot(buf, 'b', to);
     uint64_t tbal = dubhe_read_u64(slot, 21);
     if (tbal + amount < tbal) dubhe_revert("balance overflow");
     dubhe_write_u64(slot, 21, tbal + amount);
 
-    uint8_t topics[3][32];
+    DUBHE_ALIGNED uint8_t topics[3][32];
     memcpy(topics[0], TRANSFER_TOPIC, 32);
-    memset(topics[1], 0, 12);
-    memcpy(topics[1] + 12, from, 20);
-    memset(topics[2], 0, 12);
-    memcpy(topics[2] + 12, to, 20);
-    uint8_t data[8];
+    dubhe_address_topic(topics[1], from);
+    dubhe_address_topic(topics[2], to);
+    DUBHE_ALIGNED uint8_t data[8];
     dubhe_store_u64be(data, amount);
     dubhe_emit(topics, 3, data, 8);
 }
@@ -43,9 +40,8 @@ DUBHE_METHOD(transfer)
 {
     if (input_len != 28) dubhe_revert("transfer: args must be to(20) + amount(u64)");
     uint64_t amount = dubhe_load_u64be(input + 20);
-    uint8_t from[21];
-    from[0] = 'b';
-    dubhe_caller(from + 1);
+    DUBHE_ALIGNED uint8_t buf[32];
+    uint8_t *from = dubhe_addr_slot(buf, 'b', DUBHE_CONTEXT->caller);
     uint64_t fbal = dubhe_read_u64(from, 21);
     if (fbal < amount) dubhe_revert("insufficient balance");
     dubhe_write_u64(from, 21, fbal - amount);
@@ -55,20 +51,16 @@ DUBHE_METHOD(transfer)
 DUBHE_METHOD(mint)
 {
     if (input_len != 28) dubhe_revert("mint: args must be to(20) + amount(u64)");
-    uint8_t caller[20];
-    dubhe_caller(caller);
+    const uint8_t *caller = DUBHE_CONTEXT->caller;
     for (int i = 0; i < 20; i++)
         if (caller[i] != dubhe_mint_authority[i]) dubhe_revert("mint: caller is not the mint authority");
-    uint8_t zero[20];
-    memset(zero, 0, 20);
+    DUBHE_ALIGNED uint8_t zero[24] = {0};
     credit_and_emit(zero, input, dubhe_load_u64be(input + 20));
 }
 
 DUBHE_METHOD(balance_of)
 {
     if (input_len != 20) dubhe_revert("balance_of: args must be owner(20)");
-    uint8_t slot[21];
-    slot[0] = 'b';
-    memcpy(slot + 1, input, 20);
-    dubhe_return_u64(dubhe_read_u64(slot, 21));
+    DUBHE_ALIGNED uint8_t buf[32];
+    dubhe_return_u64(dubhe_read_u64(dubhe_addr_slot(buf, 'b', input), 21));
 }

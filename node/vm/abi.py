@@ -67,7 +67,7 @@ OUT = struct.Struct("<5Q")
 #: Event-log record: n_topics (u8), 3 pad bytes, data_len (u32), topics, data; padded to 8 bytes.
 EVENT_HDR = struct.Struct("<BxxxI")
 #: Write-log record: slot_len (u8), op (u8: 1 write, 2 delete), 2 pad bytes, value_len (u32),
-#: slot, value; padded to 8 bytes.
+#: slot (padded to 8 bytes), value; the record is padded to 8 bytes.
 WRITE_HDR = struct.Struct("<BBxxI")
 WLOG_WRITE = 1
 WLOG_DELETE = 2

@@ -132,7 +132,8 @@ def apply_write_log(mem: GuestMemory, env: CallEnv, *, charge: bool = True) -> N
             raise fault(f"corrupt write log: record {i} header past the used bytes")
         slot_len, op, value_len = abi.WRITE_HDR.unpack_from(log, off)
         s = off + 8
-        end = s + slot_len + value_len
+        v = s + ((slot_len + 7) & ~7)  # the value starts 8-aligned after the slot
+        end = v + value_len
         if not 0 < slot_len <= abi.MAX_SLOT_LEN or end > used or value_len > abi.MAX_VALUE_LEN or (
             op != abi.WLOG_WRITE and (op != abi.WLOG_DELETE or value_len)
         ):
@@ -141,7 +142,7 @@ def apply_write_log(mem: GuestMemory, env: CallEnv, *, charge: bool = True) -> N
             mem.charge(abi.GAS_STORAGE_WRITE)
         key = prefix + log[s : s + slot_len].tobytes()
         if op == abi.WLOG_WRITE:
-            state.put(key, log[s + slot_len : end].tobytes())
+            state.put(key, log[v:end].tobytes())
         else:
             state.delete(key)
         off = (end + 7) & ~7
