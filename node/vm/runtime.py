@@ -12,11 +12,12 @@ and writes nothing; otherwise the sender's nonce bump is written for every statu
 SUCCESS also commits the contract's writes. Storage access goes through
 :class:`~node.core.access.TxState` with the transaction's declared sets (an undeclared key ends the
 call with UNDECLARED_ACCESS). Gas used = ``GAS_TX_BASE`` + executed instructions + syscall gas
-(:mod:`node.vm.abi`); out-of-gas reports the whole limit as used. Code is resolved through the
-injected resolver (``resolver(address, state) -> Program | None``, which may raise
-:class:`~node.vm.elf.ElfRejected`); no code is a REVERT "no contract at 0x..", code that does
-not verify a REVERT "invalid contract code at 0x..: <why>". Contract code reads are not part of ``TxOutcome.reads`` (code changes only
-by deploys, which the loader tracks).
+(including logged writes and events; :mod:`node.vm.abi`, docs/vm-abi.md); out-of-gas reports
+the whole limit as used. Code is resolved through the injected resolver
+(``resolver(address, state) -> Program | None``, which may raise
+:class:`~node.vm.elf.ElfRejected`): no code is a REVERT "no contract at 0x..", code that does
+not verify a REVERT "invalid contract code at 0x..: <why>". Contract code reads are not part of
+``TxOutcome.reads`` (code changes only by deploys, which the loader tracks).
 
 Thread-safety: one ``VmExecutor`` may be shared by many threads; each thread runs on its own
 pool of warm instances (``max_instances`` per thread). For processes, build one executor per

@@ -1,9 +1,12 @@
-"""Syscall semantics: what each ``ecall`` does to the call's environment.
+"""Syscall semantics: what each ``ecall`` does to the call's environment, and how the memory
+logs (return buffer, event log, storage write log) written by ``abi.h`` without syscalls are
+turned into the same effects.
 
 The backend decodes the syscall block, charges :data:`node.vm.abi.SYSCALL_GAS`, and calls the
 handler from :data:`HANDLERS` with the guest memory and the :class:`CallEnv`. Handlers return the
-value for ``ret``, or raise :class:`Stop` (revert / exit / fault: the call ends) or
-:class:`~node.core.access.UndeclaredAccess` (from the state). They never touch unicorn directly.
+value for ``ret``, or raise :class:`Stop` (revert / exit / fault / out of gas: the call ends) or
+:class:`~node.core.access.UndeclaredAccess` (from the state). When a call ends, the backend calls
+:func:`apply_write_log` and :func:`finish`. Nothing here touches unicorn.
 """
 
 from __future__ import annotations
