@@ -122,18 +122,24 @@ def build_native(path: Path | None = None) -> Path:
             f"native gas meter: C compiler {cc!r} not found on PATH; install one "
             "(Debian: apt-get install gcc) or set DUBHE_GAS_METER=python (slower, same gas)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        src = Path(tmp) / "gashook.c"
-        src.write_text(GAS_SOURCE)
-        out = Path(tmp) / path.name
-        proc = subprocess.run(
-            [cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(src)],
-            capture_output=True, text=True, check=False,
-        )
-        if proc.returncode != 0:
-            raise GasMeterUnavailable(f"native gas meter: {cc} failed: {proc.stderr.strip()[:500]}")
-        os.replace(out, path)  # atomic: concurrent builders race harmlessly
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            src = Path(tmp) / "gashook.c"
+            src.write_text(GAS_SOURCE)
+            out = Path(tmp) / path.name
+            proc = subprocess.run(
+                [cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(src)],
+                capture_output=True, text=True, check=False, timeout=120,
+            )
+            if proc.returncode != 0:
+                raise GasMeterUnavailable(f"native gas meter: {cc} failed: {proc.stderr.strip()[:500]}")
+            os.replace(out, path)  # atomic: concurrent builders race harmlessly
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise GasMeterUnavailable(
+            f"native gas meter: cannot build into {path.parent} ({e}); set DUBHE_CACHE_DIR to a "
+            "writable directory"
+        ) from None
     return path
 
 

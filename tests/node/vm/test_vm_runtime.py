@@ -122,3 +122,14 @@ def test_startup_self_test() -> None:
     facts = startup_self_test()
     assert facts["gas_meter"] in ("native", "python")
     assert startup_self_test("python")["gas_meter"] == "python"
+
+
+def test_gas_meter_falls_back_without_a_compiler(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from node.vm import gasmeter
+
+    monkeypatch.setenv("DUBHE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", "no-such-compiler-dubhe")
+    monkeypatch.setattr(gasmeter, "_native_fn", None)
+    with pytest.raises(gasmeter.GasMeterUnavailable, match="'no-such-compiler-dubhe' not found"):
+        gasmeter.resolve_mode("native")
+    assert gasmeter.resolve_mode("auto") == "python"
