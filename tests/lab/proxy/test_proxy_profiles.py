@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,35 @@ async def test_shipped_profile_runs_traffic(path: Path, echo_server: str) -> Non
         assert not [e for e in events if e["event"] == "toxic_error"]
         assert sum(e["event"] == "toxic_added" for e in events) == sum(
             len(p.toxics) for p in profile.proxies)
+
+
+async def test_polkadot_profile_reproduces_1006_storm() -> None:
+    """The seed incident as data: every WebSocket client through the edge ends with 1006."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
+
+    async def quiet(ws: ServerConnection) -> None:
+        try:
+            await ws.wait_closed()
+        except ConnectionClosed:
+            pass
+
+    async with serve(quiet, "127.0.0.1", 0, compression=None) as upstream:
+        port = next(iter(upstream.sockets)).getsockname()[1]
+        profile = load_profile(PROFILES / "polkadot-aggressive-timeout.toml",
+                               addresses={"client-edge": ("127.0.0.1:0", f"127.0.0.1:{port}")})
+        async with ProxyServer("127.0.0.1", 0, seed=profile.seed) as server, ToxiproxyClient(
+            server.base_url
+        ) as tp:
+            await tp.apply_profile(profile)
+            edge = await tp.proxy("client-edge")
+            t0 = time.monotonic()
+            clients = [await connect(f"ws://{edge.listen}/", ping_interval=0.5, ping_timeout=0.5,
+                                     close_timeout=0.5) for _ in range(10)]
+            await asyncio.wait_for(asyncio.gather(*(c.wait_closed() for c in clients)), 5)
+            took = time.monotonic() - t0
+            assert [c.close_code for c in clients] == [1006] * 10
+            assert took < 3.5
+            fired = {e["toxic"] for e in await tp.events() if e["event"] == "toxic_fired"}
+            assert "idle-cut" in fired
