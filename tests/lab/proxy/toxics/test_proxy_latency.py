@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from proxy_helpers import assert_delta, open_through
+from proxy_helpers import TIME_FACTOR, assert_delta, open_through
 
 from lab.proxy.client import ToxiproxyClient
 
@@ -57,19 +57,22 @@ async def test_two_latency_toxics_add_up(tp: ToxiproxyClient, echo_server: str) 
 
 
 async def test_latency_does_not_cap_throughput(tp: ToxiproxyClient, echo_server: str) -> None:
-    # Toxiproxy asserts >= 100 MB/s under 100 ms latency; a Python proxy sharing one process
-    # with the test's client and echo server is held to 20 MB/s here (the benchmark measures
-    # the real figure with the proxy in its own process).
+    # Toxiproxy asserts >= 100 MB/s under 100 ms latency. Here the proxy shares one process
+    # (and the GIL) with the test's client and echo server: ~200-240 MB/s on an idle 2-CPU
+    # machine, ~50-65 MB/s with two other CPU-bound processes running, so the floor is 50 MB/s
+    # (still 20x what a toxic that delayed chunk by chunk would allow). `dubhe-bench proxy`
+    # checks >= 200 MB/s with the proxy in its own process.
     proxy = await tp.create_proxy("tput", upstream=echo_server)
     await proxy.add_toxic("latency", attributes={"latency": 100})
     reader, writer = await open_through(proxy.listen)
-    block = b"y" * (8 * 1024 * 1024)
+    block = b"y" * (16 * 1024 * 1024)
     t0 = time.monotonic()
     writer.write(block)
     await asyncio.wait_for(reader.readexactly(len(block)), 10)
     took = time.monotonic() - t0
     assert took >= 0.1
-    assert len(block) / (took - 0.1) > 20e6, f"{len(block) / took / 1e6:.1f} MB/s"
+    rate = len(block) / (took - 0.1)
+    assert rate >= 50e6 / TIME_FACTOR, f"{rate / 1e6:.1f} MB/s"
     writer.close()
 
 
