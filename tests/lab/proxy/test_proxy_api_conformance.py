@@ -211,7 +211,7 @@ async def test_populate_missing_name_names_the_entry(api: Api) -> None:
     ])
     assert status == 400
     assert body["error"] == "missing required field: name at proxy 2"
-    assert body["status"] == 400 and body["proxies"] == []
+    assert body["status"] == 400 and not body["proxies"]  # [] here; Go may send null
     # validation happens before anything is created
     assert (await api.call("GET", "/proxies/conf_pop_ok"))[0] == 404
 
