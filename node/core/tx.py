@@ -143,14 +143,21 @@ class Transaction:
         except (InvalidSignature, ValueError):
             raise InvalidTransaction("bad_signature", "signature does not verify") from None
 
+    @cached_property
+    def _reads(self) -> frozenset[bytes]:
+        return frozenset(self.read_set) | frozenset(self.write_set) | frozenset(keys.implicit_keys(self.sender))
+
+    @cached_property
+    def _writes(self) -> frozenset[bytes]:
+        return frozenset(self.write_set) | frozenset(keys.implicit_keys(self.sender))
+
     def declared_reads(self) -> frozenset[bytes]:
-        """Keys the transaction may read: its declared sets plus the implicit nonce key."""
-        return frozenset(self.read_set) | frozenset(self.write_set) | frozenset(
-            keys.implicit_keys(self.sender)
-        )
+        """Keys the transaction may read: its declared sets plus the implicit nonce key (cached)."""
+        return self._reads
 
     def declared_writes(self) -> frozenset[bytes]:
-        return frozenset(self.write_set) | frozenset(keys.implicit_keys(self.sender))
+        """Keys the transaction may write: its write set plus the implicit nonce key (cached)."""
+        return self._writes
 
 
 class Signer:

@@ -50,7 +50,7 @@ from node.core import keys
 from node.core.codec import sha3
 from node.server.metrics import Metrics
 from node.state.chain import ChainStore
-from node.vm.elf import ElfRejected
+from node.vm.elf import CodeUnavailable
 
 log = logging.getLogger("node.l1")
 
@@ -62,10 +62,6 @@ def sui_module_address(package_id: str, module: str) -> bytes:
     (stable across package upgrades; short ids like ``0x2`` are normalized first)."""
     pid = normalize_id(package_id)
     return sha3(b"dubhe-sui-module" + pid.encode() + b"::" + module.encode())[-keys.ADDRESS_LEN :]
-
-
-class CodeUnavailable(ElfRejected):
-    """The target's code is not on this node and could not be loaded from its L1."""
 
 
 @dataclass
@@ -309,5 +305,5 @@ class L1AwareResolver:
         if program is None:
             reason = self.failures.get(address)
             if reason is not None:
-                raise CodeUnavailable(f"contract not available: {reason}")
+                raise CodeUnavailable(reason)
         return program

@@ -30,6 +30,11 @@ PF_X, PF_W, PF_R = 1, 2, 4
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class CodeUnavailable(Exception):
+    """A resolver could not obtain a contract's code (for example its L1 is unreachable); the VM
+    reverts the transaction with this message."""
+
+
 class ElfRejected(ValueError):
     """The code is not an acceptable contract; ``str(e)`` names what is wrong."""
 

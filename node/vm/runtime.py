@@ -35,7 +35,7 @@ from node.core.access import TxState
 from node.core.execution import BlockContext, StateReader, TxOutcome, TxStatus
 from node.core.tx import Transaction
 from node.vm import abi, gasmeter
-from node.vm.elf import ElfRejected
+from node.vm.elf import CodeUnavailable, ElfRejected
 from node.vm.pool import WorkerPools
 from node.vm.program import Program
 from node.vm.syscalls import CallEnv
@@ -127,6 +127,8 @@ class VmExecutor:
             return TxStatus.OUT_OF_GAS, gas_limit, b"", (), "out of gas"
         try:
             program = self.resolver(to, state)
+        except CodeUnavailable as e:  # the resolver could not obtain the code (e.g. a dead L1)
+            return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"contract 0x{to.hex()} is unavailable: {e}"
         except ElfRejected as e:  # stored code that does not verify: the tx reverts, naming why
             return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"invalid contract code at 0x{to.hex()}: {e}"
         if program is None:

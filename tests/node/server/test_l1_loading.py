@@ -84,7 +84,7 @@ async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
                 # the L1 dies: a new target gets a receipt error, blocks keep coming
                 await ep.stop()
                 rc = await send(rpc, 3, bytes.fromhex("78" * 20), "get", b"k")
-                assert rc["status"] == "revert" and "could not be loaded from ethereum" in rc["reason"], rc
+                assert rc["status"] == "revert" and "is unavailable: could not be loaded from ethereum" in rc["reason"], rc
                 # contracts already loaded keep working without the L1
                 rc = await send(rpc, 4, target, "get", b"k", (slot,))
                 assert rc["status"] == "success"
