@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from proxy_helpers import TIME_FACTOR, assert_delta, open_through
 
 from lab.proxy.client import ToxiproxyClient
+
+# Wall-clock assertions on a shared 2-core machine: a run delayed by another process is
+# retried (twice at most); a wrong toxic fails every attempt.
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
 
 
 async def test_bandwidth_480kb_at_1000kbps(tp: ToxiproxyClient) -> None:
