@@ -119,8 +119,9 @@ class SolanaParallel:
                 # Too small to split: run it here (a chain on a hot key is all such batches).
                 results = [run_chunk(self.executor, group, view, ctx)]
             else:
-                # One contiguous chunk per slot (fewer, larger messages).
-                size = max(sub.min_chunk, -(-len(group) // sub.slots))
+                # Two contiguous chunks per slot: few, large messages, yet whoever finishes
+                # first (a worker or the coordinator) picks up the rest, which balances them.
+                size = max(sub.min_chunk, -(-len(group) // (2 * sub.slots)))
                 chunks = [group[j : j + size] for j in range(0, len(group), size)]
                 results = []
                 for chunk in chunks:

@@ -210,12 +210,18 @@ def _worker_main(conn: multiprocessing.connection.Connection, factory: ExecutorF
 
 
 class Processes:
-    """``workers`` persistent worker processes, each with its own executor from ``factory``.
+    """Worker processes, each with its own executor from ``factory``, plus the coordinator.
 
-    Each worker has two slots: while it runs one chunk, the next one already waits in its pipe,
-    so the coordinator's work (prefetching, pickling, decoding, committing) overlaps the
-    workers'. A feeder thread per worker does the sends: a coordinator blocked sending to a
-    worker that is itself blocked sending a result back would deadlock.
+    With ``workers`` workers, ``workers - 1`` are processes and the coordinator itself is the
+    last one (``coordinator_executes``, the default): on CPython the coordinator is busy
+    anyway (prefetching, pickling, decoding, committing cost it ~10-15 us per shipped
+    transaction), so a separate process for every worker would need a core more than there
+    are workers. The coordinator runs one chunk inline per :meth:`wait_any` cycle, once the
+    processes' slots are full, so the processes are never starved by it for long.
+
+    Each process has two slots: while it runs one chunk, the next one already waits in its pipe.
+    A feeder thread per process does the sends: a coordinator blocked sending to a worker that
+    is itself blocked sending a result back would deadlock.
 
     Started lazily on first use (so constructing a strategy is cheap); ``close()`` stops them.
     ``mp_context`` is a :mod:`multiprocessing` start method; ``forkserver`` (the default) is
@@ -227,17 +233,26 @@ class Processes:
     PER_WORKER = 2
 
     def __init__(
-        self, factory: ExecutorFactory, workers: int, *, mp_context: str = "forkserver"
+        self,
+        factory: ExecutorFactory,
+        workers: int,
+        *,
+        executor: TxExecutor | None = None,
+        mp_context: str = "forkserver",
+        coordinator_executes: bool = True,
     ) -> None:
         self._factory = factory
-        self.workers = workers
-        self.slots = workers * self.PER_WORKER
+        self._executor = executor if executor is not None else factory()
+        self._inline = coordinator_executes and workers > 1
+        self.workers = workers - 1 if self._inline else workers
+        self.slots = self.workers * self.PER_WORKER + (1 if self._inline else 0)
         self._mp_context = mp_context
         self._procs: list[Any] = []
         self._conns: list[multiprocessing.connection.Connection] = []
         self._outboxes: list[queue.SimpleQueue[object]] = []
         self._feeders: list[threading.Thread] = []
         self._outstanding: list[int] = []
+        self._done: list[ChunkResult] = []  # the coordinator's own chunk, until wait_any
 
     def _ensure_started(self) -> None:
         if self._procs:
@@ -263,11 +278,16 @@ class Processes:
             self._feeders.append(feeder)
 
     def idle(self) -> int:
-        return self.slots - sum(self._outstanding)
+        return self.slots - sum(self._outstanding) - len(self._done)
 
     def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
         self._ensure_started()
-        k = min(range(self.workers), key=self._outstanding.__getitem__)
+        if self.workers:
+            k = min(range(self.workers), key=self._outstanding.__getitem__)
+        if not self.workers or self._outstanding[k] >= self.PER_WORKER:
+            # The processes are fed: the coordinator takes this chunk itself.
+            self._done.append(run_chunk(self._executor, items, view, ctx))
+            return
         get = view.get
         shipped = []
         for i, tx, may_read in items:
@@ -282,8 +302,9 @@ class Processes:
 
     def wait_any(self) -> list[ChunkResult]:
         busy = [c for c, n in zip(self._conns, self._outstanding, strict=True) if n]
-        ready = multiprocessing.connection.wait(busy)
-        results = []
+        results, self._done = self._done, []
+        # With the coordinator's own chunk done, only collect what is ready; else block.
+        ready = multiprocessing.connection.wait(busy, 0 if results else None) if busy else []
         for k, conn in enumerate(self._conns):
             if conn in ready:
                 try:
@@ -355,5 +376,5 @@ def _make(
                 "substrate 'processes' needs executor_factory: a picklable callable that builds "
                 "the TxExecutor inside each worker process"
             )
-        return Processes(factory, workers, mp_context=mp_context)
+        return Processes(factory, workers, executor=executor, mp_context=mp_context)
     raise ValueError(f"unknown substrate {kind!r}; choose one of {', '.join(SUBSTRATES)}")
