@@ -369,11 +369,16 @@ def measure_pair(
     return min(s_times), min(p_times), result
 
 
+#: Cells whose result differed from Serial's in the last :func:`run` (main exits 1 if any).
+mismatches: list[str] = []
+
+
 def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
     cells: list[Cell] = []
     deadline = time.monotonic() + args.max_seconds
     skipped: list[str] = []
     probe = LoadProbe()
+    mismatches.clear()
     for ex_kind in args.executors:
         for wname in args.workloads:
             t_gen = time.perf_counter()
@@ -403,6 +408,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
                         try:
                             s_sec, sec, res = measure_pair(wl, serial, strat, args.commit, args.repeat, s_res)
                             load = probe.stop()  # before close(): its workers' CPU time is ours
+                        except AssertionError as e:  # a result differing from Serial's
+                            mismatches.append(f"{ex_kind} {label}: {e}")
+                            out(f"   {label:<30} MISMATCH: {e}")
+                            continue
                         finally:
                             strat.close()
                         base.seconds = min(base.seconds, s_sec)
@@ -513,9 +522,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--commit", choices=sorted(COMMITS), default="dict", help="commit step (default dict)")
     p.add_argument("--repeat", type=int, default=2,
                    help="timed runs per cell, each paired with a Serial run; best kept (default 2)")
-    p.add_argument("--mp-context", default="fork",
-                   help="multiprocessing start method (default fork: workers run exactly the code "
-                   "and contracts this process loaded, even if the tree changes during the run)")
+    p.add_argument("--mp-context", default="forkserver",
+                   help="multiprocessing start method (default forkserver, as the node; fork starts "
+                   "faster but the parent then pays copy-on-write faults during the run)")
     p.add_argument("--max-seconds", type=float, default=900, help="skip cells after this (default 900)")
     p.add_argument("--csv", metavar="PATH", help="also write the cells as CSV")
     p.add_argument("--quick", action="store_true",
@@ -561,6 +570,12 @@ def main(argv: list[str]) -> int:
     print("\ntargets (this 2-core machine, ratios vs Serial measured in this run):")
     for ok, text in targets(cells):
         print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {text}")
+    if mismatches:
+        print(f"\n{len(mismatches)} cell(s) differed from Serial (if the tree changed during the run, "
+              "worker processes may have loaded other code or contracts than this process):")
+        for m in mismatches:
+            print(f"  {m}")
+        return 1
     return 0
 
 

@@ -157,6 +157,11 @@ class MVMemory:
 
 # -- collaborative scheduler -------------------------------------------------------------------
 
+#: Default speculation window per worker thread (measured: see docs/scheduler-strategies.md).
+DEFAULT_WINDOW_PER_WORKER = 4
+#: How often a worker blocked by the speculation window looks again.
+WINDOW_POLL_SECONDS = 0.0005
+
 READY_TO_EXECUTE, EXECUTING, EXECUTED, ABORTING = range(4)
 
 #: A task: (kind, txn_idx, incarnation) with kind EXECUTE or VALIDATE.
@@ -239,8 +244,7 @@ class Scheduler:
             if self._credit >= self.window and self.window < self.max_window:
                 self.window += 1
                 self._credit = 0
-            self.frontier = f
-            self._wake()
+            self.frontier = f  # window-blocked workers poll (see next_task): no notify
 
     def _next_version_to_execute(self) -> Task | None:
         if self.execution_idx >= self.n:
@@ -275,14 +279,16 @@ class Scheduler:
                     task = self._next_version_to_execute()
                 if task is not None:
                     return task
-                if (
-                    min(self.execution_idx, self.validation_idx) >= self.n
-                    or self.n > self.execution_idx >= self.frontier + self.window
-                ):
+                if min(self.execution_idx, self.validation_idx) >= self.n:
                     # Nothing to take until an active task finishes or lowers an index.
                     self._sleepers += 1
                     self._changed.wait(0.01)
                     self._sleepers -= 1
+                elif self.n > self.execution_idx >= self.frontier + self.window:
+                    # Blocked by the window: poll instead of being notified at every frontier
+                    # step. At a hot key the window is 1 and one thread does the work; waking
+                    # the other at each transaction would cost a GIL hand-off per transaction.
+                    self._changed.wait(WINDOW_POLL_SECONDS)
             return None
 
     def add_dependency(self, txn_idx: int, blocking: int) -> bool:
@@ -350,8 +356,6 @@ class Scheduler:
 
 # -- execution -----------------------------------------------------------------------------------
 
-#: Default speculation window per worker thread (measured: see docs/scheduler-strategies.md).
-DEFAULT_WINDOW_PER_WORKER = 4
 
 
 class _Blocked(BaseException):
