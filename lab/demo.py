@@ -68,7 +68,7 @@ async def workload(rpc: HttpRpc, chain_id: int, seed: int, n_accounts: int = 4) 
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> int:
-    workdir = data_dir.parent
+    workdir = data_dir  # the generated config lives beside the state, inside ./data
     cfg = {
         "api": {"rpc_bind": args.rpc_bind, "ws_bind": args.ws_bind},
         "state": {"backend": "rocksdb", "path": str(data_dir)},
