@@ -16,13 +16,13 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from node.core import errors
 from node.core.errors import NodeError
 from node.rpc import jsonrpc
-from node.rpc.jsonrpc import Params
+from node.rpc.jsonrpc import Params, Request
 from node.server.metrics import Metrics
 from node.server.security import AuditLog, TokenBucket, is_admin_method
 
@@ -40,20 +40,32 @@ def new_request_id() -> str:
 
 @dataclass(slots=True)
 class Call:
-    """Who is calling: transport (``http``/``ws``), peer address, admin flag, rate bucket."""
+    """Who is calling: transport (``http``/``ws``), peer address, admin flag, rate bucket.
+
+    ``request_id`` (for logs and the audit trail) is made on first use: most requests never
+    need one."""
 
     transport: str
     peer_addr: Any  # (host, port) from the socket, or None; formatted only when needed
     admin: bool
     bucket: TokenBucket | None
-    request_id: str = ""
     conn: Any = None  # the WebSocket connection, for subscription methods
-    extra: dict[str, Any] = field(default_factory=dict)
+    _rid: str = ""
 
     @property
     def peer(self) -> str:
         a = self.peer_addr
         return f"{a[0]}:{a[1]}" if a else "?"
+
+    @property
+    def request_id(self) -> str:
+        if not self._rid:
+            self._rid = new_request_id()
+        return self._rid
+
+    def new_request(self) -> None:
+        """A new message on the same connection: the next request id will be a new one."""
+        self._rid = ""
 
 
 class Dispatcher:
@@ -74,32 +86,34 @@ class Dispatcher:
         self.max_batch = max_batch
         self.ws_only = ws_only
         self._async = {name for name, h in methods.items() if inspect.iscoroutinefunction(h)}
-        # prometheus_client's labels() costs ~2 us; cache the children (label sets are bounded:
-        # known method names x transports).
-        self._count_children: dict[tuple[str, str], Any] = {}
-        self._latency_children: dict[str, Any] = {}
-
-    def _count(self, method: str, transport: str) -> None:
-        key = (method, transport)
-        child = self._count_children.get(key)
-        if child is None:
-            child = self._count_children[key] = self.metrics.requests.labels(method, transport)
-        child.inc()
-
-    def _observe(self, transport: str, seconds: float) -> None:
-        child = self._latency_children.get(transport)
-        if child is None:
-            child = self._latency_children[transport] = self.metrics.latency.labels(transport)
-        child.observe(seconds)
+        self._count = metrics.rpc.count
+        self._observe = metrics.rpc.observe
+        # Methods with no admission rule beyond the rate limit: checked with one set lookup.
+        self._plain = frozenset(
+            m for m in methods if m not in self._async and m not in ws_only and not is_admin_method(m)
+        )
 
     async def handle(self, body: bytes, call: Call) -> bytes | None:
         t0 = time.perf_counter()
-        call.request_id = f"{_PID}-{next(_ids):x}"
+        call.new_request()
         parsed = jsonrpc.parse(body, max_batch=self.max_batch)
         if parsed.fatal is not None:
             self._count_error(parsed.fatal)
             self._observe(call.transport, time.perf_counter() - t0)
             return parsed.fatal
+        if not parsed.batch:
+            item = parsed.items[0]
+            if isinstance(item, Request) and item.method in self._plain:
+                # The common case: one plain synchronous call.
+                self._count(item.method, call.transport)
+                bucket = call.bucket
+                if bucket is None or bucket.take():
+                    resp = self._call_sync(item, call)
+                else:
+                    self.metrics.rate_limited.labels(call.transport).inc()
+                    resp = self._err(item.id, errors.LIMIT_EXCEEDED, "rate limit exceeded")
+                self._observe(call.transport, time.perf_counter() - t0)
+                return None if item.notification else resp
         out: list[bytes] = []
         for item in parsed.items:
             if isinstance(item, bytes):
@@ -107,14 +121,15 @@ class Dispatcher:
                 out.append(item)
                 continue
             # Most handlers are synchronous: answer them without creating a coroutine.
-            resp = self._check(item, call)
-            if resp is None:
-                if item.method in self._async:
-                    resp = await self._call_async(item, call)
-                else:
-                    resp = self._call_sync(item, call)
+            refused = self._check(item, call)
+            if refused is not None:
+                one = refused
+            elif item.method in self._async:
+                one = await self._call_async(item, call)
+            else:
+                one = self._call_sync(item, call)
             if not item.notification:
-                out.append(resp)
+                out.append(one)
         self._observe(call.transport, time.perf_counter() - t0)
         if not out:
             return None

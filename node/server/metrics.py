@@ -2,26 +2,68 @@
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from node.core.execution import BlockStats
+
+#: Upper bounds (seconds) of the request-latency histogram buckets.
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0)
+
+
+class RequestStats(Collector):
+    """Requests by (method, transport) and a latency histogram by transport, updated with a
+    dict increment and a bisect per request; rendered as ``dubhe_rpc_requests_total`` and
+    ``dubhe_rpc_request_seconds`` (standard Prometheus counter and histogram) when scraped.
+    Updated from the event loop thread only."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.buckets: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def count(self, method: str, transport: str) -> None:
+        key = (method, transport)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def observe(self, transport: str, seconds: float) -> None:
+        b = self.buckets.get(transport)
+        if b is None:
+            b = self.buckets[transport] = [0] * (len(LATENCY_BUCKETS) + 1)
+            self.sums[transport] = 0.0
+        b[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sums[transport] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        c = CounterMetricFamily("dubhe_rpc_requests", "JSON-RPC requests by method and transport",
+                                labels=["method", "transport"])
+        for (method, transport), n in sorted(self.counts.items()):
+            c.add_metric([method, transport], n)
+        yield c
+        h = HistogramMetricFamily("dubhe_rpc_request_seconds",
+                                  "JSON-RPC request handling time (HTTP body or WS message)", labels=["transport"])
+        for transport, b in sorted(self.buckets.items()):
+            cum, acc = [], 0
+            for bound, n in zip((*LATENCY_BUCKETS, float("inf")), b, strict=True):
+                acc += n
+                cum.append((str(bound) if bound != float("inf") else "+Inf", acc))
+            h.add_metric([transport], cum, self.sums[transport])
+        yield h
 
 
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "dubhe_rpc_requests", "JSON-RPC requests by method and transport", ["method", "transport"], registry=r
-        )
+        # The two per-request series are kept in plain counters and exposed by a collector at
+        # scrape time: prometheus_client's labelled children cost microseconds per request.
+        self.rpc = RequestStats()
+        r.register(self.rpc)
         self.errors = Counter("dubhe_rpc_errors", "JSON-RPC error responses by code", ["code"], registry=r)
-        self.latency = Histogram(
-            "dubhe_rpc_request_seconds",
-            "JSON-RPC request handling time (HTTP body or WS message)",
-            ["transport"],
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5),
-            registry=r,
-        )
         self.rate_limited = Counter("dubhe_rate_limited", "Requests refused by the rate limit", ["transport"], registry=r)
         self.unauthorized = Counter("dubhe_admin_unauthorized", "Admin calls without a valid token", registry=r)
         self.ws_connections = Gauge("dubhe_ws_connections", "Open WebSocket connections", registry=r)

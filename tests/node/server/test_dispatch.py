@@ -87,3 +87,17 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(lines) == 1
     assert lines[0]["msg"] == "hello world" and lines[0]["level"] == "info" and lines[0]["request_id"] == "abc"
     assert lines[0]["logger"] == "node.test" and lines[0]["time"].endswith("Z")
+
+
+def test_request_stats_render_as_prometheus_counter_and_histogram() -> None:
+    m = Metrics()
+    m.rpc.count("eth_chainId", "http")
+    m.rpc.count("eth_chainId", "http")
+    m.rpc.observe("ws", 0.0001)  # on a bound: counted in that bucket (le)
+    m.rpc.observe("ws", 10.0)
+    text = m.render().decode()
+    assert 'dubhe_rpc_requests_total{method="eth_chainId",transport="http"} 2.0' in text
+    assert 'dubhe_rpc_request_seconds_bucket{le="0.0001",transport="ws"} 1.0' in text
+    assert 'dubhe_rpc_request_seconds_bucket{le="5.0",transport="ws"} 1.0' in text
+    assert 'dubhe_rpc_request_seconds_bucket{le="+Inf",transport="ws"} 2.0' in text
+    assert 'dubhe_rpc_request_seconds_count{transport="ws"} 2.0' in text
