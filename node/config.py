@@ -116,6 +116,11 @@ Strategy = Literal["Serial", "SolanaParallel", "AptosBlockSTM", "SuiObjectDAG"]
 class SchedulerConfig(_Section):
     worker_threads: int = Field(2, ge=1, le=256)
     strategy: Strategy = "Serial"
+    #: Where SolanaParallel and SuiObjectDAG run transactions: ``threads`` (scale when the VM
+    #: releases the GIL: compute-heavy contracts) or ``processes`` (worker processes fed with the
+    #: values of each transaction's declared keys; for Python-heavy short transactions).
+    #: Serial and AptosBlockSTM ignore it.
+    substrate: Literal["threads", "processes"] = "threads"
 
 
 class VmConfig(_Section):

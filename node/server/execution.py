@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,12 +46,48 @@ def mint_authority(cfg: Config) -> bytes:
     return bytes.fromhex(a[2:]) if a else Signer.from_seed(MINT_AUTHORITY_SEED).address
 
 
+@dataclass(frozen=True)
+class VmWorkerFactory:
+    """Builds the RISC-V executor inside a scheduler worker process (picklable).
+
+    A worker sees only the values shipped with each transaction (its declared keys and its
+    target's code key). Code the worker cannot find is not guessed at: the resolver raises, and
+    the scheduler hands that transaction back to the node's own executor, whose resolver knows
+    about L1 loading failures, so receipts are identical whatever the substrate."""
+
+    max_instances: int
+
+    def __call__(self) -> TxExecutor:
+        from node.vm.runtime import VmExecutor
+
+        loader = Loader(None)
+
+        def resolve(address: bytes, state: Any) -> Any:
+            program = loader.load(address, state)
+            if program is None:
+                raise LookupError("no code shipped to this worker; the coordinator runs it")
+            return program
+
+        return VmExecutor(resolve, max_instances=self.max_instances)
+
+
+@dataclass(frozen=True)
+class ReferenceWorkerFactory:
+    """Builds the Python reference executor inside a scheduler worker process (picklable)."""
+
+    mint_authority: bytes
+
+    def __call__(self) -> TxExecutor:
+        return ReferenceExecutor(self.mint_authority)
+
+
 @dataclass
 class ExecutionStack:
     vm: str
     executor: TxExecutor
     loader: Loader | None
     resolver: L1AwareResolver | None
+    worker_factory: Callable[[], TxExecutor]
     genesis: dict[bytes, bytes | None]
     self_test: dict[str, Any]
 
@@ -69,7 +106,8 @@ def build(cfg: Config, store: ChainStore) -> ExecutionStack:
     for addr, amount in sorted(cfg.node.genesis_balances.items()):
         genesis[keys.balance_key(bytes.fromhex(addr[2:]))] = _U64.pack(amount)
     if cfg.vm.default_vm == "Reference":
-        return ExecutionStack("Reference", ReferenceExecutor(authority), None, None, genesis, {})
+        return ExecutionStack("Reference", ReferenceExecutor(authority), None, None,
+                              ReferenceWorkerFactory(authority), genesis, {})
     from node.vm.genesis import genesis_contracts
     from node.vm.runtime import VmExecutor, startup_self_test
 
@@ -79,4 +117,4 @@ def build(cfg: Config, store: ChainStore) -> ExecutionStack:
     executor = VmExecutor(resolver, max_instances=cfg.vm.max_instances)
     for contract, elf in genesis_contracts(authority):
         genesis[keys.code_key(contract)] = elf
-    return ExecutionStack("CkbVM", executor, loader, resolver, genesis, report)
+    return ExecutionStack("CkbVM", executor, loader, resolver, VmWorkerFactory(cfg.vm.max_instances), genesis, report)

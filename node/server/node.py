@@ -48,7 +48,8 @@ class Node:
         self.tx_executor = self.execution.executor
         self.loader = self.execution.loader
         self.block_executor: BlockExecutor = registry.create(
-            cfg.scheduler.strategy, self.tx_executor, cfg.scheduler.worker_threads
+            cfg.scheduler.strategy, self.tx_executor, cfg.scheduler.worker_threads,
+            executor_factory=self.execution.worker_factory, substrate=cfg.scheduler.substrate,
         )
         self.producer = BlockProducer(self.store, self.block_executor, chain_id=cfg.node.chain_id)
         self.mempool = Mempool(self.store, chain_id=cfg.node.chain_id, max_txs=cfg.node.max_mempool_txs)
