@@ -153,6 +153,7 @@ class BlockStats:
     deferrals: int = 0  # Sealevel transactions deferred to a later batch
     dag_depth: int = 0
     dag_width: int = 0
+    sequential_fallback: bool = False  # Block-STM gave up under full contention and ran in order
 
     @property
     def parallel_efficiency(self) -> float:
@@ -180,6 +181,7 @@ class BlockStats:
             "deferrals": self.deferrals,
             "dagDepth": self.dag_depth,
             "dagWidth": self.dag_width,
+            "sequentialFallback": self.sequential_fallback,
         }
 
 

@@ -4,6 +4,7 @@ the declaration guard and the per-block metrics."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from sched_model import (
@@ -15,7 +16,10 @@ from sched_model import (
     TxSpec,
     assert_same,
     build_block,
+    reference_executor,
     script_executor,
+    sender_address,
+    transfer_tx,
 )
 
 from node.core import keys
@@ -23,8 +27,16 @@ from node.core.execution import BlockContext, StateReader, TxOutcome
 from node.core.tx import Transaction
 from node.scheduler import objectdag, registry, sealevel
 from node.scheduler._common import declared_sets
-from node.scheduler.blockstm import ESTIMATE, MVMemory, ReadError, Scheduler
+from node.scheduler.blockstm import (
+    ESTIMATE,
+    EXECUTED,
+    AptosBlockSTM,
+    MVMemory,
+    ReadError,
+    Scheduler,
+)
 from node.scheduler.serial import Serial
+from node.vm.reference import ReferenceExecutor
 
 PARALLEL = ("SolanaParallel", "AptosBlockSTM", "SuiObjectDAG")
 
@@ -219,3 +231,73 @@ def test_block_stats(name: str) -> None:
     assert {"parallelEfficiency", "conflictRate", "reExecutions"} <= set(d)
     if name != "AptosBlockSTM":
         assert st.conflict_rate == 0 and (st.dag_depth, st.dag_width) == (1, 64)
+
+
+class _Yielding:
+    """Yields the GIL at every state read so two worker threads really interleave."""
+
+    def __init__(self, inner: ReferenceExecutor) -> None:
+        self.inner = inner
+
+    def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
+        return self.inner.execute(tx, _YieldingReads(state), ctx)
+
+
+class _YieldingReads:
+    def __init__(self, inner: StateReader) -> None:
+        self.inner = inner
+
+    def get(self, key: bytes) -> bytes | None:
+        time.sleep(0.0001)
+        return self.inner.get(key)
+
+
+def _hot_block(n: int) -> tuple[dict[bytes, bytes | None], list[Transaction]]:
+    """Every transaction moves funds into account 1: one hot key, full contention."""
+    state: dict[bytes, bytes | None] = {keys.balance_key(sender_address(a)): (1000).to_bytes(8, "big") for a in range(64)}
+    nonces = [0] * 64
+    txs = []
+    for i in range(n):
+        s = 2 + i % 62
+        txs.append(transfer_tx(s, nonces[s], 1, 1, True))
+        nonces[s] += 1
+    return state, txs
+
+
+def test_scheduler_abandons_after_enough_aborts() -> None:
+    sched = Scheduler(1000, window=8)
+    assert sched.fallback_after == 32
+    for idx in range(40):
+        sched.status[idx] = EXECUTED
+        assert sched.try_validation_abort(idx, 0)
+        assert sched.abandoned == (idx + 1 >= 32)
+    assert sched.done_marker and sched.next_task() is None
+    assert Scheduler(1000, window=None).fallback_after is None  # the paper as is: never
+
+
+def test_blockstm_hot_key_equals_serial_with_or_without_fallback() -> None:
+    # Whether the run crosses the abort threshold depends on thread timing; the result must
+    # be Serial's either way, and there is no fallback below the threshold.
+    state, txs = _hot_block(1000)
+    serial = Serial(reference_executor()).execute_block(txs, DictState(state), CTX)
+    stm = AptosBlockSTM(_Yielding(reference_executor()), workers=2)
+    try:
+        for _ in range(3):
+            got = stm.execute_block(txs, DictState(state), CTX)
+            assert got.outcomes == serial.outcomes and dict(got.writes) == dict(serial.writes)
+            if got.stats.aborts < 32:
+                assert not got.stats.sequential_fallback
+    finally:
+        stm.close()
+
+
+def test_blockstm_without_contention_does_not_fall_back() -> None:
+    txs = [transfer_tx(2 + i, 0, 200 + i, 1, True) for i in range(100)]
+    state: dict[bytes, bytes | None] = {keys.balance_key(sender_address(2 + i)): (10).to_bytes(8, "big") for i in range(100)}
+    stm = AptosBlockSTM(reference_executor(), workers=2)
+    try:
+        got = stm.execute_block(txs, DictState(state), CTX)
+    finally:
+        stm.close()
+    assert not got.stats.sequential_fallback
+    assert all(o.status.name == "SUCCESS" for o in got.outcomes)
