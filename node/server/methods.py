@@ -16,7 +16,7 @@ import orjson
 
 from node import __version__
 from node.core import keys
-from node.core.errors import InvalidParams, InvalidTransaction, NodeError, NotFound
+from node.core.errors import InvalidParams, InvalidTransaction, NodeError
 from node.core.hexutil import data, parse_data, parse_qty, qty
 from node.core.tx import Transaction
 from node.rpc import eth
@@ -304,6 +304,8 @@ def build(node: Node) -> dict[str, Handler]:
         logging.getLogger().setLevel(lv)
         return lv
 
+    # Every local function named for a JSON-RPC namespace is a method: the function name is the
+    # wire name, so the table cannot drift from the definitions above.
     table: dict[str, Handler] = {
         name: fn
         for name, fn in locals().items()
@@ -318,4 +320,4 @@ def uptime(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-__all__ = ["CLIENT_VERSION", "NotFound", "build", "uptime"]
+__all__ = ["CLIENT_VERSION", "build", "uptime"]
