@@ -27,9 +27,11 @@ class HttpShell:
         self.rate = api.rate_limit_per_s
         self.burst = api.rate_limit_burst
         self.token = node.cfg.security.admin_token
-        # Per TCP connection (keyed by its transport): rate bucket and peer address; the oldest
-        # entries are evicted past the bound.
+        # Per TCP connection (keyed by its transport): rate bucket and peer address. Entries of
+        # closed connections are swept whenever the table doubles; the oldest are evicted past
+        # a hard bound.
         self._conns: dict[object, tuple[TokenBucket, object]] = {}
+        self._sweep_at = 1024
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body)
@@ -48,14 +50,21 @@ class HttpShell:
         if conn is None:
             peer = transport.get_extra_info("peername") if transport is not None else None
             conn = self._conns[transport] = (TokenBucket(self.rate, self.burst), peer)
-            if len(self._conns) > _MAX_BUCKETS:
-                del self._conns[next(iter(self._conns))]
+            if len(self._conns) > self._sweep_at:
+                self._sweep()
         auth = request.headers.get("Authorization")
         call = Call("http", conn[1], check_bearer(auth, self.token) if auth else False, conn[0])
         out = await self.node.dispatcher.handle(body, call)
         if out is None:
             return web.Response(status=204)
         return web.Response(body=out, content_type=_JSON)
+
+    def _sweep(self) -> None:
+        for t in [t for t in self._conns if getattr(t, "is_closing", lambda: True)()]:
+            del self._conns[t]
+        while len(self._conns) > _MAX_BUCKETS:
+            del self._conns[next(iter(self._conns))]
+        self._sweep_at = max(1024, 2 * len(self._conns))
 
     def _too_big(self) -> web.Response:
         self.node.metrics.errors.labels(str(errors.LIMIT_EXCEEDED)).inc()

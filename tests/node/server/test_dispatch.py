@@ -101,3 +101,26 @@ def test_request_stats_render_as_prometheus_counter_and_histogram() -> None:
     assert 'dubhe_rpc_request_seconds_bucket{le="5.0",transport="ws"} 1.0' in text
     assert 'dubhe_rpc_request_seconds_bucket{le="+Inf",transport="ws"} 2.0' in text
     assert 'dubhe_rpc_request_seconds_count{transport="ws"} 2.0' in text
+
+
+class _FakeTransport:
+    def __init__(self, closing: bool) -> None:
+        self.closing = closing
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+def test_http_connection_table_sweeps_closed_connections() -> None:
+    from types import SimpleNamespace
+
+    from node.config import Config
+    from node.server.http import HttpShell
+
+    shell = HttpShell(SimpleNamespace(cfg=Config()))  # type: ignore[arg-type]
+    live = [_FakeTransport(False) for _ in range(10)]
+    for t in live + [_FakeTransport(True) for _ in range(2000)]:
+        shell._conns[t] = (TokenBucket(1.0, 1), None)
+    shell._sweep()
+    assert set(shell._conns) == set(live)
+    assert shell._sweep_at == 1024

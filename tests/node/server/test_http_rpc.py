@@ -217,3 +217,4 @@ async def test_http_rate_limit(fresh_node: Any) -> None:
                 codes.append((await r.json()).get("error", {}).get("code"))
     assert codes[:5] == [None] * 5
     assert codes[5:] == [-32005] * 3
+
