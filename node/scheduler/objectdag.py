@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from node.core.access import Overlay
 from node.core.execution import (
@@ -35,13 +36,7 @@ from node.core.execution import (
 from node.core.tx import Transaction
 from node.scheduler._common import Declared, declarations_held, declared_sets
 from node.scheduler.serial import Serial
-from node.scheduler.substrate import (
-    ExecutorFactory,
-    Item,
-    SubstrateKind,
-    make_substrate,
-    run_chunk,
-)
+from node.scheduler.substrate import Item, SubstrateStrategy, run_chunk
 
 #: Largest chunk handed to one worker at once (keeps workers fed while the DAG unfolds).
 MAX_CHUNK = 512
@@ -106,7 +101,7 @@ def build(txs: Sequence[Transaction], decl: Sequence[Declared]) -> Dag:
     return Dag(succ, indeg, max(level, default=-1) + 1, max(counts.values(), default=0), fast)
 
 
-class SuiObjectDAG:
+class SuiObjectDAG(SubstrateStrategy):
     """Object-DAG execution over a substrate of ``workers`` threads or processes.
 
     ``executor_factory`` is needed only for ``substrate="processes"``. ``min_chunk`` overrides
@@ -116,24 +111,8 @@ class SuiObjectDAG:
 
     name = "SuiObjectDAG"
 
-    def __init__(
-        self,
-        executor: TxExecutor,
-        workers: int = 1,
-        *,
-        executor_factory: ExecutorFactory | None = None,
-        substrate: SubstrateKind = "threads",
-        mp_context: str = "forkserver",
-        min_chunk: int | None = None,
-    ) -> None:
-        if workers < 1:
-            raise ValueError("workers must be >= 1")
-        self.executor = executor
-        self.workers = workers
-        self.substrate = make_substrate(
-            executor, workers, substrate, executor_factory, mp_context=mp_context,
-            min_chunk=min_chunk,
-        )
+    def __init__(self, executor: TxExecutor, workers: int = 1, **kw: Any) -> None:
+        super().__init__(executor, workers, **kw)
         self.last_dag: Dag | None = None
 
     def execute_block(
@@ -208,6 +187,3 @@ class SuiObjectDAG:
             stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
         stats.exec_seconds = time.perf_counter() - t0
         return BlockExecution(tuple(done), net, stats)
-
-    def close(self) -> None:
-        self.substrate.close()

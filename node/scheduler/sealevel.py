@@ -24,19 +24,12 @@ from node.core.execution import (
     BlockExecution,
     BlockStats,
     StateReader,
-    TxExecutor,
     TxOutcome,
 )
 from node.core.tx import Transaction
 from node.scheduler._common import Declared, declarations_held, declared_sets
 from node.scheduler.serial import Serial
-from node.scheduler.substrate import (
-    ExecutorFactory,
-    Item,
-    SubstrateKind,
-    make_substrate,
-    run_chunk,
-)
+from node.scheduler.substrate import Item, SubstrateStrategy, run_chunk
 
 
 def batches(decl: Sequence[Declared]) -> list[int]:
@@ -70,7 +63,7 @@ def batches(decl: Sequence[Declared]) -> list[int]:
     return out
 
 
-class SolanaParallel:
+class SolanaParallel(SubstrateStrategy):
     """Sealevel batches over a substrate of ``workers`` threads or processes.
 
     ``executor_factory`` is needed only for ``substrate="processes"``. ``min_chunk`` overrides
@@ -79,24 +72,6 @@ class SolanaParallel:
 
     name = "SolanaParallel"
 
-    def __init__(
-        self,
-        executor: TxExecutor,
-        workers: int = 1,
-        *,
-        executor_factory: ExecutorFactory | None = None,
-        substrate: SubstrateKind = "threads",
-        mp_context: str = "forkserver",
-        min_chunk: int | None = None,
-    ) -> None:
-        if workers < 1:
-            raise ValueError("workers must be >= 1")
-        self.executor = executor
-        self.workers = workers
-        self.substrate = make_substrate(
-            executor, workers, substrate, executor_factory, mp_context=mp_context,
-            min_chunk=min_chunk,
-        )
 
     def execute_block(
         self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext
@@ -162,6 +137,3 @@ class SolanaParallel:
             stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
         stats.exec_seconds = time.perf_counter() - t0
         return BlockExecution(tuple(done), net, stats)
-
-    def close(self) -> None:
-        self.substrate.close()

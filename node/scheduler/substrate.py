@@ -378,3 +378,32 @@ def _make(
             )
         return Processes(factory, workers, executor=executor, mp_context=mp_context)
     raise ValueError(f"unknown substrate {kind!r}; choose one of {', '.join(SUBSTRATES)}")
+
+
+class SubstrateStrategy:
+    """What SolanaParallel and SuiObjectDAG share: ``workers`` workers on a substrate, and
+    ``close()`` to stop them. ``executor_factory`` is needed only for ``substrate="processes"``;
+    ``min_chunk`` overrides the substrate's smallest dispatched chunk (tests use 1 to force every
+    set onto workers)."""
+
+    def __init__(
+        self,
+        executor: TxExecutor,
+        workers: int = 1,
+        *,
+        executor_factory: ExecutorFactory | None = None,
+        substrate: SubstrateKind = "threads",
+        mp_context: str = "forkserver",
+        min_chunk: int | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.executor = executor
+        self.workers = workers
+        self.substrate = make_substrate(
+            executor, workers, substrate, executor_factory, mp_context=mp_context,
+            min_chunk=min_chunk,
+        )
+
+    def close(self) -> None:
+        self.substrate.close()
