@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from lab.proxy.stream import Chunk, End
 from lab.proxy.toxics.base import Toxic, ToxicStub, register
-from lab.proxy.toxics.wsbase import WsState, ws_state
+from lab.proxy.toxics.wsbase import WsState, frame_chunks, ws_state
 from lab.proxy.wsframes import Header, Payload
 
 
@@ -28,14 +28,7 @@ class WsCutToxic(Toxic):
         state = stub.state
         assert isinstance(state, WsState)
         cutting = -1  # payload bytes still to forward in the frame being cut, -1: not cutting
-        while True:
-            chunk = await stub.recv()
-            if chunk is None:
-                stub.close()
-                return
-            if not state.tracker.active:
-                stub.send(chunk)
-                continue
+        async for chunk in frame_chunks(stub):
             out = bytearray()
             for piece in state.tracker.feed(chunk.data):
                 if cutting < 0 and isinstance(piece, Header) and piece.frame.is_data:

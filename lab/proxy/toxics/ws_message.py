@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lab.proxy.stream import Chunk
 from lab.proxy.toxics.base import Interrupted, Toxic, ToxicStub, register
-from lab.proxy.toxics.wsbase import WsState, ws_state
+from lab.proxy.toxics.wsbase import WsState, frame_chunks, ws_state
 from lab.proxy.wsframes import OP_CONT, Header, Payload, Piece
 
 
@@ -36,14 +36,7 @@ class WsMessageToxic(Toxic):
     async def pipe(self, stub: ToxicStub) -> None:
         state = stub.state
         assert isinstance(state, WsState)
-        while True:
-            chunk = await stub.recv()
-            if chunk is None:
-                stub.close()
-                return
-            if not state.tracker.active:
-                stub.send(chunk)
-                continue
+        async for chunk in frame_chunks(stub):
             pieces: list[Piece] = state.tracker.feed(chunk.data)
             out = bytearray()
             for i, piece in enumerate(pieces):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from lab.proxy.stream import Chunk
 from lab.proxy.toxics.base import Toxic, ToxicStub, register
-from lab.proxy.toxics.wsbase import WsState, ws_state
+from lab.proxy.toxics.wsbase import WsState, frame_chunks, ws_state
 from lab.proxy.wsframes import OP_PING, OP_PONG, Header, Payload
 
 
@@ -28,14 +28,7 @@ class WsSwallowToxic(Toxic):
         state = stub.state
         assert isinstance(state, WsState)
         drop = {op for op, on in ((OP_PING, self.ping), (OP_PONG, self.pong)) if on}
-        while True:
-            chunk = await stub.recv()
-            if chunk is None:
-                stub.close()
-                return
-            if not state.tracker.active:
-                stub.send(chunk)
-                continue
+        async for chunk in frame_chunks(stub):
             out = bytearray()
             for piece in state.tracker.feed(chunk.data):
                 if isinstance(piece, Header | Payload) and piece.frame.opcode in drop:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from lab.proxy.stream import Chunk
 from lab.proxy.toxics.base import ToxicStub
 from lab.proxy.wsframes import WsTracker
 
@@ -27,3 +29,22 @@ def ws_state(stub: ToxicStub) -> WsState:
     toxic's input, even on a connection that was open long before the toxic was added.
     """
     return WsState(tracker=stub.host.tracker_snapshot())
+
+
+async def frame_chunks(stub: ToxicStub) -> AsyncIterator[Chunk]:
+    """The chunks a WebSocket toxic has to look into (feed them to ``stub.state.tracker``).
+
+    Ends the link when the input ends, and passes chunks through untouched while the stream is
+    not a WebSocket (the tracker is not active), so each toxic only handles frames.
+    """
+    state = stub.state
+    assert isinstance(state, WsState)
+    while True:
+        chunk = await stub.recv()
+        if chunk is None:
+            stub.close()
+            return
+        if not state.tracker.active:
+            stub.send(chunk)
+            continue
+        yield chunk
