@@ -284,6 +284,9 @@ class Cell:
     dag_depth: int = 0
     dag_width: int = 0
     other_load: float = 0.0  # share of the machine's CPUs used by other processes meanwhile
+    adaptive: bool = False  # the strategy ran behind its adaptive gate (as the node runs it)
+    mode: str = ""  # path of the last timed run: parallel / sequential (gated), "" otherwise
+    gain: float = 0.0  # the gate's measured gain of the parallel path (gated cells)
 
     @property
     def tps(self) -> float:
@@ -294,7 +297,9 @@ class Cell:
         return self.serial_seconds / self.seconds if self.seconds else 0.0
 
     def label(self) -> str:
-        return "Serial" if self.strategy == "Serial" else f"{self.strategy}/{self.substrate}"
+        if self.strategy == "Serial":
+            return "Serial"
+        return f"{self.strategy}/{self.substrate}{'+gate' if self.adaptive else ''}"
 
 
 def _same(a: BlockExecution, b: BlockExecution) -> bool:
@@ -390,7 +395,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
             s_best, s_res = _run_once(wl, serial, args.commit)
             base = Cell(ex_kind, wname, "Serial", "-", 1, len(wl.txs), s_best, s_best, 1.0)
             cells.append(base)
-            out(f"   {'Serial':<30} {base.tps:>10,.0f} tps (first run; best of all paired runs in the table)")
+            out(f"   {'Serial':<36} {base.tps:>10,.0f} tps (first run; best of all paired runs in the table)")
             for name in args.strategies:
                 for substrate in args.substrates:
                     if substrate == "processes" and name not in PROCESS_CAPABLE:
@@ -402,28 +407,13 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
                         if time.monotonic() > deadline:
                             skipped.append(f"{ex_kind} {wname} {label}")
                             continue
-                        strat = create(name, executor, w, executor_factory=wl.factory,
-                                       substrate=substrate, mp_context=args.mp_context)
-                        probe.start()
-                        try:
-                            s_sec, sec, res = measure_pair(wl, serial, strat, args.commit, args.repeat, s_res)
-                            load = probe.stop()  # before close(): its workers' CPU time is ours
-                        except AssertionError as e:  # a result differing from Serial's
-                            mismatches.append(f"{ex_kind} {label}: {e}")
-                            out(f"   {label:<30} MISMATCH: {e}")
-                            continue
-                        finally:
-                            strat.close()
-                        base.seconds = min(base.seconds, s_sec)
-                        base.serial_seconds = base.seconds
-                        st = res.stats
-                        c = Cell(ex_kind, wname, name, substrate, w, len(wl.txs), sec, s_sec,
-                                 st.parallel_efficiency, st.conflict_rate, st.re_executions, st.aborts,
-                                 st.deferrals, st.dag_depth, st.dag_width, load)
-                        cells.append(c)
-                        out(f"   {label:<30} {c.tps:>10,.0f} tps  {c.speedup:5.2f}x Serial ({len(wl.txs) / s_sec:,.0f})"
-                            f"  eff {c.efficiency:4.2f}  conflicts {c.conflict_rate:5.3f}  re-exec {c.re_executions}"
-                            f"  other load {load:4.0%}")
+                        for adaptive in args.adaptive:
+                            cell = _measure_cell(args, wl, ex_kind, executor, serial, s_res, name, substrate,
+                                                 w, adaptive, probe, out)
+                            if cell is not None:
+                                base.seconds = min(base.seconds, cell.serial_seconds)
+                                base.serial_seconds = base.seconds
+                                cells.append(cell)
             executor_close = getattr(executor, "close", None)
             if callable(executor_close):
                 executor_close()
@@ -434,18 +424,58 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
     return cells
 
 
+def _measure_cell(
+    args: argparse.Namespace, wl: Workload, ex_kind: str, executor: TxExecutor, serial: BlockExecutor,
+    s_res: BlockExecution, name: str, substrate: SubstrateKind, w: int, adaptive: bool, probe: LoadProbe,
+    out: Callable[[str], None],
+) -> Cell | None:
+    """One cell: the strategy (behind its adaptive gate or not) paired with Serial runs."""
+    strat = create(name, executor, w, executor_factory=wl.factory, substrate=substrate,
+                   mp_context=args.mp_context, adaptive=adaptive)
+    label = f"{name}/{substrate}{'+gate' if adaptive else ''} w={w}"
+    gate = getattr(strat, "gate", None)
+    probe.start()
+    try:
+        # A node runs thousands of blocks: measure the gate's steady state, not its first probe.
+        for _ in range(4):
+            if gate is None or gate.settled:
+                break
+            _run_once(wl, strat, args.commit)
+        s_sec, sec, res = measure_pair(wl, serial, strat, args.commit, args.repeat, s_res)
+        load = probe.stop()  # before close(): its workers' CPU time is ours
+    except AssertionError as e:  # a result differing from Serial's
+        mismatches.append(f"{ex_kind} {label}: {e}")
+        out(f"   {label:<36} MISMATCH: {e}")
+        return None
+    finally:
+        strat.close()
+    st = res.stats
+    c = Cell(ex_kind, wl.name, name, substrate, w, len(wl.txs), sec, s_sec,
+             st.parallel_efficiency, st.conflict_rate, st.re_executions, st.aborts,
+             st.deferrals, st.dag_depth, st.dag_width, load, adaptive, st.mode,
+             (gate.gain or 0.0) if gate is not None else 0.0)
+    gated = f"  {st.mode} (gain {c.gain:.2f})" if adaptive else ""
+    out(f"   {label:<36} {c.tps:>10,.0f} tps  {c.speedup:5.2f}x Serial ({len(wl.txs) / s_sec:,.0f})"
+        f"  eff {c.efficiency:4.2f}  conflicts {c.conflict_rate:5.3f}  re-exec {c.re_executions}"
+        f"  other load {load:4.0%}{gated}")
+    return c
+
+
 def table(cells: list[Cell]) -> str:
-    head = (f"{'executor':<9} {'workload':<10} {'strategy':<28} {'w':>2} {'tps':>10} {'vs Serial':>9} {'eff':>5} "
-            f"{'conflict':>8} {'re-exec':>7} {'depth':>6} {'width':>6} {'others':>6}")
+    head = (f"{'executor':<9} {'workload':<10} {'strategy':<33} {'w':>2} {'tps':>10} {'vs Serial':>9} {'eff':>5} "
+            f"{'conflict':>8} {'re-exec':>7} {'depth':>6} {'width':>6} {'others':>6} {'path (gain)':>17}")
     lines = [head, "-" * len(head)]
     for c in cells:
         lines.append(
-            f"{c.executor:<9} {c.workload:<10} {c.label():<28} {c.workers:>2} {c.tps:>10,.0f} {c.speedup:>8.2f}x "
+            f"{c.executor:<9} {c.workload:<10} {c.label():<33} {c.workers:>2} {c.tps:>10,.0f} {c.speedup:>8.2f}x "
             f"{c.efficiency:>5.2f} {c.conflict_rate:>8.3f} {c.re_executions:>7} {c.dag_depth:>6} {c.dag_width:>6} "
-            f"{c.other_load:>5.0%}{' !' if c.other_load > NOISY else ''}"
+            f"{c.other_load:>5.0%}{' !' if c.other_load > NOISY else '  '}"
+            f"{f'{c.mode} ({c.gain:.2f})' if c.adaptive else '':>16}"
         )
     lines.append(f"(others: CPU share of other processes during the cell; '!' above {NOISY:.0%}: "
                  "the speedup is not the strategy's alone)")
+    lines.append("(+gate: behind the adaptive gate, as the node runs it by default; path = what the last timed "
+                 "block ran, gain = measured parallel speed vs block order; no suffix: the algorithm always runs)")
     return "\n".join(lines)
 
 
@@ -478,14 +508,17 @@ def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
     else:
         res.append((None, "compute with 2 workers not measured"))
 
+    # Judged as the node runs the strategies: behind the gate when this run measured that.
+    gated = [c for c in par if c.adaptive] or par
+    kind = "gated" if gated is not par else "always parallel"
     for wname in LOW_CONTENTION:
         for name in PARALLEL:
-            mine = [c for c in par if c.workload == wname and c.strategy == name and c.workers == 2]
+            mine = [c for c in gated if c.workload == wname and c.strategy == name and c.workers == 2]
             if not mine:
                 continue
             best = max(mine, key=lambda c: c.speedup)
-            res.append((best.speedup >= 1 / 1.1, f"{wname}: {name} (best substrate, 2 workers) not >10% slower "
-                                                 f"than Serial: {best.label()} {best.speedup:.2f}x"))
+            res.append((best.speedup >= 1 / 1.1, f"{wname}: {name} ({kind}, best substrate, 2 workers) not >10% "
+                                                 f"slower than Serial: {best.label()} {best.speedup:.2f}x"))
 
     hot = [c for c in par if c.workload == "hot" and c.strategy == "AptosBlockSTM" and c.workers == 2]
     if hot:
@@ -500,14 +533,15 @@ def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
 def write_csv(path: str, cells: list[Cell]) -> None:
     cols = ["executor", "workload", "strategy", "substrate", "workers", "txs", "seconds", "tps", "serial_seconds",
             "speedup_vs_serial", "efficiency", "conflict_rate", "re_executions", "aborts", "deferrals",
-            "dag_depth", "dag_width", "other_load"]
+            "dag_depth", "dag_width", "other_load", "adaptive", "mode", "gain"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for c in cells:
             w.writerow([c.executor, c.workload, c.strategy, c.substrate, c.workers, c.txs, f"{c.seconds:.6f}", f"{c.tps:.1f}",
                         f"{c.serial_seconds:.6f}", f"{c.speedup:.4f}", f"{c.efficiency:.4f}",
-                        f"{c.conflict_rate:.4f}", c.re_executions, c.aborts, c.deferrals, c.dag_depth, c.dag_width, f"{c.other_load:.3f}"])
+                        f"{c.conflict_rate:.4f}", c.re_executions, c.aborts, c.deferrals, c.dag_depth, c.dag_width, f"{c.other_load:.3f}",
+                        int(c.adaptive), c.mode, f"{c.gain:.4f}"])
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -526,6 +560,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="multiprocessing start method (default forkserver, as the node; fork starts "
                    "faster but the parent then pays copy-on-write faults during the run)")
     p.add_argument("--max-seconds", type=float, default=900, help="skip cells after this (default 900)")
+    p.add_argument("--adaptive", default="on,off",
+                   help="on: strategies behind the adaptive gate (the node's default); off: the algorithm "
+                   "always runs; on,off (default): both, as separate cells")
     p.add_argument("--csv", metavar="PATH", help="also write the cells as CSV")
     p.add_argument("--quick", action="store_true",
                    help="short run: 2,000-tx blocks, workers 1,2, one timed run per cell")
@@ -533,6 +570,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     a.workloads = [w for w in a.workloads.split(",") if w]
     a.strategies = [s for s in a.strategies.split(",") if s]
     a.workers = [int(w) for w in a.workers.split(",") if w]
+    modes = [m for m in a.adaptive.split(",") if m]
+    if not modes or any(m not in ("on", "off") for m in modes):
+        p.error(f"--adaptive takes on, off or on,off, not {a.adaptive!r}")
+    a.adaptive = [m == "on" for m in dict.fromkeys(modes)]
     subs: list[SubstrateKind] = []
     for s in a.substrates.split(","):
         if s not in ("threads", "processes"):
@@ -560,7 +601,7 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     print(f"dubhe-bench scheduler: executors {args.executors}, block {args.block_size} txs, "
           f"workers {args.workers}, substrates "
-          f"{args.substrates}, commit {args.commit}, {args.repeat} paired timed run(s) per cell (best of)", flush=True)
+          f"{args.substrates}, gate {['on' if g else 'off' for g in args.adaptive]}, commit {args.commit}, {args.repeat} paired timed run(s) per cell (best of)", flush=True)
     cells = run(args, lambda s: print(s, flush=True))
     print()
     print(table(cells))

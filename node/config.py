@@ -121,6 +121,10 @@ class SchedulerConfig(_Section):
     #: values of each transaction's declared keys; for Python-heavy short transactions).
     #: Serial and AptosBlockSTM ignore it.
     substrate: Literal["threads", "processes"] = "threads"
+    #: Parallel strategies run a block in parallel only while that measurably beats block order
+    #: (node.scheduler.adaptive); ``false`` always runs the parallel algorithm. Results are
+    #: identical either way.
+    adaptive: bool = True
 
 
 class VmConfig(_Section):

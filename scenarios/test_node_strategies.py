@@ -2,7 +2,8 @@
 same state root, receipts and balances as the Serial node.
 
 Description: `dubhe-node` processes (Serial, SolanaParallel, AptosBlockSTM, SuiObjectDAG on threads,
-and SolanaParallel and SuiObjectDAG on worker processes; two workers each, RISC-V VM) receive an identical, seeded workload of mints, transfers over a small
+and SolanaParallel and SuiObjectDAG on worker processes, all with the parallel algorithm always
+running; Block-STM behind the default adaptive gate; two workers each, RISC-V VM) receive an identical, seeded workload of mints, transfers over a small
 account set (contention) and counter increments, submitted in the same order while block
 production is paused, then released. Role: determinism of the scheduler strategies end to end
 (mempool, VM, strategy, commit).
@@ -23,10 +24,13 @@ from node.core import keys
 from node.core.hexutil import data
 from node.core.tx import Signer, Transaction, sign_tx
 
-#: (strategy, substrate): every strategy on threads, and the two that can use worker processes.
+#: (strategy, substrate, adaptive): every strategy on threads, and the two that can use worker
+#: processes, with the parallel algorithm always running (``adaptive`` off); and one node as
+#: configured by default (behind the adaptive gate, which may run blocks in order).
 STRATEGIES = [
-    ("Serial", "threads"), ("SolanaParallel", "threads"), ("AptosBlockSTM", "threads"),
-    ("SuiObjectDAG", "threads"), ("SolanaParallel", "processes"), ("SuiObjectDAG", "processes"),
+    ("Serial", "threads", False), ("SolanaParallel", "threads", False), ("AptosBlockSTM", "threads", False),
+    ("SuiObjectDAG", "threads", False), ("SolanaParallel", "processes", False),
+    ("SuiObjectDAG", "processes", False), ("AptosBlockSTM", "threads", True),
 ]
 TOKEN = "scenario-token"
 CHAIN = 0x44554248
@@ -71,10 +75,13 @@ def workload(seed: int, n_accounts: int = 600, n_transfers: int = 300) -> list[T
     return txs
 
 
-async def run_node(tmp: Path, strategy: str, substrate: str, txs: list[Transaction]) -> tuple[str, list[dict[str, object]]]:
-    wd = tmp / f"{strategy}-{substrate}"
+async def run_node(
+    tmp: Path, strategy: str, substrate: str, adaptive: bool, txs: list[Transaction]
+) -> tuple[str, list[dict[str, object]]]:
+    wd = tmp / f"{strategy}-{substrate}-{'gated' if adaptive else 'always'}"
     funded = {"0x" + a.address.hex(): 10_000 for a in accounts(SEED, 600)}
-    cfg = default_config(wd, scheduler={"strategy": strategy, "worker_threads": 2, "substrate": substrate},
+    cfg = default_config(wd, scheduler={"strategy": strategy, "worker_threads": 2, "substrate": substrate,
+                                        "adaptive": adaptive},
                          security={"admin_token": TOKEN}, node={"block_time_ms": 100, "genesis_balances": funded})
     node = NodeProcess(wd, cfg)
     await node.astart()

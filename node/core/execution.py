@@ -154,6 +154,10 @@ class BlockStats:
     dag_depth: int = 0
     dag_width: int = 0
     sequential_fallback: bool = False  # Block-STM gave up under full contention and ran in order
+    #: The adaptive gate's choice for this block (node.scheduler.adaptive): "parallel" or
+    #: "sequential"; "" when the strategy is not gated (Serial, or adaptive = false).
+    mode: str = ""
+    gain: float = 0.0  # measured speed of the parallel path vs block order in this block (0: not measured)
 
     @property
     def parallel_efficiency(self) -> float:
@@ -182,6 +186,8 @@ class BlockStats:
             "dagDepth": self.dag_depth,
             "dagWidth": self.dag_width,
             "sequentialFallback": self.sequential_fallback,
+            "mode": self.mode,
+            "gain": round(self.gain, 4),
         }
 
 

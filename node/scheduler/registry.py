@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from node.core.execution import BlockExecutor, TxExecutor
+from node.scheduler.adaptive import Adaptive, ParallelGate
 from node.scheduler.blockstm import AptosBlockSTM
 from node.scheduler.objectdag import SuiObjectDAG
 from node.scheduler.sealevel import SolanaParallel
@@ -39,12 +40,16 @@ def create(
     executor_factory: ExecutorFactory | None = None,
     substrate: SubstrateKind = "threads",
     mp_context: str = "forkserver",
+    adaptive: bool = False,
+    gate: ParallelGate | None = None,
 ) -> BlockExecutor:
     """Build the named strategy with ``workers`` workers; raises ``KeyError`` naming the choices.
 
     ``substrate`` is ``"threads"`` (default; scales when the executor releases the GIL) or
     ``"processes"`` (needs ``executor_factory``; Sealevel and the object DAG only, the others
     run as they always do). ``mp_context`` is the multiprocessing start method for processes.
+    ``adaptive=True`` wraps a parallel strategy in :class:`~node.scheduler.adaptive.Adaptive`
+    (parallel only where it measurably pays; ``gate`` to tune or pin it); Serial is never wrapped.
     Call ``close()`` on the result to stop its workers.
     """
     try:
@@ -53,10 +58,15 @@ def create(
         raise KeyError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}") from None
     if substrate not in SUBSTRATES:
         raise ValueError(f"unknown substrate {substrate!r}; choose one of {', '.join(SUBSTRATES)}")
+    strategy: BlockExecutor
     if name in PROCESS_CAPABLE:
         cls: Callable[..., BlockExecutor] = factory
-        return cls(
+        strategy = cls(
             executor, workers, executor_factory=executor_factory, substrate=substrate,
             mp_context=mp_context,
         )
-    return factory(executor, workers)
+    else:
+        strategy = factory(executor, workers)
+    if (adaptive or gate is not None) and name != "Serial":
+        return Adaptive(strategy, executor, gate)
+    return strategy

@@ -91,6 +91,13 @@ class Metrics:
         )
         self.conflict_rate = Gauge("dubhe_scheduler_conflict_rate", "Last block: conflicts / transactions", registry=r)
         self.re_executions = Counter("dubhe_scheduler_re_executions", "Transaction re-executions", registry=r)
+        self.sched_blocks = Counter(
+            "dubhe_scheduler_blocks", "Blocks by execution path (adaptive gate: parallel/sequential; none: not gated)",
+            ["mode"], registry=r,
+        )
+        self.parallel_gain = Gauge(
+            "dubhe_scheduler_parallel_gain", "Last measured speed of the parallel path vs block order", registry=r
+        )
 
         self.l1_head = Gauge("dubhe_l1_head", "Latest L1 head seen, by chain", ["chain"], registry=r)
         self.l1_endpoint_score = Gauge(
@@ -105,6 +112,9 @@ class Metrics:
         self.parallel_efficiency.set(stats.parallel_efficiency)
         self.conflict_rate.set(stats.conflict_rate)
         self.re_executions.inc(stats.re_executions)
+        self.sched_blocks.labels(stats.mode or "none").inc()
+        if stats.gain:
+            self.parallel_gain.set(stats.gain)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

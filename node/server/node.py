@@ -21,6 +21,7 @@ from node.config import Config, split_bind
 from node.core import keys
 from node.core.execution import BlockExecutor
 from node.scheduler import registry
+from node.scheduler.adaptive import ParallelGate
 from node.server import contract_methods, execution, methods
 from node.server.dispatch import Dispatcher, Handler
 from node.server.http import HttpShell
@@ -50,6 +51,7 @@ class Node:
         self.block_executor: BlockExecutor = registry.create(
             cfg.scheduler.strategy, self.tx_executor, cfg.scheduler.worker_threads,
             executor_factory=self.execution.worker_factory, substrate=cfg.scheduler.substrate,
+            adaptive=cfg.scheduler.adaptive,
         )
         self.producer = BlockProducer(self.store, self.block_executor, chain_id=cfg.node.chain_id)
         self.mempool = Mempool(self.store, chain_id=cfg.node.chain_id, max_txs=cfg.node.max_mempool_txs)
@@ -208,6 +210,14 @@ class Node:
             "paused": self.paused,
         }
 
+    def _scheduler_status(self) -> dict[str, Any]:
+        gate = getattr(self.block_executor, "gate", None)
+        return {
+            "strategy": self.block_executor.name,
+            "substrate": self.cfg.scheduler.substrate,
+            "adaptive": gate.as_dict() if isinstance(gate, ParallelGate) else None,
+        }
+
     def status(self) -> dict[str, Any]:
         head = self.store.head
         return {
@@ -218,6 +228,7 @@ class Node:
             "stateRoot": "0x" + self.store.state_root().hex(),
             "strategy": self.block_executor.name,
             "workers": self.cfg.scheduler.worker_threads,
+            "scheduler": self._scheduler_status(),
             "vm": self.execution.vm,
             "loader": self.loader.stats().as_dict() if self.loader else None,
             "mempoolSize": len(self.mempool),

@@ -33,6 +33,7 @@ from sched_model import (
 
 from node.core.execution import BlockExecutor, TxExecutor
 from node.core.tx import Transaction
+from node.scheduler.adaptive import ParallelGate
 from node.scheduler.blockstm import AptosBlockSTM
 from node.scheduler.objectdag import SuiObjectDAG
 from node.scheduler.registry import create
@@ -69,6 +70,13 @@ def _fleet(executor: TxExecutor) -> list[tuple[str, int, BlockExecutor]]:
     ]
     # Block-STM without its speculation window (the paper as is) and with the tightest one.
     fleet += [(f"AptosBlockSTM(window={win})", 4, AptosBlockSTM(executor, 4, window=win)) for win in (0, 1)]
+    # Behind the adaptive gate, pinned to its parallel path with a small in-order sample: the
+    # block is split (a prefix in order, the rest through the strategy) at many points.
+    fleet += [
+        (f"{name}+gate(sample 1/4)", 2,
+         create(name, executor, 2, gate=ParallelGate(force="parallel", min_sample=1, sample_fraction=0.25)))
+        for name in PARALLEL
+    ]
     return fleet
 
 
