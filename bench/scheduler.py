@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import hashlib
 import random
 import struct
@@ -344,6 +345,9 @@ class LoadProbe:
 
 def _run_once(wl: Workload, strategy: BlockExecutor, commit_kind: str) -> tuple[float, BlockExecution]:
     state = COMMITS[commit_kind](wl.state)
+    # Every run starts from the same heap: a full collection pending from the previous run (its
+    # 10,000 outcomes) would otherwise land in whichever run comes next.
+    gc.collect()
     t0 = time.perf_counter()
     result = strategy.execute_block(wl.txs, state, CTX)
     state.commit(result.writes)
@@ -554,8 +558,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--executors", default="auto",
                    help="vm and/or reference (default auto: both when the VM is available)")
     p.add_argument("--commit", choices=sorted(COMMITS), default="dict", help="commit step (default dict)")
-    p.add_argument("--repeat", type=int, default=2,
-                   help="timed runs per cell, each paired with a Serial run; best kept (default 2)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="timed runs per cell, each paired with a Serial run; best kept (default 3)")
     p.add_argument("--mp-context", default="forkserver",
                    help="multiprocessing start method (default forkserver, as the node; fork starts "
                    "faster but the parent then pays copy-on-write faults during the run)")

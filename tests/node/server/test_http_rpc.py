@@ -218,3 +218,35 @@ async def test_http_rate_limit(fresh_node: Any) -> None:
     assert codes[:5] == [None] * 5
     assert codes[5:] == [-32005] * 3
 
+
+
+async def test_adaptive_scheduler_reports_its_path(fresh_node: Any) -> None:
+    """A gated parallel strategy: a 24-transaction block runs (the first parallel block is the
+    gate's warm-up), its stats say which path ran, and status and /metrics show the gate."""
+    n = fresh_node(scheduler={"strategy": "SuiObjectDAG", "worker_threads": 2, "adaptive": True})
+    async with HttpRpc(n.rpc, token=ADMIN_TOKEN) as rpc:
+        chain_id = parse_qty(await rpc.call("eth_chainId"))
+        await rpc.call("dubhe_admin_pauseProduction")
+        hashes = []
+        for i in range(24):
+            slot = b"s%d" % i
+            tx = sign_tx(Signer.from_seed(b"gate-%d" % i), chain_id=chain_id, nonce=0, to=keys.COUNTER_DEMO,
+                         method="increment", args=slot + struct.pack(">Q", 1),
+                         write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),))
+            hashes.append(await rpc.call("dubhe_sendTransaction", data(tx.raw)))
+        await rpc.call("dubhe_admin_resumeProduction")
+        rc = None
+        for _ in range(100):
+            rc = await rpc.call("dubhe_getReceipt", hashes[-1])
+            if rc:
+                break
+            await asyncio.sleep(0.05)
+        assert rc is not None and rc["status"] == "success"
+        stats = rc["blockStats"]
+        assert stats["strategy"] == "SuiObjectDAG" and stats["txs"] == 24
+        assert stats["mode"] == "parallel" and stats["workers"] == 2  # the warm-up block runs in parallel
+        gate = (await rpc.call("dubhe_status"))["scheduler"]["adaptive"]
+        assert gate["parallelBlocks"] >= 1 and gate["force"] is None
+    async with aiohttp.ClientSession() as s, s.get(n.rpc + "/metrics") as r:
+        text = await r.text()
+    assert 'dubhe_scheduler_blocks_total{mode="parallel"}' in text and "dubhe_scheduler_parallel_gain" in text
