@@ -21,8 +21,8 @@ fed with measurements) chooses:
 The gate keeps an exponentially weighted gain. While it is >= 1 blocks run in parallel; below,
 they run in order, and the gate probes parallel again after 4, 8, ... up to 128 blocks (a
 losing probe costs one slower block, so probing costs a few percent at most), or at once when
-the sequential cost per transaction moves by more than 2x (the workload changed: compute-heavy
-calls arrived). The first parallel block after start is a warm-up (worker pools start, VM
+the sequential cost per transaction has moved by more than 2x for 3 blocks in a row (the
+workload changed: compute-heavy calls arrived; blocks of under 16 transactions do not count). The first parallel block after start is a warm-up (worker pools start, VM
 instances warm) and is not measured.
 
 Outcomes never depend on the choice: both paths produce Serial's outcomes and write set (the
@@ -73,7 +73,8 @@ class ParallelGate:
     alpha: float = 0.5  # EWMA weight of the newest gain
     first_backoff: int = 4
     max_backoff: int = 128
-    drift: float = 2.0  # a change of the sequential cost per tx by this factor triggers a probe
+    drift: float = 2.0  # a change of the sequential cost per tx by this factor ...
+    drift_blocks: int = 3  # ... in this many blocks in a row triggers a probe
 
     gain: float | None = None
     warmed_up: bool = False
@@ -82,6 +83,7 @@ class ParallelGate:
     _backoff: int = 0
     _countdown: int = 0
     _ref_cost: float | None = None  # sequential seconds per tx when the gain was measured
+    _drifted: int = 0  # consecutive in-order blocks whose cost per tx drifted from _ref_cost
 
     def __post_init__(self) -> None:
         if self.force not in (None, PARALLEL, SEQUENTIAL):
@@ -125,19 +127,28 @@ class ParallelGate:
         self.probes += 1
         self.gain = g if self.gain is None else self.alpha * g + (1 - self.alpha) * self.gain
         self._ref_cost = seq_per_tx
+        self._drifted = 0
         if self.gain >= 1.0:
             self._backoff = self.first_backoff
         else:
             self._countdown = self._backoff
             self._backoff = min(self.max_backoff, self._backoff * 2)
 
-    def observe_sequential(self, seq_per_tx: float) -> None:
-        """A block ran in order at ``seq_per_tx`` seconds per transaction."""
+    def observe_sequential(self, seq_per_tx: float, n: int) -> None:
+        """A block of ``n`` transactions ran in order at ``seq_per_tx`` seconds per transaction."""
         ref = self._ref_cost
-        if ref is not None and seq_per_tx > 0 and (seq_per_tx > ref * self.drift or seq_per_tx * self.drift < ref):
-            # The workload changed since the gain was measured: measure again now.
-            self._countdown = 0
-            self._backoff = self.first_backoff
+        if ref is None or n < self.min_txs or seq_per_tx <= 0:
+            return  # small blocks are too noisy to say the workload changed
+        if seq_per_tx > ref * self.drift or seq_per_tx * self.drift < ref:
+            self._drifted += 1
+            if self._drifted >= self.drift_blocks:
+                # The workload changed since the gain was measured, and stayed changed: measure
+                # again now. (Blocks that merely alternate between two mixes never get here, so
+                # they cannot make the gate probe more often than its back-off allows.)
+                self._countdown = 0
+                self._drifted = 0
+        else:
+            self._drifted = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -182,7 +193,7 @@ class Adaptive:
         seq = t1 - t0
         if mode == SEQUENTIAL or p >= n:
             if p:
-                gate.observe_sequential(seq / p)
+                gate.observe_sequential(seq / p, n)
             stats = BlockStats(
                 strategy=self.name, workers=1, txs=n, exec_seconds=seq,
                 serial_equivalent_seconds=seq, executions=n, mode=SEQUENTIAL,

@@ -42,7 +42,7 @@ def test_losing_parallel_path_runs_in_order_and_probes_with_backoff() -> None:
         if mode == PARALLEL:
             g.observe_parallel(1e-5, 2e-5)  # still losing
         else:
-            g.observe_sequential(1e-5)
+            g.observe_sequential(1e-5, N)
     # 4 blocks in order, a probe, 8 in order, a probe, 16 in order, a probe: doubling back-off.
     probes = [i for i, m in enumerate(seen) if m == PARALLEL]
     assert probes == [4, 13, 30]
@@ -53,7 +53,7 @@ def test_backoff_is_capped() -> None:
     g = losing_gate()
     for _ in range(20):  # many losing probes
         while g.decide(N) == SEQUENTIAL:
-            g.observe_sequential(1e-5)
+            g.observe_sequential(1e-5, N)
         g.observe_parallel(1e-5, 2e-5)
     assert g._countdown == g.max_backoff
 
@@ -71,23 +71,37 @@ def test_winning_parallel_path_stays_parallel() -> None:
 def test_gain_is_smoothed_and_recovers() -> None:
     g = losing_gate()  # gain 0.5
     while g.decide(N) == SEQUENTIAL:
-        g.observe_sequential(1e-5)
+        g.observe_sequential(1e-5, N)
     g.observe_parallel(2e-5, 1e-5)  # a probe now wins 2x: EWMA 0.5*2 + 0.5*0.5 = 1.25
     assert g.gain == pytest.approx(1.25)
     assert g.decide(N) == PARALLEL
 
 
-def test_workload_change_triggers_a_probe_at_once() -> None:
+def test_lasting_workload_change_triggers_a_probe() -> None:
     g = losing_gate()
     assert g.decide(N) == SEQUENTIAL
-    g.observe_sequential(1e-5)  # same cost per transaction: keep waiting
-    assert g.decide(N) == SEQUENTIAL
-    g.observe_sequential(2.5e-4)  # 25x more expensive transactions arrived (compute-heavy)
+    g.observe_sequential(1e-5, N)  # same cost per transaction: keep waiting
+    for _ in range(g.drift_blocks):
+        assert g.decide(N) == SEQUENTIAL
+        g.observe_sequential(2.5e-4, N)  # 25x more expensive transactions arrived (compute-heavy)
     assert g.decide(N) == PARALLEL
     g2 = losing_gate()
-    g2.decide(N)
-    g2.observe_sequential(1e-6)  # and 10x cheaper ones also count as a change
+    for _ in range(g2.drift_blocks):
+        g2.decide(N)
+        g2.observe_sequential(1e-6, N)  # and 10x cheaper ones also count as a change
     assert g2.decide(N) == PARALLEL
+
+
+def test_alternating_mixes_and_small_blocks_do_not_trigger_probes() -> None:
+    g = losing_gate()  # next probe after 4 blocks in order
+    for i in range(4):
+        assert g.decide(N) == SEQUENTIAL
+        g.observe_sequential(2.5e-4 if i % 2 else 1e-5, N)  # two mixes, alternating
+    g2 = losing_gate()
+    for _ in range(4):
+        assert g2.decide(N) == SEQUENTIAL
+        g2.observe_sequential(2.5e-4, g2.min_txs - 1)  # drifted, but too small to say so
+    assert g.decide(N) == PARALLEL and g2.decide(N) == PARALLEL  # just the regular back-off probe
 
 
 def test_small_blocks_run_in_order_and_force_pins() -> None:
