@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import pickle
 import threading
@@ -73,7 +74,28 @@ def test_threads_get_their_own_instances(state: DictState) -> None:
     for t in threads:
         t.join()
     assert all(r == results[0] for r in results)
-    assert ex.stats()["workers"] == 4
+    gc.collect()
+    # Each thread had its own pool; the pools (and their engines) went away with the threads,
+    # and their counters stayed in the totals.
+    assert ex.stats() == {"workers": 0, "instances": 0, "created": 4, "evicted": 0}
+
+
+def test_live_threads_keep_their_pools(state: DictState) -> None:
+    ex = VmExecutor(resolver)
+    ready, done = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        ex.call(COMPUTE, "hash_loop", u64(1), state, CTX)
+        ready.set()
+        done.wait(30)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    ready.wait(30)
+    gc.collect()
+    assert ex.stats()["workers"] == 1 and ex.stats()["instances"] == 1
+    done.set()
+    t.join()
 
 
 def _child(q: multiprocessing.Queue[bytes]) -> None:
