@@ -160,7 +160,7 @@ class Instance:
         # 4x slower (hash_memory 41 vs 172 M insn/s), transfers ~10% faster.
         self._uc = uc
         self._uch = uc._uch
-        self.gas = gasmeter.GasState()
+        self.gas = gasmeter.new_gas_state()
         self._mem = _Memory(self.gas)
         self._buffers: list[_Buffer] = []
 
