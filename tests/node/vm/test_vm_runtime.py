@@ -155,3 +155,18 @@ def test_gas_meter_falls_back_without_a_compiler(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(gasmeter.GasMeterUnavailable, match="'no-such-compiler-dubhe' not found"):
         gasmeter.resolve_mode("native")
     assert gasmeter.resolve_mode("auto") == "python"
+
+
+def test_gas_states_never_share_a_cache_line() -> None:
+    # The native hook writes the gas state on every basic block; two threads' states on one
+    # cache line made compute-heavy blocks run at 0.75x instead of 1.8x (false sharing).
+    import ctypes
+
+    from node.vm import gasmeter
+
+    states = [gasmeter.new_gas_state() for _ in range(64)]
+    addrs = sorted(ctypes.addressof(g) for g in states)
+    assert all(a % 128 == 0 for a in addrs)
+    assert all(b - a >= 128 for a, b in zip(addrs, addrs[1:]))  # 48-byte states, 128-byte lines apart
+    states[0].left = 7
+    assert states[0].left == 7 and all(g.left == 0 for g in states[1:])
