@@ -164,6 +164,12 @@ class Connection:
 
     # -- lifecycle ----------------------------------------------------------------------
     def client_made(self, side: _Side) -> None:
+        if self.finished:
+            # Aborted between accept and connection_made (the proxy was disabled meanwhile):
+            # the socket arrives too late to be proxied; close it, and never count it as open.
+            if side.transport is not None:
+                side.transport.abort()
+            return
         loop = asyncio.get_running_loop()
         self.opened_at = loop.time()
         assert side.transport is not None

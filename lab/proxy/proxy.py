@@ -56,6 +56,7 @@ class Proxy:
         self.flapped_down = False
         self.server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
+        self._counted: set[Connection] = set()  # connections counted in the open-connections gauge
         self.conn_count = 0
         self.seed = rng.derive(owner.seed, name)
         self.toxics = ToxicCollection(name, owner.events, _Control(self))
@@ -143,10 +144,14 @@ class Proxy:
         m = self.owner.metrics
         m.connections.labels(self.name).inc()
         m.open_connections.labels(self.name).inc()
+        self._counted.add(conn)
 
     def connection_closed(self, conn: Connection) -> None:
-        if conn in self.connections:
-            self.connections.discard(conn)
+        self.connections.discard(conn)
+        # Only what was counted as open is uncounted: a connection aborted between accept and
+        # its connection_made (the proxy disabled meanwhile) was never counted.
+        if conn in self._counted:
+            self._counted.discard(conn)
             self.owner.metrics.open_connections.labels(self.name).dec()
 
     def link_seed(self, conn_id: int, direction: str) -> int:

@@ -13,6 +13,7 @@ import pytest
 from proxy_helpers import open_through
 
 from lab.proxy.client import ToxiproxyClient
+from lab.proxy.proxy import Proxy
 
 TOXICS: list[tuple[str, dict[str, Any]]] = [
     ("latency", {"latency": 20, "jitter": 10}),
@@ -179,3 +180,35 @@ async def test_ws_chaos_keeps_frames_consistent(tp: ToxiproxyClient) -> None:
     assert 1002 not in codes and 1007 not in codes, codes
     assert {e["event"] for e in events} & {"ws_cut", "ws_close_sent", "ws_message_dropped",
                                            "ws_message_delayed", "ws_frame_dropped"}
+
+
+class _FakeTransport:
+    """Just enough of a transport for a connection_made that arrives after an abort."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def test_connection_aborted_before_it_is_made_is_never_counted() -> None:
+    # The race behind a negative open-connections gauge: the proxy is disabled between
+    # accepting a socket (protocol created) and that socket's connection_made callback.
+    from lab.proxy.proxy_collection import ProxyCollection
+
+    owner = ProxyCollection(seed=1)
+    proxy = Proxy(owner, "race", "127.0.0.1:0", "127.0.0.1:1")
+    gauge = owner.metrics.open_connections.labels("race")
+    side = proxy._accept()
+    await proxy.stop()  # aborts every live connection: this one has no transport yet
+    assert gauge._value.get() == 0 and not proxy.connections
+    t = _FakeTransport()
+    side.connection_made(t)  # type: ignore[arg-type]  # arrives late
+    assert t.aborted and gauge._value.get() == 0
