@@ -46,9 +46,9 @@ from node.core.execution import (
     BlockStats,
     StateReader,
     TxExecutor,
-    TxOutcome,
 )
 from node.core.tx import Transaction
+from node.scheduler.serial import run_in_order
 
 PARALLEL = "parallel"
 SEQUENTIAL = "sequential"
@@ -183,12 +183,7 @@ class Adaptive:
         mode = gate.decide(n)
         p = n if mode == SEQUENTIAL else min(n, gate.sample_size(n))
         view = Overlay(state)
-        outcomes: list[TxOutcome] = []
-        execute = self.executor.execute
-        for tx in txs[:p] if p < n else txs:
-            o = execute(tx, view, ctx)
-            view.writes.update(o.writes)
-            outcomes.append(o)
+        outcomes = run_in_order(self.executor, txs[:p] if p < n else txs, view, ctx)
         t1 = time.perf_counter()
         seq = t1 - t0
         if mode == SEQUENTIAL or p >= n:

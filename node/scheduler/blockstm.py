@@ -48,6 +48,7 @@ from node.core.execution import (
 )
 from node.core.tx import Transaction
 from node.scheduler._common import fold_writes
+from node.scheduler.serial import run_in_order
 
 # -- multi-version memory ----------------------------------------------------------------------
 
@@ -537,13 +538,8 @@ class AptosBlockSTM:
         """The contention fallback: the whole block in order over a plain overlay, exactly as
         Serial does (the abandoned speculative work is discarded)."""
         view = Overlay(state)
-        outcomes: list[TxOutcome] = []
-        execute = self.executor.execute
         t1 = time.perf_counter()
-        for tx in txs:
-            o = execute(tx, view, ctx)
-            view.writes.update(o.writes)
-            outcomes.append(o)
+        outcomes = run_in_order(self.executor, txs, view, ctx)
         serial = time.perf_counter() - t1
         stats = BlockStats(
             strategy=self.name, workers=self.workers, txs=len(txs),

@@ -17,6 +17,21 @@ from node.core.execution import (
 from node.core.tx import Transaction
 
 
+def run_in_order(
+    executor: TxExecutor, txs: Sequence[Transaction], view: Overlay, ctx: BlockContext
+) -> list[TxOutcome]:
+    """Execute ``txs`` one after the other against ``view``, applying each one's writes to it:
+    the reference computation every strategy must equal (also their in-order fallbacks)."""
+    outcomes: list[TxOutcome] = []
+    execute = executor.execute
+    apply = view.writes.update
+    for tx in txs:
+        o = execute(tx, view, ctx)
+        apply(o.writes)
+        outcomes.append(o)
+    return outcomes
+
+
 class Serial:
     name = "Serial"
 
@@ -29,12 +44,7 @@ class Serial:
     ) -> BlockExecution:
         t0 = time.perf_counter()
         view = Overlay(state)
-        outcomes: list[TxOutcome] = []
-        execute = self.executor.execute
-        for tx in txs:
-            o = execute(tx, view, ctx)
-            view.writes.update(o.writes)
-            outcomes.append(o)
+        outcomes = run_in_order(self.executor, txs, view, ctx)
         dt = time.perf_counter() - t0
         stats = BlockStats(
             strategy=self.name, workers=1, txs=len(txs), exec_seconds=dt,
