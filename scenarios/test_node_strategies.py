@@ -11,12 +11,12 @@ production is paused, then released. Role: determinism of the scheduler strategi
 
 from __future__ import annotations
 
-import asyncio
 import random
 import struct
 from pathlib import Path
 
 import pytest
+from timing import wait_until  # type: ignore[import-not-found]
 
 from lab.clients.rpc import HttpRpc
 from lab.orchestrate.node_proc import NodeProcess, default_config
@@ -91,10 +91,11 @@ async def run_node(
             for tx in txs:
                 await rpc.call("dubhe_sendTransaction", data(tx.raw))
             await rpc.call("dubhe_admin_resumeProduction")
-            for _ in range(200):
-                if (await rpc.call("dubhe_status"))["mempoolSize"] == 0:
-                    break
-                await asyncio.sleep(0.05)
+
+            async def drained() -> bool:
+                return bool((await rpc.call("dubhe_status"))["mempoolSize"] == 0)
+
+            await wait_until(drained, what="every transaction included")
             receipts = [await rpc.call("dubhe_getReceipt", data(tx.hash)) for tx in txs]
             root = (await rpc.call("dubhe_status"))["stateRoot"]
     finally:

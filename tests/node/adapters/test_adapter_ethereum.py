@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from timing import scaled, wait_until  # type: ignore[import-not-found]
 
 from lab.l1.harness import admin, mock_l1
 from lab.l1.server import MockL1
@@ -75,18 +76,15 @@ class Collected:
             assert self.chain[-1] == ev.fork_point
 
     async def until(self, stream: EventStream, pred: Callable[[], bool], timeout_s: float = 15.0) -> None:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(scaled(timeout_s)):
             while not pred():
                 self.add(await stream.get())
 
 
-async def eventually(pred: Callable[[], bool], timeout_s: float = 10.0, step_s: float = 0.02) -> None:
-    """Poll ``pred`` until true; fails after ``timeout_s`` (a generous bound, not a timing assertion)."""
-    for _ in range(int(timeout_s / step_s)):
-        if pred():
-            return
-        await asyncio.sleep(step_s)
-    raise AssertionError("condition not reached in time")
+async def eventually(pred: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll ``pred`` until true; fails after ``scaled(timeout_s)`` (a generous bound, not a
+    timing assertion)."""
+    await wait_until(pred, timeout_s)
 
 
 def canonical(l1: MockL1, first: int) -> list[str]:
@@ -132,15 +130,19 @@ async def test_backfills_after_disconnects_with_no_missed_or_duplicate_block(eth
     async with eth_adapter(eth, poll_interval_s=0.3) as a:
         stream, got = await started(a)
         for round_ in range(3):
+            connects = a.stats["ws_connects"]
+            cut = a.ws_connected in (None, primary.ws_url)  # else it already follows the fallback
             await primary.disconnect_ws()
             eth.produce(7)  # while the subscription is down
-            await asyncio.sleep(0.05)
+            if cut:  # the next blocks arrive on a new subscription
+                await wait_until(lambda c=connects: a.stats["ws_connects"] > c,
+                                 what="the adapter subscribed again")
             eth.produce(3)
             if round_ == 1:
                 await admin(primary.admin_url, {"cmd": "outage", "ms": 300})
-                await asyncio.sleep(0.1)
+                await wait_until(lambda: not primary.up, what="the primary's outage started")
                 eth.produce(5)  # while the primary is not even listening
-                await asyncio.sleep(0.3)
+                await wait_until(lambda: primary.up, what="the primary back after its outage")
         await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
         assert a.stats["backfilled"] > 0

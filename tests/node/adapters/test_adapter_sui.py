@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from timing import scaled, wait_until  # type: ignore[import-not-found]
 
 from lab.l1.harness import admin, mock_l1
 from lab.l1.server import MockL1
@@ -55,7 +56,7 @@ class Seen:
                 self.chain.pop()
 
     async def until(self, stream: EventStream, pred: Callable[[], bool], timeout_s: float = 15.0) -> None:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(scaled(timeout_s)):
             while not pred():
                 self.add(await stream.get())
 
@@ -114,7 +115,9 @@ async def test_backfills_after_an_outage_without_gaps_or_duplicates(sui: MockL1)
             sui.produce(9)
             d = await admin(f"http://127.0.0.1:{sui.endpoints[0].port}/admin", {"cmd": "state"}) if primary.up else None
             assert d is None
-            await asyncio.sleep(0.3)
+            failures = sum(int(e["failures"]) for e in a.health())
+            await wait_until(lambda f=failures: sum(int(e["failures"]) for e in a.health()) > f,
+                             what="the adapter failing to reach the stopped endpoints")
             await primary.start()
             await sui.endpoints[1].start()
             sui.produce(1)
@@ -171,8 +174,8 @@ async def test_event_cursor_lost_in_a_reorg_is_recovered(sui: MockL1, caplog: py
         with caplog.at_level(logging.ERROR, logger="node.adapters"):
             await admin(primary.admin_url, {"cmd": "reorg", "depth": 1, "keep_txs": False})
             await seen.until(stream, lambda: any(isinstance(e, Reorg) for e in seen.events))
-            await asyncio.sleep(0.3)
-        assert any("cursor" in r.getMessage() for r in caplog.records)
+            await wait_until(lambda: any("cursor" in r.getMessage() for r in caplog.records),
+                             what="an error naming the lost event cursor")
         await admin(primary.admin_url, {"cmd": "deploy", "code": "0x7f454c4603"})
         await seen.until(stream, lambda: sum(isinstance(e, CodeUpgrade) for e in seen.events) == 2)
         assert d["address"] != [e for e in seen.events if isinstance(e, CodeUpgrade)][-1].address

@@ -43,7 +43,7 @@ async def test_internal_error_hides_traceback_and_logs_request_id(caplog: pytest
 
 async def test_async_handler_timeout() -> None:
     async def slow(p: Params, c: Call) -> int:
-        await asyncio.sleep(5)
+        await asyncio.Event().wait()  # never answers: only the dispatcher's timeout ends it
         return 1
 
     d = make({"slow": slow}, timeout_s=0.05)

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from server_harness import ADMIN_TOKEN  # type: ignore[import-not-found]
 from server_helpers import funded_transfer  # type: ignore[import-not-found]
+from timing import wait_until  # type: ignore[import-not-found]
 
 from lab.clients.rpc import HttpRpc, RpcError
 from node.core import keys
@@ -107,10 +108,12 @@ async def test_ethereum_formats(node: Any) -> None:
         assert await rpc.call("eth_syncing") is False
         assert await rpc.call("eth_gasPrice") == "0x0"
         assert await rpc.call("eth_maxPriorityFeePerGas") == "0x0"
-        n = parse_qty(await rpc.call("eth_blockNumber"))
-        while n < 1:  # the historical-state check below needs a block after genesis
-            await asyncio.sleep(0.05)
-            n = parse_qty(await rpc.call("eth_blockNumber"))
+
+        async def height() -> int:
+            return parse_qty(await rpc.call("eth_blockNumber"))
+
+        # the historical-state check below needs a block after genesis
+        n = await wait_until(height, what="a block after genesis")
         latest = await rpc.call("eth_getBlockByNumber", "latest", False)
         assert parse_qty(latest["number"]) >= n
         for k in ("hash", "parentHash", "stateRoot", "transactionsRoot", "receiptsRoot", "mixHash"):
@@ -132,13 +135,8 @@ async def test_ethereum_formats(node: Any) -> None:
 async def test_transaction_lifecycle(node: Any) -> None:
     async with HttpRpc(node.rpc) as rpc:
         tx_hash, sender, to = await funded_transfer(rpc, seed=b"lifecycle", amount=40)
-        receipt = None
-        for _ in range(100):
-            receipt = await rpc.call("eth_getTransactionReceipt", tx_hash)
-            if receipt:
-                break
-            await asyncio.sleep(0.05)
-        assert receipt is not None, "transfer not included within 5 s"
+        receipt = await wait_until(lambda: rpc.call("eth_getTransactionReceipt", tx_hash),
+                                   what="the transfer's receipt")
         assert receipt["status"] == "0x1" and receipt["transactionHash"] == tx_hash
         assert receipt["from"] == data(sender) and receipt["to"] == data(keys.NATIVE_TOKEN)
         log = receipt["logs"][0]
@@ -198,14 +196,22 @@ async def test_admin_needs_token_and_is_audited(node: Any) -> None:
 async def test_pause_resume_production(fresh_node: Any) -> None:
     n = fresh_node(node={"block_time_ms": 50})
     async with HttpRpc(n.rpc, token=ADMIN_TOKEN) as rpc:
+
+        async def height() -> int:
+            return parse_qty(await rpc.call("eth_blockNumber"))
+
         assert await rpc.call("dubhe_admin_pauseProduction") is True
-        await asyncio.sleep(0.15)
-        h1 = parse_qty(await rpc.call("eth_blockNumber"))
-        await asyncio.sleep(0.3)
-        assert parse_qty(await rpc.call("eth_blockNumber")) == h1
-        await rpc.call("dubhe_admin_resumeProduction")
-        await asyncio.sleep(0.4)
-        assert parse_qty(await rpc.call("eth_blockNumber")) > h1
+        await asyncio.sleep(0.15)  # a block in progress when the pause arrived still commits
+        h1 = await height()
+        assert (await rpc.call("dubhe_status"))["paused"] is True
+        await asyncio.sleep(0.3)  # the window of the check: six block periods, none may appear
+        assert await height() == h1
+        assert await rpc.call("dubhe_admin_resumeProduction") is True
+
+        async def moved() -> bool:
+            return await height() > h1
+
+        await wait_until(moved, what=f"a block above {h1} after resume")
 
 
 async def test_http_rate_limit(fresh_node: Any) -> None:
@@ -235,13 +241,8 @@ async def test_adaptive_scheduler_reports_its_path(fresh_node: Any) -> None:
                          write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),))
             hashes.append(await rpc.call("dubhe_sendTransaction", data(tx.raw)))
         await rpc.call("dubhe_admin_resumeProduction")
-        rc = None
-        for _ in range(100):
-            rc = await rpc.call("dubhe_getReceipt", hashes[-1])
-            if rc:
-                break
-            await asyncio.sleep(0.05)
-        assert rc is not None and rc["status"] == "success"
+        rc = await wait_until(lambda: rpc.call("dubhe_getReceipt", hashes[-1]), what="the last receipt")
+        assert rc["status"] == "success"
         stats = rc["blockStats"]
         assert stats["strategy"] == "SuiObjectDAG" and stats["txs"] == 24
         assert stats["mode"] == "parallel" and stats["workers"] == 2  # the warm-up block runs in parallel

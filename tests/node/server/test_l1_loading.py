@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from server_harness import RunningNode, make_config  # type: ignore[import-not-found]
+from timing import wait_until  # type: ignore[import-not-found]
 
 from lab.clients.rpc import HttpRpc
 from lab.l1.harness import admin, mock_l1
@@ -27,20 +28,8 @@ USER = Signer.from_seed(b"l1-user")
 async def send(rpc: HttpRpc, nonce: int, to: bytes, method: str, args: bytes, ws: tuple[bytes, ...] = ()) -> dict[str, Any]:
     tx = sign_tx(USER, chain_id=CHAIN, nonce=nonce, to=to, method=method, args=args, write_set=ws)
     h = await rpc.call("dubhe_sendTransaction", data(tx.raw))
-    for _ in range(200):
-        rc = await rpc.call("dubhe_getReceipt", h)
-        if rc is not None:
-            return dict(rc)
-        await asyncio.sleep(0.05)
-    raise AssertionError("no receipt within 10 s")
-
-
-async def eventually(pred: Any, timeout_s: float = 10.0) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if await pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+    rc = await wait_until(lambda: rpc.call("dubhe_getReceipt", h), what=f"the receipt of {method}")
+    return dict(rc)
 
 
 async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
@@ -63,15 +52,17 @@ async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
                 async def head_follows() -> bool:
                     h = await rpc.call("dubhe_getL1Head", "ethereum")
                     return h is not None and h["number"] >= 1
-                await eventually(head_follows)
+                await wait_until(head_follows, what="the L1 head followed")
                 # upgrade on the L1: the node hot-reloads it; the next tx runs the new code
                 await admin(ep.admin_url, {"cmd": "upgrade", "code": data(counter), "address": addr})
 
                 async def reloaded() -> bool:
                     s = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"][addr]
                     return bool(s["version"] >= 2)
-                await eventually(reloaded)
-                await asyncio.sleep(0.2)  # the replacement applies at the next block
+                await wait_until(reloaded, what="the node reloading the upgraded contract")
+                # No wait for a block: the replacement is queued before the status shows the new
+                # version, and it applies at the start of any block built after that, which
+                # includes every block that can hold the next transaction.
                 from node.core import keys
 
                 slot = keys.storage_key(target, b"k")
@@ -108,7 +99,7 @@ async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
 
                 async def mapped() -> bool:
                     return "0x" + target.hex() in (await rpc.call("dubhe_status"))["l1"]["suiModules"]
-                await eventually(mapped)
+                await wait_until(mapped, what="the Sui package's modules mapped")
                 rc = await send(rpc, 0, target, "hash_loop", _U64.pack(10))
                 assert rc["status"] == "success", rc
                 await admin(ep.admin_url, {"cmd": "upgrade", "address": pkg, "modules": {"dubhe": data(counter)}})
@@ -116,8 +107,8 @@ async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
                 async def reloaded() -> bool:
                     s = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"]["0x" + target.hex()]
                     return bool(s["version"] >= 2)
-                await eventually(reloaded)
-                await asyncio.sleep(0.2)
+                await wait_until(reloaded, what="the node reloading the upgraded module")
+                # no wait for a block: see the same step of the Ethereum test above
                 from node.core import keys
 
                 slot = keys.storage_key(target, b"k")

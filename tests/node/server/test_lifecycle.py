@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import websockets
 from server_harness import RunningNode  # type: ignore[import-not-found]
+from timing import scaled, wait_until  # type: ignore[import-not-found]
 from websockets.exceptions import ConnectionClosed
 
 from lab.clients.rpc import HttpRpc
@@ -33,11 +34,11 @@ async def test_sigterm_closes_websockets_1001_and_exits_0(fresh_node: Any) -> No
     n.proc.send_signal(signal.SIGTERM)
     with pytest.raises(ConnectionClosed):
         while True:
-            await asyncio.wait_for(ws.recv(), 5)
+            await asyncio.wait_for(ws.recv(), scaled(5))
     assert ws.close_code == 1001
-    rc = await asyncio.to_thread(n.wait, 10)
+    rc = await asyncio.to_thread(n.wait, scaled(10))
     assert rc == 0
-    assert time.monotonic() - t0 < 5.0
+    assert time.monotonic() - t0 < scaled(5.0)
     assert any("stopped" in line for line in n.output)
 
 
@@ -72,11 +73,11 @@ async def test_kill9_after_ack_loses_nothing_and_executes_once(fresh_node: Any) 
     n2 = RunningNode(n.workdir, n.config).start()
     try:
         async with HttpRpc(n2.rpc) as rpc:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if (await rpc.call("dubhe_status"))["mempoolSize"] == 0:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def pool_drained() -> bool:
+                return bool((await rpc.call("dubhe_status"))["mempoolSize"] == 0)
+
+            await wait_until(pool_drained, 20, what="every restored transaction included")
             seen = await _all_block_txs(rpc)
             assert all(seen[h] == 1 for h in hashes), "a transaction is missing or was included twice"
             assert sum(seen.values()) == len(hashes)

@@ -6,10 +6,12 @@ import asyncio
 import socket
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 import websockets
 from server_helpers import funded_transfer  # type: ignore[import-not-found]
+from timing import scaled, wait_until  # type: ignore[import-not-found]
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from lab.clients.rpc import HttpRpc, RpcError, WsRpc
@@ -93,7 +95,12 @@ async def test_max_connections_503(fresh_node: Any) -> None:
     finally:
         await a.close()
         await b.close()
-    await asyncio.sleep(0.2)
+    async with HttpRpc(n.rpc) as rpc:
+
+        async def slot_free() -> bool:
+            return bool((await rpc.call("dubhe_status"))["openConnections"] < 2)
+
+        await wait_until(slot_free, what="the node counting a closed connection")
     c = await websockets.connect(n.ws)  # a slot is free again
     await c.close()
 
@@ -110,17 +117,24 @@ async def test_slow_consumer_closed_1008_and_counted(fresh_node: Any) -> None:
             await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "eth_subscribe", "params": ["newHeads"]}).decode())
         # 50 subscriptions x 50 blocks/s of headers into a consumer that does not read: the
         # socket buffers fill, then the bounded queue, and the node must close the connection.
-        await asyncio.sleep(3)
+        # We read nothing until the node says it did.
+        async with aiohttp.ClientSession() as s:
+
+            async def closed_as_slow() -> bool:
+                async with s.get(n.rpc + "/metrics") as r:
+                    return 'dubhe_ws_closed_total{reason="slow_consumer"} 1.0' in await r.text()
+
+            await wait_until(closed_as_slow, 30, what="the node closing the slow consumer")
         with pytest.raises(ConnectionClosed):
             while True:
-                await asyncio.wait_for(ws.recv(), 15)
+                await asyncio.wait_for(ws.recv(), scaled(15))
         assert ws.close_code == 1008
     async with HttpRpc(n.rpc) as rpc:
-        assert (await rpc.call("dubhe_status"))["openConnections"] == 0
-    import aiohttp
 
-    async with aiohttp.ClientSession() as s, s.get(n.rpc + "/metrics") as r:
-        assert 'dubhe_ws_closed_total{reason="slow_consumer"} 1.0' in await r.text()
+        async def all_closed() -> bool:
+            return bool((await rpc.call("dubhe_status"))["openConnections"] == 0)
+
+        await wait_until(all_closed, what="no open connections")
 
 
 async def test_ws_rate_limit_then_close(fresh_node: Any) -> None:
@@ -134,7 +148,6 @@ async def test_ws_rate_limit_then_close(fresh_node: Any) -> None:
             assert e.value.code == -32005
         with pytest.raises((RpcError, ConnectionClosed)):
             await ws.call("eth_chainId")
-        await asyncio.sleep(0.2)
-        assert ws.ws.close_code == 1008
+        assert await wait_until(lambda: ws.ws.close_code, what="the close code") == 1008
     audit = (n.workdir / "audit.jsonl").read_text()
     assert '"event":"limit_close"' in audit
