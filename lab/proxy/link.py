@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from lab.proxy import rng
 from lab.proxy.stream import Channel, Chunk, End, Item, Outlet
 from lab.proxy.toxics.base import CleanupToxic, LinkInfo, StatefulToxic, ToxicStub
-from lab.proxy.wsframes import WsTracker
+from lab.proxy.ws_tracker import WsTracker
 
 # Pause reading the source when the chain's queues hold this many bytes (e.g. waiting behind a
 # latency toxic); 100 ms of latency at 200 MB/s is 20 MB, so the window must be larger.

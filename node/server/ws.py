@@ -22,7 +22,7 @@ from node.rpc import jsonrpc
 from node.server.dispatch import Call
 from node.server.pubsub import Subscription
 from node.server.security import TokenBucket, check_bearer
-from node.server.wsframe import text_frame
+from node.server.ws_text_frame import text_frame
 
 if TYPE_CHECKING:
     from node.server.node import Node

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from lab.proxy.stream import Channel, Chunk, Direction, End, Outlet
-from lab.proxy.wsframes import WsTracker
+from lab.proxy.ws_tracker import WsTracker
 
 log = logging.getLogger("lab.proxy.toxics")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from lab.proxy.stream import Chunk, Direction, End
 from lab.proxy.toxics.base import TimedOut, Toxic, ToxicStub, register
 from lab.proxy.toxics.wsbase import WsState, ws_state
-from lab.proxy.wsframes import Header, close_frame
+from lab.proxy.ws_tracker import Header, close_frame
 
 
 @register("ws_close")

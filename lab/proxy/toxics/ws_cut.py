@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from lab.proxy.stream import Chunk, End
 from lab.proxy.toxics.base import Toxic, ToxicStub, register
 from lab.proxy.toxics.wsbase import WsState, frame_chunks, ws_state
-from lab.proxy.wsframes import Header, Payload
+from lab.proxy.ws_tracker import Header, Payload
 
 
 @register("ws_cut")

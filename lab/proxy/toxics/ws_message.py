@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lab.proxy.stream import Chunk
 from lab.proxy.toxics.base import Interrupted, Toxic, ToxicStub, register
 from lab.proxy.toxics.wsbase import WsState, frame_chunks, ws_state
-from lab.proxy.wsframes import OP_CONT, Header, Payload, Piece
+from lab.proxy.ws_tracker import OP_CONT, Header, Payload, Piece
 
 
 @register("ws_message")

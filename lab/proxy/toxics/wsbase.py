@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from lab.proxy.stream import Chunk
 from lab.proxy.toxics.base import ToxicStub
-from lab.proxy.wsframes import WsTracker
+from lab.proxy.ws_tracker import WsTracker
 
 
 @dataclass

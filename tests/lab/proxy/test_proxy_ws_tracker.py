@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lab.proxy.stream import Direction
-from lab.proxy.wsframes import (
+from lab.proxy.ws_tracker import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,

@@ -8,7 +8,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from node.server.pubsub import LogFilter, _parse_log_filter
-from node.server.wsframe import text_frame
+from node.server.ws_text_frame import text_frame
 
 
 @given(st.binary(max_size=70_000))
