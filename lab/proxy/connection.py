@@ -179,10 +179,9 @@ class Connection:
         self._dial = loop.create_task(self._connect())
 
     async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             host, port = self.proxy.upstream_addr()
-            await loop.create_connection(lambda: self.upstream, host, port)
+            await self.proxy.network.dial(lambda: self.upstream, host, port)
         except (OSError, ValueError) as exc:
             self.proxy.record("upstream_failed", conn=self.conn_id, error=str(exc))
             self.client.close()

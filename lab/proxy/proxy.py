@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lab.proxy import rng
 from lab.proxy.connection import Connection
 from lab.proxy.errors import ApiError
+from lab.proxy.net import Listener, Network
 from lab.proxy.toxic_collection import ToxicCollection
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class Proxy:
         self.upstream = upstream
         self.enabled = False
         self.flapped_down = False
-        self.server: asyncio.Server | None = None
+        self.server: Listener | None = None
         self.connections: set[Connection] = set()
         self._counted: set[Connection] = set()  # connections counted in the open-connections gauge
         self.conn_count = 0
@@ -74,6 +75,11 @@ class Proxy:
     def upstream_addr(self) -> tuple[str, int]:
         return split_hostport(self.upstream)
 
+    @property
+    def network(self) -> Network:
+        """Where this proxy listens and dials (the collection's)."""
+        return self.owner.network
+
     # -- listener -----------------------------------------------------------------------
     async def start(self) -> None:
         """Bind and accept; raises ``ApiError`` 500 with Go's ``listen tcp`` text on failure."""
@@ -85,21 +91,17 @@ class Proxy:
         self.record("proxy_enabled", listen=self.listen)
 
     async def _listen(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             host, port = split_hostport(self.listen)
         except ValueError as exc:
             raise ApiError(f"listen tcp {self.listen}: {exc}", 500) from None
         try:
-            self.server = await loop.create_server(
-                self._accept, _bind_host(host), port, reuse_address=True, backlog=4096,
-            )
+            self.server = await self.network.listen(self._accept, _bind_host(host), port)
         except OSError as exc:
             # asyncio rewraps the bind error; Go prints the bare strerror ("address already in use")
             reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
             raise ApiError(f"listen tcp {self.listen}: bind: {reason}", 500) from None
-        sockname = self.server.sockets[0].getsockname()
-        self.listen = _join(str(sockname[0]), int(sockname[1]))
+        self.listen = _join(*self.server.address)
 
     async def stop(self) -> None:
         """Close the listener and every live connection."""

@@ -21,6 +21,7 @@ from lab.proxy.errors import (
 )
 from lab.proxy.events import EventLog
 from lab.proxy.metrics import ProxyMetrics
+from lab.proxy.net import Network, TcpNetwork
 from lab.proxy.proxy import Proxy, split_hostport
 
 
@@ -46,8 +47,9 @@ class ProxyCollection:
     """Owns the proxies, the event log and the metrics of one server."""
 
     def __init__(self, seed: int, events: EventLog | None = None,
-                 metrics: ProxyMetrics | None = None) -> None:
+                 metrics: ProxyMetrics | None = None, network: Network | None = None) -> None:
         self.seed = seed
+        self.network: Network = network or TcpNetwork()
         self.events = events or EventLog()
         self.metrics = metrics or ProxyMetrics()
         self.proxies: dict[str, Proxy] = {}

@@ -222,13 +222,13 @@ class ToxicCollection:
         await link.add(w)
 
     async def _run_schedule(self, w: ToxicWrapper, schedule: Schedule) -> None:
-        while True:
-            elapsed = (self._loop.time() - w.added_at) * 1000.0
-            nxt = schedule.next_change(elapsed)
-            if nxt is None:
-                return
-            await asyncio.sleep(max(nxt - elapsed, 0) / 1000.0)
-            await self.set_active(w, schedule.active_at(nxt + 0.001))
+        # Walk the schedule's changes by their offsets, not by reading the clock back: a clock
+        # read just after a wake-up may still be a hair before the change it woke for.
+        mark = 0.0  # ms after adding, of the last change applied
+        while (nxt := schedule.next_change(mark)) is not None:
+            await _sleep_until(self._loop, w.added_at + nxt / 1000.0)
+            mark = nxt
+            await self.set_active(w, schedule.active_at(nxt))
 
     def _start_proxy_task(self, w: ToxicWrapper) -> None:
         if isinstance(w.toxic, ProxyToxic):
@@ -244,3 +244,18 @@ class ToxicCollection:
             for task in tasks:
                 task.cancel()
         self._tasks.clear()
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    """Sleep until loop time ``when`` (at once if it has passed)."""
+    fut: asyncio.Future[None] = loop.create_future()
+    handle = loop.call_at(when, _set_done, fut)
+    try:
+        await fut
+    finally:
+        handle.cancel()
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

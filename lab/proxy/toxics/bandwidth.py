@@ -2,8 +2,8 @@
 
 Each chunk costs ``len/rate`` ms of debt; chunks larger than 100 ms worth are released in 100 ms
 slices. The schedule is absolute (the next release is due ``len/rate`` after the previous one
-when data is back to back), so timer overshoot does not accumulate, like Toxiproxy's
-``sleep -= time.Since(start)`` correction.
+when data is back to back, counted from the chunk's arrival after idle time), so timer overshoot
+does not accumulate, like Toxiproxy's ``sleep -= time.Since(start)`` correction.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class BandwidthToxic(Toxic):
                 continue
             bytes_per_s = self.rate * 1000.0
             slice_size = self.rate * 100  # 100 ms worth
-            due = max(due, stub.now())
+            # Back to back (the chunk arrived before the previous one was released): continue
+            # the schedule. After idle time: start from the chunk's arrival, banking nothing.
+            due = max(due, chunk.ts)
             data = chunk.data
             try:
                 while len(data) > slice_size:

@@ -1,4 +1,5 @@
-"""Fixtures for the proxy tests: a proxy server in a background thread, echo upstreams, clients.
+"""Fixtures for the proxy tests: a proxy server in a background thread or in its own process,
+echo upstreams, clients.
 
 The conformance tests only need ``base_url``; set ``LAB_TOXIPROXY_URL`` (e.g.
 ``http://127.0.0.1:8474``) to run them against another server, such as Shopify's Toxiproxy.
@@ -9,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from proxy_helpers import echo_handler
+from wallclock import raise_priority
 
 from lab.proxy.client import ToxiproxyClient
 from lab.proxy.server import ProxyServer
@@ -69,6 +74,28 @@ def threaded_server() -> Iterator[ThreadedServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", params=["uvloop", "asyncio"])
+def process_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``python -m lab.proxy`` in its own process (no GIL shared with the test) at raised
+    scheduling priority (``wallclock.raise_priority``), per loop kind; yields its API URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab.proxy", "--port", "0", "--seed", "1234",
+         "--loop", request.param],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"API on (http://\S+) ", line)
+    if match is None:
+        proc.kill()
+        raise RuntimeError(f"lab.proxy did not start: {line!r} {proc.communicate()[1]!r}")
+    raise_priority(proc.pid)
+    try:
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
 
 
 @pytest.fixture

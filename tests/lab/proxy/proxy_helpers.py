@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Awaitable, Callable
 
 #: Multiply timing tolerances on slow machines (shared convention, see /conftest.py).
 TIME_FACTOR = float(os.getenv("LAB_TIMEOUT_FACTOR", "1"))
@@ -30,6 +31,19 @@ async def open_through(listen: str) -> tuple[asyncio.StreamReader, asyncio.Strea
 async def read_all(reader: asyncio.StreamReader, limit_s: float = 5.0) -> bytes:
     """Everything until EOF (bounded by ``limit_s`` seconds)."""
     return await asyncio.wait_for(reader.read(), limit_s)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str,
+                     limit_s: float = 10.0) -> None:
+    """Wait until ``await check()`` is true, polling every 10 ms; fail naming ``what`` after
+    ``limit_s`` seconds (scaled by ``LAB_TIMEOUT_FACTOR``). For conditions the test cannot await
+    directly (a metric, an event), instead of a fixed sleep."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s * TIME_FACTOR
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"still not true after {limit_s * TIME_FACTOR:.1f} s: {what}")
+        await asyncio.sleep(0.01)
 
 
 def assert_delta(what: str, actual: float, expected: float, delta: float) -> None:

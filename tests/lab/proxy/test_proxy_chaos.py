@@ -10,7 +10,7 @@ import struct
 from typing import Any
 
 import pytest
-from proxy_helpers import open_through
+from proxy_helpers import eventually, open_through
 
 from lab.proxy.client import ToxiproxyClient
 from lab.proxy.proxy import Proxy
@@ -86,16 +86,19 @@ async def test_chaos_leaves_no_errors_or_connections(tp: ToxiproxyClient, echo_s
     await asyncio.gather(*clients)
     assert i > 50
     await tp.reset()  # removes every toxic: held data flushes, timeouts close
-    await asyncio.sleep(0.3)
+
+    async def all_closed() -> bool:  # every connection was torn down
+        metrics = await tp.metrics()
+        line = next(ln for ln in metrics.splitlines()
+                    if ln.startswith('dubhe_proxy_open_connections{proxy="chaos"}'))
+        return float(line.rsplit(" ", 1)[1]) == 0.0
+
+    await eventually(all_closed, "no connection left open on the chaos proxy")
     gc.collect()  # a stub task dropped while pending is reported when collected
     assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
     events = [e for e in await tp.events() if e.get("proxy") == "chaos"]
     assert [e for e in events if e["event"] == "toxic_error"] == []
     assert sum(e["event"] == "toxic_added" for e in events) > 30
-    metrics = await tp.metrics()
-    line = next(ln for ln in metrics.splitlines()
-                if ln.startswith('dubhe_proxy_open_connections{proxy="chaos"}'))
-    assert float(line.rsplit(" ", 1)[1]) == 0.0  # every connection was torn down
 
 
 WS_TOXICS: list[tuple[str, dict[str, Any]]] = [

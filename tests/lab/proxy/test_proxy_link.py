@@ -1,13 +1,14 @@
-"""Link chains without sockets: ordering under live chain changes, toxicity, fast mode."""
+"""Link chains without sockets, on the virtual clock: ordering under live chain changes,
+toxicity, fast mode, and when each byte and end reaches the destination."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
-import time
+from collections.abc import Callable
 from typing import Any
 
-from proxy_helpers import TIME_FACTOR
+from vclock import ms, virtual_time
 
 from lab.proxy.link import Link, WrapperView
 from lab.proxy.stream import Direction, End
@@ -18,18 +19,23 @@ from lab.proxy.toxics.base import LinkInfo
 class Recorder:
     """A ``LinkOwner`` that records what reaches the destination."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock or asyncio.get_running_loop().time
         self.data = bytearray()
+        self.writes: list[tuple[float, bytes]] = []  # (loop time, bytes) at the destination
         self.ends: list[End] = []
+        self.end_times: list[float] = []
         self.events: list[tuple[str, str, dict[str, Any]]] = []
         self.fired_count = 0
         self.got_end = asyncio.Event()
 
     def link_write(self, link: Link, data: bytes) -> None:
         self.data += data
+        self.writes.append((self.clock(), data))
 
     def link_end(self, link: Link, kind: End) -> None:
         self.ends.append(kind)
+        self.end_times.append(self.clock())
         self.got_end.set()
 
     def link_pause(self, link: Link, paused: bool) -> None:
@@ -43,7 +49,8 @@ class Recorder:
 
 
 def make_link(owner: Recorder, seed: int = 1) -> Link:
-    info = LinkInfo("p", 1, ("127.0.0.1", 5000), Direction.DOWNSTREAM, time.monotonic())
+    info = LinkInfo("p", 1, ("127.0.0.1", 5000), Direction.DOWNSTREAM,
+                    asyncio.get_running_loop().time())
     return Link(owner, info, seed)
 
 
@@ -53,6 +60,7 @@ def toxic(body: dict[str, Any]) -> ToxicWrapper:
     return w
 
 
+@virtual_time
 async def test_65535_values_survive_toxics_added_and_removed() -> None:
     # Toxiproxy's TestNoDataDropped: sequenced 2-byte writes while a 1000 ms latency toxic is
     # added and removed in a tight loop; every value arrives, in order, then the end.
@@ -87,9 +95,10 @@ async def test_65535_values_survive_toxics_added_and_removed() -> None:
     link.kill()
 
 
+@virtual_time
 async def test_toxicity_zero_passes_then_one_applies() -> None:
     # Toxiproxy's TestToxicity: toxicity 0 passes data; updated to 1 with timeout 100 the link
-    # ends within 150 ms.
+    # ends 100 ms after the update (Toxiproxy: within 150 ms).
     owner = Recorder()
     link = make_link(owner)
     w = toxic({"type": "timeout", "toxicity": 0, "attributes": {"timeout": 100}})
@@ -97,15 +106,16 @@ async def test_toxicity_zero_passes_then_one_applies() -> None:
     link.feed(b"hello")
     await asyncio.sleep(0.01)
     assert bytes(owner.data) == b"hello" and owner.fired_count == 0
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     w.toxicity = 1.0
     await link.update(w)
     await asyncio.wait_for(owner.got_end.wait(), 1)
-    assert time.monotonic() - t0 < 0.150 * TIME_FACTOR
+    assert [ms(t - t0) for t in owner.end_times] == [100]
     assert owner.ends == [End.CLOSE] and owner.fired_count == 1
     link.kill()
 
 
+@virtual_time
 async def test_toxicity_is_drawn_per_link_from_the_seed() -> None:
     w = toxic({"type": "latency", "toxicity": 0.5, "attributes": {"latency": 1}})
 
@@ -124,6 +134,7 @@ async def test_toxicity_is_drawn_per_link_from_the_seed() -> None:
     assert 60 < sum(first) < 140  # about half
 
 
+@virtual_time
 async def test_removal_does_not_wait_for_held_data() -> None:
     owner = Recorder()
     link = make_link(owner)
@@ -132,27 +143,32 @@ async def test_removal_does_not_wait_for_held_data() -> None:
     link.feed(b"held")
     await asyncio.sleep(0.01)
     assert owner.data == b""
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     await link.remove(w)
-    assert time.monotonic() - t0 < 0.05 * TIME_FACTOR
-    assert bytes(owner.data) == b"held"  # released at once, nothing lost
+    # released at the instant of the removal, nothing lost
+    assert [(ms(t - t0), d) for t, d in owner.writes] == [(0, b"held")]
     link.kill()
 
 
+@virtual_time
 async def test_update_recomputes_held_chunk_delay() -> None:
+    # A chunk held during a change is put back and re-delayed from its arrival (Toxiproxy
+    # would release it early).
     owner = Recorder()
     link = make_link(owner)
     w = toxic({"type": "latency", "attributes": {"latency": 5_000}})
     await link.add(w)
+    t0 = asyncio.get_running_loop().time()
     link.feed(b"x")
     await asyncio.sleep(0.01)
     w.toxic = type(w.toxic).from_attributes({"latency": 50}, base=w.toxic)
     await link.update(w)
-    await asyncio.sleep(0.1)
-    assert bytes(owner.data) == b"x"
+    await asyncio.sleep(1)
+    assert [(ms(t - t0), d) for t, d in owner.writes] == [(50, b"x")]
     link.kill()
 
 
+@virtual_time
 async def test_half_close_passes_as_eof() -> None:
     owner = Recorder()
     link = make_link(owner)
@@ -164,6 +180,7 @@ async def test_half_close_passes_as_eof() -> None:
     link.kill()
 
 
+@virtual_time
 async def test_a_failing_toxic_falls_back_to_pass_through() -> None:
     from dataclasses import dataclass
 
@@ -188,6 +205,7 @@ async def test_a_failing_toxic_falls_back_to_pass_through() -> None:
     link.kill()
 
 
+@virtual_time
 async def test_flow_control_counts_queued_not_dropped_bytes(monkeypatch: Any) -> None:
     import lab.proxy.link as link_mod
 
@@ -217,6 +235,7 @@ async def test_flow_control_counts_queued_not_dropped_bytes(monkeypatch: Any) ->
     holder.kill()
 
 
+@virtual_time
 async def test_no_stub_restarts_after_kill() -> None:
     owner = Recorder()
     link = make_link(owner)

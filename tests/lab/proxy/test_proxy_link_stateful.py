@@ -3,6 +3,7 @@
 Rules add, update and remove toxics (latency, slicer, noop, bandwidth, slow_open, ws_message)
 while numbered bytes flow; the invariant is that what reached the destination is always a prefix
 of what was fed, and once every toxic is removed the rest arrives, in order, with nothing lost.
+It runs on the virtual clock, so a replayed example waits exactly as the first run did.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from test_proxy_link import Recorder, make_link, toxic
+from vclock import VirtualClockLoop
 
 from lab.proxy.link import Link
 from lab.proxy.toxic_collection import ToxicWrapper
@@ -32,8 +34,8 @@ BODIES: list[dict[str, Any]] = [
 class LinkMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.owner = Recorder()
+        self.loop = VirtualClockLoop()
+        self.owner = Recorder(clock=self.loop.time)
         self.link: Link = self.loop.run_until_complete(self._make())
         self.fed = bytearray()
         self.toxics: dict[str, ToxicWrapper] = {}

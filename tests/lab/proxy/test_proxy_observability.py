@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from proxy_helpers import open_through
+from proxy_helpers import eventually, open_through
 
 from lab.proxy.client import ToxiproxyClient
 
@@ -34,9 +34,12 @@ async def test_byte_counters_move_while_connection_is_open(tp: ToxiproxyClient,
                   **labels) == 1000
     assert _value(text, "dubhe_proxy_open_connections", proxy="metrics") == 1
     writer.close()
-    await asyncio.sleep(0.05)
+
+    async def closed() -> bool:
+        return _value(await tp.metrics(), "dubhe_proxy_open_connections", proxy="metrics") == 0
+
+    await eventually(closed, "the open-connections gauge back to 0")
     text = await tp.metrics()
-    assert _value(text, "dubhe_proxy_open_connections", proxy="metrics") == 0
     assert _value(text, "dubhe_proxy_connections_total", proxy="metrics") == 1
 
 
@@ -45,9 +48,10 @@ async def test_toxic_activations_are_counted(tp: ToxiproxyClient, echo_server: s
     await proxy.add_toxic("latency", name="lat", attributes={"latency": 1})
     writers = []
     for _ in range(3):
-        _, w = await open_through(proxy.listen)
+        r, w = await open_through(proxy.listen)
+        w.write(b"x")  # an echo proves the links are up
+        await asyncio.wait_for(r.readexactly(1), 5)
         writers.append(w)
-    await asyncio.sleep(0.05)
     text = await tp.metrics()
     assert _value(text, "dubhe_proxy_toxic_activations_total", proxy="acts", toxic="lat") == 3
     for w in writers:
@@ -58,8 +62,9 @@ async def test_event_log_records_toxic_lifecycle(tp: ToxiproxyClient, echo_serve
     before = await tp.events()
     since = before[-1]["seq"] if before else 0
     proxy = await tp.create_proxy("ev", upstream=echo_server)
-    _, writer = await open_through(proxy.listen)
-    await asyncio.sleep(0.02)
+    reader, writer = await open_through(proxy.listen)
+    writer.write(b"x")  # an echo proves the links are up
+    await asyncio.wait_for(reader.readexactly(1), 5)
     await proxy.add_toxic("latency", attributes={"latency": 5})
     await proxy.update_toxic("latency_downstream", attributes={"latency": 6})
     await proxy.remove_toxic("latency_downstream")

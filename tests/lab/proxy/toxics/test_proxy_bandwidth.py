@@ -1,50 +1,101 @@
-"""bandwidth: 480 KB at 1000 KB/s takes 480 ms ± 10 ms (toxics/bandwidth_test.go)."""
+"""bandwidth, on the virtual clock: 480 KB at 1000 KB/s takes exactly 480 ms (bandwidth_test.go).
+
+Toxiproxy allows ±10 ms on the wall clock; here every byte arrives exactly when the rate says
+(byte n at n / rate), whatever the chunking. ``test_proxy_wallclock.py`` checks the real loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import itertools
 
-import pytest
-from proxy_helpers import TIME_FACTOR, assert_delta, open_through
+from vclock import ms, virtual_time
+from vlab import VirtualLab
 
-from lab.proxy.client import ToxiproxyClient
-
-# Wall-clock assertions on a shared 2-core machine: a run delayed by another process is
-# retried (twice at most); a wrong toxic fails every attempt.
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
+PAYLOAD = b"hello world " * 40_000  # 480 KB, as Toxiproxy's test
 
 
-async def test_bandwidth_480kb_at_1000kbps(tp: ToxiproxyClient) -> None:
-    payload = b"hello world " * 40_000  # 480 KB, as Toxiproxy's test
-    got = asyncio.get_running_loop().create_future()
+async def _sink(lab: VirtualLab, total: int) -> tuple[str, list[tuple[float, int]],
+                                                       asyncio.Future[bytes]]:
+    """An upstream that records (loop time, bytes so far) at each read until ``total``."""
+    arrivals: list[tuple[float, int]] = []
+    done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
-    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        data = await reader.readexactly(len(payload))
-        got.set_result((time.monotonic(), data))
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got = bytearray()
+        while len(got) < total:
+            data = await reader.read(1 << 20)
+            if not data:
+                break
+            got += data
+            arrivals.append((lab.now(), len(got)))
+        done.set_result(bytes(got))
         writer.close()
 
-    server = await asyncio.start_server(sink, "127.0.0.1", 0)
-    upstream = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    proxy = await tp.create_proxy("bw", upstream=upstream)
-    await proxy.add_toxic("bandwidth", stream="upstream", attributes={"rate": 1000})
-    _, writer = await open_through(proxy.listen)
-    await asyncio.sleep(0.05)  # let the proxy dial the upstream first
-    t0 = time.monotonic()
-    writer.write(payload)
-    t1, data = await asyncio.wait_for(got, 5)
-    assert data == payload
-    assert_delta("bandwidth", t1 - t0, 0.480, 0.010)
-    writer.close()
-    server.close()
+    return await lab.net.start_server(handler), arrivals, done
 
 
-async def test_bandwidth_zero_rate_is_unlimited(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("bw0", upstream=echo_server)
-    await proxy.add_toxic("bandwidth", attributes={"rate": 0})
-    reader, writer = await open_through(proxy.listen)
-    t0 = time.monotonic()
-    writer.write(b"z" * 1_000_000)
-    await asyncio.wait_for(reader.readexactly(1_000_000), 5)
-    assert time.monotonic() - t0 < 0.5 * TIME_FACTOR
-    writer.close()
+@virtual_time
+async def test_480kb_at_1000kbps_arrives_byte_by_rate() -> None:
+    async with VirtualLab() as lab:
+        upstream, arrivals, done = await _sink(lab, len(PAYLOAD))
+        proxy = await lab.proxy("bw", upstream)
+        await lab.add(proxy, {"type": "bandwidth", "stream": "upstream",
+                              "attributes": {"rate": 1000}})
+        _, writer = await lab.connect(proxy)
+        t0 = lab.now()
+        writer.write(PAYLOAD)
+        assert await asyncio.wait_for(done, 5) == PAYLOAD
+        assert ms(arrivals[-1][0] - t0) == 480
+        # 1000 KB/s is 1000 bytes per ms: every release is exactly on schedule, and chunks
+        # larger than 100 ms worth go out in 100 ms slices.
+        assert [(ms(t - t0), n) for t, n in arrivals] == [(n / 1000, n) for _, n in arrivals]
+        sizes = [b - a for a, b in itertools.pairwise([0] + [n for _, n in arrivals])]
+        assert max(sizes) == 100_000 and len(arrivals) >= 5
+
+
+@virtual_time(lateness=0.001)
+async def test_late_wake_ups_do_not_add_up() -> None:
+    # Every timer fires 1 ms late (as a real loop's may): 48 chunks of 10 kB arriving back to
+    # back still take 480 ms plus one late wake-up, not plus 48 of them.
+    async with VirtualLab() as lab:
+        upstream, arrivals, done = await _sink(lab, 480_000)
+        proxy = await lab.proxy("bwlate", upstream)
+        await lab.add(proxy, {"type": "bandwidth", "stream": "upstream",
+                              "attributes": {"rate": 1000}})
+        _, writer = await lab.connect(proxy)
+        t0 = lab.now()
+        for _ in range(48):
+            writer.write(b"c" * 10_000)
+            await asyncio.sleep(0.001)  # one chunk each
+        await asyncio.wait_for(done, 5)
+        assert len(arrivals) == 48 and ms(arrivals[-1][0] - t0) == 481
+
+
+@virtual_time
+async def test_idle_time_is_not_banked() -> None:
+    # A burst after a pause starts from the moment it arrives: no credit for the idle time.
+    async with VirtualLab() as lab:
+        upstream, arrivals, done = await _sink(lab, 200_000)
+        proxy = await lab.proxy("bwidle", upstream)
+        await lab.add(proxy, {"type": "bandwidth", "stream": "upstream",
+                              "attributes": {"rate": 1000}})
+        _, writer = await lab.connect(proxy)
+        t0 = lab.now()
+        writer.write(b"a" * 100_000)
+        await asyncio.sleep(0.5)
+        writer.write(b"b" * 100_000)
+        await asyncio.wait_for(done, 5)
+        assert [(ms(t - t0), n) for t, n in arrivals] == [(100, 100_000), (600, 200_000)]
+
+
+@virtual_time
+async def test_zero_rate_is_unlimited() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("bw0", await lab.echo())
+        await lab.add(proxy, {"type": "bandwidth", "attributes": {"rate": 0}})
+        reader, writer = await lab.connect(proxy)
+        t0 = lab.now()
+        writer.write(b"z" * 1_000_000)
+        await asyncio.wait_for(reader.readexactly(1_000_000), 5)
+        assert ms(lab.now() - t0) == 0

@@ -1,132 +1,193 @@
-"""Lab extras: slow_open, cut, flap, targeting and schedules."""
+"""Lab extras on the virtual clock: slow_open, cut, flap, targeting and schedules, to the ms."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
-from proxy_helpers import TIME_FACTOR, assert_delta, open_through, read_all
+from vclock import ms, virtual_time
+from vlab import VirtualLab
 
-from lab.proxy.client import ToxiproxyClient
-
-# Wall-clock assertions on a shared 2-core machine: a run delayed by another process is
-# retried (twice at most); a wrong toxic fails every attempt.
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
+from lab.proxy.proxy import Proxy
 
 
-async def test_slow_open_holds_first_bytes(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("sopen", upstream=echo_server)
-    await proxy.add_toxic("slow_open", stream="upstream", attributes={"delay": 200})
-    t0 = time.monotonic()
-    reader, writer = await open_through(proxy.listen)
-    writer.write(b"first")
-    assert await asyncio.wait_for(reader.readexactly(5), 2) == b"first"
-    assert_delta("slow open", time.monotonic() - t0, 0.200, 0.020)
-    t1 = time.monotonic()
-    writer.write(b"later")
-    await asyncio.wait_for(reader.readexactly(5), 2)
-    assert time.monotonic() - t1 < 0.05 * TIME_FACTOR  # only the opening is slow
-    writer.close()
+async def _rtt(lab: VirtualLab, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+               data: bytes = b"q") -> float:
+    t0 = lab.now()
+    writer.write(data)
+    await asyncio.wait_for(reader.readexactly(len(data)), 30)
+    return ms(lab.now() - t0)
 
 
-async def test_cut_after_closes_each_connection(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("cutafter", upstream=echo_server)
-    await proxy.add_toxic("cut", attributes={"after": 150})
-    t0 = time.monotonic()
-    reader, writer = await open_through(proxy.listen)
-    writer.write(b"ok")
-    assert await asyncio.wait_for(reader.readexactly(2), 1) == b"ok"
-    assert await read_all(reader, 2) == b""
-    assert_delta("cut", time.monotonic() - t0, 0.150, 0.020)
-    writer.close()
+@virtual_time
+async def test_slow_open_holds_only_the_first_bytes() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("sopen", await lab.echo())
+        await lab.add(proxy, {"type": "slow_open", "stream": "upstream",
+                              "attributes": {"delay": 200}})
+        t0 = lab.now()
+        reader, writer = await lab.connect(proxy)
+        await asyncio.sleep(0.050)
+        assert await _rtt(lab, reader, writer, b"first") == 150  # due 200 ms after accept
+        assert ms(lab.now() - t0) == 200
+        assert await _rtt(lab, reader, writer, b"later") == 0  # only the opening is slow
+        late_r, late_w = await lab.connect(proxy)
+        assert await _rtt(lab, late_r, late_w) == 200  # each new connection is slow to open
 
 
-async def test_cut_at_spares_later_connections(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("cutat", upstream=echo_server)
-    old_r, old_w = await open_through(proxy.listen)
-    old_w.write(b"1")
-    await asyncio.wait_for(old_r.readexactly(1), 1)
-    await proxy.add_toxic("cut", attributes={"at": 100, "reset": True})
-    with pytest.raises(ConnectionResetError):
-        await asyncio.wait_for(old_r.read(10), 2)
-    new_r, new_w = await open_through(proxy.listen)
-    await asyncio.sleep(0.05)
-    new_w.write(b"2")
-    assert await asyncio.wait_for(new_r.readexactly(1), 1) == b"2"
-    old_w.close()
-    new_w.close()
+@virtual_time
+async def test_slow_open_on_an_older_connection_does_nothing() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("sopen2", await lab.echo())
+        reader, writer = await lab.connect(proxy)
+        await asyncio.sleep(0.300)
+        await lab.add(proxy, {"type": "slow_open", "stream": "upstream",
+                              "attributes": {"delay": 200}})
+        assert await _rtt(lab, reader, writer) == 0
 
 
-async def test_flap_refuses_while_down(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("flap", upstream=echo_server)
-    reader, writer = await open_through(proxy.listen)
-    await proxy.add_toxic("flap", attributes={"up": 100, "down": 200})
-    assert await read_all(reader, 1) == b""  # closed when the proxy went down at ~100 ms
-    await asyncio.sleep(0.02)
-    with pytest.raises(ConnectionRefusedError):
-        await open_through(proxy.listen)
-    await asyncio.sleep(0.25)  # up again
-    r2, w2 = await open_through(proxy.listen)
-    w2.write(b"up")
-    assert await asyncio.wait_for(r2.readexactly(2), 1) == b"up"
-    await proxy.remove_toxic("flap_downstream")
-    w2.close()
-    writer.close()
-    kinds = [e["event"] for e in await tp.events() if e.get("proxy") == "flap"]
-    assert "proxy_flap_down" in kinds and "proxy_flap_up" in kinds
+@virtual_time
+async def test_cut_after_closes_each_connection_on_time() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("cutafter", await lab.echo())
+        await lab.add(proxy, {"type": "cut", "attributes": {"after": 150}})
+        t0 = lab.now()
+        reader, writer = await lab.connect(proxy)
+        assert await _rtt(lab, reader, writer, b"ok") == 0  # data passes until the cut
+        await asyncio.sleep(0.100)
+        r2, _ = await lab.connect(proxy)  # opened 100 ms later: cut 100 ms later
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert ms(lab.now() - t0) == 150
+        assert await asyncio.wait_for(r2.read(), 5) == b""
+        assert ms(lab.now() - t0) == 250
 
 
-async def test_target_nth_connection_only(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("nth", upstream=echo_server)
-    await proxy.add_toxic("latency", attributes={"latency": 200}, target={"nth": [2]})
+@virtual_time
+async def test_cut_at_resets_open_connections_and_spares_later_ones() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("cutat", await lab.echo())
+        old_r, old_w = await lab.connect(proxy)
+        assert await _rtt(lab, old_r, old_w) == 0
+        t0 = lab.now()
+        await lab.add(proxy, {"type": "cut", "attributes": {"at": 100, "reset": True}})
+        await asyncio.sleep(0.050)
+        new_r, _ = await lab.connect(proxy)  # opened before the cut, but after the add
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(old_r.read(10), 5)
+        assert ms(lab.now() - t0) == 100
+        later_r, later_w = await lab.connect(proxy)
+        await asyncio.sleep(1)
+        assert await _rtt(lab, later_r, later_w) == 0  # opened after the cut: untouched
+        with pytest.raises(ConnectionResetError):  # open at +100 ms: cut with the old one
+            await asyncio.wait_for(new_r.read(10), 5)
+
+
+@virtual_time
+async def test_flap_takes_the_proxy_down_and_up_on_its_period() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("flap", await lab.echo())
+        reader, _ = await lab.connect(proxy)
+        t0 = lab.now()
+        await lab.add(proxy, {"type": "flap", "attributes": {"up": 100, "down": 200}})
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # down at 100 ms
+        assert ms(lab.now() - t0) == 100
+        assert proxy.enabled  # the JSON keeps enabled: true
+
+        async def connect_at(when_ms: float) -> bool:
+            await asyncio.sleep(t0 + when_ms / 1000 - lab.now())
+            try:
+                r, w = await lab.connect(proxy)
+            except ConnectionRefusedError:
+                return False
+            assert await _rtt(lab, r, w) == 0
+            w.close()
+            return True
+
+        # up [0, 100), down [100, 300), up [300, 400), down [400, 600), ...
+        assert [await connect_at(t) for t in (100.001, 299.999, 300.001, 399.999, 400.001,
+                                              600.001)] == [False, False, True, True, False,
+                                                            True]
+        await proxy.toxics.remove("flap_downstream")
+        assert await connect_at(1000) is True  # removal leaves the proxy up
+        kinds = [e["event"] for e in lab.events(proxy="flap")
+                 if e["event"].startswith("proxy_flap")]
+        assert kinds[:4] == ["proxy_flap_down", "proxy_flap_up", "proxy_flap_down",
+                             "proxy_flap_up"]
+
+
+async def _three_rtts(lab: VirtualLab, proxy: Proxy) -> list[float]:
     times = []
     for _ in range(3):
-        reader, writer = await open_through(proxy.listen)
-        t0 = time.monotonic()
-        writer.write(b"q")
-        await asyncio.wait_for(reader.readexactly(1), 2)
-        times.append(time.monotonic() - t0)
+        reader, writer = await lab.connect(proxy)
+        times.append(await _rtt(lab, reader, writer))
         writer.close()
-    assert times[0] < 0.05 * TIME_FACTOR and times[2] < 0.05 * TIME_FACTOR
-    assert_delta("targeted", times[1], 0.200, 0.020)
+    return times
 
 
-async def test_target_by_client_port(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("byport", upstream=echo_server)
-    reader, writer = await open_through(proxy.listen)
-    port = writer.get_extra_info("sockname")[1]
-    await proxy.add_toxic("timeout", attributes={"timeout": 1},
-                          target={"client": f"127.0.0.1:{port}"})
-    other_r, other_w = await open_through(proxy.listen)
-    other_w.write(b"k")
-    assert await asyncio.wait_for(other_r.readexactly(1), 1) == b"k"
-    assert await read_all(reader, 1) == b""  # only the targeted client was timed out
-    writer.close()
-    other_w.close()
+@virtual_time
+async def test_target_nth_connection_only() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("nth", await lab.echo())
+        await lab.add(proxy, {"type": "latency", "attributes": {"latency": 200},
+                              "target": {"nth": [2]}})
+        assert await _three_rtts(lab, proxy) == [0, 200, 0]
 
 
-async def test_schedule_runs_a_timeline(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("sched", upstream=echo_server)
-    reader, writer = await open_through(proxy.listen)
-    toxic = await proxy.add_toxic("latency", attributes={"latency": 100},
-                                  schedule={"start": 100, "stop": 300})
-    assert toxic.active is False and toxic.schedule == {"start": 100, "stop": 300}
+@virtual_time
+async def test_target_by_client_port() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("byport", await lab.echo())
+        reader, writer = await lab.connect(proxy)
+        port = writer.get_extra_info("sockname")[1]
+        t0 = lab.now()
+        await lab.add(proxy, {"type": "timeout", "attributes": {"timeout": 1},
+                              "target": {"client": f"127.0.0.1:{port}"}})
+        other_r, other_w = await lab.connect(proxy)
+        assert await _rtt(lab, other_r, other_w, b"k") == 0
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # only the targeted client
+        assert ms(lab.now() - t0) == 1
+        assert await _rtt(lab, other_r, other_w, b"k") == 0
 
-    async def rtt() -> float:
-        t0 = time.monotonic()
-        writer.write(b"s")
-        await asyncio.wait_for(reader.readexactly(1), 2)
-        return time.monotonic() - t0
 
-    assert await rtt() < 0.05 * TIME_FACTOR  # before start
-    await asyncio.sleep(0.12)
-    assert (await proxy.get_toxic("latency_downstream")).active is True
-    assert_delta("in window", await rtt(), 0.100, 0.020)
-    await asyncio.sleep(0.2)
-    assert (await proxy.get_toxic("latency_downstream")).active is False
-    assert await rtt() < 0.05 * TIME_FACTOR  # after stop
-    kinds = [e["event"] for e in await tp.events() if e.get("toxic") == "latency_downstream"]
-    assert kinds[0] == "toxic_added"
-    assert kinds.index("toxic_started") < kinds.index("toxic_stopped")
-    writer.close()
+@virtual_time
+async def test_schedule_runs_a_timeline() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("sched", await lab.echo())
+        reader, writer = await lab.connect(proxy)
+        t0 = lab.now()
+        toxic = await lab.add(proxy, {"type": "latency", "attributes": {"latency": 100},
+                                      "schedule": {"start": 100, "stop": 300}})
+        assert toxic.active is False and toxic.schedule is not None
+        assert await _rtt(lab, reader, writer) == 0  # before start
+        await asyncio.sleep(0.099)
+        assert await _rtt(lab, reader, writer) == 0  # at 99 ms: not yet
+        await asyncio.sleep(0.001)
+        w = proxy.toxics.find("latency_downstream")
+        assert w.active is True and ms(w.started_at - t0) == 100
+        assert await _rtt(lab, reader, writer) == 100  # sent at 100, inside the window
+        await asyncio.sleep(0.099)
+        assert await _rtt(lab, reader, writer) == 1  # sent at 299: released by the stop
+        assert ms(lab.now() - t0) == 300
+        assert proxy.toxics.find("latency_downstream").active is False  # stopped at 300
+        assert await _rtt(lab, reader, writer) == 0  # after stop
+        kinds = [e["event"] for e in lab.events(proxy="sched")
+                 if e.get("toxic") == "latency_downstream"]
+        assert kinds[0] == "toxic_added"
+        assert kinds.index("toxic_started") < kinds.index("toxic_stopped")
+
+
+@virtual_time
+async def test_repeating_schedule_windows_are_exact() -> None:
+    async with VirtualLab() as lab:
+        proxy = await lab.proxy("rep", await lab.echo())
+        t0 = lab.now()
+        await lab.add(proxy, {"type": "noop", "schedule": {"start": 50, "stop": 80,
+                                                           "repeat": 100}})
+        await asyncio.sleep(0.5)
+        w = proxy.toxics.find("noop_downstream")
+        changes = []
+        for e in lab.events(proxy="rep"):
+            if e["event"] in ("toxic_started", "toxic_stopped"):
+                changes.append(e["event"])
+        assert changes == ["toxic_started", "toxic_stopped"] * 5
+        assert ms(w.started_at - t0) == 480  # the last change: the fifth window closed

@@ -1,4 +1,4 @@
-"""slicer: split bounds (sans-I/O) and byte-exact delivery in several reads."""
+"""slicer: split bounds (sans-I/O) and, on the virtual clock, the pieces' sizes and spacing."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import random
 
 from hypothesis import given
 from hypothesis import strategies as st
-from proxy_helpers import open_through
+from vclock import ms, virtual_time
+from vlab import VirtualLab
 
-from lab.proxy.client import ToxiproxyClient
+from lab.proxy import rng
 from lab.proxy.toxics.slicer import slice_bounds
 
 
@@ -38,17 +39,23 @@ def test_bounds_cover_the_chunk_in_order(length: int, avg: int, var: int, seed: 
     assert all(s <= avg + var for s in _sizes(bounds))
 
 
-async def test_slicer_delivers_byte_exact_in_pieces(tp: ToxiproxyClient, echo_server: str) -> None:
-    proxy = await tp.create_proxy("slice", upstream=echo_server)
-    await proxy.add_toxic("slicer", attributes={"average_size": 512, "size_variation": 128,
-                                                "delay": 2000})
-    reader, writer = await open_through(proxy.listen)
-    payload = bytes(range(256)) * 16  # 4 KiB
-    writer.write(payload)
-    got, reads = b"", 0
-    while len(got) < len(payload):
-        got += await asyncio.wait_for(reader.read(65536), 2)
-        reads += 1
+@virtual_time
+async def test_pieces_arrive_delay_apart_with_seeded_sizes() -> None:
+    async with VirtualLab(seed=5) as lab:
+        proxy = await lab.proxy("slice", await lab.echo())
+        await lab.add(proxy, {"type": "slicer", "attributes": {
+            "average_size": 512, "size_variation": 128, "delay": 2000}})  # delay in µs
+        reader, writer = await lab.connect(proxy)
+        payload = bytes(range(256)) * 16  # 4 KiB
+        t0 = lab.now()
+        writer.write(payload)
+        got, pieces = b"", []
+        while len(got) < len(payload):
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            pieces.append((ms(lab.now() - t0), len(data)))
+            got += data
     assert got == payload
-    assert reads >= 4  # 2 ms between pieces: the reader sees them apart
-    writer.close()
+    gen = rng.generator(proxy.link_seed(1, "down"), "slicer_downstream")
+    gen.random()  # the toxicity draw
+    sizes = _sizes(slice_bounds(len(payload), 512, 128, gen))
+    assert pieces == [(2 * i, size) for i, size in enumerate(sizes)]  # exactly 2 ms apart
