@@ -10,7 +10,8 @@ import struct
 from typing import Any
 
 import pytest
-from proxy_helpers import eventually, open_through
+from proxy_helpers import open_through
+from timing import wait_until
 
 from lab.proxy.client import ToxiproxyClient
 from lab.proxy.proxy import Proxy
@@ -93,7 +94,7 @@ async def test_chaos_leaves_no_errors_or_connections(tp: ToxiproxyClient, echo_s
                     if ln.startswith('dubhe_proxy_open_connections{proxy="chaos"}'))
         return float(line.rsplit(" ", 1)[1]) == 0.0
 
-    await eventually(all_closed, "no connection left open on the chaos proxy")
+    await wait_until(all_closed, what="no connection left open on the chaos proxy")
     gc.collect()  # a stub task dropped while pending is reported when collected
     assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
     events = [e for e in await tp.events() if e.get("proxy") == "chaos"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 
-from proxy_helpers import eventually, open_through
+from proxy_helpers import open_through
+from timing import wait_until
 
 from lab.proxy.client import ToxiproxyClient
 
@@ -38,7 +39,7 @@ async def test_byte_counters_move_while_connection_is_open(tp: ToxiproxyClient,
     async def closed() -> bool:
         return _value(await tp.metrics(), "dubhe_proxy_open_connections", proxy="metrics") == 0
 
-    await eventually(closed, "the open-connections gauge back to 0")
+    await wait_until(closed, what="the open-connections gauge back to 0")
     text = await tp.metrics()
     assert _value(text, "dubhe_proxy_connections_total", proxy="metrics") == 1
 
