@@ -1,7 +1,8 @@
 """``python -m lab.l1 eth|sui --port N --seed S --block-time-ms T``: run one mock chain.
 
-Prints one line ``lab.l1 <kind> seed=S http=URL ws=URL admin=URL`` once listening (``--port 0``
-picks a free port), then serves until interrupted.
+Prints one line ``lab.l1 <kind> seed=S http=URL ws=URL admin=URL`` per endpoint once listening
+(``--port 0`` picks a free port; ``--port`` given several times serves one endpoint on each),
+then serves until interrupted (SIGINT or SIGTERM: exit 0).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import random
+import signal
 import sys
 
 from lab.l1.server import MockL1
@@ -19,12 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.l1", description="Run a mock L1 chain.")
     ap.add_argument("kind", choices=["eth", "sui"])
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    ap.add_argument("--port", type=int, action="append",
+                    help="listen port, 0 picks a free one (repeat for several endpoints)")
     ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     ap.add_argument("--block-time-ms", type=int, default=1000, help="0: produce only on admin request")
     ap.add_argument("--chain-id", type=int, default=1337, help="Ethereum chain id")
     ap.add_argument("--finality-depth", type=int, default=64)
-    ap.add_argument("--endpoints", type=int, default=1, help="listeners serving the same chain")
+    ap.add_argument("--endpoints", type=int, default=1,
+                    help="listeners serving the same chain (when --port is given once or not)")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
 
@@ -33,14 +37,21 @@ def main(argv: list[str] | None = None) -> int:
             args.kind, seed=seed, block_time_ms=args.block_time_ms, chain_id=args.chain_id,
             finality_depth=args.finality_depth,
         )
-        await l1.start(args.endpoints, host=args.host, port=args.port)
+        ports = args.port or [0]
+        if len(ports) == 1:
+            ports += [0] * (args.endpoints - 1)
+        await l1.start(host=args.host, ports=ports)
         for ep in l1.endpoints:
             print(
                 f"lab.l1 {args.kind} seed={seed} http={ep.http_url} ws={ep.ws_url} admin={ep.admin_url}",
                 flush=True,
             )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await l1.stop()
 

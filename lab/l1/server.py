@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import orjson
@@ -314,10 +315,12 @@ class MockL1:
         self.paused = False
         self._producer: asyncio.Task[None] | None = None
 
-    async def start(self, endpoints: int = 1, *, host: str = "127.0.0.1", port: int = 0) -> MockL1:
-        """Start ``endpoints`` listeners (the first on ``port``) and timed production."""
-        for i in range(endpoints):
-            await self.add_endpoint(host=host, port=port if i == 0 else 0)
+    async def start(self, endpoints: int = 1, *, host: str = "127.0.0.1", port: int = 0,
+                    ports: Sequence[int] = ()) -> MockL1:
+        """Start ``endpoints`` listeners (the first on ``port``; or one per entry of ``ports``,
+        0 meaning any) and timed production."""
+        for p in ports or [port if i == 0 else 0 for i in range(endpoints)]:
+            await self.add_endpoint(host=host, port=p)
         if self.block_time_ms > 0 and self._producer is None:
             self._producer = asyncio.create_task(self._produce_loop())
         return self

@@ -7,9 +7,9 @@ Schema (see fault-profiles/README.md)::
     seed = 42                         # optional; --seed on the command line wins
 
     [[proxies]]
-    link = "client-edge"              # required: client-edge | nginx-node | node-l1-eth | node-l1-sui
-    name = "client-edge"              # optional, defaults to the link
-    listen = "127.0.0.1:28080"        # optional, defaults to the link's lab address
+    link = "client-edge"              # required: a link of lab.links (or an array of them)
+    name = "client-edge"              # optional, defaults to the link (not with an array)
+    listen = "127.0.0.1:28080"        # optional, outside a lab run only (see below)
     upstream = "127.0.0.1:18080"      # optional, likewise
     enabled = true                    # optional
 
@@ -21,7 +21,13 @@ Schema (see fault-profiles/README.md)::
     schedule = { start = 0, stop = 5000 }
 
 Everything is checked before anything is applied; the first problem raises :class:`ProfileError`
-naming the file and the key (``proxies[0].toxics[1].attributes.latncy``).
+naming the file, the profile and the key (``proxies[0].toxics[1].attributes.latncy``).
+
+Links come from :mod:`lab.links`. Inside a lab run the orchestrator passes the run's links and
+their addresses (``addresses``): a link the run does not have is an error, and a profile's own
+``listen``/``upstream`` are ignored there (the run's proxies already exist). Outside a lab
+(``python -m lab.proxy --config FILE``) the links get :data:`lab.links.STANDALONE_ADDRESSES`
+unless the profile gives ``listen``/``upstream``.
 """
 
 from __future__ import annotations
@@ -32,17 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab import links as lab_links
 from lab.proxy.schedule import Schedule, ScheduleError, Target
 from lab.proxy.stream import Direction
 from lab.proxy.toxics import TOXICS, ToxicAttributeError
 
-#: The lab's links and the addresses the lab uses for them by default (listen, upstream).
-LAB_LINKS: dict[str, tuple[str, str]] = {
-    "client-edge": ("127.0.0.1:28080", "127.0.0.1:18080"),  # clients -> nginx
-    "nginx-node": ("127.0.0.1:28545", "127.0.0.1:8545"),  # nginx -> node
-    "node-l1-eth": ("127.0.0.1:28546", "127.0.0.1:18546"),  # node -> mock Ethereum L1
-    "node-l1-sui": ("127.0.0.1:29000", "127.0.0.1:19000"),  # node -> mock Sui L1
-}
+#: Toxic types that parse WebSocket frames: they cannot act on a link that carries TLS.
+WS_AWARE_TOXICS = frozenset(t for t in TOXICS if t.startswith("ws_"))
 
 _TOP_KEYS = {"name", "description", "seed", "proxies"}
 _PROXY_KEYS = {"link", "name", "listen", "upstream", "enabled", "toxics"}
@@ -50,12 +52,15 @@ _TOXIC_KEYS = {"type", "name", "stream", "toxicity", "attributes", "schedule", "
 
 
 class ProfileError(ValueError):
-    """A profile file is invalid; the message names the file and the key."""
+    """A profile file is invalid; the message names the file, the profile (once its name is
+    known) and the key."""
 
-    def __init__(self, path: Path | str, key: str, message: str) -> None:
-        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+    def __init__(self, path: Path | str, key: str, message: str, profile: str = "") -> None:
+        where = f"{path}: profile {profile!r}" if profile else str(path)
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
         self.path = str(path)
         self.key = key
+        self.profile = profile
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,8 @@ class Profile:
 
 def load_profile(path: Path | str,
                  addresses: Mapping[str, tuple[str, str]] | None = None) -> Profile:
-    """Read and validate a profile; ``addresses`` overrides ``LAB_LINKS`` per link."""
+    """Read and validate a profile. ``addresses`` (link -> (listen, upstream)) are a lab run's
+    links: then only those links are valid and their addresses win over the file's."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -103,10 +109,12 @@ def load_profile(path: Path | str,
 def parse_profile(data: Mapping[str, Any], path: Path | str = "<profile>",
                   addresses: Mapping[str, tuple[str, str]] | None = None) -> Profile:
     """Validate already-parsed TOML (or JSON) data; see :func:`load_profile`."""
-    links = dict(LAB_LINKS, **(addresses or {}))
+    in_lab = addresses is not None
+    links = dict(addresses) if addresses is not None else dict(lab_links.STANDALONE_ADDRESSES)
+    label = str(data["name"]) if isinstance(data.get("name"), str) else ""
 
     def fail(key: str, message: str) -> ProfileError:
-        return ProfileError(path, key, message)
+        return ProfileError(path, key, message, label)
 
     for key in data:
         if key not in _TOP_KEYS:
@@ -133,21 +141,22 @@ def parse_profile(data: Mapping[str, Any], path: Path | str = "<profile>",
             if key not in _PROXY_KEYS:
                 raise fail(f"{where}.{key}", "unknown key "
                            f"(expected one of {', '.join(sorted(_PROXY_KEYS))})")
-        link = raw.get("link")
-        if link not in links:
-            raise fail(f"{where}.link", f"unknown link {link!r} (known: {', '.join(links)})")
-        pname = raw.get("name", link)
-        if not isinstance(pname, str) or not pname:
-            raise fail(f"{where}.name", "must be a non-empty string")
-        if pname in names:
-            raise fail(f"{where}.name", f"duplicate proxy name {pname!r}")
-        names.add(pname)
-        listen, upstream = links[link]
-        listen = raw.get("listen", listen)
-        upstream = raw.get("upstream", upstream)
-        for key, value in (("listen", listen), ("upstream", upstream)):
-            if not isinstance(value, str) or ":" not in value:
-                raise fail(f"{where}.{key}", f"must be 'host:port', got {value!r}")
+        raw_link = raw.get("link")
+        raw_names = raw_link if isinstance(raw_link, list) else [raw_link]
+        if not raw_names or not all(isinstance(n, str) for n in raw_names):
+            raise fail(f"{where}.link", "must be a link name or an array of link names")
+        link_names = [str(n) for n in raw_names]
+        if len(link_names) > 1 and "name" in raw:
+            raise fail(f"{where}.name", "cannot be given with an array of links "
+                       "(each link's proxy is named after the link)")
+        for link in link_names:
+            if link not in links and not (not in_lab and lab_links.get(link) is not None):
+                if in_lab and lab_links.get(link) is not None:
+                    raise fail(f"{where}.link", f"link {link!r} is not part of this lab "
+                               f"(its links: {', '.join(links)})")
+                known = ", ".join(links) if in_lab else ", ".join(
+                    [*links, "node-l1-eth-N", "node-l1-sui-N"])
+                raise fail(f"{where}.link", f"unknown link {link!r} (known: {known})")
         enabled = raw.get("enabled", True)
         if not isinstance(enabled, bool):
             raise fail(f"{where}.enabled", "must be true or false")
@@ -162,7 +171,30 @@ def parse_profile(data: Mapping[str, Any], path: Path | str = "<profile>",
                 raise fail(f"{where}.toxics[{j}].name", f"duplicate toxic name {body['name']!r}")
             tnames.add(body["name"])
             toxics.append(body)
-        proxies.append(ProxySpec(pname, link, listen, upstream, enabled, tuple(toxics)))
+        for link in link_names:
+            definition = lab_links.get(link)
+            if definition is not None and definition.tls:
+                for j, body in enumerate(toxics):
+                    if body["type"] in WS_AWARE_TOXICS:
+                        raise fail(f"{where}.toxics[{j}].type",
+                                   f"{body['type']} parses WebSocket frames, but link {link!r} "
+                                   "carries TLS; put it on nginx-node-ws or client-edge")
+            pname = raw.get("name", link)
+            if not isinstance(pname, str) or not pname:
+                raise fail(f"{where}.name", "must be a non-empty string")
+            if pname in names:
+                raise fail(f"{where}.name", f"duplicate proxy name {pname!r}")
+            names.add(pname)
+            listen, upstream = links.get(link, ("", ""))
+            if not in_lab:
+                listen = raw.get("listen", listen)
+                upstream = raw.get("upstream", upstream)
+            for key, value in (("listen", listen), ("upstream", upstream)):
+                if not value and not in_lab:
+                    raise fail(f"{where}.{key}", f"required for link {link!r} outside a lab run")
+                if not isinstance(value, str) or ":" not in value:
+                    raise fail(f"{where}.{key}", f"must be 'host:port', got {value!r}")
+            proxies.append(ProxySpec(pname, link, listen, upstream, enabled, tuple(toxics)))
     return Profile(name, description, seed, tuple(proxies), str(path))
 
 

@@ -1,0 +1,320 @@
+"""``dubhe-lab``: bring the lab up, inspect it, fault it, tear it down.
+
+::
+
+    dubhe-lab up [--profile FILE ...] [--seed N] [--spec FILE] [--run-dir D] [--toxiproxy-url URL]
+    dubhe-lab down [--run-dir D]
+    dubhe-lab status [--run-dir D] [--json]
+    dubhe-lab fault apply FILE [--run-dir D]
+    dubhe-lab fault clear [LINK] [--run-dir D]
+    dubhe-lab logs COMPONENT [--run-dir D] [-n LINES] [-f]
+    dubhe-lab links
+
+Without ``--run-dir`` the commands act on the newest run under ``--runs-root`` (default
+``reports/runs``). Exit codes: 0 done, 1 the lab or a component failed, 2 bad input (arguments,
+spec or profile files), 130 interrupted. Errors are one line (plus a component's last log lines
+when it died); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from lab import links as lab_links
+from lab.orchestrate import Lab, LabHandle, LabSpec, resolve_run_dir
+from lab.orchestrate.errors import (
+    ComponentError,
+    EnvironmentProblem,
+    LabError,
+    NginxConfigError,
+    SpecError,
+)
+from lab.orchestrate.rundir import (
+    DEFAULT_ROOT,
+    clean_dead_lab,
+    owner_alive,
+    read_pid_file,
+)
+from lab.proxy.profiles import ProfileError
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _err(msg: str) -> None:
+    print(f"dubhe-lab: {msg}", file=sys.stderr, flush=True)
+
+
+def load_spec(args: argparse.Namespace) -> LabSpec:
+    spec = LabSpec()
+    if args.spec is not None:
+        try:
+            data = tomllib.loads(Path(args.spec).read_text())
+        except OSError as exc:
+            raise SpecError(str(args.spec),
+                            [("(file)", f"cannot read: {exc.strerror or exc}")]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SpecError(str(args.spec), [("(syntax)", str(exc))]) from None
+        spec = spec.overlay(data, str(args.spec))
+    over: dict[str, Any] = {}
+    if args.seed is not None:
+        over["seed"] = args.seed
+    if args.profile:
+        over["profiles"] = [str(p) for p in args.profile]
+    if args.toxiproxy_url:
+        over["proxy"] = {"toxiproxy_url": args.toxiproxy_url}
+    return spec.overlay(over, "command line") if over else spec
+
+
+def print_endpoints(lab: LabHandle) -> None:
+    eps = lab.endpoints
+    rows = [("http", "JSON-RPC through client-edge -> nginx"), ("ws", "WebSocket, same path"),
+            ("https", "JSON-RPC over TLS through client-edge-tls"), ("wss", "WebSocket over TLS"),
+            ("ca_file", "the run's CA (trust it for https/wss)"),
+            ("node_rpc", "the node directly (no nginx, no links)"), ("node_ws", ""),
+            ("proxy_api", "Toxiproxy API of the links"), ("stub_status", "nginx counters"),
+            ("l1_eth", "mock Ethereum"), ("l1_sui", "mock Sui")]
+    _say("== endpoints")
+    for key, what in rows:
+        if key in eps:
+            _say(f"   {key:<12} {eps[key]:<44} {what}")
+
+
+async def _up(args: argparse.Namespace) -> int:
+    spec = load_spec(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.create_task(Lab.start(spec, run_dir=args.run_dir, runs_root=args.runs_root,
+                                             progress=_say))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, LabError):
+            await starting
+        _err("interrupted while starting; everything started was stopped")
+        return EXIT_INTERRUPTED
+    lab = starting.result()  # raises the LabError of a failed start
+    try:
+        print_endpoints(lab)
+        _say(f"== up; run directory {lab.run_dir}\n"
+             "   dubhe-lab status | fault apply FILE | fault clear | logs COMPONENT | down; "
+             "Ctrl-C stops")
+        if args.once:
+            return 0
+        await stopper
+        return 0
+    finally:
+        stopper.cancel()
+        await asyncio.shield(lab.down())
+
+
+def _down(args: argparse.Namespace) -> int:
+    run = resolve_run_dir(args.run_dir, args.runs_root)
+    data = read_pid_file(run)
+    if data is None:
+        _say(f"lab {run.run_id} is not running")
+        return 0
+    if owner_alive(data):
+        owner = int(data["owner"]["pid"])
+        _say(f"== asking the lab's owner (pid {owner}) to tear {run.run_id} down")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(owner, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and run.pid_file.exists():
+            time.sleep(0.05)
+        if not run.pid_file.exists():
+            _say(f"== lab {run.run_id} is down")
+            return 0
+        _err(f"the owner (pid {owner}) did not tear down within 20 s; stopping the components")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(owner, signal.SIGKILL)
+        time.sleep(0.2)
+    cleaned = clean_dead_lab(run)
+    _say(f"== lab {run.run_id} cleaned up ({', '.join(cleaned) or 'nothing was running'})")
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    handle = LabHandle.attach(resolve_run_dir(args.run_dir, args.runs_root))
+    data = read_pid_file(handle.run)
+    try:
+        status = await handle.status()
+    finally:
+        await handle.close()
+    status["owner_alive"] = bool(data and owner_alive(data))
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    _say(f"lab {status['run_id']}: {status['state']}"
+         f"{'' if status['owner_alive'] else ' (no owner process: not running)'}")
+    node = status.get("node", {})
+    if "error" in node:
+        _say(f"   node      {node['error']}")
+    else:
+        _say(f"   node      {node.get('status')}, height {node.get('height')}"
+             f"{', production paused' if node.get('paused') else ''}")
+    edge = status.get("edge")
+    if edge is not None:
+        _say(f"   edge      {edge.get('error') or 'ok through client-edge -> nginx -> node'}")
+    ngx = status.get("nginx")
+    if isinstance(ngx, dict):
+        _say("   nginx     " + (ngx.get("error") or
+             f"active {ngx['active']} (reading {ngx['reading']}, writing {ngx['writing']}, "
+             f"waiting {ngx['waiting']}), requests {ngx['requests']}"))
+    heads = status.get("l1_heads", {})
+    _say("   l1 heads  " + (heads.get("error") if "error" in heads else
+                           ", ".join(f"{k} {v}" for k, v in heads.items()) or "none"))
+    links = status.get("links", {})
+    if "error" in links:
+        _say(f"   links     {links['error']}")
+    else:
+        for name, link in links.items():
+            toxics = ", ".join(f"{t['name']} ({t['type']}, {t['stream']})" for t in link["toxics"])
+            state = "" if link["enabled"] else " DISABLED"
+            _say(f"   {name:<16}{state} {toxics or 'no toxics'}")
+    return 0
+
+
+async def _fault(args: argparse.Namespace) -> int:
+    handle = LabHandle.attach(resolve_run_dir(args.run_dir, args.runs_root))
+    try:
+        if args.fault_cmd == "apply":
+            profile = handle.load_profile(args.file)
+            added = await handle.apply_profile(profile)
+            _say(f"== {profile.name}: {len(added)} toxics added")
+            for link, toxic in added:
+                _say(f"   {link}: {toxic}")
+        else:
+            cleared = await handle.clear_faults(args.link)
+            _say(f"== cleared {', '.join(cleared)}")
+    finally:
+        await handle.close()
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    handle = LabHandle.attach(resolve_run_dir(args.run_dir, args.runs_root))
+    path = handle.log_path(args.component)
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+            for line in lines[-args.lines:] if args.lines > 0 else lines:
+                print(line)
+            sys.stdout.flush()
+            while args.follow:
+                chunk = f.read()
+                if chunk:
+                    sys.stdout.write(chunk.decode(errors="replace"))
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.2)
+    except FileNotFoundError:
+        raise EnvironmentProblem(f"{path} does not exist (the component never started?)") from None
+    return 0
+
+
+def _links(_: argparse.Namespace) -> int:
+    _say("links (every hop of the lab goes through the fault proxy):")
+    for link in lab_links.LINKS:
+        _say(f"   {link.name:<16} {link.description}")
+    _say("   node-l1-eth-N    node -> mock Ethereum endpoint N (N >= 2, with [[l1]] endpoints)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="dubhe-lab", description=(
+        "The Dubhe Channel lab: real nginx, mock L1s and fault proxies around the node."))
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def run_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--run-dir", type=Path, help="the run directory (default: the newest)")
+        p.add_argument("--runs-root", type=Path, default=DEFAULT_ROOT,
+                       help=f"where runs are kept (default: {DEFAULT_ROOT})")
+
+    up = sub.add_parser("up", help="start the lab and keep it up until Ctrl-C")
+    run_opts(up)
+    up.add_argument("--profile", action="append", type=Path, metavar="FILE",
+                    help="fault profile to apply once up (repeatable)")
+    up.add_argument("--seed", type=int, help="seed of every random choice (default: random, "
+                    "printed)")
+    up.add_argument("--spec", type=Path, help="lab description overlay (TOML, see "
+                    "lab/orchestrate/spec.py)")
+    up.add_argument("--toxiproxy-url", help="run the links on this external Toxiproxy server "
+                    "(standard toxics only)")
+    up.add_argument("--backend", choices=["local"], default="local",
+                    help="where components run (default: local processes)")
+    up.add_argument("--once", action="store_true", help="tear down as soon as it is up")
+
+    down = sub.add_parser("down", help="tear a lab down (also one whose owner was killed)")
+    run_opts(down)
+    status = sub.add_parser("status", help="components, nginx counters, toxics, heights")
+    run_opts(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    fault = sub.add_parser("fault", help="apply or clear fault profiles on a running lab")
+    fsub = fault.add_subparsers(dest="fault_cmd", required=True, metavar="ACTION")
+    apply = fsub.add_parser("apply", help="add a profile's toxics to the lab's links")
+    apply.add_argument("file", type=Path)
+    run_opts(apply)
+    clear = fsub.add_parser("clear", help="remove the toxics of one link or of all")
+    clear.add_argument("link", nargs="?")
+    run_opts(clear)
+
+    logs = sub.add_parser("logs", help="print a component's log")
+    logs.add_argument("component", help="node, nginx, proxy, l1-eth, l1-sui")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="last N lines (0: all)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    run_opts(logs)
+
+    sub.add_parser("links", help="list the lab's links")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.cmd == "up":
+            return asyncio.run(_up(args))
+        if args.cmd == "down":
+            return _down(args)
+        if args.cmd == "status":
+            return asyncio.run(_status(args))
+        if args.cmd == "fault":
+            return asyncio.run(_fault(args))
+        if args.cmd == "logs":
+            return _logs(args)
+        return _links(args)
+    except (SpecError, ProfileError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except ComponentError as exc:
+        _err(exc.details())
+        return EXIT_FAILED
+    except (NginxConfigError, EnvironmentProblem, LabError) as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
