@@ -9,6 +9,9 @@ import os
 import timing  # noqa: F401
 from hypothesis import HealthCheck, settings
 
+# The lab's fixtures (lab, lab_factory, lab_spec), options (--lab-*) and markers.
+pytest_plugins = ["lab.pytest_plugin"]
+
 # HYPOTHESIS_PROFILE=nightly for the long runs (make nightly); default keeps make test fast.
 settings.register_profile(
     "default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow],

@@ -30,7 +30,7 @@ def argv(nginx: str, prefix: Path, conf: Path, error_log: Path) -> list[str]:
     return [nginx, "-p", f"{prefix}/", "-c", str(conf), "-e", str(error_log)]
 
 
-def test_config(nginx: str, prefix: Path, conf: Path, error_log: Path,
+def check_config(nginx: str, prefix: Path, conf: Path, error_log: Path,
                 timeout_s: float = 20.0) -> None:
     """``nginx -t``; raises :class:`NginxConfigError` with nginx's own message on refusal."""
     try:

@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 
+from lab.orchestrate.errors import NginxConfigError
 from lab.orchestrate.spec import NginxSpec
 
 #: The repository's ``nginx/`` folder (templates).
@@ -74,4 +75,21 @@ def render(settings: NginxSpec, *, run_id: str, paths: NginxPaths, listen_http: 
         "listen": {"http": listen_http, "https": listen_https},
         "upstream": {"rpc": upstream_rpc, "ws": upstream_ws},
     }
-    return _environment(templates).get_template(TEMPLATE).render(context)
+    try:
+        return _environment(templates).get_template(TEMPLATE).render(context)
+    except jinja2.TemplateError as exc:
+        path = templates / TEMPLATE
+        line = getattr(exc, "lineno", None) or _template_line(exc, path)
+        where = f"{path}:{line}" if line else str(path)
+        raise NginxConfigError(where, f"template error: {exc.message or exc}",
+                               template=True) from None
+
+
+def _template_line(exc: BaseException, path: Path) -> int | None:
+    """The template line an error was raised at (Jinja2 maps its frames to template lines)."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

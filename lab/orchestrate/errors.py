@@ -58,11 +58,14 @@ class ComponentError(LabError):
 
 
 class NginxConfigError(LabError):
-    """``nginx -t`` rejected a rendered configuration; ``nginx_message`` is what nginx said."""
+    """``nginx -t`` rejected a rendered configuration (``nginx_message`` is what nginx said), or
+    the template itself could not be rendered (``template`` is true)."""
 
     kind = "nginx-config"
 
-    def __init__(self, conf: str, nginx_message: str) -> None:
+    def __init__(self, conf: str, nginx_message: str, *, template: bool = False) -> None:
         self.conf = conf
         self.nginx_message = nginx_message
-        super().__init__(f"nginx rejected {conf}: {nginx_message}")
+        self.template = template
+        super().__init__(f"{conf}: {nginx_message}" if template
+                         else f"nginx rejected {conf}: {nginx_message}")

@@ -29,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from lab.nginx.check import find_nginx, test_config
+from lab.nginx.check import check_config, find_nginx
 from lab.nginx.render import NginxPaths
 from lab.nginx.tls import write_tls
 from lab.orchestrate.backend import Backend
@@ -184,7 +184,7 @@ class Lab(LabHandle):
             return
         paths = NginxPaths(self.run.path / "nginx")
         paths.temp.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(test_config, comp.process.argv[0], paths.root, paths.conf,
+        await asyncio.to_thread(check_config, comp.process.argv[0], paths.root, paths.conf,
                                 paths.error_log)
 
     async def _ready(self, name: str) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -212,3 +213,25 @@ def clean_dead_labs(root: Path) -> dict[str, list[str]]:
         if data is not None and not owner_alive(data):
             out[run.run_id] = clean_dead_lab(run)
     return out
+
+
+def prune_runs(root: Path, keep: int | None = None) -> list[str]:
+    """Delete the oldest run directories under ``root`` beyond the newest ``keep``
+    (``LAB_KEEP_RUNS``, default 200); runs with a live owner are never touched."""
+    if keep is None:
+        try:
+            keep = int(os.environ.get("LAB_KEEP_RUNS", "200"))
+        except ValueError:
+            keep = 200
+    if not root.is_dir():
+        return []
+    runs = sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
+                   and (p / LAB_JSON).exists()), key=lambda p: p.name)
+    removed = []
+    for path in runs[:max(0, len(runs) - keep)]:
+        data = read_pid_file(RunDir(path))
+        if data is not None and owner_alive(data):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    return removed

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from proxy_helpers import open_through
 
+from lab import links as lab_links
 from lab.proxy.client import ToxiproxyClient
-from lab.proxy.profiles import LAB_LINKS, ProfileError, load_profile, parse_profile
+from lab.proxy.profiles import ProfileError, load_profile, parse_profile
 from lab.proxy.server import ProxyServer
 
 PROFILES = Path(__file__).resolve().parents[3] / "fault-profiles"
@@ -29,7 +30,7 @@ def test_the_expected_profiles_ship() -> None:
 def test_shipped_profile_is_valid(path: Path) -> None:
     profile = load_profile(path)
     assert profile.name == path.stem
-    assert profile.proxies and all(p.link in LAB_LINKS for p in profile.proxies)
+    assert profile.proxies and all(lab_links.get(p.link) for p in profile.proxies)
 
 
 def _error(data: dict[str, object]) -> str:
@@ -39,28 +40,28 @@ def _error(data: dict[str, object]) -> str:
 
 
 @pytest.mark.parametrize(("data", "expected"), [
-    ({"name": "x", "colour": 1}, "bad.toml: colour: unknown key"),
+    ({"name": "x", "colour": 1}, "bad.toml: profile 'x': colour: unknown key"),
     ({"proxies": []}, "bad.toml: name: required string"),
-    ({"name": "x", "proxies": [{"link": "moon"}]}, "bad.toml: proxies[0].link: unknown link 'moon'"),
+    ({"name": "x", "proxies": [{"link": "moon"}]}, "bad.toml: profile 'x': proxies[0].link: unknown link 'moon'"),
     ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [{"type": "lag"}]}]},
-     "bad.toml: proxies[0].toxics[0].type: unknown toxic type 'lag'"),
+     "bad.toml: profile 'x': proxies[0].toxics[0].type: unknown toxic type 'lag'"),
     ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
         {"type": "latency", "attributes": {"latncy": 1}}]}]},
-     "bad.toml: proxies[0].toxics[0].attributes.latncy: unknown attribute (known: jitter, latency)"),
+     "bad.toml: profile 'x': proxies[0].toxics[0].attributes.latncy: unknown attribute (known: jitter, latency)"),
     ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
         {"type": "latency", "attributes": {"latency": "fast"}}]}]},
-     "bad.toml: proxies[0].toxics[0].attributes.latency: must be integer, got 'fast'"),
+     "bad.toml: profile 'x': proxies[0].toxics[0].attributes.latency: must be integer, got 'fast'"),
     ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
         {"type": "latency", "toxicity": 2}]}]},
-     "bad.toml: proxies[0].toxics[0].toxicity: must be a number in [0, 1]"),
+     "bad.toml: profile 'x': proxies[0].toxics[0].toxicity: must be a number in [0, 1]"),
     ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
         {"type": "latency", "schedule": {"start": 5, "stop": 1}}]}]},
-     "bad.toml: proxies[0].toxics[0].schedule.stop: must be greater than start"),
+     "bad.toml: profile 'x': proxies[0].toxics[0].schedule.stop: must be greater than start"),
     ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
         {"type": "latency", "stream": "sideways"}]}]},
-     "bad.toml: proxies[0].toxics[0].stream: must be 'upstream' or 'downstream'"),
+     "bad.toml: profile 'x': proxies[0].toxics[0].stream: must be 'upstream' or 'downstream'"),
     ({"name": "x", "proxies": [{"link": "client-edge"}, {"link": "client-edge"}]},
-     "bad.toml: proxies[1].name: duplicate proxy name 'client-edge'"),
+     "bad.toml: profile 'x': proxies[1].name: duplicate proxy name 'client-edge'"),
 ])
 def test_errors_name_file_and_key(data: dict[str, object], expected: str) -> None:
     assert _error(data).startswith(expected)
@@ -80,7 +81,8 @@ def test_cli_reports_bad_profile_without_traceback(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "lab.proxy", "--port", "0", "--config", str(bad)],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
-    assert "typo.toml: proxies[0].toxics[0].attributes.latncy: unknown attribute" in run.stderr
+    assert "typo.toml: profile 't': proxies[0].toxics[0].attributes.latncy: unknown attribute" \
+        in run.stderr
     assert "Traceback" not in run.stderr
 
 
@@ -127,12 +129,12 @@ def test_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["--check", *map(str, SHIPPED)]) == 0
     assert main(["--check", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert "bad.toml: proxies[0].link: unknown link 'moon'" in err
+    assert "bad.toml: profile 'b': proxies[0].link: unknown link 'moon'" in err
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 async def test_shipped_profile_runs_traffic(path: Path, echo_server: str) -> None:
-    addresses = {link: ("127.0.0.1:0", echo_server) for link in LAB_LINKS}
+    addresses = {link: ("127.0.0.1:0", echo_server) for link in lab_links.STANDALONE_ADDRESSES}
     profile = load_profile(path, addresses=addresses)
     async with ProxyServer("127.0.0.1", 0, seed=profile.seed) as server, ToxiproxyClient(
         server.base_url
