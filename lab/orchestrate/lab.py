@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import random
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -35,7 +34,7 @@ from lab.nginx.tls import write_tls
 from lab.orchestrate.backend import Backend
 from lab.orchestrate.errors import ComponentError
 from lab.orchestrate.handle import LabHandle
-from lab.orchestrate.linkctl import LinkControl, ToxiproxyLinks
+from lab.orchestrate.linkctl import LinkControl, ToxiproxyLinks, check_external
 from lab.orchestrate.local import LocalBackend
 from lab.orchestrate.plan import Plan, Probe, make_plan
 from lab.orchestrate.readiness import HttpProber, Prober, close_quietly, wait_ready
@@ -95,7 +94,7 @@ class Lab(LabHandle):
         for run_id, comps in clean_dead_labs(root).items():
             progress(f"   cleaned what a killed lab left in {run_id}: "
                      f"{', '.join(comps) or 'no processes'}")
-        run = RunDir.create(root, spec.name, path=run_dir)
+        run = RunDir.new(root, spec.name, path=run_dir)
         seed = pick_seed(spec)
         backend = backend or LocalBackend()
         nginx_binary = getattr(backend, "nginx_binary", None)
@@ -103,6 +102,12 @@ class Lab(LabHandle):
             nginx_binary = find_nginx()
         plan = make_plan(spec, run, seed, backend.allocate, nginx_binary=nginx_binary or "nginx",
                          tls_ca=run.path / "tls" / "ca.pem" if spec.nginx.enabled else None)
+        # Profiles are checked against this run's links before anything starts.
+        for path in spec.profiles:
+            profile = load_profile(path, addresses=plan.link_addresses())
+            if plan.external_proxy:
+                check_external(profile, plan.proxy_api)
+        run.make()
         links = links or ToxiproxyLinks(plan.proxy_api, external=plan.external_proxy)
         lab = cls(spec, run, plan, backend, links, prober or HttpProber(), progress,
                   ready_timeout_s)
@@ -242,7 +247,7 @@ class Lab(LabHandle):
         await self.close()
         await close_quietly(self.prober)
         await self.backend.close()
-        shutil.rmtree(self.run.path / "nginx" / "tmp", ignore_errors=True)
+        self.run.remove_temp()
         with contextlib.suppress(FileNotFoundError):
             self.run.pid_file.unlink()
         self.timings["down"] = time.monotonic() - t0

@@ -59,22 +59,29 @@ class RunDir:
     path: Path
 
     @classmethod
+    def new(cls, root: Path | None = None, name: str = "lab", path: Path | None = None
+            ) -> RunDir:
+        """A run directory's paths (nothing created yet: see :meth:`make`)."""
+        if path is None:
+            path = (root or DEFAULT_ROOT).resolve() / new_run_id(name)
+        return cls(path.resolve())
+
+    @classmethod
     def create(cls, root: Path | None = None, name: str = "lab", path: Path | None = None
                ) -> RunDir:
-        if path is None:
-            root = (root or DEFAULT_ROOT).resolve()
-            path = root / new_run_id(name)
-        path = path.resolve()
+        return cls.new(root, name, path).make()
+
+    def make(self) -> RunDir:
+        """Create the directory and its subfolders, and point ``latest`` at it."""
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(parents=True, exist_ok=True)
             for sub in ("logs", "node", "nginx", "tls"):
-                (path / sub).mkdir(exist_ok=True)
+                (self.path / sub).mkdir(exist_ok=True)
         except OSError as exc:
-            raise EnvironmentProblem(f"cannot create the run directory {path}: "
+            raise EnvironmentProblem(f"cannot create the run directory {self.path}: "
                                      f"{exc.strerror or exc}") from None
-        run = cls(path)
-        run._link_latest()
-        return run
+        self._link_latest()
+        return self
 
     def _link_latest(self) -> None:
         latest = self.path.parent / "latest"
@@ -96,6 +103,10 @@ class RunDir:
     @property
     def pid_file(self) -> Path:
         return self.path / PID_FILE
+
+    def remove_temp(self) -> None:
+        """Delete what only a running lab needs (nginx's temp dirs); logs and data stay."""
+        shutil.rmtree(self.path / "nginx" / "tmp", ignore_errors=True)
 
     def log(self, component: str) -> Path:
         return self.path / "logs" / f"{component}.log"
@@ -188,6 +199,7 @@ def clean_dead_lab(run: RunDir) -> list[str]:
     for name, rec in (data.get("components") or {}).items():
         if kill_recorded(int(rec["pid"]), float(rec["create_time"])):
             cleaned.append(name)
+    run.remove_temp()
     with contextlib.suppress(FileNotFoundError):
         run.pid_file.unlink()
     with contextlib.suppress(EnvironmentProblem):
