@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "orchestrate"))
-from lab_helpers import assert_nothing_left  # noqa: E402
+from lab_helpers import assert_nothing_left
 
 pytestmark = pytest.mark.lab
 CLI = [sys.executable, "-m", "lab"]
@@ -30,7 +30,7 @@ def start_up(root: Path, *extra: str) -> tuple[subprocess.Popen[str], Path]:
     out = root / "up.out"
     root.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([*CLI, "up", "--runs-root", str(root), *extra], text=True,
-                            stdout=open(out, "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+                            stdout=open(out, "w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while "== up; run directory" not in out.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -68,7 +68,7 @@ def test_ctrl_c_tears_down(tmp_path: Path) -> None:
 def test_sigterm_while_starting_stops_what_started(tmp_path: Path) -> None:
     out = tmp_path / "up.out"
     proc = subprocess.Popen([*CLI, "up", "--runs-root", str(tmp_path)], text=True,
-                            stdout=open(out, "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+                            stdout=open(out, "w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while "run directory" not in out.read_text() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -91,7 +91,7 @@ def _kill_owner_with_a_frozen_component(root: Path) -> tuple[Path, int]:
 
 
 def test_down_cleans_what_a_killed_owner_left(tmp_path: Path) -> None:
-    run, frozen = _kill_owner_with_a_frozen_component(tmp_path)
+    run, _ = _kill_owner_with_a_frozen_component(tmp_path)
     done = run_cli("down", "--runs-root", str(tmp_path))
     assert done.returncode == 0, done.stderr
     # the frozen one for sure; others too if their SIGTERM shutdown was still under way

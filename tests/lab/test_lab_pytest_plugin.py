@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "orchestrate"))
-from lab_helpers import assert_nothing_left, processes_in  # noqa: E402
+from lab_helpers import assert_nothing_left, processes_in
 
 pytestmark = pytest.mark.lab
 
