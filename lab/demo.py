@@ -1,30 +1,48 @@
-"""``make run``: the reference node on the embedded default config plus a small demo workload.
+"""``make run``: the whole lab on this machine, a workload through nginx, and a fault to watch.
 
-Starts ``dubhe-node`` (RocksDB under ./data, RPC 127.0.0.1:8545, WS 127.0.0.1:8546), submits
-signed transactions (mints by the dev mint authority, transfers, counter increments), waits for
-their receipts, prints the endpoints, block height and receipts, and keeps the node serving until
-Ctrl-C. Re-running continues the existing chain in ./data. ``--seed`` picks the demo accounts and
-amounts (printed, so a run can be replayed).
+1. Brings the lab up (mock Ethereum and Sui, fault proxy, node, nginx; every hop through a link).
+2. Sends signed demo transactions (mints by the dev mint authority, transfers, counter
+   increments) over https:// through client-edge-tls and nginx, and waits for their receipts
+   while a wss:// subscriber prints the new heads.
+3. Applies a fault profile (default ``fault-profiles/ws-upstream-cuts.toml``: nginx->node
+   WebSockets cut mid-frame) for a few seconds while a subscriber watches newHeads, printing
+   what a client sees — close codes, reconnects, heads missed — then clears it.
+4. Prints the endpoints and the run directory and stays up until Ctrl-C (``--once``: stops).
+
+Every run starts from a fresh state in its own run directory. ``--seed`` picks the lab's seed
+(components, demo accounts and amounts, the subscriber's backoff jitter); it is printed so a run
+can be replayed with ``make run ARGS='--seed N'``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import signal
+import ssl
 import struct
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
 from lab.clients.rpc import HttpRpc, RpcError, WsRpc
-from lab.orchestrate.node_proc import NodeProcess, NodeStartError
+from lab.orchestrate import Lab, LabError, LabSpec
+from lab.orchestrate.errors import ComponentError
+from lab.proxy.profiles import ProfileError
 from node.core import keys
 from node.core.hexutil import data, parse_qty
 from node.core.tx import Signer, Transaction, sign_tx
 
 MINT_AUTHORITY_SEED = b"mint-authority"  # the node's well-known dev authority (config default)
+DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "fault-profiles" / "ws-upstream-cuts.toml"
 _U64 = struct.Struct(">Q")
 
 
@@ -67,77 +85,173 @@ async def workload(rpc: HttpRpc, chain_id: int, seed: int, n_accounts: int = 4) 
     return txs
 
 
-async def run(args: argparse.Namespace, data_dir: Path) -> int:
-    workdir = data_dir  # the generated config lives beside the state, inside ./data
-    cfg = {
-        "api": {"rpc_bind": args.rpc_bind, "ws_bind": args.ws_bind},
-        "state": {"backend": "rocksdb", "path": str(data_dir)},
-        "security": {"audit_log": str(data_dir / "audit.jsonl")},
-    }
-    seed = args.seed if args.seed is not None else random.randrange(2**32)
-    _print(f"== Dubhe Channel demo (seed {seed}; replay with: make run ARGS='--seed {seed}')")
-    node = NodeProcess(workdir, cfg, config_name="demo-config.toml")
-    _print(f"== starting dubhe-node (state in {args.data})")
-    try:
-        await node.astart()
-    except NodeStartError as e:
-        print(f"error: the node did not start:\n{e.output}", file=sys.stderr)
-        return 1
-    _print(f"   JSON-RPC  {node.rpc_url}\n   WebSocket {node.ws_url}\n   health    {node.rpc_url}/health"
-           f"\n   metrics   {node.rpc_url}/metrics")
-    try:
-        async with HttpRpc(node.rpc_url) as rpc, await WsRpc.connect(node.ws_url) as ws:
-            chain_id = parse_qty(await rpc.call("eth_chainId"))
-            heads = await ws.subscribe("newHeads")
-            txs = await workload(rpc, chain_id, seed)
-            _print(f"== submitted {len(txs)} signed transactions; waiting for receipts")
-            deadline = time.monotonic() + 30
-            receipts: dict[bytes, dict[str, object]] = {}
-            while len(receipts) < len(txs) and time.monotonic() < deadline:
-                head = await ws.next_notification(heads, timeout_s=10)
-                _print(f"   block {parse_qty(head['number'])} {head['hash'][:18]}…")
-                for tx in txs:
-                    if tx.hash not in receipts:
-                        rc = await rpc.call("dubhe_getReceipt", data(tx.hash))
-                        if rc is not None:
-                            receipts[tx.hash] = rc
+async def run_workload(lab: Lab, seed: int) -> bool:
+    """The demo transactions over https, receipts awaited while wss heads arrive."""
+    ctx = lab.ssl_context()
+    async with HttpRpc(lab.endpoints["https"], ssl=ctx) as rpc, \
+            await WsRpc.connect(lab.endpoints["wss"], ssl=ctx) as ws:
+        chain_id = parse_qty(await rpc.call("eth_chainId"))
+        heads = await ws.subscribe("newHeads")
+        txs = await workload(rpc, chain_id, seed)
+        _print(f"== submitted {len(txs)} signed transactions over {lab.endpoints['https']}; "
+               "waiting for receipts (heads over wss)")
+        deadline = time.monotonic() + 30
+        receipts: dict[bytes, dict[str, object]] = {}
+        while len(receipts) < len(txs) and time.monotonic() < deadline:
+            head = await ws.next_notification(heads, timeout_s=10)
+            _print(f"   block {parse_qty(head['number'])} {head['hash'][:18]}…")
             for tx in txs:
-                rc = receipts.get(tx.hash)
-                status = rc["status"] if rc else "pending"
-                extra = f" ({rc['reason']})" if rc and rc["reason"] else ""
-                _print(f"   {tx.method:<9} from {tx.sender.hex()[:10]}… block {rc['blockNumber'] if rc else '-'}"
-                       f" status {status}{extra} gas {rc['gasUsed'] if rc else '-'}")
-            height = parse_qty(await rpc.call("eth_blockNumber"))
-            status_obj = await rpc.call("dubhe_status")
-            _print(f"== height {height}, state root {status_obj['stateRoot'][:18]}…, "
-                   f"{len(receipts)}/{len(txs)} receipts")
-    except (RpcError, OSError, TimeoutError) as e:
-        print(f"error: demo workload failed: {e}", file=sys.stderr)
-        await node.astop()
-        return 1
-    if args.once:
-        return 0 if await node.astop() == 0 else 1
-    _print("== node keeps serving; press Ctrl-C to stop")
+                if tx.hash not in receipts:
+                    rc = await rpc.call("dubhe_getReceipt", data(tx.hash))
+                    if rc is not None:
+                        receipts[tx.hash] = rc
+        for tx in txs:
+            rc = receipts.get(tx.hash)
+            status = rc["status"] if rc else "pending"
+            extra = f" ({rc['reason']})" if rc and rc["reason"] else ""
+            _print(f"   {tx.method:<9} from {tx.sender.hex()[:10]}… block {rc['blockNumber'] if rc else '-'}"
+                   f" status {status}{extra} gas {rc['gasUsed'] if rc else '-'}")
+        height = parse_qty(await rpc.call("eth_blockNumber"))
+        status_obj = await rpc.call("dubhe_status")
+        _print(f"== height {height}, state root {status_obj['stateRoot'][:18]}…, "
+               f"{len(receipts)}/{len(txs)} receipts")
+        return len(receipts) == len(txs)
+
+
+@dataclass
+class Watch:
+    """What a newHeads subscriber saw during the fault window."""
+
+    heads: list[int] = field(default_factory=list)
+    closes: list[int] = field(default_factory=list)
+    connects: int = 0
+    missed: int = 0
+
+
+async def watch_heads(url: str, ctx: ssl.SSLContext | None, stop: asyncio.Event, watch: Watch,
+                      rng: random.Random, say: Callable[[str], None]) -> None:
+    """Subscribe to newHeads, and after any close resubscribe with backoff (full jitter,
+    seeded); report each close code, reconnect and the heads missed meanwhile."""
+    t0 = time.monotonic()
+    attempt = 0
+    while not stop.is_set():
+        ws = None
+        try:
+            async with websockets.connect(url, ssl=ctx, open_timeout=5, ping_interval=None) as ws:
+                watch.connects += 1
+                if watch.connects > 1:
+                    say(f"   {time.monotonic() - t0:5.2f} s  reconnected (connection {watch.connects})")
+                await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
+                                            "params": ["newHeads"]}))
+                await asyncio.wait_for(ws.recv(), 5)
+                attempt = 0
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        msg = orjson.loads(await asyncio.wait_for(ws.recv(), 0.25))
+                        number = parse_qty(msg["params"]["result"]["number"])
+                        if watch.heads and number > watch.heads[-1] + 1:
+                            gap = number - watch.heads[-1] - 1
+                            watch.missed += gap
+                            say(f"   {time.monotonic() - t0:5.2f} s  head {number} "
+                                f"({gap} missed while reconnecting)")
+                        watch.heads.append(number)
+        except ConnectionClosed:
+            code = ws.close_code if ws is not None and ws.close_code is not None else 1006
+            watch.closes.append(code)
+            why = "no close frame: abnormal closure" if code == 1006 else ws.close_reason if ws else ""
+            say(f"   {time.monotonic() - t0:5.2f} s  closed {code} ({why}) "
+                f"after head {watch.heads[-1] if watch.heads else '-'}")
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            say(f"   {time.monotonic() - t0:5.2f} s  connect failed: {exc}")
+        if stop.is_set():
+            break
+        attempt += 1
+        await asyncio.sleep(rng.uniform(0, min(2.0, 0.1 * 2 ** attempt)))
+
+
+async def fault_demo(lab: Lab, profile_path: Path, seconds: float, seed: int) -> Watch:
+    profile = lab.load_profile(profile_path)
+    stop = asyncio.Event()
+    watch = Watch()
+    _print(f"== fault: {profile.name} ({profile.description}) for {seconds:g} s, "
+           f"while a subscriber watches newHeads over {lab.endpoints['wss']}")
+    events_before = len(await lab.fault_events())
+    watcher = asyncio.create_task(watch_heads(lab.endpoints["wss"], lab.ssl_context(), stop, watch,
+                                              random.Random(seed), _print))
+    await asyncio.sleep(0.5)
+    await lab.apply_profile(profile)
+    await asyncio.sleep(seconds)
+    cleared = await lab.clear_faults()
+    _print(f"   fault cleared on {', '.join(cleared)}")
+    await asyncio.sleep(1.0)
+    stop.set()
+    await watcher
+    fired = [e for e in (await lab.fault_events())[events_before:] if e.get("event") == "toxic_fired"]
+    codes = ", ".join(f"{c} ×{watch.closes.count(c)}" for c in sorted(set(watch.closes))) or "none"
+    _print(f"== the client saw: {len(watch.heads)} heads, closes {codes}, "
+           f"{max(0, watch.connects - 1)} reconnects, {watch.missed} heads missed while "
+           f"reconnecting (a client backfills them with eth_getBlockByNumber); the proxy "
+           f"logged {len(fired)} toxic firings")
+    return watch
+
+
+async def run(args: argparse.Namespace) -> int:
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    _print(f"== Dubhe Channel lab demo (seed {seed}; replay with: make run ARGS='--seed {seed}')")
+    spec = LabSpec(name="demo", seed=seed)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    waiter = asyncio.create_task(asyncio.to_thread(node.wait))
-    await asyncio.wait([waiter, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-    rc = await node.astop()
-    _print(f"== node stopped (exit {rc})")
-    return 0 if rc in (0, -signal.SIGINT) else 1
+    try:
+        lab = await Lab.start(spec, runs_root=args.runs_root, progress=_print)
+    except ComponentError as exc:
+        print(f"error: {exc.details()}", file=sys.stderr)
+        return 1
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        ok = await run_workload(lab, seed)
+        watch = await fault_demo(lab, args.profile, args.fault_seconds, seed)
+        from lab.cli import print_endpoints
+
+        print_endpoints(lab)
+        _print(f"== run directory {lab.run_dir} (logs/, nginx/access.log, nginx/error.log, "
+               "lab.json)")
+        if not ok or not watch.heads:
+            print("error: the demo did not complete (see the logs above)", file=sys.stderr)
+            return 1
+        if args.once:
+            return 0
+        _print("== the lab keeps running; in another shell: dubhe-lab status | fault apply FILE "
+               "| logs COMPONENT; Ctrl-C stops it")
+        await stop.wait()
+        return 0
+    except (RpcError, OSError, TimeoutError, ConnectionClosed) as exc:
+        print(f"error: demo workload failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except (ProfileError, LabError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await asyncio.shield(lab.down())
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--data", default="./data", help="state directory (default ./data)")
-    ap.add_argument("--rpc-bind", default="127.0.0.1:8545")
-    ap.add_argument("--ws-bind", default="127.0.0.1:8546")
-    ap.add_argument("--seed", type=int, help="demo workload seed (printed; pass it back to replay)")
-    ap.add_argument("--once", action="store_true", help="stop the node after the workload (for tests)")
+    ap.add_argument("--seed", type=int, help="lab seed (printed; pass it back to replay)")
+    ap.add_argument("--once", action="store_true", help="tear the lab down after the demo (for tests)")
+    ap.add_argument("--profile", type=Path, default=DEFAULT_PROFILE,
+                    help="fault profile shown during the demo (default: ws-upstream-cuts.toml)")
+    ap.add_argument("--fault-seconds", type=float, default=4.0, help="how long the fault stays on (default 4)")
+    ap.add_argument("--runs-root", type=Path, default=Path("reports") / "runs",
+                    help="where the run directory goes (default reports/runs)")
     args = ap.parse_args(argv)
-    return asyncio.run(run(args, Path(args.data).resolve()))
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 
@@ -39,8 +40,12 @@ def _unwrap(resp: dict[str, Any]) -> Any:
 
 
 class HttpRpc:
-    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 10.0) -> None:
+    """JSON-RPC over HTTP(S); ``ssl`` is the client context for https:// (e.g. a lab run's CA)."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 10.0,
+                 ssl: SSLContext | None = None) -> None:
         self.url = url
+        self._ssl = ssl
         self._headers = {"Content-Type": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -49,7 +54,8 @@ class HttpRpc:
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> HttpRpc:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+        self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self
 
     async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:

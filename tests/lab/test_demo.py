@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent / "orchestrate"))
+from lab_helpers import assert_nothing_left  # noqa: E402
 
-@pytest.mark.timeout(120)
-def test_demo_runs_workload_and_prints_receipts(tmp_path: Path) -> None:
+pytestmark = pytest.mark.lab
+
+
+@pytest.mark.timeout(180)
+def test_demo_runs_the_lab_the_workload_and_a_fault(tmp_path: Path) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "lab.demo", "--data", str(tmp_path / "data"), "--rpc-bind", "127.0.0.1:0",
-         "--ws-bind", "127.0.0.1:0", "--seed", "7", "--once"],
-        capture_output=True, text=True, timeout=100, check=False,
+        [sys.executable, "-m", "lab.demo", "--seed", "7", "--once", "--fault-seconds", "2.5",
+         "--runs-root", str(tmp_path)],
+        capture_output=True, text=True, timeout=150, check=False,
     )
-    assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
-    assert "seed 7" in out and "JSON-RPC  http://127.0.0.1:" in out
-    assert out.count("status success") == 14
-    assert "14/14 receipts" in out
-    # re-running continues the same chain (nonces come from the node)
-    r2 = subprocess.run(r.args, capture_output=True, text=True, timeout=100, check=False)
-    assert r2.returncode == 0, r2.stdout + r2.stderr
-    assert "14/14 receipts" in r2.stdout
+    assert r.returncode == 0, out + r.stderr
+    assert "seed 7" in out and "replay with: make run ARGS='--seed 7'" in out
+    for name in ("l1-eth", "l1-sui", "proxy", "node", "nginx", "edge"):
+        assert re.search(rf"^   {name}\s+ready in", out, re.M), name
+    assert "over https://127.0.0.1:" in out
+    assert out.count("status success") == 14 and "14/14 receipts" in out
+    # the fault's client-visible effect: abnormal closures and reconnects
+    assert "closed 1006 (no close frame: abnormal closure)" in out
+    assert re.search(r"the client saw: \d+ heads, closes 1006 ×[1-9]\d*, [1-9]\d* reconnects", out)
+    assert "wss://127.0.0.1:" in out and "== run directory" in out
+    assert_nothing_left((tmp_path / "latest").resolve())
+
+
+def test_same_seed_same_demo_accounts(tmp_path: Path) -> None:
+    """A seeded run starts from a fresh state: the same seed gives the same senders again."""
+    runs = [subprocess.run([sys.executable, "-m", "lab.demo", "--seed", "3", "--once",
+                            "--fault-seconds", "0.5", "--runs-root", str(tmp_path / str(i))],
+                           capture_output=True, text=True, timeout=150, check=False)
+            for i in range(2)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    senders = [re.findall(r"^   \w+\s+from (\w+)…", r.stdout, re.M) for r in runs]
+    assert senders[0] == senders[1] and len(senders[0]) == 14
