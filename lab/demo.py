@@ -187,7 +187,7 @@ async def fault_demo(lab: Lab, profile_path: Path, seconds: float, seed: int) ->
     stop.set()
     await watcher
     fired = [e for e in (await lab.fault_events())[events_before:] if e.get("event") == "toxic_fired"]
-    codes = ", ".join(f"{c} ×{watch.closes.count(c)}" for c in sorted(set(watch.closes))) or "none"
+    codes = ", ".join(f"{c} x{watch.closes.count(c)}" for c in sorted(set(watch.closes))) or "none"
     _print(f"== the client saw: {len(watch.heads)} heads, closes {codes}, "
            f"{max(0, watch.connects - 1)} reconnects, {watch.missed} heads missed while "
            f"reconnecting (a client backfills them with eth_getBlockByNumber); the proxy "

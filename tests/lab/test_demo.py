@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "orchestrate"))
-from lab_helpers import assert_nothing_left  # noqa: E402
+from lab_helpers import assert_nothing_left
 
 pytestmark = pytest.mark.lab
 
@@ -31,7 +31,7 @@ def test_demo_runs_the_lab_the_workload_and_a_fault(tmp_path: Path) -> None:
     assert out.count("status success") == 14 and "14/14 receipts" in out
     # the fault's client-visible effect: abnormal closures and reconnects
     assert "closed 1006 (no close frame: abnormal closure)" in out
-    assert re.search(r"the client saw: \d+ heads, closes 1006 ×[1-9]\d*, [1-9]\d* reconnects", out)
+    assert re.search(r"the client saw: \d+ heads, closes 1006 x[1-9]\d*, [1-9]\d* reconnects", out)
     assert "wss://127.0.0.1:" in out and "== run directory" in out
     assert_nothing_left((tmp_path / "latest").resolve())
 

@@ -1,0 +1,88 @@
+"""``dubhe-bench latency``: newHeads delivery latency through the lab vs direct to the node.
+
+Brings the lab up (no toxics) with ``--block-ms`` blocks (default 200 ms = 5 blocks/s) and
+connects ``--subscribers`` WebSocket clients (spread over ``--procs`` client processes) twice:
+directly to the node (the baseline) and through the whole edge — client-edge proxy, nginx,
+nginx-node-ws proxy — to the same node, in the same run. Per notification, latency = receive
+time minus the block's ``timestampMs`` (the producer's clock, same machine). Prints p50/p99/max,
+missed notifications, and the through-lab/direct ratio. Target: p99 < 100 ms through the lab
+with 1,000 subscribers at 5 blocks/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.common import pct, progress, table, verdict
+from bench.ws_fanout import _measure
+from lab.orchestrate import Lab, LabSpec
+
+P99_TARGET_MS = 100.0
+
+
+def lab_spec(subscribers: int, block_ms: int) -> LabSpec:
+    """A lab sized for ``subscribers`` WebSockets (each uses two nginx worker connections)."""
+    return LabSpec(
+        name="bench-latency", l1=(), block_time_ms=block_ms,
+        node={"api": {"max_connections": subscribers + 200, "rate_limit_per_s": 1e6,
+                      "rate_limit_burst": 10**6}},
+        nginx={"worker_connections": max(1024, 2 * subscribers + 256)},  # type: ignore[arg-type]
+    )
+
+
+async def _up(spec: LabSpec, root: Path | None) -> Lab:
+    return await Lab.start(spec, runs_root=root, progress=progress)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="dubhe-bench latency", description=__doc__.splitlines()[0]
+                                 if __doc__ else None)
+    ap.add_argument("--subscribers", type=int, default=1000, help="WebSocket subscribers "
+                    "(default 1000)")
+    ap.add_argument("--block-ms", type=int, default=200, help="block time (default 200 ms)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per path "
+                    "(default 10)")
+    ap.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
+    ap.add_argument("--runs-root", type=Path, help="where the lab's run directory goes")
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    args = ap.parse_args(argv)
+    print(f"dubhe-bench latency: {args.subscribers} subscribers, {1000 / args.block_ms:.1f} "
+          f"blocks/s, {args.seconds:g} s per path, direct vs through client-edge + nginx + "
+          "nginx-node-ws")
+    loop = asyncio.new_event_loop()
+    lab = loop.run_until_complete(_up(lab_spec(args.subscribers, args.block_ms), args.runs_root))
+    try:
+        results: dict[str, tuple[list[float], int, int]] = {}
+        for name, url in (("direct", lab.endpoints["node_ws"]), ("through lab", lab.endpoints["ws"])):
+            progress(f"{name}: {args.subscribers} subscribers on {url}")
+            results[name] = _measure(url, args.subscribers, args.procs, args.seconds)
+    finally:
+        loop.run_until_complete(lab.down())
+        loop.close()
+    rows: list[list[Any]] = []
+    for name, (lat, missed, errors) in results.items():
+        rows.append([name, len(lat), pct(lat, 0.5), pct(lat, 0.99), max(lat, default=float("nan")),
+                     missed, errors])
+    print(table(["path", "notifications", "p50 ms", "p99 ms", "max ms", "missed", "errors"], rows))
+    direct, through = results["direct"][0], results["through lab"][0]
+    p99, base99 = pct(through, 0.99), pct(direct, 0.99)
+    ratio = p99 / base99 if base99 > 0 else float("nan")
+    print(f"through-lab / direct: p50 {pct(through, 0.5) / max(pct(direct, 0.5), 1e-9):.2f}x, "
+          f"p99 {ratio:.2f}x")
+    clean = all(m == 0 and e == 0 for _, m, e in results.values())
+    ok = p99 < P99_TARGET_MS and clean
+    print(f"target: p99 < {P99_TARGET_MS:g} ms through the lab: {p99:.1f} ms "
+          f"{verdict(p99 < P99_TARGET_MS)}; no missed notifications or errors: {verdict(clean)}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "bench": "latency", "subscribers": args.subscribers, "block_ms": args.block_ms,
+            "paths": {n: {"notifications": len(lt), "p50_ms": pct(lt, 0.5), "p99_ms": pct(lt, 0.99),
+                          "missed": m, "errors": e} for n, (lt, m, e) in results.items()},
+            "ratio_p99": ratio,
+            "targets": {"p99_ms": {"target": P99_TARGET_MS, "value": p99, "pass": ok}},
+        }, indent=2))
+    return 0 if ok else 1
