@@ -195,8 +195,7 @@ class Connection:
         self.links = {Direction.UPSTREAM: up, Direction.DOWNSTREAM: down}
         for link in (up, down):
             link.received, link.sent = self.proxy.counters(link)
-            link.build(list(self.proxy.toxics.chain(link.info.direction)))
-            self.proxy.toxics.links.add(link)
+            link.build(self.proxy.toxics.attach(link))
         self.client.attach(up)
         self.upstream.attach(down)
         assert self.client.transport is not None
@@ -220,7 +219,7 @@ class Connection:
             self.upstream.abort()  # the dial may have connected just before the cancel
         for link in self.links.values():
             link.kill()
-            self.proxy.toxics.links.discard(link)
+            self.proxy.toxics.detach(link)
         self.proxy.connection_closed(self)
 
     def abort(self) -> None:
@@ -263,5 +262,5 @@ class Connection:
     def record(self, event: str, toxic: str, **details: Any) -> None:
         self.proxy.record(event, toxic=toxic, **details)
 
-    def fired(self, link: Link, wrapper: WrapperView) -> None:
-        self.proxy.toxic_fired(link, wrapper)
+    def fired(self, link: Link, wrapper: WrapperView, **details: Any) -> None:
+        self.proxy.toxic_fired(wrapper, link, **details)

@@ -18,10 +18,11 @@ which return at the toxic's next wait point (no API call can block on traffic).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from lab.proxy import rng
-from lab.proxy.stream import Channel, Chunk, End, Item, Outlet
+from lab.proxy.stream import Channel, Chunk, Direction, End, Item, Outlet
 from lab.proxy.toxics.base import CleanupToxic, LinkInfo, StatefulToxic, ToxicStub
 from lab.proxy.ws_tracker import WsTracker
 
@@ -50,7 +51,8 @@ class LinkOwner(Protocol):
 
     def record(self, event: str, toxic: str, **details: Any) -> None: ...
 
-    def fired(self, link: Link, wrapper: WrapperView) -> None: ...
+    def fired(self, link: Link, wrapper: WrapperView, **details: Any) -> None:
+        """``wrapper``'s toxic fired on ``link`` (see ``toxics/base.py``, "Firing")."""
 
 
 class WrapperView(Protocol):
@@ -59,6 +61,7 @@ class WrapperView(Protocol):
     name: str
     type: str
     uid: int
+    stream: Direction
     toxicity: float
     started_at: float
 
@@ -131,8 +134,15 @@ class Link:
         self.owner.link_write(self, data)
 
     # -- StubHost ----------------------------------------------------------------------
-    def end_at(self, when: float, kind: End) -> None:
-        self._timers.append(self._loop.call_at(when, self.put, kind))
+    def end_at(self, when: float, kind: End, then: Any = None) -> None:
+        self._timers.append(self._loop.call_at(when, self._end_now, kind, then))
+
+    def _end_now(self, kind: End, then: Any) -> None:
+        if self.ended:
+            return
+        if then is not None:
+            then()
+        self.put(kind)
 
     def record(self, event: str, toxic: str, **details: Any) -> None:
         self.owner.record(event, toxic, conn=self.info.conn_id,
@@ -162,13 +172,19 @@ class Link:
                 stub.on_passthrough = tracker.skip
 
     def _start(self, stub: ToxicStub, wrapper: WrapperView) -> None:
-        if self.killed:
-            return  # the connection went away while a chain change was waiting
+        if self.killed or stub.closed:
+            # The connection went away while a chain change was waiting, or the toxic has
+            # ended its stream: nothing to run (and no action to repeat).
+            return
         stub.toxic_started = wrapper.started_at
-        stub.start(wrapper.toxic, wrapper.toxicity, wrapper.applies(self.info),
-                   lambda: self.owner.fired(self, wrapper))
+        owner = self.owner
 
-    def build(self, wrappers: list[WrapperView]) -> None:
+        def on_fire(**details: Any) -> None:
+            owner.fired(self, wrapper, **details)
+
+        stub.start(wrapper.toxic, wrapper.toxicity, wrapper.applies(self.info), on_fire)
+
+    def build(self, wrappers: Sequence[WrapperView]) -> None:
         """Initial chain of a new link (nothing in flight yet, so no interrupts needed)."""
         for wrapper in wrappers:
             stub = self._new_stub(wrapper, self)
@@ -213,8 +229,7 @@ class Link:
             stub = self.stubs[i]
             await stub.interrupt()
             self.wrappers[i] = wrapper
-            if not stub.closed:
-                self._start(stub, wrapper)
+            self._start(stub, wrapper)
 
     async def remove(self, wrapper: WrapperView, cleanup: bool = True) -> None:
         """Take a toxic out of a live link; queued data moves on, in order."""
@@ -241,7 +256,7 @@ class Link:
                 self.entry = stub.output
             del self.stubs[i]
             del self.wrappers[i]
-            if prev is not None and not prev.closed:
+            if prev is not None:
                 self._start(prev, self.wrappers[i - 1])
             self.consumed()  # the removed stub's queue is gone: maybe resume the source
 

@@ -60,7 +60,7 @@ class Proxy:
         self._counted: set[Connection] = set()  # connections counted in the open-connections gauge
         self.conn_count = 0
         self.seed = rng.derive(owner.seed, name)
-        self.toxics = ToxicCollection(name, owner.events, _Control(self))
+        self.toxics = ToxicCollection(name, owner.events, _Control(self), self.toxic_fired)
 
     # -- JSON ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -121,10 +121,11 @@ class Proxy:
         if server is not None:
             await server.wait_closed()
 
-    async def set_flapped(self, down: bool) -> None:
-        """A ``flap`` toxic takes the proxy down (listener and connections) or back up."""
+    async def set_flapped(self, down: bool) -> bool:
+        """A ``flap`` toxic takes the proxy down (listener and connections) or back up;
+        returns whether anything changed."""
         if down == self.flapped_down or not self.enabled:
-            return
+            return False
         self.flapped_down = down
         self.record("proxy_flap_down" if down else "proxy_flap_up")
         if down:
@@ -134,6 +135,7 @@ class Proxy:
                 await self._listen()
             except ApiError as exc:  # e.g. the port was taken while down: report, stay down
                 self.record("proxy_flap_error", error=exc.message)
+        return True
 
     def _accept(self) -> asyncio.Protocol:
         self.conn_count += 1
@@ -165,12 +167,18 @@ class Proxy:
         m = self.owner.metrics
         return m.received.labels(*labels), m.sent.labels(*labels)
 
-    def toxic_fired(self, link: Link, wrapper: WrapperView) -> None:
-        self.owner.metrics.activations.labels(
-            self.name, wrapper.name, wrapper.type, link.info.direction.value
-        ).inc()
-        self.record("toxic_fired", toxic=wrapper.name, type=wrapper.type,
-                    conn=link.info.conn_id, stream=link.info.direction.value)
+    def toxic_fired(self, wrapper: WrapperView, link: Link | None = None,
+                    **details: Any) -> None:
+        """A toxic fired (see ``toxics/base.py``): one ``toxic_fired`` event and one activation.
+
+        ``link`` is where (``conn`` in the event), or ``None`` for a proxy-wide toxic.
+        """
+        stream = wrapper.stream.value
+        self.owner.metrics.activations.labels(self.name, wrapper.name, wrapper.type,
+                                              stream).inc()
+        where = {"conn": link.info.conn_id} if link is not None else {}
+        self.record("toxic_fired", toxic=wrapper.name, type=wrapper.type, stream=stream,
+                    **where, **details)
 
     def record(self, event: str, **fields: Any) -> None:
         self.owner.events.append(event, proxy=self.name, **fields)
@@ -182,8 +190,8 @@ class _Control:
     def __init__(self, proxy: Proxy) -> None:
         self._proxy = proxy
 
-    async def set_down(self, down: bool) -> None:
-        await self._proxy.set_flapped(down)
+    async def set_down(self, down: bool) -> bool:
+        return await self._proxy.set_flapped(down)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -4,6 +4,11 @@ Mirrors Toxiproxy's ``toxic_collection.go``: defaults (``stream`` downstream, ``
 ``name`` ``<type>_<stream>``), names unique across both streams, the order of checks (stream, then
 type, then duplicate name, then attributes), PATCH merging attributes into the current ones.
 Lab extras: ``schedule`` and ``target`` fields (see ``schedule.py``) and proxy-wide toxics.
+
+A toxic aimed at connections (``target``) is installed only on the links it matches: the
+collection indexes its live links by connection ordinal, client address and client host, and its
+toxics by the same keys, so adding, changing or removing an aimed toxic touches only the
+connections it is aimed at, and a new connection looks up only the toxics that can match it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,27 @@ from lab.proxy.toxics.base import LinkInfo, ProxyControl
 
 _uids = itertools.count(1)
 
+#: Index keys: ``None`` for every connection (no target), else one selective part of a target.
+Key = tuple[Any, ...] | None
+
+
+def _target_keys(target: Target | None) -> list[Key]:
+    """The index keys a toxic is filed under: its most selective criterion."""
+    if target is None:
+        return [None]
+    if target.nth:
+        return [("conn", n) for n in sorted(target.nth)]
+    if target.host is not None and target.port is not None:
+        return [("client", target.host, target.port)]
+    if target.host is not None:
+        return [("host", target.host)]
+    return [None]
+
+
+def _link_keys(info: LinkInfo) -> list[Key]:
+    """Every key a link is filed under (and so every key a toxic for it may be filed under)."""
+    return [None, ("conn", info.conn_id), ("client", *info.client), ("host", info.client[0])]
+
 
 @dataclass
 class ToxicWrapper:
@@ -46,10 +72,12 @@ class ToxicWrapper:
     started_at: float = 0.0  # loop time when (last) activated
     active: bool = True
     uid: int = field(default_factory=lambda: next(_uids))
+    seq: int = 0  # order of insertion into its collection (chain order)
 
     def applies(self, info: LinkInfo) -> bool:
-        """Whether the toxic should run (rather than pass through) on this link."""
-        return self.active and (self.target is None or self.target.matches(info))
+        """Whether the toxic should run (rather than pass through) on this link. The target is
+        not looked at: the collection installs an aimed toxic only on links it matches."""
+        return self.active
 
     def to_json(self) -> dict[str, Any]:
         """Toxiproxy's toxic JSON, plus ``schedule``/``target``/``active`` when scheduled or targeted."""
@@ -108,24 +136,82 @@ def parse_toxic(body: Any) -> ToxicWrapper:
 class ToxicCollection:
     """The toxics of one proxy and the live links they apply to."""
 
-    def __init__(self, proxy: str, events: EventLog, control: ProxyControl) -> None:
+    def __init__(self, proxy: str, events: EventLog, control: ProxyControl,
+                 on_fired: Callable[..., None] | None = None) -> None:
         self.proxy = proxy
         self.events = events
         self.control = control
-        self.toxics: list[ToxicWrapper] = []
-        self.links: set[Link] = set()
+        self.on_fired = on_fired or (lambda wrapper, link=None, **details: None)
+        self.toxics: dict[str, ToxicWrapper] = {}  # by name, in the order added
+        self._toxic_index: dict[Key, dict[str, ToxicWrapper]] = {}
+        self._link_index: dict[Key, set[Link]] = {}
+        self._seq = itertools.count(1)
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._loop = asyncio.get_running_loop()
 
+    # -- links ----------------------------------------------------------------------------
+    def attach(self, link: Link) -> list[ToxicWrapper]:
+        """Register a new link; returns the toxics its chain starts with, in chain order.
+
+        Only toxics filed under the link's keys are looked at, and each target once.
+        """
+        info = link.info
+        found: dict[str, ToxicWrapper] = {}
+        for key in _link_keys(info):
+            self._link_index.setdefault(key, set()).add(link)
+            for w in self._toxic_index.get(key, {}).values():
+                if w.stream is info.direction and (w.target is None or w.target.matches(info)):
+                    found[w.name] = w
+        return sorted(found.values(), key=lambda w: w.seq)
+
+    def detach(self, link: Link) -> None:
+        """The link's connection is gone."""
+        for key in _link_keys(link.info):
+            links = self._link_index.get(key)
+            if links is not None:
+                links.discard(link)
+                if not links:
+                    del self._link_index[key]
+
+    @property
+    def links(self) -> set[Link]:
+        """Every live link of this proxy."""
+        return set(self._link_index.get(None, ()))
+
+    def _links_of(self, w: ToxicWrapper) -> list[Link]:
+        """The live links ``w`` is (or would be) installed on."""
+        out: dict[int, Link] = {}
+        for key in _target_keys(w.target):
+            for link in self._link_index.get(key, ()):
+                info = link.info
+                if info.direction is w.stream and (w.target is None or w.target.matches(info)):
+                    out[id(link)] = link
+        return list(out.values())
+
+    # -- toxics ---------------------------------------------------------------------------
     def chain(self, direction: Direction) -> list[ToxicWrapper]:
         """Toxics of one direction, in the order they were added."""
-        return [t for t in self.toxics if t.stream is direction]
+        return [t for t in self.toxics.values() if t.stream is direction]
 
     def find(self, name: str) -> ToxicWrapper:
-        for t in self.toxics:
-            if t.name == name:
-                return t
-        raise ERR_TOXIC_NOT_FOUND
+        try:
+            return self.toxics[name]
+        except KeyError:
+            raise ERR_TOXIC_NOT_FOUND from None
+
+    def _file(self, w: ToxicWrapper) -> None:
+        self.toxics[w.name] = w
+        for key in _target_keys(w.target):
+            self._toxic_index.setdefault(key, {})[w.name] = w
+
+    def _unfile(self, w: ToxicWrapper) -> None:
+        del self.toxics[w.name]
+        for key in _target_keys(w.target):
+            bucket = self._toxic_index.get(key)
+            if bucket is not None:
+                bucket.pop(w.name, None)
+                if not bucket:
+                    del self._toxic_index[key]
 
     def to_json(self) -> list[dict[str, Any]]:
         """Upstream toxics first, then downstream, each in the order added (as Toxiproxy)."""
@@ -137,14 +223,16 @@ class ToxicCollection:
                            stream=w.stream.value, **extra)
 
     async def _each_link(self, w: ToxicWrapper, op: Callable[[Link], Awaitable[None]]) -> None:
-        links = [link for link in self.links if link.info.direction is w.stream]
-        if links:
+        links = self._links_of(w)
+        if len(links) == 1:
+            await op(links[0])
+        elif links:
             await asyncio.gather(*(op(link) for link in links))
 
     async def add(self, body: Any) -> ToxicWrapper:
         """POST /proxies/{p}/toxics."""
         w = parse_toxic(body)
-        if any(t.name == w.name for t in self.toxics):
+        if w.name in self.toxics:
             raise ERR_TOXIC_EXISTS
         await self.insert(w)
         return w
@@ -154,7 +242,8 @@ class ToxicCollection:
         now = self._loop.time()
         w.added_at = w.started_at = now
         w.active = w.schedule.active_at(0) if w.schedule is not None else True
-        self.toxics.append(w)
+        w.seq = next(self._seq)
+        self._file(w)
         self._record("toxic_added", w, attributes=w.toxic.attributes(), toxicity=w.toxicity,
                      active=w.active)
         await self._each_link(w, lambda link: link.add(w))
@@ -176,7 +265,7 @@ class ToxicCollection:
             raise ERR_BAD_REQUEST_BODY.joined(str(exc)) from None
         toxicity = _toxicity(body["toxicity"]) if "toxicity" in body else w.toxicity
         new = replace(w, toxic=toxic, toxicity=toxicity)
-        self.toxics[self.toxics.index(w)] = new
+        self._file(new)  # same name and target: replaces it in place, keeping its order
         self._record("toxic_updated", new, attributes=toxic.attributes(), toxicity=toxicity)
         self._stop_proxy_task(w.name)
         await self._each_link(new, lambda link: link.update(new))
@@ -187,7 +276,7 @@ class ToxicCollection:
     async def remove(self, name: str) -> None:
         """DELETE /proxies/{p}/toxics/{t}."""
         w = self.find(name)
-        self.toxics.remove(w)
+        self._unfile(w)
         for task in self._tasks.pop(name, []):
             task.cancel()
         self._stop_proxy_task(name)
@@ -196,13 +285,13 @@ class ToxicCollection:
 
     async def clear(self) -> None:
         """Remove every toxic (POST /reset)."""
-        for w in list(self.toxics):
-            await self.remove(w.name)
+        for name in list(self.toxics):
+            await self.remove(name)
 
     # -- lab extras ---------------------------------------------------------------------
     async def set_active(self, w: ToxicWrapper, active: bool) -> None:
         """Switch a scheduled toxic on or off on every live link (stopping runs cleanup)."""
-        current = next((t for t in self.toxics if t.name == w.name), None)
+        current = self.toxics.get(w.name)
         if current is None or current.active == active:
             return
         current.active = active
@@ -232,7 +321,8 @@ class ToxicCollection:
 
     def _start_proxy_task(self, w: ToxicWrapper) -> None:
         if isinstance(w.toxic, ProxyToxic):
-            task = self._loop.create_task(w.toxic.run_proxy(self.control))
+            control = _FiringControl(self.control, lambda: self.on_fired(w, action="down"))
+            task = self._loop.create_task(w.toxic.run_proxy(control))
             self._tasks.setdefault(w.name + "\0proxy", []).append(task)
 
     def _stop_proxy_task(self, name: str) -> None:
@@ -244,6 +334,23 @@ class ToxicCollection:
             for task in tasks:
                 task.cancel()
         self._tasks.clear()
+
+
+class _FiringControl:
+    """A proxy-wide toxic's control that reports each change down as a firing."""
+
+    def __init__(self, control: ProxyControl, fire: Callable[[], None]) -> None:
+        self._control = control
+        self._fire = fire
+
+    async def set_down(self, down: bool) -> bool:
+        changed = await self._control.set_down(down)
+        if changed and down:
+            self._fire()
+        return changed
+
+    async def sleep(self, seconds: float) -> None:
+        await self._control.sleep(seconds)
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:

@@ -15,6 +15,11 @@ exception out. The stub is then restarted, possibly with new attributes, and rea
 again; if the toxic was removed, the chunk moves on to the next stub. That keeps every API call
 short: no toxic can make the API wait.
 
+Firing: a toxic that acts continuously (latency, bandwidth, timeout, ...) is reported as fired
+(``toxic_fired`` event, activation metric) once per connection when it starts acting there. A
+toxic that acts at a moment (``moment = True``: cut, close, reset) is reported once per action,
+by calling ``stub.fired(action)`` when it acts. A restart of the chain is never a firing.
+
 Optional capabilities (discovered with ``isinstance``, as Toxiproxy's Go interfaces):
 :class:`StatefulToxic` (per-link state that survives restarts), :class:`CleanupToxic` (runs when
 the toxic is removed from a live link) and :class:`ProxyToxic` (a proxy-wide task, e.g. flapping).
@@ -79,8 +84,9 @@ class LinkInfo:
 class StubHost(Protocol):
     """The link side of a stub: what toxics can ask of the link beyond moving chunks."""
 
-    def end_at(self, when: float, kind: End) -> None:
-        """End the connection with ``kind`` at loop time ``when``, whatever the chain does."""
+    def end_at(self, when: float, kind: End, then: Callable[[], None] | None = None) -> None:
+        """End the connection with ``kind`` at loop time ``when``, whatever the chain does;
+        ``then`` runs just before, if the connection is still there to be ended."""
 
     def record(self, event: str, toxic: str, **details: Any) -> None:
         """Append to the server's event log (and metrics)."""
@@ -96,6 +102,9 @@ class Toxic:
     """Base of every toxic. Subclasses are dataclasses registered with :func:`register`."""
 
     type_name: ClassVar[str] = ""
+    #: True for toxics that act at a moment (cut, close, reset): they report each action with
+    #: ``stub.fired(...)`` instead of being reported when they start.
+    moment: ClassVar[bool] = False
 
     async def pipe(self, stub: ToxicStub) -> None:
         """Move data from ``stub`` input to output until the stream ends; see the module doc."""
@@ -178,7 +187,10 @@ class ProxyToxic(Protocol):
 class ProxyControl(Protocol):
     """What a proxy-wide toxic may do to its proxy."""
 
-    async def set_down(self, down: bool) -> None: ...
+    async def set_down(self, down: bool) -> bool:
+        """Take the proxy down (listener and connections) or bring it back; returns whether
+        that changed anything. Each change down is reported as a firing of the toxic."""
+        ...
 
     async def sleep(self, seconds: float) -> None: ...
 
@@ -225,6 +237,8 @@ class ToxicStub:
         self.end: End | None = None  # the end marker received and not yet forwarded
         self.closed = False  # we put an end marker into output
         self.ran_toxic = False  # last run drew the real toxic (not noop)
+        self.announced = False  # reported as fired on this link (continuous toxics)
+        self._on_fire: Callable[..., None] = _ignore
         self.toxic_started = 0.0  # loop time the toxic was added or (re)activated
         # Called with the bytes a pass-through run forwards, so stream trackers kept in the
         # toxic's state stay in step even while toxicity or a schedule keeps the toxic off.
@@ -305,6 +319,12 @@ class ToxicStub:
         """Log a toxic-specific event (e.g. ``ws_close_sent``) in the server event log."""
         self.host.record(event, self.name, **details)
 
+    def fired(self, action: str, **details: Any) -> None:
+        """A moment toxic acted now (``action``: "cut", "close", "reset"): one ``toxic_fired``
+        event and one activation per call. Ignored once this stub has closed its output."""
+        if not self.closed:
+            self._on_fire(action=action, **details)
+
     # -- for the link -----------------------------------------------------------------
     async def _wait(self, deadline: float | None, channel: Channel | None) -> None:
         fut: asyncio.Future[None] = self._loop.create_future()
@@ -325,12 +345,19 @@ class ToxicStub:
             if handle is not None:
                 handle.cancel()
 
-    def start(self, toxic: Toxic, toxicity: float, applies: bool, on_fire: Callable[[], None]) -> None:
-        """(Re)start: draw toxicity, then run the toxic or a pass-through."""
+    def start(self, toxic: Toxic, toxicity: float, applies: bool,
+              on_fire: Callable[..., None]) -> None:
+        """(Re)start: draw toxicity, then run the toxic or a pass-through.
+
+        ``on_fire(**details)`` reports a firing: here, the first time a continuous toxic is
+        drawn to run on this link; for a moment toxic, each :meth:`fired` call.
+        """
         self._interrupted = False
+        self._on_fire = on_fire
         fire = applies and self.rng.random() < toxicity
         self.ran_toxic = fire
-        if fire:
+        if fire and not toxic.moment and not self.announced:
+            self.announced = True
             on_fire()
         self.task = self._loop.create_task(self._run(toxic if fire else _NOOP))
 
@@ -371,6 +398,10 @@ async def _join(task: Awaitable[None]) -> None:
     except asyncio.CancelledError:
         if asyncio.current_task() is not None and asyncio.current_task().cancelling():  # type: ignore[union-attr]
             raise
+
+
+def _ignore(**details: Any) -> None:
+    pass
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

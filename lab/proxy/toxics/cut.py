@@ -17,6 +17,7 @@ from lab.proxy.toxics.base import TimedOut, Toxic, ToxicStub, register
 @register("cut")
 @dataclass
 class CutToxic(Toxic):
+    moment = True
     after: int = 0  # ms after the connection opened
     at: int = 0  # ms after the toxic was added or activated
     reset: bool = False
@@ -38,6 +39,7 @@ class CutToxic(Toxic):
             item = await stub.recv_before(deadline)
             if isinstance(item, TimedOut):
                 stub.record("cut", reset=self.reset)
+                stub.fired("cut", reset=self.reset)
                 stub.close(End.RESET if self.reset else End.CLOSE)
                 return
             if item is None:

@@ -16,6 +16,7 @@ from lab.proxy.toxics.base import ProxyControl, Toxic, ToxicStub, register
 @register("flap")
 @dataclass
 class FlapToxic(Toxic):
+    moment = True  # each time it takes the proxy down (reported by the proxy, not per link)
     up: int = 1000  # ms
     down: int = 1000  # ms
 

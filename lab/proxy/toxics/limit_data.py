@@ -18,6 +18,7 @@ class LimitState:
 @register("limit_data")
 @dataclass
 class LimitDataToxic(Toxic):
+    moment = True
     bytes: int = 0
 
     def new_state(self, stub: ToxicStub) -> object:
@@ -38,5 +39,6 @@ class LimitDataToxic(Toxic):
                 state.transmitted += len(data)
             if self.bytes - state.transmitted <= 0:
                 stub.record("limit_reached", bytes=state.transmitted)
+                stub.fired("close", bytes=state.transmitted)
                 stub.close()
                 return

@@ -20,6 +20,7 @@ class CloseState:
 @register("slow_close")
 @dataclass
 class SlowCloseToxic(Toxic):
+    moment = True
     delay: int = 0  # ms
 
     def new_state(self, stub: ToxicStub) -> object:
@@ -36,6 +37,7 @@ class SlowCloseToxic(Toxic):
                 # An interrupt here keeps the end marker in the stub; the restart waits for
                 # what is left of the delay.
                 await stub.sleep_until(state.end_seen_at + self.delay / 1000.0)
+                stub.fired("close")
                 stub.close()
                 return
             stub.send(chunk)

@@ -21,6 +21,7 @@ from lab.proxy.ws_tracker import Header, close_frame
 @register("ws_close")
 @dataclass
 class WsCloseToxic(Toxic):
+    moment = True
     code: int = 1001
     reason: str = ""
     delay: int = 0  # ms after the toxic met this link
@@ -32,6 +33,7 @@ class WsCloseToxic(Toxic):
         key = stub.rng.randbytes(4) if stub.info.direction is Direction.UPSTREAM else None
         stub.send(Chunk(close_frame(self.code, self.reason, mask_key=key), ts))
         stub.record("ws_close_sent", code=self.code)
+        stub.fired("close", code=self.code)
         stub.close(End.EOF)
 
     async def pipe(self, stub: ToxicStub) -> None:

@@ -18,6 +18,7 @@ from lab.proxy.ws_tracker import Header, Payload
 @register("ws_cut")
 @dataclass
 class WsCutToxic(Toxic):
+    moment = True
     after_frames: int = 0
     reset: bool = False
 
@@ -50,5 +51,6 @@ class WsCutToxic(Toxic):
                 stub.send(Chunk(bytes(out), chunk.ts))
             if cutting == 0:
                 stub.record("ws_cut", frames=state.data_frames)
+                stub.fired("cut", frames=state.data_frames)
                 stub.close(End.RESET if self.reset else End.CLOSE)
                 return

@@ -44,7 +44,7 @@ class Recorder:
     def record(self, event: str, toxic: str, **details: Any) -> None:
         self.events.append((event, toxic, details))
 
-    def fired(self, link: Link, wrapper: WrapperView) -> None:
+    def fired(self, link: Link, wrapper: WrapperView, **details: Any) -> None:
         self.fired_count += 1
 
 

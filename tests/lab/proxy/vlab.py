@@ -78,6 +78,16 @@ class VirtualLab:
         self._writers.append(writer)
         return reader, writer
 
+    def activations(self, **labels: str) -> float:
+        """``dubhe_proxy_toxic_activations_total`` summed over the series matching ``labels``."""
+        total = 0.0
+        for metric in self.collection.metrics.registry.collect():
+            for sample in metric.samples:
+                if sample.name == "dubhe_proxy_toxic_activations_total" and all(
+                        sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
     def events(self, kind: str | None = None, proxy: str | None = None) -> list[dict[str, Any]]:
         """The event log, optionally only events of one kind and/or one proxy."""
         return [e for e in self.collection.events.since(0)
