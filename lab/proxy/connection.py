@@ -1,8 +1,8 @@
 """One proxied TCP connection: the two sockets (asyncio Protocols) and the two links between them.
 
 The client socket is accepted with reading paused; the upstream is dialled, and only then do the
-links start and reading resume. If the dial fails the client is closed at once (it sees EOF, as
-with Toxiproxy). Writes go straight to the transports; a destination's ``pause_writing`` pauses
+links start and reading resume. If the dial fails the client is closed at once, as with
+Toxiproxy: it sees EOF, or a reset if it had already sent data. Writes go straight to the transports; a destination's ``pause_writing`` pauses
 reading of the opposite socket, so a slow reader slows the sender instead of filling memory.
 """
 
@@ -184,7 +184,13 @@ class Connection:
             await self.proxy.network.dial(lambda: self.upstream, host, port)
         except (OSError, ValueError) as exc:
             self.proxy.record("upstream_failed", conn=self.conn_id, error=str(exc))
-            self.client.close()
+            # As Toxiproxy: it closes the client, and Linux answers a close that leaves received
+            # data unread with an RST. Data still in the kernel makes our close an RST too; data
+            # the loop already read (uvloop reads before the dial) is answered the same way.
+            if self.client.early:
+                self.client.reset()
+            else:
+                self.client.close()
             return
         if self.client.lost:
             self.upstream.close()

@@ -3,7 +3,8 @@
 Toxiproxy's two counters keep their names and labels
 (``toxiproxy_proxy_{received,sent}_bytes_total{direction,proxy,listener,upstream}``) but move while
 a connection runs, not only when it closes. Lab extras: open and total connections per proxy,
-and toxic activations (a toxic drawn to run on a link, after toxicity and targeting).
+and toxic activations: exactly one per ``toxic_fired`` event (a toxic starting to act on a
+connection, or a cut, close or reset it performs; see ``toxics/base.py``, "Firing").
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class ProxyMetrics:
             registry=self.registry,
         )
         self.activations = Counter(
-            "dubhe_proxy_toxic_activations", "Times a toxic was drawn to run on a link.",
+            "dubhe_proxy_toxic_activations",
+            "Times a toxic started acting on a connection, or cut, closed or reset one.",
             ["proxy", "toxic", "type", "stream"], registry=self.registry,
         )
 

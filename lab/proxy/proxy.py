@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 from lab.proxy import rng
@@ -34,6 +35,23 @@ def split_hostport(addr: str) -> tuple[str, int]:
 
 def _bind_host(host: str) -> str:
     return "127.0.0.1" if host in ("", "localhost") else host
+
+
+async def _resolve(host: str, port: int) -> str:
+    """``host`` as an IP address: itself if it is one, else its first IPv4 (or any) address;
+    ``ApiError`` 500 with Go's ``lookup`` text if it does not resolve."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port,
+                                                             type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ApiError(f"listen tcp: lookup {host}: {exc.strerror or exc}", 500) from None
+    addrs = [str(info[4][0]) for info in infos]
+    return next((a for a in addrs if ":" not in a), addrs[0])
 
 
 def _join(host: str, port: int) -> str:
@@ -64,11 +82,15 @@ class Proxy:
 
     # -- JSON ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
+        """Toxiproxy 2.8+'s proxy object, key for key and in its order: ``"Logger": {}`` is
+        what Go writes for Toxiproxy's untagged logger field; it is sent so that clients that
+        compare whole objects see the same JSON from both servers."""
         return {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
+            "Logger": {},
             "toxics": self.toxics.to_json(),
         }
 
@@ -95,12 +117,15 @@ class Proxy:
             host, port = split_hostport(self.listen)
         except ValueError as exc:
             raise ApiError(f"listen tcp {self.listen}: {exc}", 500) from None
+        # Like Go's net.Listen: resolve first (an IPv4 address preferred), bind that, and name
+        # it in errors ("listen tcp 127.0.0.1:3310: bind: ..." for "localhost:3310").
+        bind = await _resolve(_bind_host(host), port)
         try:
-            self.server = await self.network.listen(self._accept, _bind_host(host), port)
+            self.server = await self.network.listen(self._accept, bind, port)
         except OSError as exc:
             # asyncio rewraps the bind error; Go prints the bare strerror ("address already in use")
             reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
-            raise ApiError(f"listen tcp {self.listen}: bind: {reason}", 500) from None
+            raise ApiError(f"listen tcp {_join(bind, port)}: bind: {reason}", 500) from None
         self.listen = _join(*self.server.address)
 
     async def stop(self) -> None:

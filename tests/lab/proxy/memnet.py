@@ -9,6 +9,8 @@ The transports model what the proxy relies on from TCP sockets: ordered bytes, r
 ``abort`` after ``SO_LINGER 0`` and, as Linux does, for a close that leaves received data unread
 or for data that reaches a closed socket. A read after an RST raises ``ConnectionResetError``.
 Listeners and dials use ``OSError`` errnos as sockets do (``EADDRINUSE``, ``ECONNREFUSED``).
+``MemoryNetwork(uvloop_accept=True)`` models uvloop's accepted sockets, which start reading after
+``connection_made`` even if it paused reading.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class MemoryTransport(asyncio.Transport):
         self.lost = False  # connection_lost was delivered
         self.eof_sent = False
         self.linger0 = False
+        self.ignore_pause = False  # uvloop's accept: a pause in connection_made does not hold
         self._extra = {"sockname": sockname, "peername": peername,
                        "socket": _FakeSocket(self)}
 
@@ -88,7 +91,8 @@ class MemoryTransport(asyncio.Transport):
         return self._reading and not self.closed
 
     def pause_reading(self) -> None:
-        self._reading = False
+        if not self.ignore_pause:
+            self._reading = False
 
     def resume_reading(self) -> None:
         if not self._reading:
@@ -237,7 +241,8 @@ class MemoryNetwork:
     (from 40000), so a proxy sees a distinct client address per connection.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, uvloop_accept: bool = False) -> None:
+        self.uvloop_accept = uvloop_accept
         self.listeners: dict[tuple[str, int], _Listener] = {}
         self._ports = itertools.count(20000)
         self._client_ports = itertools.count(40000)
@@ -280,7 +285,9 @@ class MemoryNetwork:
         client_proto = factory()
         server.set_protocol(server_proto)
         client.set_protocol(client_proto)
+        server.ignore_pause = self.uvloop_accept
         server_proto.connection_made(server)
+        server.ignore_pause = False
         client_proto.connection_made(client)
         return client
 

@@ -2,7 +2,12 @@
 
 Nothing here uses lab internals, so pointing ``LAB_TOXIPROXY_URL`` at Shopify's server runs the
 same checks against it. Expected codes, JSON shapes and error texts come from Toxiproxy's
-``api.go``/``api_test.go`` (see /work/shared/notes/toxiproxy.md §1).
+``api.go`` and ``api_test.go`` (github.com/Shopify/toxiproxy, v2.12.0).
+
+Only behaviour both servers share is checked here. Where the lab's proxy differs on purpose
+(docs/creating-toxics.md, "Where the lab's proxy differs from Toxiproxy 2.12": strict
+attributes, a normalized ``stream``, the 127.0.0.1 default for an empty host, the extras), its
+own behaviour is tested in ``test_proxy_api_extras.py`` and the toxic tests, not claimed here.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-PROXY_KEYS = {"name", "listen", "upstream", "enabled", "toxics"}
+# "Logger" is Go's rendering ({}) of an untagged field of Toxiproxy's proxy (2.8 on).
+PROXY_KEYS = {"name", "listen", "upstream", "enabled", "Logger", "toxics"}
 TOXIC_KEYS = {"attributes", "name", "type", "stream", "toxicity"}
 
 
@@ -139,6 +145,23 @@ async def test_create_on_busy_port_is_500(api: Api) -> None:
     got = await api.call("POST", "/proxies", {"name": "conf_busy_b", "upstream": "127.0.0.1:9",
                                               "listen": first["listen"]})
     assert_error(*got, 500, f"listen tcp {first['listen']}: bind: address already in use")
+
+
+async def test_port_conflict_names_the_resolved_address(api: Api) -> None:
+    # Toxiproxy's TestCreateProxyPortConflict: "localhost:<port>" twice; the error names the
+    # address the name resolved to.
+    port = free_port()
+    entry = {"name": "conf_conflict_a", "upstream": "127.0.0.1:9", "listen": f"localhost:{port}"}
+    status, _, _ = await api.call("POST", "/proxies", entry)
+    assert status == 201
+    got = await api.call("POST", "/proxies", dict(entry, name="conf_conflict_b"))
+    assert_error(*got, 500, f"listen tcp 127.0.0.1:{port}: bind: address already in use")
+
+
+async def test_proxy_object_is_key_for_key(api: Api) -> None:
+    made = await make_proxy(api, "conf_keys")
+    assert list(made) == ["name", "listen", "upstream", "enabled", "Logger", "toxics"]
+    assert made["Logger"] == {}
 
 
 async def test_get_proxy_and_404(api: Api) -> None:

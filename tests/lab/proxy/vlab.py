@@ -36,8 +36,8 @@ from lab.proxy.toxic_collection import ToxicWrapper
 class VirtualLab:
     """A ``ProxyCollection`` on a ``MemoryNetwork``; ``now()`` is the loop clock."""
 
-    def __init__(self, seed: int = 1234) -> None:
-        self.net = MemoryNetwork()
+    def __init__(self, seed: int = 1234, uvloop_accept: bool = False) -> None:
+        self.net = MemoryNetwork(uvloop_accept=uvloop_accept)
         self.collection = ProxyCollection(seed, network=self.net)
         self._writers: list[asyncio.StreamWriter] = []
 
