@@ -248,7 +248,7 @@ class StoreCommit:
     """The node's ChainStore over the in-memory KV: accumulator (state root) + batch write."""
 
     def __init__(self, genesis: dict[bytes, bytes | None]) -> None:
-        from node.state.chain import ChainStore
+        from node.state.chain_store import ChainStore
         from node.state.kv import MemoryKV
 
         self.store = ChainStore(MemoryKV())

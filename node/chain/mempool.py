@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from node.core import keys
 from node.core.errors import InvalidTransaction, LimitExceeded
 from node.core.tx import Transaction
-from node.state.chain import ChainStore
+from node.state.chain_store import ChainStore
 
 _U64 = struct.Struct(">Q")
 

@@ -16,7 +16,7 @@ from node.core.access import Overlay
 from node.core.block import ZERO_HASH, BlockHeader, list_root
 from node.core.execution import BlockContext, BlockExecutor, BlockStats, Receipt, StateReader
 from node.core.tx import Transaction
-from node.state.chain import ChainStore, root_of
+from node.state.chain_store import ChainStore, root_of
 
 
 @dataclass(frozen=True, slots=True)

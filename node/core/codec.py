@@ -16,9 +16,20 @@ import hashlib
 import struct
 
 _U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
+#: Big-endian u64: canonical integers, and the state's u64 values (nonces, balances, counters).
+U64 = struct.Struct(">Q")
 
 U64_MAX = 2**64 - 1
+
+
+def pack_u64(value: int) -> bytes:
+    """``value`` as 8 big-endian bytes (raises ``struct.error`` outside 0..2**64-1)."""
+    return U64.pack(value)
+
+
+def unpack_u64(raw: bytes | None) -> int:
+    """A u64 state value (a nonce, a balance, a counter); an absent key (``None``) reads as 0."""
+    return 0 if raw is None else int(U64.unpack(raw)[0])
 
 
 class DecodeError(ValueError):
@@ -47,7 +58,7 @@ class Writer:
         return self
 
     def u64(self, v: int) -> Writer:
-        self._parts.append(_U64.pack(v))
+        self._parts.append(U64.pack(v))
         return self
 
     def raw(self, b: bytes) -> Writer:
@@ -97,7 +108,7 @@ class Reader:
         return int(_U32.unpack(self._take(4, field))[0])
 
     def u64(self, field: str) -> int:
-        return int(_U64.unpack(self._take(8, field))[0])
+        return int(U64.unpack(self._take(8, field))[0])
 
     def raw(self, n: int, field: str) -> bytes:
         return self._take(n, field)

@@ -15,8 +15,10 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
-TX_REJECTED = -32003  # EIP-1474 "transaction rejected"
+SERVER_ERROR = -32000  # geth's generic server error (e.g. "missing trie node": state not kept)
 RESOURCE_NOT_FOUND = -32001
+RESOURCE_UNAVAILABLE = -32002  # EIP-1474 "resource unavailable"
+TX_REJECTED = -32003  # EIP-1474 "transaction rejected"
 LIMIT_EXCEEDED = -32005  # EIP-1474 "limit exceeded"
 UNAUTHORIZED = -32010  # server-defined: admin method without a valid bearer token
 EXECUTION_ERROR = 3  # geth: "execution reverted" on eth_call-like methods
@@ -63,6 +65,20 @@ class InvalidTransaction(RemoteError):
 
 class NotFound(RemoteError):
     rpc_code = RESOURCE_NOT_FOUND
+
+
+class MethodUnavailable(RemoteError):
+    """The method exists on the wire but not on this node's configuration (JSON-RPC -32601, the
+    message says why, e.g. contract methods on a node running the Python reference VM)."""
+
+    rpc_code = METHOD_NOT_FOUND
+
+
+class StateUnavailable(RemoteError):
+    """The request needs state this node does not keep (only the latest state is kept): geth's
+    generic -32000, as for a pruned block."""
+
+    rpc_code = SERVER_ERROR
 
 
 class LimitExceeded(RemoteError):

@@ -10,88 +10,46 @@ a request id; the traceback goes to the log, never to the client.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import itertools
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 from node.core import errors
 from node.core.errors import NodeError
 from node.rpc import jsonrpc
 from node.rpc.jsonrpc import Params, Request
+from node.server.methods.table import Call, Handler, MethodTable, new_request_id
 from node.server.metrics import Metrics
-from node.server.security import AuditLog, TokenBucket, is_admin_method
+from node.server.security import AuditLog
 
 log = logging.getLogger("node.rpc")
 
-Handler = Callable[[Params, "Call"], Any | Awaitable[Any]]
-
-_ids = itertools.count(1)
-_PID = f"{os.getpid():x}"
-
-
-def new_request_id() -> str:
-    return f"{_PID}-{next(_ids):x}"
-
-
-@dataclass(slots=True)
-class Call:
-    """Who is calling: transport (``http``/``ws``), peer address, admin flag, rate bucket.
-
-    ``request_id`` (for logs and the audit trail) is made on first use: most requests never
-    need one."""
-
-    transport: str
-    peer_addr: Any  # (host, port) from the socket, or None; formatted only when needed
-    admin: bool
-    bucket: TokenBucket | None
-    conn: Any = None  # the WebSocket connection, for subscription methods
-    _rid: str = ""
-
-    @property
-    def peer(self) -> str:
-        a = self.peer_addr
-        return f"{a[0]}:{a[1]}" if a else "?"
-
-    @property
-    def request_id(self) -> str:
-        if not self._rid:
-            self._rid = new_request_id()
-        return self._rid
-
-    def new_request(self) -> None:
-        """A new message on the same connection: the next request id will be a new one."""
-        self._rid = ""
-
 
 class Dispatcher:
+    """Runs requests against ``table`` (see :mod:`node.server.methods.table` for the admission
+    rules a method carries)."""
+
     def __init__(
         self,
-        methods: dict[str, Handler],
+        table: MethodTable,
         *,
         metrics: Metrics,
         audit: AuditLog,
         timeout_s: float,
         max_batch: int,
-        ws_only: frozenset[str] = frozenset(),
     ) -> None:
-        self.methods = methods
+        self.table = table
         self.metrics = metrics
         self.audit = audit
         self.timeout_s = timeout_s
         self.max_batch = max_batch
-        self.ws_only = ws_only
-        self._async = {name for name, h in methods.items() if inspect.iscoroutinefunction(h)}
+        self._handlers: dict[str, Handler] = {m.name: m.handler for m in table}
+        self._async = frozenset(m.name for m in table if m.is_async)
+        self._ws_only = frozenset(m.name for m in table if m.ws_only)
+        self._admin = frozenset(m.name for m in table if m.admin)
         self._count = metrics.rpc.count
         self._observe = metrics.rpc.observe
         # Methods with no admission rule beyond the rate limit: checked with one set lookup.
-        self._plain = frozenset(
-            m for m in methods if m not in self._async and m not in ws_only and not is_admin_method(m)
-        )
+        self._plain = frozenset(self._handlers) - self._async - self._ws_only - self._admin
 
     async def handle(self, body: bytes, call: Call) -> bytes | None:
         t0 = time.perf_counter()
@@ -149,16 +107,16 @@ class Dispatcher:
         """Admission of one request: rate limit, method lookup, transport, authorization.
         Returns an error response, or None when the handler may run."""
         method = req.method
-        known = method in self.methods
+        known = method in self._handlers
         self._count(method if known else "(unknown)", call.transport)
         if call.bucket is not None and not call.bucket.take():
             self.metrics.rate_limited.labels(call.transport).inc()
             return self._err(req.id, errors.LIMIT_EXCEEDED, "rate limit exceeded")
         if not known:
             return self._err(req.id, errors.METHOD_NOT_FOUND, f"method not found: {method}")
-        if method in self.ws_only and call.transport != "ws":
+        if method in self._ws_only and call.transport != "ws":
             return self._err(req.id, errors.METHOD_NOT_FOUND, f"{method} is only available over WebSocket")
-        if is_admin_method(method):
+        if method in self._admin:
             if not call.admin:
                 self.metrics.unauthorized.inc()
                 self.audit.record("auth_failure", peer=call.peer, request_id=call.request_id, method=method)
@@ -168,7 +126,7 @@ class Dispatcher:
 
     def _call_sync(self, req: jsonrpc.Request, call: Call) -> bytes:
         try:
-            value = self.methods[req.method](Params(req.params), call)
+            value = self._handlers[req.method](Params(req.params), call)
         except Exception as e:
             return self._failure(req, call, e)
         return jsonrpc.result(req.id, value)
@@ -176,7 +134,7 @@ class Dispatcher:
     async def _call_async(self, req: jsonrpc.Request, call: Call) -> bytes:
         try:
             async with asyncio.timeout(self.timeout_s):
-                value = await self.methods[req.method](Params(req.params), call)
+                value = await self._handlers[req.method](Params(req.params), call)
         except Exception as e:
             return self._failure(req, call, e)
         return jsonrpc.result(req.id, value)
@@ -188,3 +146,6 @@ class Dispatcher:
             return self._err(req.id, errors.LIMIT_EXCEEDED, f"request timed out after {self.timeout_s * 1000:.0f} ms")
         log.error("internal error in %s", req.method, exc_info=e, extra={"request_id": call.request_id})
         return self._err(req.id, errors.INTERNAL_ERROR, f"internal error (request id {call.request_id})")
+
+
+__all__ = ["Call", "Dispatcher", "Handler", "new_request_id"]

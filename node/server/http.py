@@ -2,35 +2,50 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
 
+from node.config import ApiConfig
 from node.core import errors
 from node.rpc import jsonrpc
-from node.server.dispatch import Call
+from node.server.dispatch import Call, Dispatcher
+from node.server.methods.table import PeerAddr
+from node.server.metrics import Metrics
 from node.server.security import TokenBucket, check_bearer
-
-if TYPE_CHECKING:
-    from node.server.node import Node
 
 _JSON = "application/json"
 _MAX_BUCKETS = 65_536
 
 
 class HttpShell:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        api = node.cfg.api
+    """``health`` gives the ``/health`` document (its ``status`` is ``ok`` or not: 200 or 503);
+    ``refresh_gauges`` runs before each ``/metrics`` scrape."""
+
+    def __init__(
+        self,
+        api: ApiConfig,
+        *,
+        admin_token: str,
+        dispatcher: Dispatcher,
+        metrics: Metrics,
+        health: Callable[[], dict[str, Any]],
+        refresh_gauges: Callable[[], None],
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.node_metrics = metrics
+        self.node_health = health
+        self.refresh_gauges = refresh_gauges
         self.max_body = api.max_body_bytes
         self.rate = api.rate_limit_per_s
         self.burst = api.rate_limit_burst
-        self.token = node.cfg.security.admin_token
+        self.token = admin_token
         # Per TCP connection (keyed by its transport): rate bucket and peer address. Entries of
         # closed connections are swept whenever the table doubles; the oldest are evicted past
         # a hard bound.
-        self._conns: dict[object, tuple[TokenBucket, object]] = {}
+        self._conns: dict[object, tuple[TokenBucket, PeerAddr]] = {}
         self._sweep_at = 1024
 
     def app(self) -> web.Application:
@@ -54,7 +69,7 @@ class HttpShell:
                 self._sweep()
         auth = request.headers.get("Authorization")
         call = Call("http", conn[1], check_bearer(auth, self.token) if auth else False, conn[0])
-        out = await self.node.dispatcher.handle(body, call)
+        out = await self.dispatcher.handle(body, call)
         if out is None:
             return web.Response(status=204)
         return web.Response(body=out, content_type=_JSON)
@@ -67,14 +82,14 @@ class HttpShell:
         self._sweep_at = max(1024, 2 * len(self._conns))
 
     def _too_big(self) -> web.Response:
-        self.node.metrics.errors.labels(str(errors.LIMIT_EXCEEDED)).inc()
+        self.node_metrics.errors.labels(str(errors.LIMIT_EXCEEDED)).inc()
         body = jsonrpc.error(None, errors.LIMIT_EXCEEDED, f"request body exceeds the limit of {self.max_body} bytes")
         return web.Response(status=413, body=body, content_type=_JSON)
 
     async def health(self, request: web.Request) -> web.Response:
-        st = self.node.health()
+        st = self.node_health()
         return web.Response(body=orjson.dumps(st), content_type=_JSON, status=200 if st["status"] == "ok" else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        self.node.refresh_gauges()
-        return web.Response(body=self.node.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        self.refresh_gauges()
+        return web.Response(body=self.node_metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -26,7 +26,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,12 +45,16 @@ from node.adapters import (
     endpoint_list,
 )
 from node.adapters.sui import normalize_id
+from node.chain.mempool import PoolEntry
 from node.config import Config
 from node.core import keys
 from node.core.codec import sha3
+from node.core.execution import StateReader
 from node.server.metrics import Metrics
-from node.state.chain import ChainStore
+from node.state.chain_store import ChainStore
 from node.vm.elf import CodeUnavailable
+from node.vm.program import Program
+from node.vm.runtime import Resolver
 
 log = logging.getLogger("node.l1")
 
@@ -83,12 +87,14 @@ class L1Service:
         metrics: Metrics,
         schedule_writes: Callable[[dict[bytes, bytes | None]], object],
         *,
+        resolver: L1AwareResolver | None = None,
         fetch_timeout_s: float = 2.0,
         failure_ttl_s: float = 5.0,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.schedule_writes = schedule_writes
+        self.resolver = resolver
         self.fetch_timeout_s = fetch_timeout_s
         self.failure_ttl_s = failure_ttl_s
         self.adapters: dict[str, ChainAdapter] = {}
@@ -120,6 +126,11 @@ class L1Service:
     @property
     def enabled(self) -> bool:
         return bool(self.adapters)
+
+    @property
+    def chains(self) -> tuple[str, ...]:
+        """Names of the followed chains (``ethereum``, ``sui``)."""
+        return tuple(self.adapters)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -173,6 +184,21 @@ class L1Service:
         """Current failures, as an immutable-by-convention dict for one block's execution."""
         now = time.monotonic()
         return {a: r for a, (until, r) in self.failures.items() if until >= now}
+
+    async def before_block(self, entries: list[PoolEntry],
+                           queued: Mapping[bytes, bytes | None]) -> dict[bytes, bytes | None]:
+        """The block-production hook: the code of the block's targets that have none in state
+        nor in ``queued`` (the system writes already queued for this block), fetched from the
+        L1s; then the resolver learns the current failures for this block's execution."""
+        missing = set()
+        for to in {e.tx.to for e in entries}:
+            ck = keys.code_key(to)
+            if ck not in queued and self.store.get(ck) is None:
+                missing.add(to)
+        writes = await self.fetch_missing(missing) if missing else {}
+        if self.resolver is not None:
+            self.resolver.failures = self.failure_snapshot()
+        return writes
 
     async def fetch_missing(self, addresses: set[bytes]) -> dict[bytes, bytes | None]:
         """Fetch the code of ``addresses`` (none of which has code in state); returns the state
@@ -296,11 +322,11 @@ class L1AwareResolver:
     """The VM's code resolver: the loader, plus a clear reason for targets that could not be
     loaded from an L1 (``failures`` is replaced, never mutated, by the node before each block)."""
 
-    def __init__(self, load: Callable[[bytes, Any], Any]) -> None:
+    def __init__(self, load: Resolver) -> None:
         self.load = load
         self.failures: dict[bytes, str] = {}
 
-    def __call__(self, address: bytes, state: Any) -> Any:
+    def __call__(self, address: bytes, state: StateReader) -> Program | None:
         program = self.load(address, state)
         if program is None:
             reason = self.failures.get(address)

@@ -1,5 +1,5 @@
-"""Subscriptions: ``eth_subscribe`` (newHeads, logs), ``dubhe_subscribe`` (receipts), unsubscribe,
-and the per-block fan-out.
+"""Subscriptions: the registry (one entry per ``eth_subscribe``/``dubhe_subscribe``, attached to its
+connection) and the per-block fan-out. The methods are in :mod:`node.server.methods.subscriptions`.
 
 Each block's payloads are encoded once per kind; each subscriber gets the shared JSON spliced into
 its notification envelope and put on its connection's bounded queue (the connection closes itself
@@ -9,19 +9,15 @@ detect a gap and backfill with ``eth_getBlockByNumber``. Subscriptions die with 
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
 from node.core.block import BlockHeader
 from node.core.execution import Receipt
-from node.core.hexutil import parse_data
 from node.core.tx import Transaction
 from node.rpc import eth
-from node.rpc.jsonrpc import Params
-from node.server.dispatch import Call, Handler
 from node.server.metrics import Metrics
 
 
@@ -58,102 +54,26 @@ class Subscription:
     sender: bytes | None = None
 
 
-def _parse_log_filter(v: Any) -> LogFilter:
-    if v is None:
-        return LogFilter()
-    if not isinstance(v, dict):
-        raise ValueError("expected a filter object {address?, topics?}")
-    unknown = set(v) - {"address", "topics"}
-    if unknown:
-        raise ValueError(f"unknown filter field(s) {sorted(unknown)}")
-    addrs: list[bytes] = []
-    a = v.get("address")
-    if isinstance(a, str):
-        addrs = [parse_data(a, length=20)]
-    elif isinstance(a, list):
-        addrs = [parse_data(x, length=20) for x in a]
-    elif a is not None:
-        raise ValueError("address: expected an address or an array of addresses")
-    topics: list[frozenset[bytes] | None] = []
-    t = v.get("topics", [])
-    if not isinstance(t, list) or len(t) > 4:
-        raise ValueError("topics: expected an array of at most 4 entries")
-    for entry in t:
-        if entry is None:
-            topics.append(None)
-        elif isinstance(entry, str):
-            topics.append(frozenset([parse_data(entry, length=32)]))
-        elif isinstance(entry, list):
-            topics.append(frozenset(parse_data(x, length=32) for x in entry))
-        else:
-            raise ValueError("topics: each entry must be null, a topic or an array of topics")
-    return LogFilter(frozenset(addrs), tuple(topics))
-
-
 class PubSub:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.subs: dict[str, Subscription] = {}
 
-    # -- methods --------------------------------------------------------------------------
-    def _add(self, sub: Subscription) -> str:
+    # -- registry -------------------------------------------------------------------------
+    def add(self, sub: Subscription) -> str:
+        """Register ``sub`` (and attach it to its connection); returns its id."""
         self.subs[sub.id] = sub
         sub.conn.subs[sub.id] = sub
         self.metrics.ws_subscriptions.set(len(self.subs))
         return sub.id
 
-    def methods(self) -> dict[str, Handler]:
-        def kind_of(allowed: tuple[str, ...]) -> Any:
-            def parse(v: Any) -> str:
-                if v not in allowed:
-                    raise ValueError(f"unsupported subscription {v!r}; supported: {', '.join(allowed)}")
-                return str(v)
-
-            return parse
-
-        def eth_subscribe(p: Params, c: Call) -> str:
-            p.max_count(2)
-            kind = p.get(0, "subscription", kind_of(("newHeads", "logs")))
-            sid = "0x" + secrets.token_hex(16)
-            if kind == "logs":
-                return self._add(Subscription(sid, kind, c.conn, p.opt(1, "filter", _parse_log_filter, LogFilter())))
-            return self._add(Subscription(sid, kind, c.conn))
-
-        def dubhe_subscribe(p: Params, c: Call) -> str:
-            p.max_count(2)
-            p.get(0, "subscription", kind_of(("receipts",)))
-
-            def opts(v: Any) -> bytes | None:
-                if not isinstance(v, dict) or set(v) - {"from"}:
-                    raise ValueError("expected {from?: address}")
-                return parse_data(v["from"], length=20) if "from" in v else None
-
-            sender = p.opt(1, "options", opts, None)
-            return self._add(Subscription("0x" + secrets.token_hex(16), "receipts", c.conn, sender=sender))
-
-        def eth_unsubscribe(p: Params, c: Call) -> bool:
-            p.max_count(1)
-            def sub_id(v: Any) -> str:
-                if not isinstance(v, str):
-                    raise ValueError("expected a subscription id string")
-                return v
-
-            sid = p.get(0, "subscriptionId", sub_id)
-            sub = c.conn.subs.pop(sid, None) if c.conn is not None else None
-            if sub is None:
-                return False
-            self.subs.pop(sid, None)
-            self.metrics.ws_subscriptions.set(len(self.subs))
-            return True
-
-        return {
-            "eth_subscribe": eth_subscribe,
-            "eth_unsubscribe": eth_unsubscribe,
-            "dubhe_subscribe": dubhe_subscribe,
-            "dubhe_unsubscribe": eth_unsubscribe,
-        }
-
-    WS_ONLY = frozenset({"eth_subscribe", "eth_unsubscribe", "dubhe_subscribe", "dubhe_unsubscribe"})
+    def remove(self, conn: Subscriber, sid: str) -> bool:
+        """Remove subscription ``sid`` of ``conn``; False when ``conn`` has no such subscription."""
+        if conn.subs.pop(sid, None) is None:
+            return False
+        self.subs.pop(sid, None)
+        self.metrics.ws_subscriptions.set(len(self.subs))
+        return True
 
     def drop(self, conn: Subscriber) -> None:
         for sid in list(conn.subs):

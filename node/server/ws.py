@@ -13,19 +13,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from node.core import errors
-from node.rpc import jsonrpc
-from node.server.dispatch import Call
+from node.config import ApiConfig
+from node.server.dispatch import Call, Dispatcher
+from node.server.metrics import Metrics
 from node.server.pubsub import Subscription
-from node.server.security import TokenBucket, check_bearer
+from node.server.security import AuditLog, TokenBucket, check_bearer
 from node.server.ws_text_frame import text_frame
-
-if TYPE_CHECKING:
-    from node.server.node import Node
 
 log = logging.getLogger("node.ws")
 
@@ -44,7 +41,7 @@ class WsConn:
     """
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, limit: int,
-                 on_overflow: object) -> None:
+                 on_overflow: Callable[[WsConn], None]) -> None:
         self.ws = ws
         self.transport = transport
         self.limit = limit
@@ -64,7 +61,7 @@ class WsConn:
         if len(self._q) >= self.limit:
             self.closing = True
             self._q.clear()
-            self._on_overflow(self)  # type: ignore[operator]
+            self._on_overflow(self)
             return
         self._q.append(message)
         self._wake.set()
@@ -80,11 +77,24 @@ class WsConn:
 
 
 class WsShell:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        api = node.cfg.api
+    """``on_close`` runs for every connection that ends (the pubsub drops its subscriptions)."""
+
+    def __init__(
+        self,
+        api: ApiConfig,
+        *,
+        admin_token: str,
+        dispatcher: Dispatcher,
+        metrics: Metrics,
+        audit: AuditLog,
+        on_close: Callable[[WsConn], None],
+    ) -> None:
         self.api = api
-        self.token = node.cfg.security.admin_token
+        self.token = admin_token
+        self.dispatcher = dispatcher
+        self.metrics = metrics
+        self.audit = audit
+        self.on_close = on_close
         self.conns: set[WsConn] = set()
         self.accepting = True
 
@@ -95,13 +105,13 @@ class WsShell:
         return app
 
     def _overflow(self, conn: WsConn) -> None:
-        self.node.metrics.ws_closed.labels("slow_consumer").inc()
+        self.metrics.ws_closed.labels("slow_consumer").inc()
         asyncio.get_running_loop().create_task(
             conn.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"slow consumer: outgoing queue full")
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        m = self.node.metrics
+        m = self.metrics
         if not self.accepting:
             return web.Response(status=503, text="shutting down\n", headers={"Retry-After": "5"})
         if len(self.conns) >= self.api.max_connections:
@@ -127,12 +137,12 @@ class WsShell:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
                     body = msg.data.encode() if isinstance(msg.data, str) else msg.data
-                    out = await self.node.dispatcher.handle(body, call)
+                    out = await self.dispatcher.handle(body, call)
                     if out is not None:
                         conn.enqueue(out.decode())
                     if bucket.violations >= self.api.ws_rate_violations_close:
                         m.ws_closed.labels("rate_limit").inc()
-                        self.node.audit.record("limit_close", peer=call.peer, request_id=call.request_id, reason="rate")
+                        self.audit.record("limit_close", peer=call.peer, request_id=call.request_id, reason="rate")
                         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"rate limit exceeded")
                         break
                 elif msg.type == WSMsgType.ERROR:
@@ -147,7 +157,7 @@ class WsShell:
         finally:
             conn.closing = True
             writer.cancel()
-            self.node.pubsub.drop(conn)
+            self.on_close(conn)
             self.conns.discard(conn)
             m.ws_connections.set(len(self.conns))
         return ws
@@ -156,5 +166,3 @@ class WsShell:
         self.accepting = False
         await asyncio.gather(*(c.ws.close(code=code, message=reason) for c in list(self.conns)), return_exceptions=True)
 
-
-__all__ = ["WsShell", "errors", "jsonrpc"]

@@ -12,7 +12,7 @@ from node.core import keys
 from node.core.errors import InvalidTransaction, LimitExceeded
 from node.core.tx import Signer, sign_tx
 from node.scheduler.serial import Serial
-from node.state.chain import ChainStore
+from node.state.chain_store import ChainStore
 from node.state.kv import MemoryKV
 from node.state.rocks import RocksKV
 from node.vm.reference import ReferenceExecutor

@@ -21,7 +21,7 @@ from node.core.execution import BlockContext, BlockExecution, Receipt, TxStatus
 from node.core.tx import Transaction
 from node.scheduler.registry import create
 from node.scheduler.serial import Serial
-from node.state.chain import ChainStore, root_of
+from node.state.chain_store import ChainStore, root_of
 from node.state.kv import MemoryKV
 
 _U64 = struct.Struct(">Q")

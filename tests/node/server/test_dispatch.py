@@ -13,12 +13,14 @@ import pytest
 from node.rpc.jsonrpc import Params
 from node.server import logs
 from node.server.dispatch import Call, Dispatcher
+from node.server.methods.table import MethodTable
 from node.server.metrics import Metrics
 from node.server.security import AuditLog, TokenBucket, check_bearer
 
 
 def make(methods: dict[str, Any], timeout_s: float = 1.0) -> Dispatcher:
-    return Dispatcher(methods, metrics=Metrics(), audit=AuditLog(None), timeout_s=timeout_s, max_batch=10)
+    return Dispatcher(MethodTable.of(methods), metrics=Metrics(), audit=AuditLog(None), timeout_s=timeout_s,
+                      max_batch=10)
 
 
 def call() -> Call:
@@ -112,12 +114,11 @@ class _FakeTransport:
 
 
 def test_http_connection_table_sweeps_closed_connections() -> None:
-    from types import SimpleNamespace
-
     from node.config import Config
     from node.server.http import HttpShell
 
-    shell = HttpShell(SimpleNamespace(cfg=Config()))  # type: ignore[arg-type]
+    shell = HttpShell(Config().api, admin_token="", dispatcher=make({}), metrics=Metrics(),
+                      health=dict, refresh_gauges=lambda: None)
     live = [_FakeTransport(False) for _ in range(10)]
     for t in live + [_FakeTransport(True) for _ in range(2000)]:
         shell._conns[t] = (TokenBucket(1.0, 1), None)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core.block import ZERO_HASH, BlockHeader, list_root
-from node.state.chain import ChainStore, root_of
+from node.state.chain_store import ChainStore, root_of
 from node.state.kv import MemoryKV
 from node.state.rocks import RocksKV
 

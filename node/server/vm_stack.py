@@ -1,5 +1,5 @@
-"""Wiring of the execution stack from the config: VM (CkbVM on unicorn, or the Python
-reference), loader with its persistent compile cache, and the genesis contracts.
+"""The VM stack built from the config: the transaction executor (CkbVM on unicorn, or the Python
+reference), the loader with its persistent compile cache, and the genesis contracts.
 
 The VM is a property of the chain: it is recorded at genesis and a node refuses to start an
 existing chain with a different ``[vm] default_vm`` (the system contracts would be missing or
@@ -9,23 +9,26 @@ differ), with an error saying so.
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.config import Config
 from node.core import keys
+from node.core.codec import pack_u64
 from node.core.errors import ConfigError
-from node.core.execution import TxExecutor
+from node.core.execution import StateReader, TxExecutor
 from node.core.tx import Signer
 from node.loader.loader import Loader
 from node.server.l1 import L1AwareResolver
-from node.state.chain import ChainStore
+from node.state.chain_store import ChainStore
+from node.vm.program import Program
 from node.vm.reference import MINT_AUTHORITY_SEED, ReferenceExecutor
 
+if TYPE_CHECKING:
+    from node.vm.runtime import VmExecutor
+
 log = logging.getLogger("node.vm")
-_U64 = struct.Struct(">Q")
 
 
 class CodeCache:
@@ -62,7 +65,7 @@ class VmWorkerFactory:
 
         loader = Loader(None)
 
-        def resolve(address: bytes, state: Any) -> Any:
+        def resolve(address: bytes, state: StateReader) -> Program:
             program = loader.load(address, state)
             if program is None:
                 raise LookupError("no code shipped to this worker; the coordinator runs it")
@@ -82,7 +85,10 @@ class ReferenceWorkerFactory:
 
 
 @dataclass
-class ExecutionStack:
+class VmStack:
+    """``vm_executor`` (read-only calls), ``loader`` and ``resolver`` are None on the Python
+    reference; ``self_test`` is the RISC-V VM's start-up self-test report."""
+
     vm: str
     executor: TxExecutor
     loader: Loader | None
@@ -90,9 +96,10 @@ class ExecutionStack:
     worker_factory: Callable[[], TxExecutor]
     genesis: dict[bytes, bytes | None]
     self_test: dict[str, Any]
+    vm_executor: VmExecutor | None = None
 
 
-def build(cfg: Config, store: ChainStore) -> ExecutionStack:
+def build_vm_stack(cfg: Config, store: ChainStore) -> VmStack:
     """Build the executor named by ``[vm] default_vm``; runs the VM self-test (raises
     ``SelfTestFailed`` when unicorn no longer behaves as the runtime relies on)."""
     recorded = store.param("vm")
@@ -104,10 +111,10 @@ def build(cfg: Config, store: ChainStore) -> ExecutionStack:
     authority = mint_authority(cfg)
     genesis: dict[bytes, bytes | None] = {}
     for addr, amount in sorted(cfg.node.genesis_balances.items()):
-        genesis[keys.balance_key(bytes.fromhex(addr[2:]))] = _U64.pack(amount)
+        genesis[keys.balance_key(bytes.fromhex(addr[2:]))] = pack_u64(amount)
     if cfg.vm.default_vm == "Reference":
-        return ExecutionStack("Reference", ReferenceExecutor(authority), None, None,
-                              ReferenceWorkerFactory(authority), genesis, {})
+        return VmStack("Reference", ReferenceExecutor(authority), None, None,
+                       ReferenceWorkerFactory(authority), genesis, {})
     from node.vm.genesis import genesis_contracts
     from node.vm.runtime import VmExecutor, startup_self_test
 
@@ -117,4 +124,5 @@ def build(cfg: Config, store: ChainStore) -> ExecutionStack:
     executor = VmExecutor(resolver, max_instances=cfg.vm.max_instances)
     for contract, elf in genesis_contracts(authority):
         genesis[keys.code_key(contract)] = elf
-    return ExecutionStack("CkbVM", executor, loader, resolver, VmWorkerFactory(cfg.vm.max_instances), genesis, report)
+    return VmStack("CkbVM", executor, loader, resolver, VmWorkerFactory(cfg.vm.max_instances), genesis, report,
+                   vm_executor=executor)
