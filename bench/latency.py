@@ -20,18 +20,9 @@ from typing import Any
 from bench.common import pct, progress, table, verdict
 from bench.ws_fanout import _measure
 from lab.orchestrate import Lab, LabSpec
+from lab.swarm.runner import sized_lab_spec
 
 P99_TARGET_MS = 100.0
-
-
-def lab_spec(subscribers: int, block_ms: int) -> LabSpec:
-    """A lab sized for ``subscribers`` WebSockets (each uses two nginx worker connections)."""
-    return LabSpec(
-        name="bench-latency", l1=(), block_time_ms=block_ms,
-        node={"api": {"max_connections": subscribers + 200, "rate_limit_per_s": 1e6,
-                      "rate_limit_burst": 10**6}},
-        nginx={"worker_connections": max(1024, 2 * subscribers + 256)},  # type: ignore[arg-type]
-    )
 
 
 async def _up(spec: LabSpec, root: Path | None) -> Lab:
@@ -54,7 +45,8 @@ def main(argv: list[str]) -> int:
           f"blocks/s, {args.seconds:g} s per path, direct vs through client-edge + nginx + "
           "nginx-node-ws")
     loop = asyncio.new_event_loop()
-    lab = loop.run_until_complete(_up(lab_spec(args.subscribers, args.block_ms), args.runs_root))
+    spec = sized_lab_spec(args.subscribers, block_ms=args.block_ms, name="bench-latency")
+    lab = loop.run_until_complete(_up(spec, args.runs_root))
     try:
         results: dict[str, tuple[list[float], int, int]] = {}
         for name, url in (("direct", lab.endpoints["node_ws"]), ("through lab", lab.endpoints["ws"])):

@@ -9,6 +9,8 @@
     dubhe-lab fault clear [LINK] [--run-dir D]
     dubhe-lab logs COMPONENT [--run-dir D] [-n LINES] [-f]
     dubhe-lab links
+    dubhe-lab swarm [--users N] [--spawn-rate R] [--duration T] [--mix M | --user-class C ...]
+                    [--shape S] [--profile FILE ...] [--processes K] [--target URL] [--tls]
 
 Without ``--run-dir`` the commands act on the newest run under ``--runs-root`` (default
 ``reports/runs``). Exit codes: 0 done, 1 the lab or a component failed, 2 bad input (arguments,
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -229,6 +232,73 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _running_lab(args: argparse.Namespace) -> LabHandle | None:
+    """The lab named by --run-dir, else the newest one whose owner is alive, else None."""
+    if args.run_dir is not None:
+        handle = LabHandle.attach(resolve_run_dir(args.run_dir, args.runs_root))
+        data = read_pid_file(handle.run)
+        if data is None or not owner_alive(data):
+            raise EnvironmentProblem(f"lab {handle.run_id} is not running")
+        return handle
+    try:
+        handle = LabHandle.attach(resolve_run_dir(None, args.runs_root))
+    except EnvironmentProblem:
+        return None
+    data = read_pid_file(handle.run)
+    return handle if data is not None and owner_alive(data) else None
+
+
+async def _swarm(args: argparse.Namespace) -> int:
+    from lab.swarm.runner import SwarmConfig, print_summary, run_swarm, sized_lab_spec
+
+    classes = tuple(args.user_class or [args.mix])
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    if args.target and args.profile:
+        raise SpecError("swarm", [("--profile", "fault profiles need a lab; --target runs "
+                                   "against a plain URL")])
+    owned: Lab | None = None
+    lab: LabHandle | None = None
+    if not args.target:
+        lab = _running_lab(args)
+        if lab is None:
+            _say("== no running lab: starting one for the swarm")
+            spec = sized_lab_spec(args.users * args.processes, seed=seed,
+                                  funded=args.users if "TxSender" in classes or
+                                  args.mix in ("senders", "mixed") else 0)
+            owned = lab = await Lab.start(spec, runs_root=args.runs_root, progress=_say)
+        else:
+            _say(f"== swarm against the running lab {lab.run_id}")
+    try:
+        if lab is not None:
+            key = "wss" if args.tls else "ws"
+            target, ca = lab.endpoints[key], str(lab.ca_file or "")
+            out = args.out or lab.run_dir / "swarm" / time.strftime("%Y%m%d-%H%M%S")
+            profiles = tuple(lab.load_profile(p) for p in args.profile or [])
+        else:
+            target, ca, profiles = args.target, "", ()
+            out = args.out or args.runs_root / "swarms" / time.strftime("%Y%m%d-%H%M%S")
+        cfg = SwarmConfig(users=args.users, spawn_rate=args.spawn_rate, duration=args.duration,
+                          out=Path(os.path.abspath(out)),  # noqa: ASYNC240 - no I/O
+                          target=target, classes=classes,
+                          shape=args.shape, steps=args.steps, processes=args.processes,
+                          seed=seed, ca_file=ca if args.tls else "")
+        try:
+            cfg.check()
+        except ValueError as exc:
+            raise SpecError("swarm", [("options", str(exc))]) from None
+        summary = await run_swarm(cfg, lab, profiles, say=_say)
+        print_summary(summary, _say)
+        _say(f"== swarm files in {cfg.out} (seed {seed}; replay with --seed {seed})")
+        book = summary.get("connections_bookkeeping", {})
+        return 0 if summary["locust_exit"] in (0, 1) and book.get("returned_to_baseline", True) \
+            else EXIT_FAILED
+    finally:
+        if owned is not None:
+            await asyncio.shield(owned.down())
+        elif lab is not None:
+            await lab.close()
+
+
 def _links(_: argparse.Namespace) -> int:
     _say("links (every hop of the lab goes through the fault proxy):")
     for link in lab_links.LINKS:
@@ -283,6 +353,32 @@ def parser() -> argparse.ArgumentParser:
     run_opts(logs)
 
     sub.add_parser("links", help="list the lab's links")
+
+    swarm = sub.add_parser("swarm", help="a headless Locust WebSocket swarm against the lab")
+    run_opts(swarm)
+    swarm.add_argument("--users", type=int, default=100, help="peak users (default 100)")
+    swarm.add_argument("--spawn-rate", type=float, default=50.0,
+                       help="users started per second (default 50)")
+    swarm.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
+    swarm.add_argument("--mix", default="heads",
+                       choices=["heads", "logs", "readers", "senders", "mixed"],
+                       help="which users (default heads: newHeads subscribers)")
+    swarm.add_argument("--user-class", action="append", metavar="CLASS",
+                       help="user class instead of a mix (HeadSubscriber, LogSubscriber, "
+                       "RpcReader, TxSender; repeatable)")
+    swarm.add_argument("--shape", default="constant",
+                       choices=["constant", "ramp", "spike", "step", "soak"],
+                       help="load shape (default constant)")
+    swarm.add_argument("--steps", type=int, default=5, help="steps of the step shape")
+    swarm.add_argument("--profile", action="append", type=Path, metavar="FILE",
+                       help="fault profile applied when the swarm starts (repeatable)")
+    swarm.add_argument("--processes", type=int, default=1,
+                       help="Locust worker processes (its own master/worker mode)")
+    swarm.add_argument("--target", help="a ws:// or wss:// URL instead of a lab")
+    swarm.add_argument("--tls", action="store_true", help="wss:// through client-edge-tls")
+    swarm.add_argument("--seed", type=int, help="seed of the users' choices (printed)")
+    swarm.add_argument("--out", type=Path, help="where the swarm's files go "
+                       "(default: <run dir>/swarm/<time>)")
     return ap
 
 
@@ -299,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_fault(args))
         if args.cmd == "logs":
             return _logs(args)
+        if args.cmd == "swarm":
+            return asyncio.run(_swarm(args))
         return _links(args)
     except (SpecError, ProfileError) as exc:
         _err(str(exc))
