@@ -47,6 +47,7 @@ from lab.orchestrate.rundir import (
     clean_dead_lab,
     owner_alive,
     read_pid_file,
+    runs_with_pid_files,
 )
 from lab.proxy.profiles import ProfileError
 
@@ -233,19 +234,16 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _running_lab(args: argparse.Namespace) -> LabHandle | None:
-    """The lab named by --run-dir, else the newest one whose owner is alive, else None."""
+    """The lab named by --run-dir, else the newest running one under --runs-root, else None."""
     if args.run_dir is not None:
         handle = LabHandle.attach(resolve_run_dir(args.run_dir, args.runs_root))
         data = read_pid_file(handle.run)
         if data is None or not owner_alive(data):
             raise EnvironmentProblem(f"lab {handle.run_id} is not running")
         return handle
-    try:
-        handle = LabHandle.attach(resolve_run_dir(None, args.runs_root))
-    except EnvironmentProblem:
-        return None
-    data = read_pid_file(handle.run)
-    return handle if data is not None and owner_alive(data) else None
+    live = [run for run in runs_with_pid_files(args.runs_root)
+            if (data := read_pid_file(run)) is not None and owner_alive(data)]
+    return LabHandle.attach(live[-1]) if live else None
 
 
 async def _swarm(args: argparse.Namespace) -> int:

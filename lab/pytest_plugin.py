@@ -9,7 +9,9 @@ Fixtures
                      (``--lab-scope``). Async tests that use it run in the lab's event loop.
     ``lab_factory``  ``await lab_factory(spec)`` starts a lab of the test's own; every lab it
                      made is torn down when the test ends.
-    ``lab_spec``     the :class:`~lab.orchestrate.LabSpec` of ``lab`` (default: ``LabSpec()``).
+    ``lab_spec``     the :class:`~lab.orchestrate.LabSpec` of ``lab`` (default: ``LabSpec()``);
+                     override it with the same scope as ``lab`` (module by default):
+                     ``@pytest.fixture(scope="module") def lab_spec(): return LabSpec(...)``.
 
 Options
     ``--lab-backend local``    where components run (``local`` processes; the only backend yet)

@@ -10,6 +10,8 @@ progress, samples the CPU of every process involved, and afterwards writes into 
 ``swarm_stats_history.csv``  one row per second per type (``--csv-full-history``)
 ``swarm_failures.csv``    failures by type, name and error
 ``swarm_exceptions.csv``  exceptions with tracebacks
+``swarm_final.json``      Locust's final per-request stats (``--json-file``; complete: the
+                          CSVs are rewritten once a second and may miss the last second)
 ``requests-<pid>.jsonl``  every request, notification and connection event (one file per
                           Locust process)
 ``proxy-events.jsonl``    the proxy's event log during the swarm (toxics added, started,
@@ -47,10 +49,10 @@ import psutil
 
 from lab.nginx.status import parse as parse_stub_status
 from lab.orchestrate.handle import LabHandle
-from lab.orchestrate.spec import LabSpec
+from lab.orchestrate.spec import LabSpec, spec_from_dict
 from lab.proxy.profiles import Profile
+from lab.swarm.catalog import MIXES, USER_CLASSES, swarm_signer
 from lab.swarm.shapes import make_shape
-from lab.swarm.users import MIXES, USERS, swarm_signer
 from node.core.hexutil import data
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -77,10 +79,10 @@ class SwarmConfig:
     def user_classes(self) -> list[str]:
         if len(self.classes) == 1 and self.classes[0] in MIXES:
             return list(MIXES[self.classes[0]])
-        unknown = [c for c in self.classes if c not in USERS]
+        unknown = [c for c in self.classes if c not in USER_CLASSES]
         if unknown:
             raise ValueError(f"unknown user class(es) {', '.join(unknown)} (classes: "
-                             f"{', '.join(USERS)}; mixes: {', '.join(MIXES)})")
+                             f"{', '.join(USER_CLASSES)}; mixes: {', '.join(MIXES)})")
         return list(self.classes)
 
     def check(self) -> None:
@@ -96,6 +98,7 @@ class SwarmConfig:
 def locust_argv(cfg: SwarmConfig) -> list[str]:
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
             "--host", cfg.target, "--csv", str(cfg.out / "swarm"), "--csv-full-history",
+            "--json-file", str(cfg.out / "swarm_final"),
             "--logfile", str(cfg.out / "locust.log"), "--loglevel", "INFO",
             "--run-time", f"{int(cfg.duration + 30)}s", "--stop-timeout", "5",
             "--lab-shape", cfg.shape, "--lab-users", str(cfg.users),
@@ -127,6 +130,11 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+def request_key(request_type: str, name: str) -> str:
+    """``WS close 1006``, ``notify newHeads``, ``eth_blockNumber``, ``dubhe_sendTransaction:transfer``."""
+    return name if name.startswith(request_type) else f"{request_type} {name}"
+
+
 def summarize_requests(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts, failures and exact percentiles per ``type name``; the close-code census; the
     connection success rate (handshakes that worked / handshakes tried)."""
@@ -135,7 +143,7 @@ def summarize_requests(rows: list[dict[str, Any]]) -> dict[str, Any]:
     closes: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     for r in rows:
-        key = f"{r['type']} {r['name']}"
+        key = request_key(str(r["type"]), str(r["name"]))
         by[key].append(float(r["ms"]))
         if not r["ok"]:
             fails[key] += 1
@@ -160,7 +168,9 @@ def summarize_requests(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def fault_windows(events: list[dict[str, Any]], until: float) -> list[dict[str, Any]]:
     """Per toxic, the intervals it was on: from ``toxic_added`` (or ``toxic_started``) to
-    ``toxic_removed`` (or ``toxic_stopped``); still on at the end: until ``until``."""
+    ``toxic_removed`` (or ``toxic_stopped``); still on at the end: until ``until``. ``fired``
+    counts the connections it acted on; ``actions`` what it did at a moment (a ``ws_cut``, a
+    ``cut``...), one per event of the proxy."""
     open_at: dict[tuple[str, str], float] = {}
     windows: list[dict[str, Any]] = []
     for e in events:
@@ -177,45 +187,61 @@ def fault_windows(events: list[dict[str, Any]], until: float) -> list[dict[str, 
                 for (p, t), s in open_at.items()]
     fired = Counter((str(e.get("proxy")), str(e.get("toxic"))) for e in events
                     if e.get("event") == "toxic_fired")
+    actions = Counter((str(e.get("proxy")), str(e.get("toxic"))) for e in events
+                      if e.get("event") not in _LIFECYCLE and e.get("toxic"))
     for w in windows:
         w["fired"] = fired.get((w["link"], w["toxic"]), 0)
+        w["actions"] = actions.get((w["link"], w["toxic"]), 0)
     return sorted(windows, key=lambda w: w["start"])
+
+
+#: Proxy events about a toxic's life, not about what it did to a connection.
+_LIFECYCLE = frozenset({"toxic_added", "toxic_removed", "toxic_started", "toxic_stopped",
+                        "toxic_updated", "toxic_fired", "toxic_error"})
 
 
 @dataclass
 class CpuSampler:
-    """CPU seconds used per process group during the swarm (where the time goes)."""
+    """CPU seconds used per process group during the swarm (where the time goes). Call
+    :meth:`poll` now and then: a process's last reading is kept after it exits, and children
+    that appear later (Locust's workers) are picked up."""
 
-    groups: dict[str, list[psutil.Process]] = field(default_factory=dict)
-    start: dict[str, float] = field(default_factory=dict)
+    leaders: dict[str, psutil.Process] = field(default_factory=dict)
+    first: dict[int, float] = field(default_factory=dict)
+    last: dict[int, float] = field(default_factory=dict)
+    members: dict[str, set[int]] = field(default_factory=dict)
 
-    @staticmethod
-    def _cpu(procs: list[psutil.Process]) -> float:
-        total = 0.0
-        for p in procs:
+    def add(self, name: str, leader: psutil.Process) -> None:
+        self.leaders[name] = leader
+        self.members[name] = set()
+        self.poll()
+
+    def poll(self) -> None:
+        for name, leader in self.leaders.items():
             with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
-
-    def add(self, name: str, procs: list[psutil.Process]) -> None:
-        self.groups[name] = procs
-        self.start[name] = self._cpu(procs)
+                for p in [leader, *leader.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        t = p.cpu_times()
+                        cpu = t.user + t.system + t.children_user + t.children_system
+                        self.first.setdefault(p.pid, cpu if p is leader or not self.members[
+                            name] else 0.0)
+                        self.last[p.pid] = cpu
+                        self.members[name].add(p.pid)
 
     def used(self) -> dict[str, float]:
-        return {n: round(self._cpu(p) - self.start[n], 2) for n, p in self.groups.items()}
+        return {n: round(sum(self.last[p] - self.first[p] for p in pids), 2)
+                for n, pids in self.members.items()}
 
 
-def _lab_processes(lab: LabHandle) -> dict[str, list[psutil.Process]]:
-    out: dict[str, list[psutil.Process]] = {}
+def _lab_processes(lab: LabHandle) -> dict[str, psutil.Process]:
+    out: dict[str, psutil.Process] = {}
     try:
         pids = json.loads(lab.run.pid_file.read_text())["components"]
     except (OSError, ValueError, KeyError):
         return out
     for name, rec in pids.items():
         with contextlib.suppress(psutil.Error):
-            leader = psutil.Process(int(rec["pid"]))
-            out[name] = [leader, *leader.children(recursive=True)]
+            out[name] = psutil.Process(int(rec["pid"]))
     return out
 
 
@@ -250,10 +276,12 @@ async def wait_baseline(lab: LabHandle, baseline: dict[str, float], timeout_s: f
 
 
 async def _progress(cfg: SwarmConfig, proc: asyncio.subprocess.Process, say: Say,
-                    t0: float) -> None:
+                    t0: float, sampler: CpuSampler) -> None:
     history = cfg.out / "swarm_stats_history.csv"
     while proc.returncode is None:
-        await asyncio.sleep(5)
+        for _ in range(5):
+            await asyncio.sleep(1)
+            sampler.poll()
         last: dict[str, str] | None = None
         with contextlib.suppress(OSError, csv.Error):
             with open(history, newline="") as f:  # noqa: ASYNC230 - a small file, every 5 s
@@ -281,16 +309,14 @@ async def run_swarm(cfg: SwarmConfig, lab: LabHandle | None = None,
         f"{cfg.target}")
     sampler = CpuSampler()
     if lab is not None:
-        for name, procs in _lab_processes(lab).items():
-            sampler.add(name, procs)
+        for name, leader in _lab_processes(lab).items():
+            sampler.add(name, leader)
     t0 = time.monotonic()
     started = time.time()
     proc = await asyncio.create_subprocess_exec(*locust_argv(cfg), stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.DEVNULL)
-    await asyncio.sleep(0.5)
     with contextlib.suppress(psutil.Error):
-        leader = psutil.Process(proc.pid)
-        sampler.add("locust", [leader, *leader.children(recursive=True)])
+        sampler.add("locust", psutil.Process(proc.pid))
     applied: list[tuple[str, str]] = []
     try:
         for profile in profiles:
@@ -298,7 +324,7 @@ async def run_swarm(cfg: SwarmConfig, lab: LabHandle | None = None,
             applied += await lab.apply_profile(profile)
             say(f"   fault profile {profile.name}: {len(applied)} toxic(s) on "
                 f"{', '.join(sorted({link for link, _ in applied}))}")
-        ticker = asyncio.create_task(_progress(cfg, proc, say, t0))
+        ticker = asyncio.create_task(_progress(cfg, proc, say, t0, sampler))
         try:
             await proc.wait()
         finally:
@@ -347,8 +373,8 @@ def print_summary(summary: dict[str, Any], say: Say = print) -> None:
         f"{summary['close_codes'] or 'none'}")
     if summary.get("faults"):
         for w in summary["faults"]:
-            say(f"fault {w['link']}/{w['toxic']}: on {w['end'] - w['start']:.1f} s, "
-                f"fired {w['fired']} times")
+            say(f"fault {w['link']}/{w['toxic']}: on {w['end'] - w['start']:.1f} s, acted on "
+                f"{w['fired']} connections, {w['actions']} actions")
     cpu = ", ".join(f"{k} {v:.1f} s" for k, v in summary["cpu_seconds"].items())
     say(f"CPU used: {cpu}")
     if summary["locust_cpu_warning"]:
@@ -372,7 +398,7 @@ def sized_lab_spec(users: int, *, block_ms: int = 200, seed: int | None = None,
     }
     if balances:
         node["node"] = {"genesis_balances": balances}
-    return LabSpec.model_validate({
+    return spec_from_dict({
         "name": name, "seed": seed, "l1": [], "block_time_ms": block_ms, "node": node,
         "nginx": {"worker_connections": max(1024, 2 * users + 256)},
     })

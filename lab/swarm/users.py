@@ -28,10 +28,11 @@ from typing import Any, ClassVar
 from locust import User, between, constant, task
 from websockets.exceptions import InvalidHandshake
 
+from lab.swarm.catalog import USER_CLASSES, swarm_signer
 from lab.swarm.wsrpc import NORMAL_CLOSES, ConnectionLost, RpcError, WsRpc, emit_ms
 from node.core import keys
 from node.core.hexutil import data, parse_qty
-from node.core.tx import Signer, sign_tx
+from node.core.tx import sign_tx
 
 _U64 = struct.Struct(">Q")
 _INDEX = itertools.count()
@@ -120,9 +121,8 @@ class JsonRpcWsUser(User):
         return self.connect()
 
     def on_close(self, code: int, reason: str, exc: BaseException | None) -> None:
-        if self.stopping and code in NORMAL_CLOSES:
-            self.report("WS", f"close {code}", 0)
-            return
+        if self.stopping:
+            return  # on_stop reported the close it asked for
         self.closed_at = time.time()
         self.report("WS", f"close {code}", 0,
                     exc=None if code in NORMAL_CLOSES else AbnormalClose(code, reason, exc))
@@ -148,8 +148,11 @@ class JsonRpcWsUser(User):
         self.connect()
 
     def on_stop(self) -> None:
+        # Reported here, in the user's own greenlet, so Locust's stats include it before they
+        # are written; the reader's on_close is ignored from now on.
         self.stopping = True
         if self.rpc is not None and self.rpc.close_code is None:
+            self.report("WS", "close 1000", 0)
             self.rpc.close()
 
 
@@ -254,18 +257,6 @@ class TxSender(JsonRpcWsUser):
                    (keys.storage_key(keys.COUNTER_DEMO, slot),))
 
 
-def swarm_signer(seed: int, index: int) -> Signer:
-    """The account of swarm user ``index`` for ``seed`` (the lab can fund them at genesis)."""
-    return Signer.from_seed(f"swarm-{seed}-{index}".encode())
-
-
-#: The user classes by name, and the named mixes ``dubhe-lab swarm --mix`` accepts.
 USERS: dict[str, type[JsonRpcWsUser]] = {
     c.__name__: c for c in (HeadSubscriber, LogSubscriber, RpcReader, TxSender)}
-MIXES: dict[str, tuple[str, ...]] = {
-    "heads": ("HeadSubscriber",),
-    "logs": ("LogSubscriber",),
-    "readers": ("RpcReader",),
-    "senders": ("TxSender",),
-    "mixed": ("HeadSubscriber", "LogSubscriber", "RpcReader", "TxSender"),
-}
+assert set(USERS) == set(USER_CLASSES)
