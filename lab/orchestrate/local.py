@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -74,6 +75,19 @@ class PortAllocator:
         self._taken.discard(port)
 
 
+def raise_descriptor_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (components inherit it: a
+    proxy carrying thousands of WebSockets needs four descriptors per connection)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
+
+
 class _Proc:
     def __init__(self, spec: ProcessSpec, popen: subprocess.Popen[bytes], record: ProcessRecord
                  ) -> None:
@@ -90,6 +104,7 @@ class LocalBackend:
 
     def __init__(self, *, python: str | None = None, die_with_owner: bool = True) -> None:
         self.python = python or sys.executable
+        raise_descriptor_limit()
         self.ports = PortAllocator()
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._procs: dict[str, _Proc] = {}
