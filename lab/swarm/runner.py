@@ -168,9 +168,10 @@ def summarize_requests(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def fault_windows(events: list[dict[str, Any]], until: float) -> list[dict[str, Any]]:
     """Per toxic, the intervals it was on: from ``toxic_added`` (or ``toxic_started``) to
-    ``toxic_removed`` (or ``toxic_stopped``); still on at the end: until ``until``. ``fired``
-    counts the connections it acted on; ``actions`` what it did at a moment (a ``ws_cut``, a
-    ``cut``...), one per event of the proxy."""
+    ``toxic_removed`` (or ``toxic_stopped``); still on at the end: until ``until``. From the
+    proxy's ``toxic_fired`` events: ``fired`` counts the connections a continuous toxic
+    (latency, bandwidth...) acted on, ``actions`` what a moment toxic did (each cut, close or
+    reset: the events with an ``action``)."""
     open_at: dict[tuple[str, str], float] = {}
     windows: list[dict[str, Any]] = []
     for e in events:
@@ -185,19 +186,16 @@ def fault_windows(events: list[dict[str, Any]], until: float) -> list[dict[str, 
                             "end": float(e["time"])})
     windows += [{"link": p, "toxic": t, "start": s, "end": until}
                 for (p, t), s in open_at.items()]
-    fired = Counter((str(e.get("proxy")), str(e.get("toxic"))) for e in events
-                    if e.get("event") == "toxic_fired")
-    actions = Counter((str(e.get("proxy")), str(e.get("toxic"))) for e in events
-                      if e.get("event") not in _LIFECYCLE and e.get("toxic"))
+    fired: Counter[tuple[str, str]] = Counter()
+    actions: Counter[tuple[str, str]] = Counter()
+    for e in events:
+        if e.get("event") == "toxic_fired":
+            key = (str(e.get("proxy")), str(e.get("toxic")))
+            (actions if "action" in e else fired)[key] += 1
     for w in windows:
         w["fired"] = fired.get((w["link"], w["toxic"]), 0)
         w["actions"] = actions.get((w["link"], w["toxic"]), 0)
     return sorted(windows, key=lambda w: w["start"])
-
-
-#: Proxy events about a toxic's life, not about what it did to a connection.
-_LIFECYCLE = frozenset({"toxic_added", "toxic_removed", "toxic_started", "toxic_stopped",
-                        "toxic_updated", "toxic_fired", "toxic_error"})
 
 
 @dataclass

@@ -72,7 +72,8 @@ def test_fault_windows_from_proxy_events() -> None:
     events = [
         {"seq": 1, "time": 10.0, "event": "toxic_added", "proxy": "a", "toxic": "x", "active": True},
         {"seq": 2, "time": 10.5, "event": "toxic_fired", "proxy": "a", "toxic": "x"},
-        {"seq": 3, "time": 10.6, "event": "ws_cut", "proxy": "a", "toxic": "x"},
+        {"seq": 3, "time": 10.6, "event": "toxic_fired", "proxy": "a", "toxic": "x",
+         "action": "ws_cut"},
         {"seq": 4, "time": 11.0, "event": "toxic_added", "proxy": "b", "toxic": "y", "active": False},
         {"seq": 5, "time": 13.0, "event": "toxic_started", "proxy": "b", "toxic": "y"},
         {"seq": 6, "time": 14.0, "event": "toxic_stopped", "proxy": "b", "toxic": "y"},
