@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bench import proxy as bench_proxy
@@ -9,9 +11,17 @@ from bench import proxy as bench_proxy
 
 def test_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     rc = bench_proxy.main(["--samples", "200", "--seconds", "0.2", "--connections", "20",
-                           "--hold", "0.1", "--timeout", "60"])
+                           "--hold", "0.1", "--aimed-connections", "30", "--aimed-toxics", "5",
+                           "--toxic-ops", "20", "--subscribers", "5", "--disconnects", "12",
+                           "--timeout", "120"])
     out = capsys.readouterr().out
     assert "added latency per direction p50" in out and "throughput, latency 100 ms toxic" in out
     assert "connections held" in out and "20.0 conns" in out
+    assert "aimed toxic add p99, 30 conns (vs 1)" in out
+    assert "aimed toxic remove p50, 30 conns (vs 1)" in out
+    # every storm disconnect forced and counted once by the proxy, whatever the timing
+    storm = next(line for line in out.splitlines() if "disconnects forced" in line)
+    assert "12.0 disc" in storm and storm.rstrip().endswith("PASS")
+    assert re.search(r"ws_cut firings counted by the proxy\s+12\.0 fires", out)
     assert rc == 1  # 20 connections cannot meet the 1,000 target: reported as MISS
     assert "MISS" in out
