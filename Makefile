@@ -47,7 +47,7 @@ scenarios: setup
 
 ## nightly: long property-test profiles, slow tests and full swarms
 nightly: setup
-	@HYPOTHESIS_PROFILE=nightly $(BIN)/python -m pytest -q -m 'slow or nightly or not slow' tests scenarios
+	@HYPOTHESIS_PROFILE=nightly $(BIN)/python -m pytest -q -m 'slow or nightly or not slow' tests scenarios --scenario-profile full $(PYTEST_ARGS)
 
 bench: setup
 	@$(BIN)/dubhe-bench --help

@@ -9,21 +9,25 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 
+def _closes(events: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    """Close events, without the ones a client made itself when told to stop."""
+    return (e for e in events if e.get("ev") == "close" and not e.get("stop"))
+
+
 def close_census(events: Iterable[dict[str, Any]], *, by: str | None = None) -> dict[int, int]:
     """How many closes of each code the clients saw (``by``: only those closed by ``server``,
-    ``client`` or ``none``)."""
-    c: Counter[int] = Counter(int(e["code"]) for e in events
-                              if e.get("ev") == "close" and (by is None or e.get("by") == by))
+    ``client`` or ``none``). Closes made by a client being stopped are not counted."""
+    c: Counter[int] = Counter(int(e["code"]) for e in _closes(events)
+                              if by is None or e.get("by") == by)
     return dict(sorted(c.items()))
 
 
 def close_census_detailed(events: Iterable[dict[str, Any]]) -> dict[str, int]:
     """``"<code> by <who>[: reason]"`` -> count, for reports."""
     c: Counter[str] = Counter()
-    for e in events:
-        if e.get("ev") == "close":
-            reason = f": {e['reason']}" if e.get("reason") else ""
-            c[f"{e['code']} by {e['by']}{reason}"] += 1
+    for e in _closes(events):
+        reason = f": {e['reason']}" if e.get("reason") else ""
+        c[f"{e['code']} by {e['by']}{reason}"] += 1
     return dict(sorted(c.items()))
 
 

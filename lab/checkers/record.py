@@ -54,8 +54,13 @@ def build(*, scenario: str, variant: str, description: str, profile: str, seed: 
           fault_events: Sequence[Mapping[str, Any]] = (), lab: Mapping[str, Any] | None = None,
           logs: Mapping[str, LogSpan] | None = None,
           histories: Sequence[Mapping[str, Any]] = (), figures: Mapping[str, Any] | None = None,
-          error: str | None = None) -> dict[str, Any]:
-    """A record as plain JSON-able data. ``key_figure``: ``{"name", "value", "unit"}``."""
+          error: str | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A record as plain JSON-able data. ``key_figure``: ``{"name", "value"}``. ``extra``:
+    optional keys (``number``, ``incident``, ``fix``, ``file``, ``fault_windows``,
+    ``details``), never the required ones."""
+    clash = set(extra or {}) & set(REQUIRED)
+    if clash:
+        raise ValueError(f"extra keys clash with required ones: {sorted(clash)}")
     return {
         "version": VERSION,
         "name": f"{scenario}/{variant}",
@@ -79,6 +84,7 @@ def build(*, scenario: str, variant: str, description: str, profile: str, seed: 
         "histories": [dict(h) for h in histories],
         "figures": dict(figures or {}),
         "error": error,
+        **dict(extra or {}),
     }
 
 

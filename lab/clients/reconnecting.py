@@ -249,8 +249,10 @@ class ReconnectingClient:
                 closed, up_s = await self._session(conn)
                 self._last_close_t = loop.time()
                 self.stats["closes"] += 1
+                fields = {"stop": True} if self.stopping else {}
                 self.history.record("close", conn=self._conn_no, code=closed.code,
-                                    reason=closed.reason, by=closed.by, up_s=round(up_s, 6))
+                                    reason=closed.reason, by=closed.by, up_s=round(up_s, 6),
+                                    **fields)
                 if self.stopping or not self.options.reconnect:
                     return
                 self.backoff.connection_lasted(up_s)

@@ -6,9 +6,10 @@ connection; :func:`websockets_connector` makes real ones, the tests make in-memo
 backoff and keepalive are checked on a virtual clock). Failures are classified once, here:
 
 * :class:`HandshakeFailed` — the connection never opened. ``kind`` says why: ``http`` (a status
-  other than 101: ``status`` and ``retry_after_s``), ``tls`` (certificate or protocol: fatal by
-  default, retrying cannot fix a configuration), ``timeout``, ``connect`` (refused, reset,
-  unreachable), ``protocol`` (the peer hung up or spoke something else during the handshake).
+  other than 101: ``status`` and ``retry_after_s``), ``tls`` (certificate verification or TLS
+  protocol mismatch: fatal, retrying cannot fix a configuration), ``timeout``, ``connect``
+  (refused, reset, unreachable, or cut in the middle of the TLS handshake), ``protocol`` (the
+  peer hung up or spoke something else during the HTTP upgrade).
   :attr:`HandshakeFailed.fatal` applies the policy: TLS errors and 4xx other than 408/425/429
   are fatal; everything else is retried.
 * :class:`Closed` — an open connection ended: ``code`` as the client sees it (1006 when no Close
@@ -113,6 +114,10 @@ def classify_handshake(exc: BaseException) -> HandshakeFailed:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return HandshakeFailed("tls", f"TLS certificate verification failed: "
                                f"{exc.verify_message or exc.reason}", exception=name)
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
+        # The connection went away during the TLS handshake: a network fault, not a setting.
+        return HandshakeFailed("connect", f"TLS handshake interrupted: {exc.reason or exc}",
+                               exception=name)
     if isinstance(exc, ssl.SSLError):
         return HandshakeFailed("tls", f"TLS handshake failed: {exc.reason or exc}",
                                exception=name)
