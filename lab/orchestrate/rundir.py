@@ -163,7 +163,7 @@ def owner_alive(pid_data: dict[str, Any]) -> bool:
 def _group_members(pgid: int, since: float) -> list[psutil.Process]:
     out = []
     for proc in psutil.process_iter(["pid", "create_time"]):
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):  # gone meanwhile
             if os.getpgid(proc.pid) == pgid and proc.create_time() >= since - 0.05:
                 out.append(proc)
     return out

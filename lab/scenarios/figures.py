@@ -98,8 +98,9 @@ def group_figures(group: str, events: Sequence[Mapping[str, Any]], clients: Sequ
     return out
 
 
-def _r(x: float) -> float:
-    return x if x != x else round(x, 6)
+def _r(x: float) -> float | None:
+    """Rounded; None (JSON null) for NaN, which strict JSON readers refuse."""
+    return None if x != x else round(x, 6)
 
 
 __all__ = ["GENERIC", "GROUP_FIGURES", "group_figures", "nginx_figures", "proxy_figures"]
