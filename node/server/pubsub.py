@@ -9,6 +9,7 @@ detect a gap and backfill with ``eth_getBlockByNumber``. Subscriptions die with 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -85,6 +86,9 @@ class PubSub:
     def publish(self, header: BlockHeader, txs: tuple[Transaction, ...], receipts: tuple[Receipt, ...]) -> None:
         if not self.subs:
             return
+        # One emit time per block for every notification of it: receivers measure delivery as
+        # their receive time minus this (queueing and the wire, not the block's execution).
+        emitted = hex(time.time_ns() // 1_000_000)
         head_json: str | None = None
         logs: list[tuple[bytes, tuple[bytes, ...], str]] | None = None
         receipt_json: list[tuple[bytes, str]] | None = None
@@ -93,7 +97,7 @@ class PubSub:
             if sub.kind == "newHeads":
                 if head_json is None:
                     head_json = orjson.dumps(eth.header_obj(header)).decode()
-                sub.conn.enqueue(_envelope("eth_subscription", sub.id, head_json))
+                sub.conn.enqueue(_envelope("eth_subscription", sub.id, head_json, emitted))
                 n_heads += 1
             elif sub.kind == "logs":
                 if logs is None:
@@ -106,7 +110,7 @@ class PubSub:
                             li += 1
                 for address, topics, js in logs:
                     if sub.log_filter.matches(address, topics):
-                        sub.conn.enqueue(_envelope("eth_subscription", sub.id, js))
+                        sub.conn.enqueue(_envelope("eth_subscription", sub.id, js, emitted))
                         n_logs += 1
             else:
                 if receipt_json is None:
@@ -116,7 +120,7 @@ class PubSub:
                     ]
                 for sender, js in receipt_json:
                     if sub.sender is None or sub.sender == sender:
-                        sub.conn.enqueue(_envelope("dubhe_subscription", sub.id, js))
+                        sub.conn.enqueue(_envelope("dubhe_subscription", sub.id, js, emitted))
                         n_rcpt += 1
         if n_heads:
             self.metrics.notifications.labels("newHeads").inc(n_heads)
@@ -126,7 +130,8 @@ class PubSub:
             self.metrics.notifications.labels("receipts").inc(n_rcpt)
 
 
-def _envelope(method: str, sid: str, result_json: str) -> str:
-    return (
-        '{"jsonrpc":"2.0","method":"' + method + '","params":{"subscription":"' + sid + '","result":' + result_json + "}}"
-    )
+def _envelope(method: str, sid: str, result_json: str, emitted: str) -> str:
+    """A notification; ``params.emittedMs`` (hex ms since the epoch) is a Dubhe extension that
+    Ethereum clients ignore (they read ``subscription`` and ``result``)."""
+    return ('{"jsonrpc":"2.0","method":"' + method + '","params":{"subscription":"' + sid
+            + '","emittedMs":"' + emitted + '","result":' + result_json + "}}")

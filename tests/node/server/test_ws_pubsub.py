@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Any
 
 import aiohttp
@@ -42,6 +43,9 @@ async def test_raw_notification_envelope(node: Any) -> None:
         assert note["jsonrpc"] == "2.0" and note["method"] == "eth_subscription"
         assert note["params"]["subscription"] == ack["result"]
         assert "number" in note["params"]["result"]
+        # The emit time (Dubhe extension): after the block was made, not in the future.
+        emitted = parse_qty(note["params"]["emittedMs"])
+        assert parse_qty(note["params"]["result"]["timestampMs"]) <= emitted <= time.time() * 1000
 
 
 async def test_logs_and_receipts_subscriptions(node: Any) -> None:
