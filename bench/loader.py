@@ -144,10 +144,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    if "--from-l1" in argv:  # loading from a mock L1 and head following: bench/loader_l1.py
-        from bench import loader_l1
-
-        return loader_l1.main([a for a in argv if a != "--from-l1"])
     args = parse(argv)
     print(f"dubhe-bench loader: {len(CONTRACTS)} contracts, mixed workload {args.loads:,} loads, "
           f"{args.rounds} restart rounds")

@@ -1,5 +1,4 @@
-"""``dubhe-bench loader --from-l1`` (also ``dubhe-bench loader-l1``): loading contracts from a
-mock L1, and following its head.
+"""``dubhe-bench loader-l1``: loading contracts from a mock L1, and following its head.
 
 1. Cold load from the mock Ethereum L1 over loopback (``eth_getCode`` fetch + verify + prepare)
    vs a cache hit (the loader's per-address entry), per contract, with the ratio.
@@ -99,12 +98,12 @@ async def follow_lag(rate: float, seconds: float) -> tuple[list[float], int, int
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-bench loader --from-l1", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(prog="dubhe-bench loader-l1", description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--reps", type=int, default=5, help="cold/hit repetitions per contract")
     ap.add_argument("--rate", type=float, default=10.0, help="L1 blocks per second")
     ap.add_argument("--seconds", type=float, default=10.0, help="how long to follow")
     args = ap.parse_args(argv)
-    print(f"dubhe-bench loader --from-l1: mock Ethereum L1 on loopback, {args.reps} reps, "
+    print(f"dubhe-bench loader-l1: mock Ethereum L1 on loopback, {args.reps} reps, "
           f"{args.rate:g} blocks/s for {args.seconds:g} s")
     rows = asyncio.run(cold_vs_hit(args.reps))
     print(table(["contract", "ELF bytes", "cold load ms", "cache hit us", "cold/hit"], rows))

@@ -254,8 +254,12 @@ def load(path: str | Path | None) -> Config:
 def validate_main(argv: list[str] | None = None) -> int:
     """``dubhe-config-validate FILE``: print every error (exit 1) or ``ok`` (exit 0)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in {"-h", "--help"}:
-        print("usage: dubhe-config-validate FILE", file=sys.stderr)
+    usage = "usage: dubhe-config-validate FILE"
+    if args in (["-h"], ["--help"]):
+        print(f"{usage}\n\nValidate a node config.toml: print every error (exit 1) or ok (exit 0).")
+        return 0
+    if len(args) != 1:
+        print(usage, file=sys.stderr)
         return 2
     try:
         load(args[0])

@@ -7,12 +7,12 @@ can be reused for any number of calls with results identical to a fresh one. All
 host-owned ctypes buffers mapped with ``mem_map_ptr`` at exact permissions, so the syscall path
 reads and writes guest memory through bounds-checked ``memoryview`` slices without unicorn calls.
 
-Relied-on unicorn behaviours (checked by :func:`self_test` at startup; see
-``/work/shared/notes/riscv-vm.md`` and docs/vm-abi.md): in the INTR hook the pc is already past
-the ``ecall`` (intno 8), illegal instructions arrive as intno 2, hooks must be installed before
-the first ``emu_start`` (translation blocks bake instrumentation in), ``emu_start`` with
-``count=0`` only (the count>0-after-count=0 bug), writes to read-only pages fault,
-misaligned loads/stores work, ``uc_emu_stop`` from the block hook ends the run at
+Relied-on unicorn behaviours (checked by :func:`self_test` at startup; see docs/vm-abi.md §8):
+in the INTR hook the pc is already past the ``ecall`` (intno 8), illegal instructions arrive as
+intno 2, hooks must be installed before the first ``emu_start`` (translation blocks bake
+instrumentation in), ``emu_start`` with ``count=0`` only (a ``count>0`` run after a ``count=0``
+one is not limited: https://github.com/unicorn-engine/unicorn/issues/293), writes to read-only
+pages fault, misaligned loads/stores work, ``uc_emu_stop`` from the block hook ends the run at
 the exit block (so the ``until`` block, which unicorn re-translates per call, is never reached).
 
 Thread-safety: an :class:`Instance` is single-threaded (one call at a time). Different instances
