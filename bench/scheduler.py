@@ -25,7 +25,6 @@ import csv
 import gc
 import hashlib
 import random
-import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from node.core import keys
+from node.core.codec import pack_u64
 from node.core.execution import (
     BlockContext,
     BlockExecution,
@@ -47,7 +47,6 @@ from node.scheduler.registry import PROCESS_CAPABLE, create
 from node.scheduler.substrate import SubstrateKind
 from node.vm.reference import ReferenceExecutor
 
-_U64 = struct.Struct(">Q")
 CTX = BlockContext(number=1, timestamp_ms=1_700_000_000_000, chain_id=1)
 PARALLEL = ("SolanaParallel", "AptosBlockSTM", "SuiObjectDAG")
 ALL_WORKLOADS = ("p2p-2", "p2p-10", "p2p-100", "p2p-1000", "p2p-10000", "hot", "compute", "mixed")
@@ -174,18 +173,18 @@ def make_workload(name: str, n: int, executor: str = "reference", seed: int = 1)
         s, t = rnd.randrange(accounts), rnd.randrange(accounts)
         frm, to = _addr(s), _addr(t)
         for a in (frm, to):
-            state.setdefault(keys.balance_key(a), _U64.pack(10**12))
-        return _tx(s, nonce(s), keys.NATIVE_TOKEN, "transfer", to + _U64.pack(rnd.randrange(1, 100)),
+            state.setdefault(keys.balance_key(a), pack_u64(10**12))
+        return _tx(s, nonce(s), keys.NATIVE_TOKEN, "transfer", to + pack_u64(rnd.randrange(1, 100)),
                    (keys.balance_key(frm), keys.balance_key(to)))
 
     def increment(sender: int, slot: bytes, method: str = "increment") -> Transaction:
         k = keys.storage_key(keys.COUNTER_DEMO, slot)
-        return _tx(sender, nonce(sender), keys.COUNTER_DEMO, method, slot + _U64.pack(1), (k,))
+        return _tx(sender, nonce(sender), keys.COUNTER_DEMO, method, slot + pack_u64(1), (k,))
 
     def compute(sender: int, i: int) -> Transaction:
         if executor == "vm":
             return _tx(sender, nonce(sender), COMPUTE_CONTRACT, "hash_loop",
-                       _U64.pack(HASH_LOOP_ITERATIONS), ())
+                       pack_u64(HASH_LOOP_ITERATIONS), ())
         return increment(sender, b"c" + i.to_bytes(4, "big"), "compute")
 
     txs: list[Transaction] = []

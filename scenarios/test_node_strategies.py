@@ -12,7 +12,6 @@ production is paused, then released. Role: determinism of the scheduler strategi
 from __future__ import annotations
 
 import random
-import struct
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from timing import wait_until  # type: ignore[import-not-found]
 from lab.clients.rpc import HttpRpc
 from lab.orchestrate.node_proc import NodeProcess, default_config
 from node.core import keys
+from node.core.codec import pack_u64
 from node.core.hexutil import data
 from node.core.tx import Signer, Transaction, sign_tx
 
@@ -34,7 +34,6 @@ STRATEGIES = [
 ]
 TOKEN = "scenario-token"
 CHAIN = 0x44554248
-_U64 = struct.Struct(">Q")
 SEED = 20261125
 
 
@@ -57,13 +56,13 @@ def workload(seed: int, n_accounts: int = 600, n_transfers: int = 300) -> list[T
         return n
 
     txs = [sign_tx(auth, chain_id=CHAIN, nonce=nxt(auth), to=keys.NATIVE_TOKEN, method="mint",
-                   args=a.address + _U64.pack(10_000), write_set=(keys.balance_key(a.address),)) for a in accts[:5]]
+                   args=a.address + pack_u64(10_000), write_set=(keys.balance_key(a.address),)) for a in accts[:5]]
     for _ in range(n_transfers):
         a, b = rng.sample(accts, 2)
         if rng.random() < 0.05:
             slot = b"hot"
             txs.append(sign_tx(a, chain_id=CHAIN, nonce=nxt(a), to=keys.COUNTER_DEMO, method="increment",
-                               args=slot + _U64.pack(rng.randrange(1, 5)),
+                               args=slot + pack_u64(rng.randrange(1, 5)),
                                write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),)))
             continue
         amount = rng.randrange(1, 12_000)  # sometimes more than the balance: a revert
@@ -71,7 +70,7 @@ def workload(seed: int, n_accounts: int = 600, n_transfers: int = 300) -> list[T
         if rng.random() < 0.05:
             ws = ws[:1]  # undeclared write: fails identically everywhere
         txs.append(sign_tx(a, chain_id=CHAIN, nonce=nxt(a), to=keys.NATIVE_TOKEN, method="transfer",
-                           args=b.address + _U64.pack(amount), write_set=ws))
+                           args=b.address + pack_u64(amount), write_set=ws))
     return txs
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lab.l1.chain import Block, Chain, Event, State, Tx
+from lab.l1.chain_model import Block, Chain, Event, State, Tx
 from lab.l1.wire import Change, MethodNotFound, ServerError
 from node.core import errors
 from node.core.codec import sha3
@@ -95,7 +95,7 @@ def _bool(v: object) -> bool:
 
 
 class EthWire:
-    """The Ethereum JSON-RPC surface over one :class:`~lab.l1.chain.Chain`."""
+    """The Ethereum JSON-RPC surface over one :class:`~lab.l1.chain_model.Chain`."""
 
     notify_method = "eth_subscription"
     subscribe_method = "eth_subscribe"

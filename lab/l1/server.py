@@ -25,7 +25,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from lab.l1 import admin
-from lab.l1.chain import Block, Chain, ChainError, Deploy, Transfer, Upgrade
+from lab.l1.chain_model import Block, Chain, ChainError, Deploy, Transfer, Upgrade
 from lab.l1.eth_rpc import EthWire
 from lab.l1.faults import Fault, FaultPlan, mangle
 from lab.l1.sui_rpc import SuiWire, hex_id, package_id

@@ -25,7 +25,7 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from lab.l1.chain import Block, Chain, Contract, Event
+from lab.l1.chain_model import Block, Chain, Contract, Event
 from lab.l1.wire import Change, MethodNotFound, b58decode, b58encode
 from node.core import errors
 from node.core.codec import Writer, sha3
@@ -93,7 +93,7 @@ def _obj(v: object) -> dict[str, Any]:
 
 
 class SuiWire:
-    """The Sui JSON-RPC surface over one 32-byte-address :class:`~lab.l1.chain.Chain`."""
+    """The Sui JSON-RPC surface over one 32-byte-address :class:`~lab.l1.chain_model.Chain`."""
 
     notify_method = "suix_subscribeEvent"
     subscribe_method = "suix_subscribeEvent"

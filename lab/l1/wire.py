@@ -10,18 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lab.l1.chain import Block
+from lab.l1.chain_model import Block
 from node.core import errors
 
-
-class MethodNotFound(errors.RemoteError):
-    rpc_code = errors.METHOD_NOT_FOUND
+MethodNotFound = errors.MethodNotFound
 
 
 class ServerError(errors.RemoteError):
     """geth's generic ``-32000`` (header not found, unknown block...)."""
 
-    rpc_code = -32000
+    rpc_code = errors.SERVER_ERROR
 
 
 @dataclass(frozen=True, slots=True)

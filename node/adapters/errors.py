@@ -10,7 +10,9 @@ from __future__ import annotations
 from node.core import errors
 
 #: JSON-RPC error codes worth retrying on another endpoint (server-side trouble, not our request).
-RETRYABLE_RPC_CODES = frozenset({-32000, errors.INTERNAL_ERROR, errors.LIMIT_EXCEEDED, -32002})
+RETRYABLE_RPC_CODES = frozenset(
+    {errors.SERVER_ERROR, errors.INTERNAL_ERROR, errors.LIMIT_EXCEEDED, errors.RESOURCE_UNAVAILABLE}
+)
 
 
 class AdapterError(errors.RemoteError):

@@ -126,10 +126,6 @@ class SuiAdapter(ChainAdapter):
         except (ValueError, TypeError) as e:
             raise MalformedResponse(f"package {pid}: module is not base64 ({e})") from None
 
-    async def get_object(self, object_id: str, options: dict[str, bool] | None = None) -> dict[str, Any]:
-        """The raw ``sui_getObject`` response (``{"data": ...}`` or ``{"error": ...}``)."""
-        return await self.rpc.call("sui_getObject", [normalize_id(object_id), options or {}], _object)
-
     async def get_balance(self, owner: str, coin_type: str = "0x2::sui::SUI") -> int:
         def parse(r: Any) -> int:
             return _u64(r["totalBalance"], "totalBalance")

@@ -12,15 +12,13 @@ another thread but hands results back to the loop before calling :meth:`remove`.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from node.core import keys
+from node.core.codec import unpack_u64
 from node.core.errors import InvalidTransaction, LimitExceeded
 from node.core.tx import Transaction
 from node.state.chain_store import ChainStore
-
-_U64 = struct.Struct(">Q")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +43,7 @@ class Mempool:
 
     def committed_nonce(self, sender: bytes) -> int:
         raw = self.store.get(keys.nonce_key(sender))
-        return int(_U64.unpack(raw)[0]) if raw else 0
+        return unpack_u64(raw)
 
     def next_nonce(self, sender: bytes) -> int:
         """The nonce the sender's next transaction must carry."""

@@ -55,9 +55,9 @@ class BlockProducer:
         if parent is None:
             raise RuntimeError("no genesis block: call genesis() first")
         number = parent.number + 1
-        ts = max(now_ms, parent.timestamp_ms + 1)
+        timestamp_ms = max(now_ms, parent.timestamp_ms + 1)
         txs = [e.tx for e in entries]
-        ctx = BlockContext(number=number, timestamp_ms=ts, chain_id=self.chain_id)
+        ctx = BlockContext(number=number, timestamp_ms=timestamp_ms, chain_id=self.chain_id)
         base: StateReader = self.store
         if system_writes:
             overlay = Overlay(self.store)
@@ -76,7 +76,7 @@ class BlockProducer:
         header = BlockHeader(
             number=number,
             parent_hash=parent.hash,
-            timestamp_ms=ts,
+            timestamp_ms=timestamp_ms,
             tx_root=list_root(tx.raw for tx in txs),
             receipts_root=list_root(r.encode() for r in receipts),
             state_root=root_of(acc),

@@ -19,8 +19,6 @@ _U32 = struct.Struct(">I")
 #: Big-endian u64: canonical integers, and the state's u64 values (nonces, balances, counters).
 U64 = struct.Struct(">Q")
 
-U64_MAX = 2**64 - 1
-
 
 def pack_u64(value: int) -> bytes:
     """``value`` as 8 big-endian bytes (raises ``struct.error`` outside 0..2**64-1)."""

@@ -21,7 +21,6 @@ RESOURCE_UNAVAILABLE = -32002  # EIP-1474 "resource unavailable"
 TX_REJECTED = -32003  # EIP-1474 "transaction rejected"
 LIMIT_EXCEEDED = -32005  # EIP-1474 "limit exceeded"
 UNAUTHORIZED = -32010  # server-defined: admin method without a valid bearer token
-EXECUTION_ERROR = 3  # geth: "execution reverted" on eth_call-like methods
 
 
 class NodeError(Exception):
@@ -67,11 +66,15 @@ class NotFound(RemoteError):
     rpc_code = RESOURCE_NOT_FOUND
 
 
-class MethodUnavailable(RemoteError):
-    """The method exists on the wire but not on this node's configuration (JSON-RPC -32601, the
-    message says why, e.g. contract methods on a node running the Python reference VM)."""
+class MethodNotFound(RemoteError):
+    """No such method (JSON-RPC -32601)."""
 
     rpc_code = METHOD_NOT_FOUND
+
+
+class MethodUnavailable(MethodNotFound):
+    """The method exists on the wire but not here (-32601, the message says why: contract methods
+    on a node running the Python reference VM, a subscription over HTTP)."""
 
 
 class StateUnavailable(RemoteError):

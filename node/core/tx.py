@@ -8,6 +8,7 @@ SHA3-256 of its 32-byte Ed25519 public key; the hash is SHA3-256 of the full sig
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -200,16 +201,4 @@ def sign_tx(
         gas_limit=gas_limit,
         public_key=signer.public_key,
     )
-    sig = signer.sign(DOMAIN + unsigned.unsigned_bytes())
-    return Transaction(
-        chain_id=chain_id,
-        nonce=nonce,
-        to=to,
-        method=method,
-        args=args,
-        read_set=tuple(read_set),
-        write_set=tuple(write_set),
-        gas_limit=gas_limit,
-        public_key=signer.public_key,
-        signature=sig,
-    )
+    return dataclasses.replace(unsigned, signature=signer.sign(DOMAIN + unsigned.unsigned_bytes()))

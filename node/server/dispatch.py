@@ -13,8 +13,14 @@ import asyncio
 import logging
 import time
 
-from node.core import errors
-from node.core.errors import NodeError
+from node.core.errors import (
+    LimitExceeded,
+    LocalError,
+    MethodNotFound,
+    MethodUnavailable,
+    NodeError,
+    Unauthorized,
+)
 from node.rpc import jsonrpc
 from node.rpc.jsonrpc import Params, Request
 from node.server.methods.table import Call, Handler, MethodTable, new_request_id
@@ -69,7 +75,7 @@ class Dispatcher:
                     resp = self._call_sync(item, call)
                 else:
                     self.metrics.rate_limited.labels(call.transport).inc()
-                    resp = self._err(item.id, errors.LIMIT_EXCEEDED, "rate limit exceeded")
+                    resp = self._err(item.id, LimitExceeded("rate limit exceeded"))
                 self._observe(call.transport, time.perf_counter() - t0)
                 return None if item.notification else resp
         out: list[bytes] = []
@@ -99,9 +105,10 @@ class Dispatcher:
         code = resp[i + 7 : resp.find(b",", i)].decode() if i >= 0 else "?"
         self.metrics.errors.labels(code).inc()
 
-    def _err(self, id_: jsonrpc.Id, code: int, message: str, data: object = None) -> bytes:
-        self.metrics.errors.labels(str(code)).inc()
-        return jsonrpc.error(id_, code, message, data)
+    def _err(self, id_: jsonrpc.Id, e: NodeError) -> bytes:
+        """The error response for ``e`` (its wire code, message and data), counted."""
+        self.metrics.errors.labels(str(e.rpc_code)).inc()
+        return jsonrpc.error(id_, e.rpc_code, e.message, e.data)
 
     def _check(self, req: jsonrpc.Request, call: Call) -> bytes | None:
         """Admission of one request: rate limit, method lookup, transport, authorization.
@@ -111,16 +118,16 @@ class Dispatcher:
         self._count(method if known else "(unknown)", call.transport)
         if call.bucket is not None and not call.bucket.take():
             self.metrics.rate_limited.labels(call.transport).inc()
-            return self._err(req.id, errors.LIMIT_EXCEEDED, "rate limit exceeded")
+            return self._err(req.id, LimitExceeded("rate limit exceeded"))
         if not known:
-            return self._err(req.id, errors.METHOD_NOT_FOUND, f"method not found: {method}")
+            return self._err(req.id, MethodNotFound(f"method not found: {method}"))
         if method in self._ws_only and call.transport != "ws":
-            return self._err(req.id, errors.METHOD_NOT_FOUND, f"{method} is only available over WebSocket")
+            return self._err(req.id, MethodUnavailable(f"{method} is only available over WebSocket"))
         if method in self._admin:
             if not call.admin:
                 self.metrics.unauthorized.inc()
                 self.audit.record("auth_failure", peer=call.peer, request_id=call.request_id, method=method)
-                return self._err(req.id, errors.UNAUTHORIZED, "unauthorized: admin methods need a valid bearer token")
+                return self._err(req.id, Unauthorized("unauthorized: admin methods need a valid bearer token"))
             self.audit.record("admin_call", peer=call.peer, request_id=call.request_id, method=method)
         return None
 
@@ -141,11 +148,11 @@ class Dispatcher:
 
     def _failure(self, req: jsonrpc.Request, call: Call, e: Exception) -> bytes:
         if isinstance(e, NodeError):
-            return self._err(req.id, e.rpc_code, e.message, e.data)
+            return self._err(req.id, e)
         if isinstance(e, TimeoutError):
-            return self._err(req.id, errors.LIMIT_EXCEEDED, f"request timed out after {self.timeout_s * 1000:.0f} ms")
+            return self._err(req.id, LimitExceeded(f"request timed out after {self.timeout_s * 1000:.0f} ms"))
         log.error("internal error in %s", req.method, exc_info=e, extra={"request_id": call.request_id})
-        return self._err(req.id, errors.INTERNAL_ERROR, f"internal error (request id {call.request_id})")
+        return self._err(req.id, LocalError(f"internal error (request id {call.request_id})"))
 
 
 __all__ = ["Call", "Dispatcher", "Handler", "new_request_id"]

@@ -26,7 +26,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +148,7 @@ class L1Service:
         for a in self.adapters.values():
             await a.stop()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         t = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
@@ -295,8 +295,8 @@ class L1Service:
             self.schedule_writes({keys.code_key(addr): code if code else None})
 
     # -- status ---------------------------------------------------------------------------
-    def heads(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def heads(self) -> dict[str, dict[str, object] | None]:
+        out: dict[str, dict[str, object] | None] = {}
         for name, a in self.adapters.items():
             h = a.head
             out[name] = None if h is None else {

@@ -32,11 +32,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from node.core.block import BlockHeader
-from node.core.codec import sha3
+from node.core.codec import U64, sha3
 from node.core.execution import Receipt
 from node.state.kv import KV, MemoryKV
 
-_U64 = struct.Struct(">Q")
 _LOC = struct.Struct(">QI")
 _MOD = 2**256
 
@@ -84,7 +83,7 @@ class ChainStore:
         raw_head = self.kv.get(META_HEAD)
         self._head: BlockHeader | None = None
         if raw_head is not None:
-            self._head = self.header(_U64.unpack(raw_head)[0])
+            self._head = self.header(U64.unpack(raw_head)[0])
 
     # -- state ----------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
@@ -119,20 +118,20 @@ class ChainStore:
         return self._head
 
     def header(self, number: int) -> BlockHeader | None:
-        raw = self.kv.get(NS_HEADER + _U64.pack(number))
+        raw = self.kv.get(NS_HEADER + U64.pack(number))
         return BlockHeader.decode(raw) if raw is not None else None
 
     def number_of(self, block_hash: bytes) -> int | None:
         raw = self.kv.get(NS_HASH + block_hash)
-        return int(_U64.unpack(raw)[0]) if raw is not None else None
+        return int(U64.unpack(raw)[0]) if raw is not None else None
 
     def block_tx_hashes(self, number: int) -> list[bytes]:
-        raw = self.kv.get(NS_BLOCK_TXS + _U64.pack(number)) or b""
+        raw = self.kv.get(NS_BLOCK_TXS + U64.pack(number)) or b""
         return [raw[i : i + 32] for i in range(0, len(raw), 32)]
 
     def block_stats(self, number: int) -> bytes | None:
         """The JSON execution stats of a block (strategy, efficiency, conflicts...), if recorded."""
-        return self.kv.get(NS_STATS + _U64.pack(number))
+        return self.kv.get(NS_STATS + U64.pack(number))
 
     def tx_location(self, tx_hash: bytes) -> TxLocation | None:
         raw = self.kv.get(NS_TX + tx_hash)
@@ -161,7 +160,7 @@ class ChainStore:
         if root_of(acc) != header.state_root:
             raise ValueError("header.state_root does not match the accumulator")
         ops: dict[bytes, bytes | None] = {}
-        num = _U64.pack(header.number)
+        num = U64.pack(header.number)
         ops[NS_HEADER + num] = header.encode()
         ops[NS_HASH + header.hash] = num
         ops[NS_BLOCK_TXS + num] = b"".join(h for h, _ in txs)
@@ -173,7 +172,7 @@ class ChainStore:
         for k, v in writes.items():
             ops[NS_STATE + k] = v
         for seq in pool_seqs:
-            ops[NS_POOL + _U64.pack(seq)] = None
+            ops[NS_POOL + U64.pack(seq)] = None
         ops[META_ACC] = acc.to_bytes(32, "big")
         ops[META_HEAD] = num
         with self._lock:
@@ -202,13 +201,13 @@ class ChainStore:
     # -- mempool --------------------------------------------------------------------------
     def pool_put(self, seq: int, raw: bytes) -> None:
         """Persist an accepted transaction before it is acknowledged."""
-        self.kv.write({NS_POOL + _U64.pack(seq): raw}, sync=self.sync)
+        self.kv.write({NS_POOL + U64.pack(seq): raw}, sync=self.sync)
 
     def pool_load(self) -> list[tuple[int, bytes]]:
-        return [(int(_U64.unpack(k[1:])[0]), v) for k, v in self.kv.iter_prefix(NS_POOL)]
+        return [(int(U64.unpack(k[1:])[0]), v) for k, v in self.kv.iter_prefix(NS_POOL)]
 
     def pool_delete(self, seqs: Iterable[int]) -> None:
-        self.kv.write({NS_POOL + _U64.pack(s): None for s in seqs}, sync=self.sync)
+        self.kv.write({NS_POOL + U64.pack(s): None for s in seqs}, sync=self.sync)
 
     def close(self) -> None:
         self.kv.close()

@@ -17,14 +17,11 @@ Counter demo: ``increment(slot: 1..32 bytes, delta: u64)`` adds to a u64 counter
 
 from __future__ import annotations
 
-import struct
-
 from node.core import keys
 from node.core.access import TxState, UndeclaredAccess
+from node.core.codec import pack_u64, unpack_u64
 from node.core.execution import BlockContext, Event, StateReader, TxOutcome, TxStatus
 from node.core.tx import Transaction
-
-_U64 = struct.Struct(">Q")
 
 # Gas schedule (documented constants; the RISC-V runtime charges the same syscall costs).
 GAS_TX_BASE = 1_000
@@ -63,10 +60,6 @@ class _Meter:
         self.used += n
 
 
-def _u64(b: bytes | None) -> int:
-    return 0 if b is None else int(_U64.unpack(b)[0])
-
-
 class ReferenceExecutor:
     """Executes transactions against the Python system contracts. Thread-safe (no shared state)."""
 
@@ -76,55 +69,55 @@ class ReferenceExecutor:
     def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
         # NONCE: checked and bumped outside the transaction's own writes; INVALID moves nothing.
         nkey = keys.nonce_key(tx.sender)
-        current = _u64(state.get(nkey))
+        current = unpack_u64(state.get(nkey))
         if tx.nonce != current:
             return TxOutcome(
                 TxStatus.INVALID, 0, reads=(nkey,), reason=f"nonce mismatch: expected {current}"
             )
-        nonce_write = {nkey: _U64.pack(current + 1)}
-        ts = TxState(state, tx.declared_reads(), tx.declared_writes())
-        ts.reads[nkey] = None
+        nonce_write = {nkey: pack_u64(current + 1)}
+        tx_state = TxState(state, tx.declared_reads(), tx.declared_writes())
+        tx_state.reads[nkey] = None
         meter = _Meter(tx.gas_limit)
         events: list[Event] = []
         try:
             meter.charge(GAS_TX_BASE)
-            ret = self._dispatch(tx, ts, meter, events)
+            ret = self._dispatch(tx, tx_state, meter, events)
         except _Revert as e:
-            return TxOutcome(TxStatus.REVERT, meter.used, writes=nonce_write, reads=tuple(ts.reads), reason=str(e))
+            return TxOutcome(TxStatus.REVERT, meter.used, writes=nonce_write, reads=tuple(tx_state.reads), reason=str(e))
         except _OutOfGas:
             return TxOutcome(
-                TxStatus.OUT_OF_GAS, meter.used, writes=nonce_write, reads=tuple(ts.reads), reason="out of gas"
+                TxStatus.OUT_OF_GAS, meter.used, writes=nonce_write, reads=tuple(tx_state.reads), reason="out of gas"
             )
         except UndeclaredAccess as e:
             return TxOutcome(
-                TxStatus.UNDECLARED_ACCESS, meter.used, writes=nonce_write, reads=tuple(ts.reads), reason=str(e)
+                TxStatus.UNDECLARED_ACCESS, meter.used, writes=nonce_write, reads=tuple(tx_state.reads), reason=str(e)
             )
-        writes = dict(ts.writes)
+        writes = dict(tx_state.writes)
         writes.update(nonce_write)
-        return TxOutcome(TxStatus.SUCCESS, meter.used, ret, tuple(events), writes, tuple(ts.reads))
+        return TxOutcome(TxStatus.SUCCESS, meter.used, ret, tuple(events), writes, tuple(tx_state.reads))
 
     # -- contracts ------------------------------------------------------------------------
-    def _dispatch(self, tx: Transaction, ts: TxState, meter: _Meter, events: list[Event]) -> bytes:
+    def _dispatch(self, tx: Transaction, tx_state: TxState, meter: _Meter, events: list[Event]) -> bytes:
         if tx.to == keys.NATIVE_TOKEN:
-            return self._token(tx, ts, meter, events)
+            return self._token(tx, tx_state, meter, events)
         if tx.to == keys.COUNTER_DEMO:
-            return self._counter(tx, ts, meter)
+            return self._counter(tx, tx_state, meter)
         raise _Revert(f"no contract at 0x{tx.to.hex()}")
 
-    def _read(self, ts: TxState, meter: _Meter, key: bytes) -> bytes | None:
+    def _read(self, tx_state: TxState, meter: _Meter, key: bytes) -> bytes | None:
         meter.charge(GAS_STORAGE_READ)
-        return ts.get(key)
+        return tx_state.get(key)
 
-    def _write(self, ts: TxState, meter: _Meter, key: bytes, value: bytes) -> None:
+    def _write(self, tx_state: TxState, meter: _Meter, key: bytes, value: bytes) -> None:
         meter.charge(GAS_STORAGE_WRITE)
-        ts.put(key, value)
+        tx_state.put(key, value)
 
-    def _token(self, tx: Transaction, ts: TxState, meter: _Meter, events: list[Event]) -> bytes:
+    def _token(self, tx: Transaction, tx_state: TxState, meter: _Meter, events: list[Event]) -> bytes:
         a = tx.args
         if tx.method in ("transfer", "mint"):
             if len(a) != 28:
                 raise _Revert(f"{tx.method}: args must be to(20) + amount(u64)")
-            to, amount = a[:20], _u64(a[20:])
+            to, amount = a[:20], unpack_u64(a[20:])
             if tx.method == "mint":
                 if tx.sender != self.mint_authority:
                     raise _Revert("mint: caller is not the mint authority")
@@ -132,37 +125,37 @@ class ReferenceExecutor:
             else:
                 frm = tx.sender
                 fkey = keys.balance_key(frm)
-                fbal = _u64(self._read(ts, meter, fkey))
+                fbal = unpack_u64(self._read(tx_state, meter, fkey))
                 if fbal < amount:
                     raise _Revert("insufficient balance")
-                self._write(ts, meter, fkey, _U64.pack(fbal - amount))
+                self._write(tx_state, meter, fkey, pack_u64(fbal - amount))
             tkey = keys.balance_key(to)
-            tbal = _u64(self._read(ts, meter, tkey))
+            tbal = unpack_u64(self._read(tx_state, meter, tkey))
             if tbal + amount >= 2**64:
                 raise _Revert("balance overflow")
-            self._write(ts, meter, tkey, _U64.pack(tbal + amount))
+            self._write(tx_state, meter, tkey, pack_u64(tbal + amount))
             meter.charge(GAS_EVENT)
             events.append(
-                Event(keys.NATIVE_TOKEN, (TRANSFER_TOPIC, bytes(12) + frm, bytes(12) + to), _U64.pack(amount))
+                Event(keys.NATIVE_TOKEN, (TRANSFER_TOPIC, bytes(12) + frm, bytes(12) + to), pack_u64(amount))
             )
             return b""
         if tx.method == "balance_of":
             if len(a) != 20:
                 raise _Revert("balance_of: args must be owner(20)")
-            return _U64.pack(_u64(self._read(ts, meter, keys.balance_key(a))))
+            return pack_u64(unpack_u64(self._read(tx_state, meter, keys.balance_key(a))))
         raise _Revert(f"unknown method {tx.method!r}")
 
-    def _counter(self, tx: Transaction, ts: TxState, meter: _Meter) -> bytes:
+    def _counter(self, tx: Transaction, tx_state: TxState, meter: _Meter) -> bytes:
         a = tx.args
         if tx.method == "increment":
             if not 9 <= len(a) <= 40:
                 raise _Revert("increment: args must be slot(1..32) + delta(u64)")
             key = keys.storage_key(keys.COUNTER_DEMO, a[:-8])
-            v = (_u64(self._read(ts, meter, key)) + _u64(a[-8:])) % 2**64
-            self._write(ts, meter, key, _U64.pack(v))
-            return _U64.pack(v)
+            v = (unpack_u64(self._read(tx_state, meter, key)) + unpack_u64(a[-8:])) % 2**64
+            self._write(tx_state, meter, key, pack_u64(v))
+            return pack_u64(v)
         if tx.method == "get":
             if not 1 <= len(a) <= 32:
                 raise _Revert("get: args must be slot(1..32)")
-            return _U64.pack(_u64(self._read(ts, meter, keys.storage_key(keys.COUNTER_DEMO, a))))
+            return pack_u64(unpack_u64(self._read(tx_state, meter, keys.storage_key(keys.COUNTER_DEMO, a))))
         raise _Revert(f"unknown method {tx.method!r}")

@@ -26,12 +26,12 @@ process with :func:`make_executor` (everything it needs is picklable or rebuilt 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import Any
 
 from node.core import keys
 from node.core.access import TxState
+from node.core.codec import pack_u64, unpack_u64
 from node.core.execution import BlockContext, StateReader, TxOutcome, TxStatus
 from node.core.tx import Transaction
 from node.vm import abi, gasmeter
@@ -40,8 +40,6 @@ from node.vm.pool import WorkerPools
 from node.vm.program import Program
 from node.vm.syscalls import CallEnv
 from node.vm.unicorn_backend import Instance
-
-_U64 = struct.Struct(">Q")
 
 #: ``resolver(address, state) -> Program | None``: the loader's ``Loader.load`` fits.
 Resolver = Callable[[bytes, StateReader], Program | None]
@@ -78,18 +76,18 @@ class VmExecutor:
         sender = tx.sender
         nkey = keys.nonce_key(sender)
         raw_nonce = state.get(nkey)
-        current = 0 if raw_nonce is None else _U64.unpack(raw_nonce)[0]
+        current = unpack_u64(raw_nonce)
         if tx.nonce != current:
             return TxOutcome(TxStatus.INVALID, 0, reads=(nkey,), reason=f"nonce mismatch: expected {current}")
-        nonce_write = {nkey: _U64.pack(current + 1)}
-        ts = TxState(state, tx.declared_reads(), tx.declared_writes())
-        ts.reads[nkey] = None
-        status, gas_used, ret, events, reason = self._run(tx.to, tx.method, tx.args, ts, state, ctx, sender, tx.gas_limit)
+        nonce_write = {nkey: pack_u64(current + 1)}
+        tx_state = TxState(state, tx.declared_reads(), tx.declared_writes())
+        tx_state.reads[nkey] = None
+        status, gas_used, ret, events, reason = self._run(tx.to, tx.method, tx.args, tx_state, state, ctx, sender, tx.gas_limit)
         if status is TxStatus.SUCCESS:
-            writes = dict(ts.writes)
+            writes = dict(tx_state.writes)
             writes.update(nonce_write)
-            return TxOutcome(status, gas_used, ret, events, writes, tuple(ts.reads))
-        return TxOutcome(status, gas_used, writes=nonce_write, reads=tuple(ts.reads), reason=reason)
+            return TxOutcome(status, gas_used, ret, events, writes, tuple(tx_state.reads))
+        return TxOutcome(status, gas_used, writes=nonce_write, reads=tuple(tx_state.reads), reason=reason)
 
     # -- dubhe_call -------------------------------------------------------------------------
     def call(
@@ -105,11 +103,11 @@ class VmExecutor:
     ) -> TxOutcome:
         """Execute ``method`` read-only (like ``eth_call``): no nonce, no declared-set
         enforcement. ``writes`` shows what the call would write; nothing is committed."""
-        ts = TxState(state, None, None)
-        status, gas_used, ret, events, reason = self._run(to, method, args, ts, state, ctx, caller, gas_limit)
+        tx_state = TxState(state, None, None)
+        status, gas_used, ret, events, reason = self._run(to, method, args, tx_state, state, ctx, caller, gas_limit)
         if status is TxStatus.SUCCESS:
-            return TxOutcome(status, gas_used, ret, events, dict(ts.writes), tuple(ts.reads))
-        return TxOutcome(status, gas_used, reads=tuple(ts.reads), reason=reason)
+            return TxOutcome(status, gas_used, ret, events, dict(tx_state.writes), tuple(tx_state.reads))
+        return TxOutcome(status, gas_used, reads=tuple(tx_state.reads), reason=reason)
 
     # -- shared path ------------------------------------------------------------------------
     def _run(
@@ -117,7 +115,7 @@ class VmExecutor:
         to: bytes,
         method: str,
         args: bytes,
-        ts: TxState,
+        tx_state: TxState,
         state: StateReader,
         ctx: BlockContext,
         caller: bytes,
@@ -136,7 +134,7 @@ class VmExecutor:
         entry = program.exports.get(method)
         if entry is None:
             return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"unknown method {method!r}"
-        env = CallEnv(ts, to, caller, ctx, args)
+        env = CallEnv(tx_state, to, caller, ctx, args)
         budget = gas_limit - abi.GAS_TX_BASE
         if self.pooled:
             r = self.pools.get().acquire(program).run(entry, env, budget)

@@ -143,3 +143,18 @@ def test_config_md_documents_every_key() -> None:
 
     missing = [k for k in walk(config.Config, "") if f"`{k.rsplit('.', 1)[-1]}`" not in doc]
     assert not missing, f"CONFIG.md does not document: {missing}"
+
+
+def test_config_choices_are_the_schedulers_names() -> None:
+    """``[scheduler] strategy`` and ``substrate`` accept exactly what the registry builds."""
+    from typing import get_args
+
+    from node.scheduler import registry, substrate
+
+    assert set(get_args(config.Strategy)) == set(registry.STRATEGIES)
+    assert get_args(config.SchedulerConfig.model_fields["substrate"].annotation) == substrate.SUBSTRATES
+
+
+def test_validator_help_exits_0() -> None:
+    assert config.validate_main(["--help"]) == 0
+    assert config.validate_main([]) == 2

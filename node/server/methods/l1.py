@@ -8,6 +8,9 @@ from node.rpc.jsonrpc import Params
 from node.server.methods.ports import L1Heads
 from node.server.methods.table import Call, rpc
 
+#: One chain's head ``{number, hash, timestampMs}``, or None before the first.
+L1Head = dict[str, object] | None
+
 
 class L1Methods:
     def __init__(self, l1: L1Heads) -> None:
@@ -19,7 +22,7 @@ class L1Methods:
         return str(v)
 
     @rpc("dubhe_getL1Head")
-    def l1_head(self, p: Params, c: Call) -> Any:
+    def l1_head(self, p: Params, c: Call) -> L1Head | dict[str, L1Head]:
         """``[chain?]``: the head of one followed L1 (``ethereum``/``sui``), or of all of them
         (``{chain: head}``); a head is ``{number, hash, timestampMs}``, or null before the first."""
         p.max_count(1)

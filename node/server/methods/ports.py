@@ -130,6 +130,6 @@ class L1Heads(Protocol):
         """Names of the followed chains (``ethereum``, ``sui``)."""
         ...
 
-    def heads(self) -> dict[str, Any]:
+    def heads(self) -> dict[str, dict[str, object] | None]:
         """Per followed chain: ``{number, hash, timestampMs}`` of its head, or None."""
         ...

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lab.l1.chain import Chain, ChainError, Deploy, Transfer, Upgrade, code_hash
+from lab.l1.chain_model import Chain, ChainError, Deploy, Transfer, Upgrade, code_hash
 
 
 def script(c: Chain) -> None:

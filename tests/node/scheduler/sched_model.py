@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from node.core import keys
 from node.core.access import TxState, UndeclaredAccess
+from node.core.codec import pack_u64, unpack_u64
 from node.core.execution import (
     BlockContext,
     BlockExecution,
@@ -43,7 +44,6 @@ from node.vm.reference import ReferenceExecutor
 CTX = BlockContext(number=7, timestamp_ms=1_700_000_000_000, chain_id=1)
 CONTRACT = bytes(19) + b"\x07"
 TOPIC = bytes(31) + b"\x01"
-_U64 = struct.Struct(">Q")
 _OP = struct.Struct(">BHI")  # op code, key index, operand
 
 # Op codes of the script language.
@@ -72,7 +72,7 @@ def sender_address(sender: int) -> bytes:
 
 
 def u64(b: bytes | None) -> int:
-    return 0 if b is None else int(_U64.unpack(b)[0])
+    return 0 if b is None else int(unpack_u64(b))
 
 
 def encode_behaviours(uid: int, behaviours: Sequence[Script]) -> bytes:
@@ -116,7 +116,7 @@ def run_script(
     current = u64(state.get(nkey))
     if tx.nonce != current:
         return TxOutcome(TxStatus.INVALID, 0, reads=(nkey,), reason=f"nonce mismatch: expected {current}")
-    nonce_write = {nkey: _U64.pack(current + 1)}
+    nonce_write = {nkey: pack_u64(current + 1)}
     ts = TxState(state, tx.declared_reads(), tx.declared_writes())
     ts.reads[nkey] = None
     gas = [0]
@@ -142,18 +142,18 @@ def run_script(
                 acc = (acc + u64(ts.get(key((acc + k) % max(1, v))))) % 2**64
             elif code == WRITE:
                 charge(GAS_WRITE)
-                ts.put(key(k), _U64.pack((acc + v) % 2**64))
+                ts.put(key(k), pack_u64((acc + v) % 2**64))
             elif code == ADD:
                 charge(GAS_READ + GAS_WRITE)
                 nv = (u64(ts.get(key(k))) + v) % 2**64
-                ts.put(key(k), _U64.pack(nv))
+                ts.put(key(k), pack_u64(nv))
                 acc = (acc + nv) % 2**64
             elif code == DELETE:
                 charge(GAS_WRITE)
                 ts.delete(key(k))
             elif code == EVENT:
                 charge(GAS_EVENT)
-                events.append(Event(CONTRACT, (TOPIC,), _U64.pack(acc)))
+                events.append(Event(CONTRACT, (TOPIC,), pack_u64(acc)))
             elif code == REVERT:
                 if acc % 3 == v % 3:  # state-dependent revert
                     raise _Revert(f"revert at acc={acc}")
@@ -174,7 +174,7 @@ def run_script(
         )
     writes = dict(ts.writes)
     writes.update(nonce_write)
-    return TxOutcome(TxStatus.SUCCESS, gas[0], _U64.pack(acc), tuple(events), writes, tuple(ts.reads))
+    return TxOutcome(TxStatus.SUCCESS, gas[0], pack_u64(acc), tuple(events), writes, tuple(ts.reads))
 
 
 class ScriptExecutor:
@@ -368,7 +368,7 @@ def _spec(draw: st.DrawFn, universe: int, hot: int, senders: int, max_behaviours
 
 
 def _initial_state(rnd: random.Random, universe: int) -> dict[bytes, bytes | None]:
-    return {key(k): _U64.pack(rnd.randrange(2**64)) for k in range(universe) if rnd.random() < 0.7}
+    return {key(k): pack_u64(rnd.randrange(2**64)) for k in range(universe) if rnd.random() < 0.7}
 
 
 @st.composite
@@ -440,7 +440,7 @@ def transfer_tx(sender: int, nonce: int, to: int, amount: int, declare_to: bool,
         ws.append(keys.balance_key(frm))
     return Transaction(
         chain_id=CTX.chain_id, nonce=nonce, to=keys.NATIVE_TOKEN, method=method,
-        args=dst + _U64.pack(amount), read_set=(), write_set=tuple(dict.fromkeys(ws)),
+        args=dst + pack_u64(amount), read_set=(), write_set=tuple(dict.fromkeys(ws)),
         gas_limit=100_000, public_key=public_key(sender), signature=bytes(64),
     )
 
@@ -454,7 +454,7 @@ def transfer_blocks(draw: st.DrawFn, max_txs: int = 500) -> tuple[dict[bytes, by
     rnd = random.Random(draw(st.integers(0, 2**32)))
     hot = draw(st.booleans())
     state: dict[bytes, bytes | None] = {
-        keys.balance_key(sender_address(a)): _U64.pack(rnd.randrange(0, 1000)) for a in range(accounts)
+        keys.balance_key(sender_address(a)): pack_u64(rnd.randrange(0, 1000)) for a in range(accounts)
     }
     nonces = [0] * accounts
     txs = []

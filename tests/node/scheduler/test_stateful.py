@@ -8,38 +8,48 @@ and the native token's supply must equal what was minted.
 
 from __future__ import annotations
 
-import struct
+from collections.abc import Sequence
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from sched_model import CTX, MINT_AUTHORITY, assert_same, reference_executor, transfer_tx
 
+from node.chain.mempool import PoolEntry
+from node.chain.producer import BlockProducer
 from node.core import keys
-from node.core.block import ZERO_HASH, BlockHeader, list_root
-from node.core.execution import BlockContext, BlockExecution, Receipt, TxStatus
+from node.core.codec import unpack_u64
+from node.core.execution import BlockContext, BlockExecution, BlockExecutor, StateReader, TxStatus
 from node.core.tx import Transaction
 from node.scheduler.registry import create
 from node.scheduler.serial import Serial
-from node.state.chain_store import ChainStore, root_of
+from node.state.chain_store import ChainStore
 from node.state.kv import MemoryKV
 
-_U64 = struct.Struct(">Q")
 STRATEGIES = ("SolanaParallel", "AptosBlockSTM", "SuiObjectDAG")
 SUPPLY_PREFIX = keys.balance_key(bytes(20))[: -20]
 
 
-def commit(store: ChainStore, number: int, txs: list[Transaction], result: BlockExecution) -> BlockHeader:
-    receipts = [Receipt.from_outcome(tx.hash, number, i, o) for i, (tx, o) in enumerate(zip(txs, result.outcomes, strict=True))]
-    acc = store.next_accumulator(result.writes)
-    head = store.head
-    header = BlockHeader(
-        number=number, parent_hash=head.hash if head else ZERO_HASH, timestamp_ms=CTX.timestamp_ms + number,
-        tx_root=list_root(tx.raw for tx in txs), receipts_root=list_root(r.encode() for r in receipts),
-        state_root=root_of(acc), tx_count=len(txs), gas_used=sum(o.gas_used for o in result.outcomes),
-    )
-    store.commit_block(header, [(tx.hash, tx.raw) for tx in txs], receipts, result.writes, acc, [])
-    return header
+class Recording:
+    """A strategy that keeps its last :class:`BlockExecution` (the producer commits it)."""
+
+    def __init__(self, inner: BlockExecutor) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.last: BlockExecution | None = None
+
+    def execute_block(self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext) -> BlockExecution:
+        self.last = self.inner.execute_block(txs, state, ctx)
+        return self.last
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def producer(store: ChainStore, strategy: BlockExecutor) -> BlockProducer:
+    p = BlockProducer(store, strategy, chain_id=CTX.chain_id)
+    p.genesis({}, CTX.timestamp_ms)
+    return p
 
 
 class ChainOfBlocks(RuleBasedStateMachine):
@@ -48,6 +58,9 @@ class ChainOfBlocks(RuleBasedStateMachine):
         self.executor = reference_executor()
         self.serial_store = ChainStore(MemoryKV())
         self.parallel_store = ChainStore(MemoryKV())
+        self.serial = Recording(Serial(self.executor))
+        self.serial_producer = producer(self.serial_store, self.serial)
+        self.parallel_producer = producer(self.parallel_store, Serial(self.executor))
         self.nonces: dict[int, int] = {}
         self.minted = 0
         self.number = 0
@@ -76,21 +89,23 @@ class ChainOfBlocks(RuleBasedStateMachine):
     def run_block(self, data: st.DataObject, n: int, strategy: str, workers: int) -> None:
         txs = self._block(data, n)
         self.number += 1
-        ctx = BlockContext(self.number, CTX.timestamp_ms + self.number, CTX.chain_id)
-        expected = Serial(self.executor).execute_block(txs, self.serial_store, ctx)
-        s = create(strategy, self.executor, workers)
+        entries = [PoolEntry(i, tx) for i, tx in enumerate(txs)]
+        now_ms = CTX.timestamp_ms + self.number
+        a = self.serial_producer.build(entries, now_ms)
+        s = Recording(create(strategy, self.executor, workers))
+        self.parallel_producer.executor = s
         try:
-            got = s.execute_block(txs, self.parallel_store, ctx)
+            b = self.parallel_producer.build(entries, now_ms)
         finally:
             s.close()
-        assert_same(expected, got, f"block {self.number}: {strategy} workers={workers}")
+        assert self.serial.last is not None and s.last is not None
+        expected = self.serial.last
+        assert_same(expected, s.last, f"block {self.number}: {strategy} workers={workers}")
         for tx, o in zip(txs, expected.outcomes, strict=True):
             if tx.method == "mint" and o.status == TxStatus.SUCCESS:
-                self.minted += _U64.unpack(tx.args[20:])[0]
+                self.minted += unpack_u64(tx.args[20:])
             assert o.status != TxStatus.INVALID  # nonces are tracked exactly here
-        a = commit(self.serial_store, self.number, txs, expected)
-        b = commit(self.parallel_store, self.number, txs, got)
-        assert a == b, f"block {self.number}: headers differ"
+        assert a.header.number == self.number and a.header == b.header, f"block {self.number}: headers differ"
 
     @invariant()
     def same_state_root(self) -> None:
@@ -98,7 +113,7 @@ class ChainOfBlocks(RuleBasedStateMachine):
 
     @invariant()
     def supply_is_what_was_minted(self) -> None:
-        total = sum(_U64.unpack(v)[0] for _, v in self.parallel_store.iter_state(SUPPLY_PREFIX))
+        total = sum(unpack_u64(v) for _, v in self.parallel_store.iter_state(SUPPLY_PREFIX))
         assert total == self.minted
 
 

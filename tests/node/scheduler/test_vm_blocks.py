@@ -9,7 +9,6 @@ Some transactions leave a key undeclared. Skipped when unicorn or the ELFs are u
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from sched_model import CTX, DictState, assert_same, public_key, sender_address
 
 from node.core import keys
+from node.core.codec import pack_u64
 from node.core.execution import BlockExecutor, StateReader, TxExecutor
 from node.core.tx import Transaction
 from node.scheduler.objectdag import SuiObjectDAG
@@ -29,7 +29,6 @@ pytest.importorskip("unicorn")
 
 COMPUTE = bytes(19) + b"\x13"
 FAULTS = bytes(19) + b"\x14"
-_U64 = struct.Struct(">Q")
 _PROGRAMS: dict[bytes, object] = {}
 
 
@@ -73,7 +72,7 @@ def vm_blocks(draw: st.DrawFn, max_txs: int = 300) -> tuple[dict[bytes, bytes | 
     slots = draw(st.integers(2, 200))
     rnd = random.Random(draw(st.integers(0, 2**32)))
     state: dict[bytes, bytes | None] = {
-        keys.balance_key(sender_address(a)): _U64.pack(rnd.randrange(0, 1000)) for a in range(accounts)
+        keys.balance_key(sender_address(a)): pack_u64(rnd.randrange(0, 1000)) for a in range(accounts)
     }
     nonces = [0] * accounts
     txs: list[Transaction] = []
@@ -88,10 +87,10 @@ def vm_blocks(draw: st.DrawFn, max_txs: int = 300) -> tuple[dict[bytes, bytes | 
             ws = [keys.balance_key(sender_address(t))] if declare else []
             if method == "transfer":
                 ws.append(keys.balance_key(sender_address(s)))
-            tx = _tx(s, nonces[s], keys.NATIVE_TOKEN, method, sender_address(t) + _U64.pack(rnd.randrange(400)), ws)
+            tx = _tx(s, nonces[s], keys.NATIVE_TOKEN, method, sender_address(t) + pack_u64(rnd.randrange(400)), ws)
         elif kind < 0.6:
             ws = [keys.storage_key(keys.COUNTER_DEMO, slot)] if declare else []
-            tx = _tx(s, nonces[s], keys.COUNTER_DEMO, "increment", slot + _U64.pack(rnd.randrange(1, 9)), ws)
+            tx = _tx(s, nonces[s], keys.COUNTER_DEMO, "increment", slot + pack_u64(rnd.randrange(1, 9)), ws)
         elif kind < 0.75:
             ws = [keys.storage_key(FAULTS, slot)] if declare else []
             value = bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 9)))
@@ -105,7 +104,7 @@ def vm_blocks(draw: st.DrawFn, max_txs: int = 300) -> tuple[dict[bytes, bytes | 
             tx = _tx(s, nonces[s], FAULTS, "bad_pointer", b"", [])
         else:
             gas = rnd.choice([1_000_000, 1_000_000, 5_000])
-            tx = _tx(s, nonces[s], COMPUTE, "hash_loop", _U64.pack(rnd.randrange(1, 3000)), [], gas)
+            tx = _tx(s, nonces[s], COMPUTE, "hash_loop", pack_u64(rnd.randrange(1, 3000)), [], gas)
         nonces[s] += 1
         txs.append(tx)
     return state, txs

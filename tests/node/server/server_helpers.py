@@ -3,14 +3,12 @@ test directories on sys.path)."""
 
 from __future__ import annotations
 
-import struct
-
 from lab.clients.rpc import HttpRpc
 from node.core import keys
+from node.core.codec import pack_u64
 from node.core.hexutil import data, parse_qty
 from node.core.tx import Signer, sign_tx
 
-_U64 = struct.Struct(">Q")
 AUTHORITY = Signer.from_seed(b"mint-authority")
 
 
@@ -24,10 +22,10 @@ async def funded_transfer(rpc: HttpRpc, *, seed: bytes, amount: int) -> tuple[st
     chain_id = parse_qty(await rpc.call("eth_chainId"))
     a, b = Signer.from_seed(seed + b"-a"), Signer.from_seed(seed + b"-b")
     mint = sign_tx(AUTHORITY, chain_id=chain_id, nonce=await next_nonce(rpc, AUTHORITY), to=keys.NATIVE_TOKEN,
-                   method="mint", args=a.address + _U64.pack(amount * 10), write_set=(keys.balance_key(a.address),))
+                   method="mint", args=a.address + pack_u64(amount * 10), write_set=(keys.balance_key(a.address),))
     await rpc.call("dubhe_sendTransaction", data(mint.raw))
     tr = sign_tx(a, chain_id=chain_id, nonce=0, to=keys.NATIVE_TOKEN, method="transfer",
-                 args=b.address + _U64.pack(amount),
+                 args=b.address + pack_u64(amount),
                  write_set=(keys.balance_key(a.address), keys.balance_key(b.address)))
     h: str = await rpc.call("dubhe_sendTransaction", data(tr.raw))
     return h, a.address, b.address

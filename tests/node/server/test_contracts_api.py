@@ -3,7 +3,6 @@ genesis."""
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +13,11 @@ import tomli_w
 from server_harness import ADMIN_TOKEN, RunningNode, make_config  # type: ignore[import-not-found]
 
 from lab.clients.rpc import HttpRpc, RpcError
+from node.core.codec import pack_u64, unpack_u64
 from node.core.hexutil import data
 
 pytestmark = pytest.mark.timeout(120)
 BUILD = Path(__file__).resolve().parents[3] / "contracts" / "build"
-_U64 = struct.Struct(">Q")
 
 
 async def test_deploy_call_upgrade(fresh_node: Any) -> None:
@@ -29,13 +28,13 @@ async def test_deploy_call_upgrade(fresh_node: Any) -> None:
         d = await admin.call("dubhe_admin_deployContract", {"code": data(counter), "address": addr})
         assert d["address"] == addr and "increment" in d["exports"]
         r = await admin.call("dubhe_call", {"to": addr, "method": "get", "args": data(b"k")})
-        assert r["success"] and _U64.unpack(bytes.fromhex(r["returnData"][2:]))[0] == 0
+        assert r["success"] and unpack_u64(bytes.fromhex(r["returnData"][2:])) == 0
         # upgrade in place: the next call runs the new code (hot reload, no restart)
         d2 = await admin.call("dubhe_admin_deployContract", {"code": data(compute), "address": addr})
         assert int(d2["blockNumber"], 16) > int(d["blockNumber"], 16) and d2["codeHash"] != d["codeHash"]
-        r = await admin.call("dubhe_call", {"to": addr, "method": "hash_loop", "args": data(_U64.pack(1000))})
+        r = await admin.call("dubhe_call", {"to": addr, "method": "hash_loop", "args": data(pack_u64(1000))})
         assert r["success"] and len(bytes.fromhex(r["returnData"][2:])) == 32 and r["gasUsed"] > 1000
-        r = await admin.call("dubhe_call", {"to": addr, "method": "increment", "args": data(b"k" + _U64.pack(1))})
+        r = await admin.call("dubhe_call", {"to": addr, "method": "increment", "args": data(b"k" + pack_u64(1))})
         assert not r["success"] and r["reason"]
         missing = await admin.call("dubhe_call", {"to": "0x" + "cd" * 20, "method": "get"})
         assert missing["status"] == "revert" and "no contract" in missing["reason"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import struct
 from typing import Any
 
 import aiohttp
@@ -15,6 +14,7 @@ from timing import wait_until  # type: ignore[import-not-found]
 
 from lab.clients.rpc import HttpRpc, RpcError
 from node.core import keys
+from node.core.codec import pack_u64, unpack_u64
 from node.core.hexutil import data, parse_qty
 from node.core.tx import Signer, sign_tx
 
@@ -153,11 +153,11 @@ async def test_transaction_lifecycle(node: Any) -> None:
         block = await rpc.call("eth_getBlockByNumber", receipt["blockNumber"], True)
         assert tx_hash in [t["hash"] for t in block["transactions"]]
         val = await rpc.call("dubhe_getState", data(keys.NATIVE_TOKEN), data(b"b" + to))
-        assert struct.unpack(">Q", bytes.fromhex(val[2:]))[0] == 40
+        assert unpack_u64(bytes.fromhex(val[2:])) == 40
         # a replay of nonce 0 after inclusion (a different tx with the same nonce) is refused
         sender_signer = Signer.from_seed(b"lifecycle-a")
         replay = sign_tx(sender_signer, chain_id=0x44554248, nonce=0, to=keys.NATIVE_TOKEN, method="transfer",
-                         args=to + struct.pack(">Q", 1), write_set=(keys.balance_key(sender), keys.balance_key(to)))
+                         args=to + pack_u64(1), write_set=(keys.balance_key(sender), keys.balance_key(to)))
         with pytest.raises(RpcError) as e:
             await rpc.call("dubhe_sendTransaction", data(replay.raw))
         assert e.value.code == -32003 and e.value.data == {"cause": "nonce_too_low"}
@@ -237,7 +237,7 @@ async def test_adaptive_scheduler_reports_its_path(fresh_node: Any) -> None:
         for i in range(24):
             slot = b"s%d" % i
             tx = sign_tx(Signer.from_seed(b"gate-%d" % i), chain_id=chain_id, nonce=0, to=keys.COUNTER_DEMO,
-                         method="increment", args=slot + struct.pack(">Q", 1),
+                         method="increment", args=slot + pack_u64(1),
                          write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),))
             hashes.append(await rpc.call("dubhe_sendTransaction", data(tx.raw)))
         await rpc.call("dubhe_admin_resumeProduction")

@@ -5,7 +5,6 @@ clear receipt error instead of a stuck block. Also the Sui module mapping."""
 from __future__ import annotations
 
 import asyncio
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,13 @@ from timing import wait_until  # type: ignore[import-not-found]
 
 from lab.clients.rpc import HttpRpc
 from lab.l1.harness import admin, mock_l1
+from node.core.codec import pack_u64, unpack_u64
 from node.core.hexutil import data
 from node.core.tx import Signer, sign_tx
 
 pytestmark = pytest.mark.timeout(120)
 BUILD = Path(__file__).resolve().parents[3] / "contracts" / "build"
 CHAIN = 0x44554248
-_U64 = struct.Struct(">Q")
 USER = Signer.from_seed(b"l1-user")
 
 
@@ -44,7 +43,7 @@ async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
         try:
             async with HttpRpc(node.rpc) as rpc:
                 target = bytes.fromhex(addr[2:])
-                rc = await send(rpc, 0, target, "hash_loop", _U64.pack(100))
+                rc = await send(rpc, 0, target, "hash_loop", pack_u64(100))
                 assert rc["status"] == "success", rc
                 st = (await rpc.call("dubhe_status"))["l1"]
                 assert st["loadedContracts"][addr]["chain"] == "ethereum"
@@ -66,9 +65,9 @@ async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
                 from node.core import keys
 
                 slot = keys.storage_key(target, b"k")
-                rc = await send(rpc, 1, target, "increment", b"k" + _U64.pack(3), (slot,))
+                rc = await send(rpc, 1, target, "increment", b"k" + pack_u64(3), (slot,))
                 assert rc["status"] == "success", rc
-                assert _U64.unpack(bytes.fromhex(rc["returnData"][2:]))[0] == 3
+                assert unpack_u64(bytes.fromhex(rc["returnData"][2:])) == 3
                 # no code at an address on the L1: a clear revert
                 rc = await send(rpc, 2, bytes.fromhex("77" * 20), "get", b"k")
                 assert rc["status"] == "revert" and "no contract" in rc["reason"] and "ethereum" in rc["reason"]
@@ -100,7 +99,7 @@ async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
                 async def mapped() -> bool:
                     return "0x" + target.hex() in (await rpc.call("dubhe_status"))["l1"]["suiModules"]
                 await wait_until(mapped, what="the Sui package's modules mapped")
-                rc = await send(rpc, 0, target, "hash_loop", _U64.pack(10))
+                rc = await send(rpc, 0, target, "hash_loop", pack_u64(10))
                 assert rc["status"] == "success", rc
                 await admin(ep.admin_url, {"cmd": "upgrade", "address": pkg, "modules": {"dubhe": data(counter)}})
 
@@ -112,7 +111,7 @@ async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
                 from node.core import keys
 
                 slot = keys.storage_key(target, b"k")
-                rc = await send(rpc, 1, target, "increment", b"k" + _U64.pack(2), (slot,))
+                rc = await send(rpc, 1, target, "increment", b"k" + pack_u64(2), (slot,))
                 assert rc["status"] == "success", rc
                 assert await rpc.call("dubhe_getL1Head", "sui") is not None
         finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import struct
 import time
 from collections import Counter
 from typing import Any
@@ -17,11 +16,11 @@ from websockets.exceptions import ConnectionClosed
 
 from lab.clients.rpc import HttpRpc
 from node.core import keys
+from node.core.codec import pack_u64, unpack_u64
 from node.core.hexutil import data, parse_qty
 from node.core.tx import Signer, sign_tx
 
 pytestmark = pytest.mark.timeout(120)
-_U64 = struct.Struct(">Q")
 
 
 async def test_sigterm_closes_websockets_1001_and_exits_0(fresh_node: Any) -> None:
@@ -67,7 +66,7 @@ async def test_kill9_after_ack_loses_nothing_and_executes_once(fresh_node: Any) 
         for nonce in range(8):
             for s in senders:
                 tx = sign_tx(s, chain_id=chain, nonce=nonce, to=keys.COUNTER_DEMO, method="increment",
-                             args=slot + _U64.pack(1), write_set=(skey,))
+                             args=slot + pack_u64(1), write_set=(skey,))
                 hashes.append(await rpc.call("dubhe_sendTransaction", data(tx.raw)))
     n.kill()  # SIGKILL right after the last acknowledgement
     n2 = RunningNode(n.workdir, n.config).start()
@@ -86,7 +85,7 @@ async def test_kill9_after_ack_loses_nothing_and_executes_once(fresh_node: Any) 
                 assert rc is not None and rc["status"] == "success"
             # each increment ran exactly once
             val = await rpc.call("dubhe_getState", data(keys.COUNTER_DEMO), data(slot))
-            assert _U64.unpack(bytes.fromhex(val[2:]))[0] == len(hashes)
+            assert unpack_u64(bytes.fromhex(val[2:])) == len(hashes)
             for s in senders:
                 assert await rpc.call("eth_getTransactionCount", data(s.address), "latest") == hex(8)
     finally:

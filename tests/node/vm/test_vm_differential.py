@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import struct
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_helpers import CTX, ERC20, FAULTS, HOTSPOT, OBJECTS, DictState, resolver, u64
 
 from node.core import keys
+from node.core.codec import unpack_u64
 from node.core.execution import TxOutcome
 from node.core.tx import Signer, Transaction, sign_tx
 from node.vm.genesis import default_mint_authority
@@ -94,7 +93,7 @@ def other_op(draw: st.DrawFn) -> tuple[int, bytes, str, bytes, tuple[bytes, ...]
 def _to_tx(state: DictState, op: tuple[int, bytes, str, bytes, tuple[bytes, ...]], gas: int, skew: int) -> Transaction:
     s, to, method, args, slots = op
     raw = state.get(keys.nonce_key(ADDRS[s]))
-    nonce = (0 if raw is None else struct.unpack(">Q", raw)[0]) + skew
+    nonce = unpack_u64(raw) + skew
     return sign_tx(SIGNERS[s], chain_id=CTX.chain_id, nonce=nonce, to=to, method=method, args=args,
                    write_set=tuple(keys.storage_key(to, x) for x in slots), gas_limit=gas)
 

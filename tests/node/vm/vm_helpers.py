@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from node.core import keys
+from node.core.codec import pack_u64
 from node.core.execution import BlockContext, TxOutcome
 from node.core.tx import Signer, Transaction, sign_tx
 from node.vm.elf import prepare
@@ -28,7 +28,7 @@ EXTRA = {ERC20: "erc20", OBJECTS: "objects", HOTSPOT: "hotspot", COMPUTE: "compu
 
 
 def u64(v: int) -> bytes:
-    return struct.pack(">Q", v)
+    return pack_u64(v)
 
 
 class DictState:
