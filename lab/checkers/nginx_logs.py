@@ -36,7 +36,10 @@ SIGNATURES: dict[str, tuple[str | None, str]] = {
     "limit_req": ("error", r'limiting requests, excess: [0-9.]+ by zone "'),
     "worker_connections": ("alert", r"worker_connections are not enough"),
     "ssl_handshake": (None, r"SSL_do_handshake\(\) failed|peer closed connection in SSL handshake"),
-    "plain_http_to_https": (None, r"plain HTTP request was sent to HTTPS port"),
+    "ssl_handshake_failed": (None, r"SSL_do_handshake\(\) failed"),
+    "ssl_peer_closed": (None, r"peer closed connection in SSL handshake"),
+    "plain_http_to_https": (None, r"client sent plain HTTP request to HTTPS port"),
+    "invalid_method": (None, r"client sent invalid method"),
     "upstream_refused": ("error", r"connect\(\) failed \(111: [^)]*\) while connecting to upstream"),
     "upstream_prematurely_closed": ("error", r"upstream prematurely closed connection"),
 }

@@ -47,6 +47,6 @@ def known_figure(entry: WorkloadEntry, params: Any, figure: str) -> bool:
 
 
 # Registration happens on import.
-from lab.scenarios.workloads import subscribers  # noqa: E402, F401
+from lab.scenarios.workloads import saturation, subscribers, tls  # noqa: E402, F401
 
 __all__ = ["REGISTRY", "WorkloadEntry", "known_figure", "workload"]

@@ -41,6 +41,7 @@ def test_error_lines_by_signature_and_level() -> None:
     assert counts["limit_conn"] == 1 and counts["limit_req"] == 1
     assert counts["worker_connections"] == 1
     assert counts["ssl_handshake"] == 0  # a signature that did not occur counts 0
+    assert counts["plain_http_to_https"] == 1
     # the 1006 cause is at info: an "error"-level filter would not see it
     assert match(lines, r"upstream timed out", level="error") == []
     with pytest.raises(ValueError, match="unknown nginx signature"):
