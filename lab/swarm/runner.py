@@ -17,6 +17,8 @@ progress, samples the CPU of every process involved, and afterwards writes into 
 ``proxy-events.jsonl``    the proxy's event log during the swarm (toxics added, started,
                           stopped, fired)
 ``faults.json``           fault windows: per toxic, when it was on (Unix seconds)
+``node-metrics.csv``      once a second: the node's head, mempool and WebSockets, nginx's
+                          active connections (``t,head,mempool,node_ws,nginx_active``)
 ``locust.log``            Locust's own log
 ``summary.json``          the figures below, machine-readable
 =======================  ===========================================================
@@ -292,6 +294,38 @@ async def _progress(cfg: SwarmConfig, proc: asyncio.subprocess.Process, say: Say
                 f"  failures {last['Total Failure Count']}")
 
 
+_NODE_SERIES = {"dubhe_head_block": "head", "dubhe_mempool_size": "mempool",
+                "dubhe_ws_connections": "node_ws"}
+
+
+async def sample_lab(lab: LabHandle, path: Path, stop: asyncio.Event,
+                     interval_s: float = 1.0) -> None:
+    """Every ``interval_s``: the node's head, mempool and WebSockets, nginx's active
+    connections, as CSV rows ``t,head,mempool,node_ws,nginx_active`` (t in Unix seconds)."""
+    eps = lab.endpoints
+    rows = ["t,head,mempool,node_ws,nginx_active"]
+    timeout = aiohttp.ClientTimeout(total=max(0.5, interval_s))
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while not stop.is_set():
+            values: dict[str, float] = {}
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+                async with http.get(eps["node_metrics"]) as r:
+                    for line in (await r.text()).splitlines():
+                        name, _, value = line.partition(" ")
+                        if name in _NODE_SERIES:
+                            values[_NODE_SERIES[name]] = float(value)
+            if "stub_status" in eps:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+                    async with http.get(eps["stub_status"]) as r:
+                        values["nginx_active"] = parse_stub_status(await r.text()).active - 1
+            rows.append(",".join([f"{time.time():.3f}"] + [
+                f"{values[k]:g}" if k in values else ""
+                for k in ("head", "mempool", "node_ws", "nginx_active")]))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+    path.write_text("\n".join(rows) + "\n")  # noqa: ASYNC240 - once, at the end
+
+
 async def run_swarm(cfg: SwarmConfig, lab: LabHandle | None = None,
                     profiles: tuple[Profile, ...] = (), say: Say = print) -> dict[str, Any]:
     """Run the swarm (see the module docstring); returns the summary (also in summary.json)."""
@@ -323,10 +357,17 @@ async def run_swarm(cfg: SwarmConfig, lab: LabHandle | None = None,
             say(f"   fault profile {profile.name}: {len(applied)} toxic(s) on "
                 f"{', '.join(sorted({link for link, _ in applied}))}")
         ticker = asyncio.create_task(_progress(cfg, proc, say, t0, sampler))
+        sampling = asyncio.Event()
+        series = (asyncio.create_task(sample_lab(lab, cfg.out / "node-metrics.csv", sampling))
+                  if lab is not None else None)
         try:
             await proc.wait()
         finally:
             ticker.cancel()
+            sampling.set()
+            if series is not None:
+                with contextlib.suppress(Exception):
+                    await series
     except BaseException:
         if proc.returncode is None:
             proc.terminate()

@@ -31,10 +31,15 @@ async def test_smoke_swarm_writes_consistent_files(lab: Lab, tmp_path: Path) -> 
                       target=lab.endpoints["ws"], classes=("mixed",))
     summary = await run_swarm(cfg, lab, say=lambda _: None)
     for name in ("swarm_stats.csv", "swarm_stats_history.csv", "swarm_failures.csv",
-                 "swarm_exceptions.csv", "swarm_final.json", "summary.json", "locust.log"):
+                 "swarm_exceptions.csv", "swarm_final.json", "summary.json", "locust.log",
+                 "node-metrics.csv"):
         assert (cfg.out / name).exists(), name
     table = csv.DictReader((cfg.out / "swarm_stats.csv").read_text().splitlines())
     assert {r["Name"] for r in table} >= {"newHeads", "open", "Aggregated"}
+    series = list(csv.DictReader((cfg.out / "node-metrics.csv").read_text().splitlines()))
+    heads = [float(r["head"]) for r in series if r["head"]]
+    assert len(heads) >= 3 and heads == sorted(heads) and heads[-1] > heads[0]
+    assert max(float(r["node_ws"]) for r in series if r["node_ws"]) >= 20
     rows = load_requests(cfg.out)
     assert rows and all(r["ms"] >= 0 for r in rows)
     # Locust's table and the request log count the same requests.
