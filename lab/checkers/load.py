@@ -25,10 +25,12 @@ class ResultFileError(Exception):
 
 def log_files(run_dir: Path) -> dict[str, str]:
     """Name -> path (relative to ``run_dir``) of every log of a lab run: ``logs/<c>.log`` as
-    ``<c>``, nginx's as ``nginx_error`` and ``nginx_access``."""
+    ``<c>``, nginx's as ``nginx_error`` and ``nginx_access``, the node's audit log as
+    ``node_audit``."""
     out = {p.stem: f"logs/{p.name}" for p in sorted((run_dir / "logs").glob("*.log"))}
-    for name, rel in (("nginx_error", "nginx/error.log"), ("nginx_access", "nginx/access.log")):
-        if (run_dir / rel).exists() or (run_dir / "nginx").is_dir():
+    for name, rel in (("nginx_error", "nginx/error.log"), ("nginx_access", "nginx/access.log"),
+                      ("node_audit", "node/audit.jsonl")):
+        if (run_dir / rel).exists() or (run_dir / rel).parent.is_dir():
             out[name] = rel
     return out
 

@@ -332,7 +332,7 @@ class ReconnectingClient:
                     and params.get("subscription") in self._sids):
                 result = params.get("result")
                 if isinstance(result, dict):
-                    self._on_head(result)
+                    self._on_head(result, params.get("emittedMs"))
             return
         entry = self._pending.pop(msg.get("id"), None)  # type: ignore[arg-type]
         if entry is None:
@@ -394,8 +394,8 @@ class ReconnectingClient:
         while True:
             if self._fatal is not None:
                 raise self._fatal
-            if self._stopping:
-                raise NotConnected("client stopped")
+            if self._stopping or self._ended.is_set():
+                raise NotConnected(f"{self.url}: client stopped")
             conn = self._conn
             if conn is not None and self._open.is_set():
                 return conn
@@ -484,14 +484,14 @@ class ReconnectingClient:
             self._latest_seen = number
             self._wake.set()
 
-    def _on_head(self, head: dict[str, Any]) -> None:
+    def _on_head(self, head: dict[str, Any], emitted: Any = None) -> None:
         try:
             number = int(head["number"], 16)
         except (KeyError, TypeError, ValueError):
             return
         self.stats["notifications"] += 1
         wall = time.time()
-        emit_ms = _emit_ms(head)
+        emit_ms = _emit_ms(head, emitted)
         self.history.record("notify", conn=self._conn_no, n=number, hash=head.get("hash"),
                             emit_ms=emit_ms,
                             lat_ms=None if emit_ms is None else round(wall * 1000 - emit_ms, 3))
@@ -564,12 +564,13 @@ class ReconnectingClient:
             await asyncio.sleep(self.options.backoff.base_s)
 
 
-def _emit_ms(head: dict[str, Any]) -> int | None:
-    """When the node made the block (``timestampMs``; the node has no separate emit time)."""
-    raw = head.get("timestampMs")
-    if isinstance(raw, str):
-        with contextlib.suppress(ValueError):
-            return int(raw, 16)
+def _emit_ms(head: dict[str, Any], emitted: Any) -> int | None:
+    """When the node sent the notification (``params.emittedMs``), else when it made the block
+    (``timestampMs``, nodes before emittedMs existed)."""
+    for raw in (emitted, head.get("timestampMs")):
+        if isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                return int(raw, 16)
     return None
 
 

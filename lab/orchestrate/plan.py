@@ -143,6 +143,8 @@ def node_config(spec: LabSpec, run: RunDir, rpc: Endpoint, ws: Endpoint,
             adapter["endpoints"] = [{"rpc_url": r, "ws_url": w} for r, w in urls[1:]]
         l1 = spec.chain(chain)
         assert l1 is not None
+        if l1.request_timeout_ms is not None:
+            adapter["backoff"] = {"request_timeout_ms": l1.request_timeout_ms}
         if chain == "eth":
             adapter["chain_id"] = l1.chain_id
             adapters["ethereum"] = adapter

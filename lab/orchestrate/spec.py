@@ -76,6 +76,10 @@ class L1Spec(_Model):
     block_time_ms: int = Field(500, ge=0)
     chain_id: int = Field(1337, ge=1)
     seed: int | None = None
+    #: The node adapter's per-attempt timeout for this chain (``adapters.<chain>.backoff.
+    #: request_timeout_ms``; None: the node's default, 5 s). A black-holed endpoint is only
+    #: given up after it, so failover scenarios shorten it.
+    request_timeout_ms: int | None = Field(None, ge=1)
 
 
 class ProxySpec(_Model):

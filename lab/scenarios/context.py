@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lab.clients.history import History
 from lab.orchestrate.lab import Lab
-from lab.orchestrate.spec import derive_seed
+from lab.orchestrate.spec import LabSpec, derive_seed
 from lab.scenarios.model import Case
 from lab.scenarios.nemesis import Nemesis
 
@@ -23,6 +23,19 @@ class RunContext:
     #: Extra facts the workload wants in the record (besides its figures).
     details: dict[str, Any] = field(default_factory=dict)
     nemeses: list[Nemesis] = field(default_factory=list)
+    #: Starts another lab for this case (torn down with the case's own); workloads that compare
+    #: labs (scheduler determinism) use it.
+    start_lab: Callable[[LabSpec], Awaitable[Lab]] | None = None
+    #: Run directories of the extra labs (recorded in the result's details).
+    extra_labs: list[str] = field(default_factory=list)
+
+    async def another_lab(self, spec: LabSpec) -> Lab:
+        if self.start_lab is None:
+            raise RuntimeError("this run cannot start other labs")
+        lab = await self.start_lab(spec)
+        self.extra_labs.append(str(lab.run_dir))
+        self.progress(f"   another lab {lab.run_id} (seed {lab.seed})")
+        return lab
 
     @property
     def seed(self) -> int:

@@ -63,7 +63,8 @@ class Fault(_M):
 
     Either a toxic on a link (``link``, ``toxic`` = type, ``attributes``, ``stream``,
     ``toxicity``; removed after ``for_s``, or once the proxy logged ``until_events`` of its
-    ``event``) or an action on a component (``component``, ``action``).
+    ``event`` — at most ``for_s`` if both are given) or an action on a component
+    (``component``, ``action``).
     """
 
     at_s: float = Field(0.0, ge=0)

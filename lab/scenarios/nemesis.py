@@ -2,7 +2,8 @@
 
 ``async with Nemesis(lab, faults) as nemesis:`` starts every fault at its offset from entering
 (toxics on links through the proxy API, actions on components) and removes each toxic after
-``for_s`` or once the proxy logged ``until_events`` of its events. Leaving the block removes
+``for_s`` or once the proxy logged ``until_events`` of its events (at most ``for_s`` if both are
+given). Leaving the block removes
 whatever is still on and resumes paused components, so a failing workload never leaves the lab
 faulted. :attr:`Nemesis.windows` records when each fault was on (Unix seconds), for the result
 record and the reports' shaded fault windows.
@@ -90,7 +91,11 @@ class Nemesis:
             self._added[(f.link, name)] = window
             self.progress(f"   nemesis: +{f.toxic} on {f.link} ({name})")
             if f.until_events is not None:
-                await self._until_events(f, name, seq0)
+                # for_s, if given, caps the wait: the sometimes-signal then tells whether it fired
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._until_events(f, name, seq0),
+                                           None if f.for_s is None else
+                                           self._at(f.at_s + f.for_s) - asyncio.get_running_loop().time())
             elif f.for_s is not None:
                 await self._sleep_until(self._at(f.at_s + f.for_s))
             else:

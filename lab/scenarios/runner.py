@@ -112,7 +112,7 @@ async def run_case(case: Case, *, start_lab: Callable[[LabSpec], Awaitable[Lab]]
         say(f"   lab {lab.run_id} seed {lab.seed} (replay: --lab-seed is the LabSpec seed)")
         before = io.log_sizes(lab.run_dir)
         seq0 = await _last_seq(lab)
-        ctx = RunContext(lab, case, say)
+        ctx = RunContext(lab, case, say, start_lab=start_lab)
         try:
             figures = await entry.fn(ctx, case.params)
         except Exception as exc:
@@ -135,6 +135,8 @@ async def run_case(case: Case, *, start_lab: Callable[[LabSpec], Awaitable[Lab]]
         n = write_jsonl(out_dir / "history.jsonl", merge(ctx.histories))
         histories.append({"path": "history.jsonl", "clients": len(ctx.histories), "events": n})
     details = dict(ctx.details) if ctx is not None else {}
+    if ctx is not None and ctx.extra_labs:
+        details["extra_lab_run_dirs"] = ctx.extra_labs
     windows = [w for n in (ctx.nemeses if ctx else []) for w in n.windows]
     record = build(
         scenario=case.scenario.name, variant=case.variant.name,

@@ -47,6 +47,14 @@ def known_figure(entry: WorkloadEntry, params: Any, figure: str) -> bool:
 
 
 # Registration happens on import.
-from lab.scenarios.workloads import saturation, subscribers, tls  # noqa: E402, F401
+from lab.scenarios.workloads import (  # noqa: E402, F401
+    determinism,
+    l1_failover,
+    rpc_flood,
+    saturation,
+    slow_consumer,
+    subscribers,
+    tls,
+)
 
 __all__ = ["REGISTRY", "WorkloadEntry", "known_figure", "workload"]

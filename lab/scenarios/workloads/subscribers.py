@@ -40,7 +40,7 @@ class SubscribersParams(BaseModel):
 
 def _figures(p: SubscribersParams) -> list[str]:
     out = [f"{g.name}.{f}" for g in p.groups for f in GROUP_FIGURES]
-    out += ["chain.height", "not_caught_up", "nemesis.errors"]
+    out += ["chain.height", "not_caught_up", "nemesis.errors", "node_down_s"]
     if p.senders:
         out += ["txs.acked", "txs.lost", "txs.unknown", "txs.rejected", "txs.unknown_included",
                 "txs.rejected_included"]
@@ -68,6 +68,7 @@ async def subscribers(ctx: RunContext, p: SubscribersParams) -> dict[str, Any]:
             else:
                 await asyncio.sleep(p.duration_s)
         figures["nemesis.errors"] = len(nemesis.errors)
+        figures["node_down_s"] = _down_seconds(nemesis.windows)
         if nemesis.errors:
             ctx.details["nemesis_errors"] = nemesis.errors
         if senders is not None:
@@ -97,3 +98,19 @@ async def subscribers(ctx: RunContext, p: SubscribersParams) -> dict[str, Any]:
         figures.update({f"txs.{k}": v for k, v in r.as_dict().items() if isinstance(v, int)})
         ctx.details["lost_txs"] = r.lost[:50]
     return figures
+
+
+def _down_seconds(windows: list[dict[str, Any]]) -> float:
+    """Seconds the node was down: from each kill/stop to the end of the next start."""
+    total, down_at = 0.0, None
+    for w in sorted(windows, key=lambda w: w["on"]):
+        if w.get("component") != "node":
+            continue
+        if w.get("action") in ("kill", "stop"):
+            down_at = w["on"]
+        elif w.get("action") == "start" and down_at is not None and w.get("off"):
+            total += w["off"] - down_at
+            down_at = None
+        elif w.get("action") in ("restart", "kill-restart") and w.get("off"):
+            total += w["off"] - w["on"]
+    return round(total, 3)

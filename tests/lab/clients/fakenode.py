@@ -146,7 +146,8 @@ class FakeNode:
         for conn in list(self.conns):
             for sid in conn.subs:
                 msg = orjson.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
-                                    "params": {"subscription": sid, "result": head}}).decode()
+                                    "params": {"subscription": sid, "result": head,
+                                               "emittedMs": hex(2_000_000 + self.height)}}).decode()
                 conn.deliver(msg)
                 if conn.script.duplicate:
                     conn.deliver(msg)

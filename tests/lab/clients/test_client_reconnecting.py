@@ -151,6 +151,8 @@ async def test_heads_exactly_once_and_in_order_across_drops_and_duplicates() -> 
     delivered = c.history.of("deliver")
     assert [d["n"] for d in delivered] == seen
     assert {d["src"] for d in delivered} == {"notify", "backfill"}
+    # the emit time is the node's params.emittedMs, not the block's timestampMs
+    assert all(e["emit_ms"] == 2_000_000 + e["n"] for e in c.history.of("notify"))
 
 
 @virtual_time

@@ -91,6 +91,13 @@ def test_extra_l1_endpoints_get_numbered_links(tmp_path: Path) -> None:
     assert len(ports) == 3
 
 
+def test_l1_request_timeout_reaches_the_adapter(tmp_path: Path) -> None:
+    spec = LabSpec().overlay({"l1": [{"chain": "eth", "request_timeout_ms": 800}, {"chain": "sui"}]})
+    cfg = tomllib.loads(next(iter(_plan(tmp_path, spec).components["node"].files.values())).decode())
+    assert cfg["adapters"]["ethereum"]["backoff"] == {"request_timeout_ms": 800}
+    assert "backoff" not in cfg["adapters"]["sui"]  # the node's default
+
+
 def test_lab_without_nginx_or_l1s(tmp_path: Path) -> None:
     plan = _plan(tmp_path, LabSpec(l1=(), nginx={"enabled": False}))  # type: ignore[arg-type]
     assert list(plan.components) == ["proxy", "node"]

@@ -1,0 +1,173 @@
+"""``l1_failover``: the node's primary Ethereum endpoint fails (the variant's fault timeline on
+``node-l1-eth``: a black hole, then resets) while a fallback endpoint (``node-l1-eth-2``) of the
+same mock chain stays healthy.
+
+Observed from outside, through ``dubhe_status`` (sampled every ``sample_every_s``) and the mock:
+
+* failover: the primary's failures grow and its state leaves ``up`` while the fallback's
+  successes grow;
+* heads without gaps: the adapter applies every L1 block exactly once (its ``heads`` counter
+  grows by exactly as much as its head number), its head catches up with the mock's and has the
+  mock's hash;
+* loading keeps working: a contract deployed on the mock ``load_at_s`` into the fault is loaded
+  by the first transaction that calls it (receipt ``success``);
+* recovery: once the fault is over, RPC traffic goes back to the primary (its successes grow
+  again and it is ``up``) within ``recover_within_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lab.clients.rpc import HttpRpc
+from lab.scenarios.context import RunContext
+from lab.scenarios.waits import poll
+from lab.scenarios.workloads import workload
+from node.core.hexutil import data, parse_qty
+from node.core.tx import Signer, sign_tx
+
+CONTRACT = Path(__file__).resolve().parents[3] / "contracts" / "build" / "compute.elf"
+_U64 = struct.Struct(">Q")
+
+
+class FailoverParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    load_at_s: float = Field(2.0, ge=0)
+    recover_within_s: float = Field(40.0, gt=0)
+    sample_every_s: float = Field(0.25, gt=0)
+
+
+def _figures(p: FailoverParams) -> list[str]:
+    return ["failover.*", "l1.*", "loading.*", "recovery.*", "node.blocks_during_fault"]
+
+
+class _Probe:
+    def __init__(self, ctx: RunContext, node: HttpRpc, l1: HttpRpc) -> None:
+        self.ctx, self.node, self.l1 = ctx, node, l1
+        self.samples: list[dict[str, Any]] = []
+
+    async def sample(self, phase: str) -> dict[str, Any]:
+        status = await self.node.call("dubhe_status")
+        eth = status["l1"]["chains"]["ethereum"]
+        primary, fallback = eth["endpoints"][0], eth["endpoints"][1]
+        s = {"t": time.time(), "phase": phase, "height": status["height"],
+             "head": eth["head"]["number"] if eth["head"] else None,
+             "head_hash": eth["head"]["hash"] if eth["head"] else None,
+             "heads": eth["stats"].get("heads", 0), "backfilled": eth["stats"].get("backfilled", 0),
+             "mock": parse_qty(await self.l1.call("eth_blockNumber")),
+             "primary": {k: primary[k] for k in ("state", "score", "successes", "failures")},
+             "fallback": {k: fallback[k] for k in ("state", "score", "successes", "failures")},
+             "ws": eth.get("ws_connected")}
+        self.samples.append(s)
+        return s
+
+
+async def _deploy(ctx: RunContext, address: str) -> None:
+    import aiohttp
+
+    body = {"cmd": "deploy", "code": data(CONTRACT.read_bytes()), "address": address}
+    async with aiohttp.ClientSession() as http, http.post(ctx.lab.endpoints["l1_eth_admin"],
+                                                          json=body) as r:
+        if r.status != 200:
+            raise RuntimeError(f"mock deploy failed: HTTP {r.status}: {await r.text()}")
+
+
+class _Sender:
+    def __init__(self, node: HttpRpc, chain_id: int) -> None:
+        self.node, self.chain_id = node, chain_id
+        self.signer = Signer.from_seed(b"scenario-l1-user")
+        self.nonce = 0
+
+    async def call(self, target: str) -> dict[str, Any]:
+        tx = sign_tx(self.signer, chain_id=self.chain_id, nonce=self.nonce,
+                     to=bytes.fromhex(target[2:]), method="hash_loop", args=_U64.pack(50))
+        self.nonce += 1
+        h = await self.node.call("dubhe_sendTransaction", data(tx.raw))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            rc = await self.node.call("dubhe_getReceipt", h)
+            if rc is not None:
+                return dict(rc)
+            await asyncio.sleep(0.1)
+        return {"status": "no receipt within 15 s"}
+
+
+@workload("l1_failover", FailoverParams, _figures)
+async def l1_failover(ctx: RunContext, p: FailoverParams) -> dict[str, Any]:
+    if "node-l1-eth-2" not in ctx.lab.link_names:
+        raise ValueError("l1_failover needs [[l1]] chain = 'eth' with endpoints = 2 or more")
+    figures: dict[str, Any] = {}
+    async with HttpRpc(ctx.lab.endpoints["node_rpc"], timeout_s=10) as node, \
+            HttpRpc(ctx.lab.endpoints["l1_eth"], timeout_s=5) as l1:
+        probe = _Probe(ctx, node, l1)
+        sender = _Sender(node, parse_qty(await node.call("eth_chainId")))
+
+        async def following() -> bool:
+            return (await probe.sample("start"))["head"] is not None
+
+        if not await poll(following, timeout_s=15):
+            raise TimeoutError("the node did not follow the L1 within 15 s")
+        await _deploy(ctx, "0x" + "5a" * 20)
+        before = await sender.call("0x" + "5a" * 20)
+        figures["loading.before"] = int(before.get("status") == "success")
+        start = await probe.sample("before")
+        loaded: dict[str, Any] = {}
+
+        async def load_during() -> None:
+            await asyncio.sleep(p.load_at_s)
+            await _deploy(ctx, "0x" + "5b" * 20)
+            loaded.update(await sender.call("0x" + "5b" * 20))
+
+        async with ctx.nemesis() as nemesis:
+            loader = asyncio.create_task(load_during())
+            done = asyncio.create_task(nemesis.done())
+            while not done.done():
+                await probe.sample("fault")
+                await asyncio.sleep(p.sample_every_s)
+            fault_end = time.time()
+            await loader
+        figures["loading.during_fault"] = int(loaded.get("status") == "success")
+        ctx.details["loading_during_fault"] = loaded
+        end_fault = probe.samples[-1]
+        # recovery: the primary serves RPC again
+        back_s = None
+        deadline = time.monotonic() + p.recover_within_s
+        while time.monotonic() < deadline:
+            s = await probe.sample("after")
+            if (s["primary"]["state"] == "up"
+                    and s["primary"]["successes"] > end_fault["primary"]["successes"]):
+                back_s = s["t"] - fault_end
+                break
+            await asyncio.sleep(p.sample_every_s)
+        with contextlib.suppress(Exception):
+            await asyncio.sleep(0.5)
+        final = await probe.sample("end")
+        mock_hash = (await l1.call("eth_getBlockByNumber", hex(final["head"]), False))["hash"]
+    fault = [s for s in probe.samples if s["phase"] == "fault"]
+    figures.update({
+        "failover.primary_failures": end_fault["primary"]["failures"] - start["primary"]["failures"],
+        "failover.fallback_successes": (end_fault["fallback"]["successes"]
+                                        - start["fallback"]["successes"]),
+        "failover.primary_left_up": int(any(s["primary"]["state"] != "up" for s in fault)),
+        "l1.heads_applied": final["heads"] - start["heads"],
+        "l1.head_advance": final["head"] - start["head"],
+        "l1.gaps": (final["head"] - start["head"]) - (final["heads"] - start["heads"]),
+        "l1.lag_max_blocks": max((s["mock"] - s["head"] for s in fault if s["head"] is not None),
+                                 default=None),
+        "l1.lag_end_blocks": final["mock"] - final["head"],
+        "l1.hash_ok": int(mock_hash == final["head_hash"]),
+        "l1.backfilled": final["backfilled"] - start["backfilled"],
+        "recovery.primary_back": int(back_s is not None),
+        "recovery.primary_back_s": None if back_s is None else round(back_s, 2),
+        "node.blocks_during_fault": (fault[-1]["height"] - fault[0]["height"]) if fault else 0,
+    })
+    ctx.details["samples"] = probe.samples
+    return figures
