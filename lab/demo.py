@@ -195,14 +195,9 @@ async def fault_demo(lab: Lab, profile_path: Path, seconds: float, seed: int) ->
     return watch
 
 
-async def run(args: argparse.Namespace) -> int:
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    _print(f"== Dubhe Channel lab demo (seed {seed}; replay with: make run ARGS='--seed {seed}')")
+async def _demo(args: argparse.Namespace, seed: int, serving: asyncio.Event,
+                stop: asyncio.Event) -> int:
     spec = LabSpec(name="demo", seed=seed)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         lab = await Lab.start(spec, runs_root=args.runs_root, progress=_print)
     except ComponentError as exc:
@@ -226,6 +221,7 @@ async def run(args: argparse.Namespace) -> int:
             return 0
         _print("== the lab keeps running; in another shell: dubhe-lab status | fault apply FILE "
                "| logs COMPONENT; Ctrl-C stops it")
+        serving.set()
         await stop.wait()
         return 0
     except (RpcError, OSError, TimeoutError, ConnectionClosed) as exc:
@@ -236,6 +232,30 @@ async def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         await asyncio.shield(lab.down())
+
+
+async def run(args: argparse.Namespace) -> int:
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    _print(f"== Dubhe Channel lab demo (seed {seed}; replay with: make run ARGS='--seed {seed}')")
+    serving, stop = asyncio.Event(), asyncio.Event()
+    demo = asyncio.create_task(_demo(args, seed, serving, stop))
+
+    def on_signal() -> None:
+        # While the lab just serves, Ctrl-C ends the wait; before that it interrupts whatever
+        # the demo is doing (starting, the workload, the fault). Either way the lab goes down.
+        if serving.is_set():
+            stop.set()
+        else:
+            demo.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await demo
+    except asyncio.CancelledError:
+        print("error: interrupted; the lab was torn down", file=sys.stderr)
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

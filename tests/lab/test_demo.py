@@ -45,3 +45,22 @@ def test_same_seed_same_demo_accounts(tmp_path: Path) -> None:
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     senders = [re.findall(r"^   \w+\s+from (\w+)…", r.stdout, re.M) for r in runs]
     assert senders[0] == senders[1] and len(senders[0]) == 14
+
+
+def test_ctrl_c_during_the_demo_tears_the_lab_down(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "lab.demo", "--seed", "2", "--runs-root",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # interrupt in the middle of the workload
+        if "submitted 14 signed transactions" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    rc = proc.wait(60)
+    assert rc == 130 and time.monotonic() - t0 < 30
+    assert "interrupted; the lab was torn down" in (proc.stderr.read() if proc.stderr else "")
+    assert_nothing_left((tmp_path / "latest").resolve())
