@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args else 2
     name = args[0]
     if name not in names:
-        print(f"dubhe-bench: unknown benchmark {name!r}; choose one of {', '.join(names)}", file=sys.stderr)
+        print(
+            f"dubhe-bench: unknown benchmark {name!r}; choose one of {', '.join(names)}",
+            file=sys.stderr,
+        )
         return 2
     mod = importlib.import_module(f"bench.{name.replace('-', '_')}")
     rc: int = mod.main(args[1:])

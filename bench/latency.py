@@ -4,7 +4,8 @@ Brings the lab up (no toxics) with ``--block-ms`` blocks (default 200 ms = 5 blo
 connects ``--subscribers`` WebSocket clients (spread over ``--procs`` client processes) twice:
 directly to the node (the baseline) and through the whole edge — client-edge proxy, nginx,
 nginx-node-ws proxy — to the same node, in the same run. Per notification, latency = receive
-time minus the ``emittedMs`` the node puts in the envelope (same machine, same clock). Prints p50/p99/max,
+time minus the ``emittedMs`` the node puts in the envelope (same machine, same clock). Prints
+p50/p99/max,
 missed notifications, and the through-lab/direct ratio. Target: p99 < 100 ms through the lab
 with 1,000 subscribers at 5 blocks/s.
 """
@@ -49,7 +50,10 @@ def main(argv: list[str]) -> int:
     lab = loop.run_until_complete(_up(spec, args.runs_root))
     try:
         results: dict[str, tuple[list[float], int, int]] = {}
-        for name, url in (("direct", lab.endpoints["node_ws"]), ("through lab", lab.endpoints["ws"])):
+        for name, url in (
+            ("direct", lab.endpoints["node_ws"]),
+            ("through lab", lab.endpoints["ws"]),
+        ):
             progress(f"{name}: {args.subscribers} subscribers on {url}")
             results[name] = _measure(url, args.subscribers, args.procs, args.seconds)
     finally:

@@ -82,7 +82,9 @@ def bench_mixed(loads: int, n_codes: int, n_addrs: int, lru: int, seed: int) -> 
     for c in codes:  # the node's persistent compile cache already holds every deployed code
         Loader(store).deploy_check(c)
     loader = Loader(store, max_programs=lru)
-    progress(f"mixed workload: {loads:,} loads over {n_addrs} addresses / {n_codes} codes, LRU {lru}")
+    progress(
+        f"mixed workload: {loads:,} loads over {n_addrs} addresses / {n_codes} codes, LRU {lru}"
+    )
     t0 = time.perf_counter()
     for k, a in enumerate(seq):
         if k % 1000 == 999:  # an upgrade: the address now holds another code
@@ -132,10 +134,14 @@ def bench_restart(rounds: int, n_codes: int) -> tuple[float, float]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dubhe-bench loader", description=(__doc__ or "").split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="dubhe-bench loader", description=(__doc__ or "").split("\n\n")[0]
+    )
     p.add_argument("--loads", type=int, default=50_000, help="loads in the mixed workload")
     p.add_argument("--codes", type=int, default=24, help="distinct codes in the mixed workload")
-    p.add_argument("--addresses", type=int, default=64, help="contract addresses in the mixed workload")
+    p.add_argument(
+        "--addresses", type=int, default=64, help="contract addresses in the mixed workload"
+    )
     p.add_argument("--lru", type=int, default=16, help="in-memory LRU size (programs)")
     p.add_argument("--rounds", type=int, default=5, help="restart rounds")
     p.add_argument("--reps", type=int, default=50, help="repetitions per prepare timing")
@@ -149,29 +155,54 @@ def main(argv: list[str]) -> int:
           f"{args.rounds} restart rounds")
     rows = bench_prepare(args.reps)
     print("\n1. verify + prepare per contract (baseline: decode the persistent-cache entry)")
-    print(table(["contract", "ELF bytes", "methods", "prepare us", "cache decode us", "ratio"], rows))
+    print(
+        table(["contract", "ELF bytes", "methods", "prepare us", "cache decode us", "ratio"], rows)
+    )
     m = bench_mixed(args.loads, args.codes, args.addresses, args.lru, args.seed)
-    print(f"\n2. mixed workload: {args.loads:,} Zipf loads, {args.addresses} addresses, {args.codes} codes, "
-          f"LRU {args.lru} (smaller than the working set), persistent cache warm, an upgrade every 1000 loads")
-    print(table(["metric", "value"], [
-        ["in-memory hit ratio", m["hit_ratio"]], ["persistent-cache hits", int(m["persistent_hits"])],
-        ["verify+prepare runs", int(m["prepares"])], ["mean load us (cached)", m["cached_us"]],
-        ["mean load us (no cache, baseline)", m["uncached_us"]],
-        ["LRU evictions", int(m["evictions"])], ["programs / bytes held", f"{int(m['programs'])} / {int(m['bytes']):,}"],
-    ]))
+    print(
+        f"\n2. mixed workload: {args.loads:,} Zipf loads, {args.addresses} addresses, {args.codes} "
+        f"codes, LRU {args.lru} (smaller than the working set), persistent cache warm, an upgrade "
+        "every 1000 loads"
+    )
+    print(
+        table(
+            ["metric", "value"],
+            [
+                ["in-memory hit ratio", m["hit_ratio"]],
+                ["persistent-cache hits", int(m["persistent_hits"])],
+                ["verify+prepare runs", int(m["prepares"])],
+                ["mean load us (cached)", m["cached_us"]],
+                ["mean load us (no cache, baseline)", m["uncached_us"]],
+                ["LRU evictions", int(m["evictions"])],
+                ["programs / bytes held", f"{int(m['programs'])} / {int(m['bytes']):,}"],
+            ],
+        )
+    )
     speedup = m["uncached_us"] / m["cached_us"]
     print(f"   no cache / cached = {speedup:.1f}x")
     cold, warm = bench_restart(args.rounds, args.codes)
     print(f"\n3. restart: load {args.codes} contracts (median of {args.rounds})")
-    print(table(["persistent cache", "ms"], [["cold (empty): verify + prepare", cold], ["warm: decode entries", warm]]))
+    print(
+        table(
+            ["persistent cache", "ms"],
+            [["cold (empty): verify + prepare", cold], ["warm: decode entries", warm]],
+        )
+    )
     print(f"   cold / warm = {cold / warm:.1f}x")
     print("\ntargets:")
-    print(f"  {verdict(m['hit_ratio'] >= 0.85)}  in-memory hit ratio >= 0.85 with an LRU smaller than the "
-          f"working set (measured {m['hit_ratio']:.3f})")
+    print(
+        f"  {verdict(m['hit_ratio'] >= 0.85)}  in-memory hit ratio >= 0.85 with an LRU smaller "
+        f"than the working set (measured {m['hit_ratio']:.3f})"
+    )
     print(f"  {verdict(m['avoided'] >= 0.999)}  >= 99.9% of loads avoid verify+prepare (measured "
           f"{100 * m['avoided']:.2f}%)")
-    print(f"  {verdict(speedup >= 10)}  cached load >= 10x faster than verify+prepare ({speedup:.1f}x)")
-    print(f"  {verdict(cold / warm >= 3)}  warm restart >= 3x faster than cold ({cold / warm:.1f}x)")
+    print(
+        f"  {verdict(speedup >= 10)}  cached load >= 10x faster than verify+prepare "
+        f"({speedup:.1f}x)"
+    )
+    print(
+        f"  {verdict(cold / warm >= 3)}  warm restart >= 3x faster than cold ({cold / warm:.1f}x)"
+    )
     return 0
 
 

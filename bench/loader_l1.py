@@ -4,7 +4,8 @@
    vs a cache hit (the loader's per-address entry), per contract, with the ratio.
 2. Head-following lag: the mock produces ``--rate`` blocks/s; the Ethereum adapter follows it over
    its WebSocket subscription (loopback sockets); lag = time the adapter emits ``NewHead`` minus the
-   instant the block was produced (mock and adapter share this process's clock and event loop). Target: p99 < 50 ms at 10
+   instant the block was produced (mock and adapter share this process's clock and event loop).
+   Target: p99 < 50 ms at 10
    blocks/s on loopback without faults.
 """
 
@@ -42,7 +43,10 @@ async def cold_vs_hit(reps: int) -> list[list[object]]:
         for i, name in enumerate(CONTRACTS):
             progress(f"cold load vs hit: {name}")
             addr = bytes([0x60 + i]) * 20
-            await admin(mock.admin_url, {"cmd": "deploy", "code": data(contract_elf(name)), "address": data(addr)})
+            await admin(
+                mock.admin_url,
+                {"cmd": "deploy", "code": data(contract_elf(name)), "address": data(addr)},
+            )
             colds, hits = [], []
             for _ in range(reps):
                 loader = Loader(None)  # a fresh node: nothing cached anywhere
@@ -98,7 +102,9 @@ async def follow_lag(rate: float, seconds: float) -> tuple[list[float], int, int
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-bench loader-l1", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(
+        prog="dubhe-bench loader-l1", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     ap.add_argument("--reps", type=int, default=5, help="cold/hit repetitions per contract")
     ap.add_argument("--rate", type=float, default=10.0, help="L1 blocks per second")
     ap.add_argument("--seconds", type=float, default=10.0, help="how long to follow")
@@ -113,6 +119,8 @@ def main(argv: list[str]) -> int:
                 [[blocks, gaps, p50, p99, max(lags) if lags else float("nan")]]))
     expected = args.rate * args.seconds
     print(f"blocks followed {blocks} of ~{expected:.0f} produced")
-    print(f"target: following lag p99 < {TARGET_P99_MS:.0f} ms: {p99:.1f} ms {verdict(p99 < TARGET_P99_MS)}; "
-          f"no gaps: {verdict(gaps == 0)}")
+    print(
+        f"target: following lag p99 < {TARGET_P99_MS:.0f} ms: {p99:.1f} ms "
+        f"{verdict(p99 < TARGET_P99_MS)}; no gaps: {verdict(gaps == 0)}"
+    )
     return 0

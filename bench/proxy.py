@@ -220,7 +220,9 @@ def bench_throughput(port: int, seconds: float, warmup: float = 0.3) -> float:
     return count / (now - t0) / 1e6
 
 
-def bench_connections(proxy_port: int, n: int, hold: float, base: str, proxy: str) -> tuple[int, int]:
+def bench_connections(
+    proxy_port: int, n: int, hold: float, base: str, proxy: str
+) -> tuple[int, int]:
     socks = []
     for i in range(n):
         socks.append(_connect(proxy_port))

@@ -34,7 +34,9 @@ def _bare_server(port_q: mp.Queue) -> None:  # type: ignore[type-arg]
 
     async def handler(request: web.Request) -> web.Response:
         await request.read()
-        return web.Response(body=b'{"jsonrpc":"2.0","id":1,"result":"0x2a"}', content_type="application/json")
+        return web.Response(
+            body=b'{"jsonrpc":"2.0","id":1,"result":"0x2a"}', content_type="application/json"
+        )
 
     async def main() -> None:
         app = web.Application()
@@ -62,22 +64,46 @@ _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 
 def _wrk(url: str, clients: int, seconds: float) -> tuple[float, float, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(f'wrk.method = "POST"\nwrk.body = \'{BODY.decode()}\'\nwrk.headers["Content-Type"] = "application/json"\n')
+        f.write(
+            f'wrk.method = "POST"\nwrk.body = \'{BODY.decode()}\'\nwrk.headers["Content-Type"] = '
+            '"application/json"\n'
+        )
         script = f.name
     try:
         out = subprocess.run(
-            ["wrk", "-t", "1", "-c", str(clients), "-d", f"{max(1, round(seconds))}s", "--latency", "-s", script, url],
-            capture_output=True, text=True, timeout=seconds + 30, check=True,
+            [
+                "wrk",
+                "-t",
+                "1",
+                "-c",
+                str(clients),
+                "-d",
+                f"{max(1, round(seconds))}s",
+                "--latency",
+                "-s",
+                script,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
         ).stdout
     finally:
         os.unlink(script)
     unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
     lat = {q: float(v) * unit[u] for q, v, u in _LAT.findall(out)}
     m = _RPS.search(out)
-    return (float(m.group(1)) if m else 0.0, lat.get("50", float("nan")), lat.get("99", float("nan")))
+    return (
+        float(m.group(1)) if m else 0.0,
+        lat.get("50", float("nan")),
+        lat.get("99", float("nan")),
+    )
 
 
-def _py_client(url: str, clients: int, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _py_client(
+    url: str, clients: int, seconds: float, out: mp.Queue  # type: ignore[type-arg]
+) -> None:
     import aiohttp
 
     async def main() -> None:
@@ -110,7 +136,9 @@ def _python_load(url: str, clients: int, seconds: float) -> tuple[float, float, 
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-bench rpc", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(
+        prog="dubhe-bench rpc", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
     ap.add_argument("--clients", default="1,16,64", help="comma-separated concurrency levels")
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
@@ -123,8 +151,11 @@ def main(argv: list[str]) -> int:
         print("dubhe-bench rpc: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     load = _wrk if use_wrk else _python_load
-    print(f"dubhe-bench rpc: eth_blockNumber, {args.rounds} x {args.seconds:.0f} s per cell (median), load from "
-          f"{'wrk' if use_wrk else 'a Python aiohttp client'}, machine {os.cpu_count()} cores")
+    print(
+        f"dubhe-bench rpc: eth_blockNumber, {args.rounds} x {args.seconds:.0f} s per cell "
+        f"(median), load from {'wrk' if use_wrk else 'a Python aiohttp client'}, "
+        f"machine {os.cpu_count()} cores"
+    )
     progress("starting the node (memory state, 1 s blocks)")
     node = NodeServer({"state": {"backend": "memory"}, "node": {"block_time_ms": 1000},
                        "api": {"rate_limit_per_s": 1e9, "rate_limit_burst": 10**9}})
@@ -160,7 +191,10 @@ def main(argv: list[str]) -> int:
                  "node p99 ms", "node/bare"], rows))
     top = max(levels)
     ratio = results[("dubhe-node", top)][0] / results[("bare aiohttp", top)][0]
-    print(f"target: node >= {TARGET_RATIO}x bare at {top} clients: {ratio:.2f}x {verdict(ratio >= TARGET_RATIO)}")
+    print(
+        f"target: node >= {TARGET_RATIO}x bare at {top} clients: {ratio:.2f}x "
+        f"{verdict(ratio >= TARGET_RATIO)}"
+    )
     return 0
 
 

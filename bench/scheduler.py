@@ -146,7 +146,9 @@ class Workload:
     factory: Callable[[], TxExecutor]
 
 
-def _tx(sender: int, nonce: int, to: bytes, method: str, args: bytes, writes: Sequence[bytes]) -> Transaction:
+def _tx(
+    sender: int, nonce: int, to: bytes, method: str, args: bytes, writes: Sequence[bytes]
+) -> Transaction:
     return Transaction(
         chain_id=CTX.chain_id, nonce=nonce, to=to, method=method, args=args, read_set=(),
         write_set=tuple(dict.fromkeys(writes)), gas_limit=1_000_000, public_key=_pk(sender),
@@ -262,7 +264,10 @@ class StoreCommit:
         self.store.kv.write({b"S" + k: v for k, v in writes.items()})
 
 
-COMMITS: dict[str, Callable[[dict[bytes, bytes | None]], Commit]] = {"dict": DictCommit, "store": StoreCommit}
+COMMITS: dict[str, Callable[[dict[bytes, bytes | None]], Commit]] = {
+    "dict": DictCommit,
+    "store": StoreCommit,
+}
 
 
 # -- measurement ---------------------------------------------------------------------------------
@@ -342,7 +347,9 @@ class LoadProbe:
         return max(0.0, others / (wall * cpus)) if wall > 0 else 0.0
 
 
-def _run_once(wl: Workload, strategy: BlockExecutor, commit_kind: str) -> tuple[float, BlockExecution]:
+def _run_once(
+    wl: Workload, strategy: BlockExecutor, commit_kind: str
+) -> tuple[float, BlockExecution]:
     state = COMMITS[commit_kind](wl.state)
     # Every run starts from the same heap: a full collection pending from the previous run (its
     # 10,000 outcomes) would otherwise land in whichever run comes next.
@@ -370,7 +377,11 @@ def measure_pair(
         p_times.append(dt)
     assert result is not None
     if not _same(reference, result):
-        bad = [i for i, (a, b) in enumerate(zip(reference.outcomes, result.outcomes, strict=True)) if a != b]
+        bad = [
+            i
+            for i, (a, b) in enumerate(zip(reference.outcomes, result.outcomes, strict=True))
+            if a != b
+        ]
         detail = (f"tx {bad[0]} of {len(bad)} differing:\n  serial: {reference.outcomes[bad[0]]}\n"
                   f"  got:    {result.outcomes[bad[0]]}" if bad else "net write sets differ")
         raise AssertionError(f"{wl.name}: {strategy.name} differs from Serial: {detail}")
@@ -391,14 +402,20 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
         for wname in args.workloads:
             t_gen = time.perf_counter()
             wl = make_workload(wname, args.block_size, ex_kind)
-            out(f"== {ex_kind} / {wname}: {len(wl.txs)} txs (generated in {time.perf_counter() - t_gen:.1f}s)")
+            out(
+                f"== {ex_kind} / {wname}: {len(wl.txs)} txs (generated in "
+                f"{time.perf_counter() - t_gen:.1f}s)"
+            )
             executor = wl.executor()
             serial = create("Serial", executor, 1)
             _run_once(wl, serial, args.commit)  # warm-up (VM instance pools, caches)
             s_best, s_res = _run_once(wl, serial, args.commit)
             base = Cell(ex_kind, wname, "Serial", "-", 1, len(wl.txs), s_best, s_best, 1.0)
             cells.append(base)
-            out(f"   {'Serial':<36} {base.tps:>10,.0f} tps (first run; best of all paired runs in the table)")
+            out(
+                f"   {'Serial':<36} {base.tps:>10,.0f} tps (first run; best of all paired runs in "
+                "the table)"
+            )
             for name in args.strategies:
                 for substrate in args.substrates:
                     if substrate == "processes" and name not in PROCESS_CAPABLE:
@@ -411,8 +428,20 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
                             skipped.append(f"{ex_kind} {wname} {label}")
                             continue
                         for adaptive in args.adaptive:
-                            cell = _measure_cell(args, wl, ex_kind, executor, serial, s_res, name, substrate,
-                                                 w, adaptive, probe, out)
+                            cell = _measure_cell(
+                                args,
+                                wl,
+                                ex_kind,
+                                executor,
+                                serial,
+                                s_res,
+                                name,
+                                substrate,
+                                w,
+                                adaptive,
+                                probe,
+                                out,
+                            )
                             if cell is not None:
                                 base.seconds = min(base.seconds, cell.serial_seconds)
                                 base.serial_seconds = base.seconds
@@ -421,15 +450,27 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> list[Cell]:
             if callable(executor_close):
                 executor_close()
     if skipped:
-        out(f"-- time budget (--max-seconds {args.max_seconds:g}) reached; skipped {len(skipped)} cells:")
+        out(
+            f"-- time budget (--max-seconds {args.max_seconds:g}) reached; skipped {len(skipped)} "
+            "cells:"
+        )
         for s in skipped:
             out(f"   {s}")
     return cells
 
 
 def _measure_cell(
-    args: argparse.Namespace, wl: Workload, ex_kind: str, executor: TxExecutor, serial: BlockExecutor,
-    s_res: BlockExecution, name: str, substrate: SubstrateKind, w: int, adaptive: bool, probe: LoadProbe,
+    args: argparse.Namespace,
+    wl: Workload,
+    ex_kind: str,
+    executor: TxExecutor,
+    serial: BlockExecutor,
+    s_res: BlockExecution,
+    name: str,
+    substrate: SubstrateKind,
+    w: int,
+    adaptive: bool,
+    probe: LoadProbe,
     out: Callable[[str], None],
 ) -> Cell | None:
     """One cell: the strategy (behind its adaptive gate or not) paired with Serial runs."""
@@ -465,20 +506,27 @@ def _measure_cell(
 
 
 def table(cells: list[Cell]) -> str:
-    head = (f"{'executor':<9} {'workload':<10} {'strategy':<33} {'w':>2} {'tps':>10} {'vs Serial':>9} {'eff':>5} "
-            f"{'conflict':>8} {'re-exec':>7} {'depth':>6} {'width':>6} {'others':>6} {'path (gain)':>17}")
+    head = (
+        f"{'executor':<9} {'workload':<10} {'strategy':<33} {'w':>2} {'tps':>10} {'vs Serial':>9} "
+        f"{'eff':>5} {'conflict':>8} {'re-exec':>7} {'depth':>6} {'width':>6} {'others':>6} "
+        f"{'path (gain)':>17}"
+    )
     lines = [head, "-" * len(head)]
     for c in cells:
         lines.append(
-            f"{c.executor:<9} {c.workload:<10} {c.label():<33} {c.workers:>2} {c.tps:>10,.0f} {c.speedup:>8.2f}x "
-            f"{c.efficiency:>5.2f} {c.conflict_rate:>8.3f} {c.re_executions:>7} {c.dag_depth:>6} {c.dag_width:>6} "
+            f"{c.executor:<9} {c.workload:<10} {c.label():<33} {c.workers:>2} {c.tps:>10,.0f} "
+            f"{c.speedup:>8.2f}x {c.efficiency:>5.2f} {c.conflict_rate:>8.3f} {c.re_executions:>7} "
+            f"{c.dag_depth:>6} {c.dag_width:>6} "
             f"{c.other_load:>5.0%}{' !' if c.other_load > NOISY else '  '}"
             f"{f'{c.mode} ({c.gain:.2f})' if c.adaptive else '':>16}"
         )
     lines.append(f"(others: CPU share of other processes during the cell; '!' above {NOISY:.0%}: "
                  "the speedup is not the strategy's alone)")
-    lines.append("(+gate: behind the adaptive gate, as the node runs it by default; path = what the last timed "
-                 "block ran, gain = measured parallel speed vs block order; no suffix: the algorithm always runs)")
+    lines.append(
+        "(+gate: behind the adaptive gate, as the node runs it by default; path = what the last "
+        "timed block ran, gain = measured parallel speed vs block order; no suffix: the algorithm "
+        "always runs)"
+    )
     return "\n".join(lines)
 
 
@@ -503,28 +551,41 @@ def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
     p1k = [c for c in raw if c.workload == "p2p-1000"]
     if p1k:
         best = max(p1k, key=lambda c: c.tps)
-        res.append((best.tps >= 20_000, f"best parallel strategy on p2p-1000 >= 20,000 tps: {best.label()} "
-                                        f"w={best.workers} {best.tps:,.0f} tps"))
+        res.append(
+            (
+                best.tps >= 20_000,
+                f"best parallel strategy on p2p-1000 >= 20,000 tps: {best.label()} "
+                f"w={best.workers} {best.tps:,.0f} tps",
+            )
+        )
     else:
         res.append((None, "p2p-1000 not measured"))
 
     comp = [c for c in raw if c.workload == "compute" and c.workers == 2]
     if comp:
         best = max(comp, key=lambda c: c.speedup)
-        res.append((best.speedup >= 1.8, f"compute-heavy >= 1.8x Serial with 2 workers: {best.label()} "
-                                         f"{best.speedup:.2f}x"))
+        res.append(
+            (
+                best.speedup >= 1.8,
+                f"compute-heavy >= 1.8x Serial with 2 workers: {best.label()} {best.speedup:.2f}x",
+            )
+        )
     else:
         res.append((None, "compute with 2 workers not measured"))
 
     kind = "gated" if gated is not par else "always parallel"
     for wname in LOW_CONTENTION:
         for name in PARALLEL:
-            mine = [c for c in gated if c.workload == wname and c.strategy == name and c.workers == 2]
+            mine = [
+                c for c in gated if c.workload == wname and c.strategy == name and c.workers == 2
+            ]
             if not mine:
                 continue
             best = max(mine, key=lambda c: c.speedup)
-            text = (f"{wname}: {name} ({kind}, best substrate, 2 workers) not >10% slower than Serial: "
-                    f"{best.label()} {best.speedup:.2f}x")
+            text = (
+                f"{wname}: {name} ({kind}, best substrate, 2 workers) not >10% slower than Serial: "
+                f"{best.label()} {best.speedup:.2f}x"
+            )
             alone = [c for c in par if not c.adaptive and c.workload == wname and c.strategy == name
                      and c.workers == 2]
             if kind == "gated" and alone:
@@ -532,50 +593,110 @@ def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
                 text += f" (always parallel: {b.label()} {b.speedup:.2f}x)"
             res.append((best.speedup >= 1 / 1.1, text))
 
-    hot = [c for c in raw if c.workload == "hot" and c.strategy == "AptosBlockSTM" and c.workers == 2]
+    hot = [
+        c for c in raw if c.workload == "hot" and c.strategy == "AptosBlockSTM" and c.workers == 2
+    ]
     if hot:
         c = hot[0]
         ratio = c.seconds / c.serial_seconds
-        res.append((ratio <= 1.3, f"Block-STM at one hot key (2 workers) <= 1.3x Serial's time: {c.label()} "
-                                  f"{ratio:.2f}x"))
+        res.append(
+            (
+                ratio <= 1.3,
+                f"Block-STM at one hot key (2 workers) <= 1.3x Serial's time: {c.label()} "
+                f"{ratio:.2f}x",
+            )
+        )
     else:
         res.append((None, "hot with Block-STM/2 not measured"))
     return res
 
 
 def write_csv(path: str, cells: list[Cell]) -> None:
-    cols = ["executor", "workload", "strategy", "substrate", "workers", "txs", "seconds", "tps", "serial_seconds",
-            "speedup_vs_serial", "efficiency", "conflict_rate", "re_executions", "aborts", "deferrals",
-            "dag_depth", "dag_width", "other_load", "adaptive", "mode", "gain"]
+    cols = [
+        "executor",
+        "workload",
+        "strategy",
+        "substrate",
+        "workers",
+        "txs",
+        "seconds",
+        "tps",
+        "serial_seconds",
+        "speedup_vs_serial",
+        "efficiency",
+        "conflict_rate",
+        "re_executions",
+        "aborts",
+        "deferrals",
+        "dag_depth",
+        "dag_width",
+        "other_load",
+        "adaptive",
+        "mode",
+        "gain",
+    ]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for c in cells:
-            w.writerow([c.executor, c.workload, c.strategy, c.substrate, c.workers, c.txs, f"{c.seconds:.6f}", f"{c.tps:.1f}",
-                        f"{c.serial_seconds:.6f}", f"{c.speedup:.4f}", f"{c.efficiency:.4f}",
-                        f"{c.conflict_rate:.4f}", c.re_executions, c.aborts, c.deferrals, c.dag_depth, c.dag_width, f"{c.other_load:.3f}",
-                        int(c.adaptive), c.mode, f"{c.gain:.4f}"])
+            w.writerow(
+                [
+                    c.executor,
+                    c.workload,
+                    c.strategy,
+                    c.substrate,
+                    c.workers,
+                    c.txs,
+                    f"{c.seconds:.6f}",
+                    f"{c.tps:.1f}",
+                    f"{c.serial_seconds:.6f}",
+                    f"{c.speedup:.4f}",
+                    f"{c.efficiency:.4f}",
+                    f"{c.conflict_rate:.4f}",
+                    c.re_executions,
+                    c.aborts,
+                    c.deferrals,
+                    c.dag_depth,
+                    c.dag_width,
+                    f"{c.other_load:.3f}",
+                    int(c.adaptive),
+                    c.mode,
+                    f"{c.gain:.4f}",
+                ]
+            )
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="dubhe-bench scheduler", description=__doc__.split("\n\n")[0])
-    p.add_argument("--block-size", type=int, default=10_000, help="transactions per block (default 10000)")
+    p.add_argument(
+        "--block-size", type=int, default=10_000, help="transactions per block (default 10000)"
+    )
     p.add_argument("--workloads", default=",".join(ALL_WORKLOADS), help="comma-separated subset")
     p.add_argument("--strategies", default=",".join(PARALLEL), help="parallel strategies to run")
     p.add_argument("--workers", default="1,2,4", help="worker counts (default 1,2,4)")
     p.add_argument("--substrates", default="threads,processes", help="threads and/or processes")
     p.add_argument("--executors", default="auto",
                    help="vm and/or reference (default auto: both when the VM is available)")
-    p.add_argument("--commit", choices=sorted(COMMITS), default="dict", help="commit step (default dict)")
+    p.add_argument(
+        "--commit", choices=sorted(COMMITS), default="dict", help="commit step (default dict)"
+    )
     p.add_argument("--repeat", type=int, default=3,
                    help="timed runs per cell, each paired with a Serial run; best kept (default 3)")
-    p.add_argument("--mp-context", default="forkserver",
-                   help="multiprocessing start method (default forkserver, as the node; fork starts "
-                   "faster but the parent then pays copy-on-write faults during the run)")
-    p.add_argument("--max-seconds", type=float, default=900, help="skip cells after this (default 900)")
-    p.add_argument("--adaptive", default="on,off",
-                   help="on: strategies behind the adaptive gate (the node's default); off: the algorithm "
-                   "always runs; on,off (default): both, as separate cells")
+    p.add_argument(
+        "--mp-context",
+        default="forkserver",
+        help="multiprocessing start method (default forkserver, as the node; fork starts "
+        "faster but the parent then pays copy-on-write faults during the run)",
+    )
+    p.add_argument(
+        "--max-seconds", type=float, default=900, help="skip cells after this (default 900)"
+    )
+    p.add_argument(
+        "--adaptive",
+        default="on,off",
+        help="on: strategies behind the adaptive gate (the node's default); off: the algorithm "
+        "always runs; on,off (default): both, as separate cells",
+    )
     p.add_argument("--csv", metavar="PATH", help="also write the cells as CSV")
     p.add_argument("--quick", action="store_true",
                    help="short run: 2,000-tx blocks, workers 1,2, one timed run per cell")
@@ -612,9 +733,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    print(f"dubhe-bench scheduler: executors {args.executors}, block {args.block_size} txs, "
-          f"workers {args.workers}, substrates "
-          f"{args.substrates}, gate {['on' if g else 'off' for g in args.adaptive]}, commit {args.commit}, {args.repeat} paired timed run(s) per cell (best of)", flush=True)
+    print(
+        f"dubhe-bench scheduler: executors {args.executors}, block {args.block_size} txs, "
+        f"workers {args.workers}, substrates {args.substrates}, gate "
+        f"{['on' if g else 'off' for g in args.adaptive]}, commit {args.commit}, {args.repeat} "
+        "paired timed run(s) per cell (best of)",
+        flush=True,
+    )
     cells = run(args, lambda s: print(s, flush=True))
     print()
     print(table(cells))
@@ -625,8 +750,10 @@ def main(argv: list[str]) -> int:
     for ok, text in targets(cells):
         print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {text}")
     if mismatches:
-        print(f"\n{len(mismatches)} cell(s) differed from Serial (if the tree changed during the run, "
-              "worker processes may have loaded other code or contracts than this process):")
+        print(
+            f"\n{len(mismatches)} cell(s) differed from Serial (if the tree changed during the "
+            "run, worker processes may have loaded other code or contracts than this process):"
+        )
         for m in mismatches:
             print(f"  {m}")
         return 1

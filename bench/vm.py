@@ -57,9 +57,18 @@ def _transfers(n_senders: int) -> tuple[list[Transaction], _State]:
     txs = []
     for i, s in enumerate(signers):
         to = signers[(i + 1) % n_senders].address
-        txs.append(sign_tx(s, chain_id=CTX.chain_id, nonce=0, to=keys.NATIVE_TOKEN, method="transfer",
-                           args=to + struct.pack(">Q", 1),
-                           write_set=(keys.balance_key(s.address), keys.balance_key(to)), gas_limit=100_000))
+        txs.append(
+            sign_tx(
+                s,
+                chain_id=CTX.chain_id,
+                nonce=0,
+                to=keys.NATIVE_TOKEN,
+                method="transfer",
+                args=to + struct.pack(">Q", 1),
+                write_set=(keys.balance_key(s.address), keys.balance_key(to)),
+                gas_limit=100_000,
+            )
+        )
     return txs, _State(data)
 
 
@@ -80,8 +89,11 @@ def _rate(fn: Callable[[], int], seconds: float, windows: int = 10) -> tuple[flo
     return max(rates), statistics.median(rates)
 
 
-def _tx_loop(execute: Callable[[Transaction, StateReader, BlockContext], object], txs: list[Transaction],
-             state: _State) -> Callable[[], int]:
+def _tx_loop(
+    execute: Callable[[Transaction, StateReader, BlockContext], object],
+    txs: list[Transaction],
+    state: _State,
+) -> Callable[[], int]:
     def batch() -> int:
         for tx in txs:
             execute(tx, state, CTX)
@@ -153,7 +165,9 @@ def bench_insns(seconds: float) -> list[list[object]]:
         rates = {}
         for meter in ("native", "python"):
             inst = Instance(p, meter)
-            env = CallEnv(TxState(_State({}), None, None), COMPUTE, bytes(20), CTX, struct.pack(">Q", arg))
+            env = CallEnv(
+                TxState(_State({}), None, None), COMPUTE, bytes(20), CTX, struct.pack(">Q", arg)
+            )
             progress(f"instructions/s: {method} with the {meter} gas meter")
             insns, t0 = 0, time.perf_counter()
             stop = t0 + seconds / 4
@@ -162,7 +176,14 @@ def bench_insns(seconds: float) -> list[list[object]]:
                 insns += r.insns
             rates[meter] = insns / (now - t0)
             inst.close()
-        rows.append([method, rates["native"] / 1e6, rates["python"] / 1e6, rates["native"] / rates["python"]])
+        rows.append(
+            [
+                method,
+                rates["native"] / 1e6,
+                rates["python"] / 1e6,
+                rates["native"] / rates["python"],
+            ]
+        )
     return rows
 
 
@@ -189,8 +210,13 @@ def bench_rss(count: int) -> tuple[float, float]:
     out = {}
     for mode in ("1mib", "default"):
         progress(f"RSS: {count} live instances, {mode} translation buffer (subprocess)")
-        res = subprocess.run([sys.executable, "-m", "bench.vm", "--rss-child", mode, "--instances", str(count)],
-                             capture_output=True, text=True, timeout=120, check=True)
+        res = subprocess.run(
+            [sys.executable, "-m", "bench.vm", "--rss-child", mode, "--instances", str(count)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         out[mode] = float(res.stdout.strip().splitlines()[-1]) / 2**20
     return out["1mib"], out["default"]
 
@@ -214,23 +240,44 @@ def main(argv: list[str]) -> int:
     print(f"dubhe-bench vm: unicorn {facts['unicorn']}, gas meter {facts['gas_meter']}, "
           f"{args.seconds:.1f}s per phase, one core")
     rows, ok_tps, t = bench_transfers(args.seconds)
-    print("\n1. native-token transfers (2 storage_read syscalls; 2 writes + 1 event via the memory logs), pooled instance")
+    print(
+        "\n1. native-token transfers (2 storage_read syscalls; 2 writes + 1 event via the memory "
+        "logs), pooled instance"
+    )
     print(table(["executor", "best tx/s", "median tx/s", "us/tx"], rows))
     print(f"   VM / reference = {t['vm'] / t['ref']:.2f}x; VM gas per transfer {t['gas']:.0f}")
     cold, warm = bench_cold_warm(args.seconds)
     print("\n2. cold vs warm instance (native_token.balance_of)")
-    print(table(["path", "median us"], [["cold: new instance + first call", cold], ["warm: pooled call", warm]]))
+    print(
+        table(
+            ["path", "median us"],
+            [["cold: new instance + first call", cold], ["warm: pooled call", warm]],
+        )
+    )
     print(f"   cold / warm = {cold / warm:.1f}x (pooling pays off after one call)")
     rows_i = bench_insns(args.seconds)
     print("\n3. guest instructions/s on the compute contract")
-    print(table(["kernel", "native gas M insn/s", "python gas M insn/s", "native / python"], rows_i))
+    print(
+        table(["kernel", "native gas M insn/s", "python gas M insn/s", "native / python"], rows_i)
+    )
     rss, rss_default = bench_rss(args.instances)
     print(f"\n4. RSS per live instance ({args.instances} instances)")
-    print(table(["translation buffer", "MiB / instance"], [["1 MiB (runtime)", rss], ["unicorn default", rss_default]]))
+    print(
+        table(
+            ["translation buffer", "MiB / instance"],
+            [["1 MiB (runtime)", rss], ["unicorn default", rss_default]],
+        )
+    )
     print(f"   default / 1 MiB = {rss_default / rss:.1f}x")
     print("\ntargets:")
-    print(f"  {verdict(ok_tps)}  pooled transfers >= {TARGET_TPS:,}/s on one core (measured {t['vm']:,.0f}/s)")
-    print(f"  {verdict(cold > warm)}  a warm pooled call is cheaper than a cold instance ({cold / warm:.1f}x)")
+    print(
+        f"  {verdict(ok_tps)}  pooled transfers >= {TARGET_TPS:,}/s on one core (measured "
+        f"{t['vm']:,.0f}/s)"
+    )
+    print(
+        f"  {verdict(cold > warm)}  a warm pooled call is cheaper than a cold instance "
+        f"({cold / warm:.1f}x)"
+    )
     print(f"  {verdict(rss <= 2.0)}  <= 2 MiB RSS per live instance (measured {rss:.2f} MiB)")
     return 0
 

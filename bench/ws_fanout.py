@@ -3,7 +3,8 @@
 Starts the node with ``--block-ms`` blocks (default 200 ms = 5 blocks/s), connects
 ``--subscribers`` WebSocket clients spread over ``--procs`` client processes, subscribes each to
 newHeads and measures, per notification, receive time minus the ``emittedMs`` the node puts in
-the envelope (its clock, same machine). Reports p50/p99/max, missed notifications and the node's RSS.
+the envelope (its clock, same machine). Reports p50/p99/max, missed notifications and the node's
+RSS.
 The baseline in the same run is one subscriber alone. Targets: p99 < 50 ms at 5 blocks/s with
 1,000 subscribers; node RSS < 300 MB.
 """
@@ -45,8 +46,13 @@ class _Lean(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
-                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: "
+                "13\r\n\r\n"
+            ).encode()
+        )
 
     def data_received(self, data: bytes) -> None:
         now = time.time() * 1000
@@ -119,7 +125,9 @@ def _lean_client(url: str, n: int, seconds: float, out: mp.Queue) -> None:  # ty
 
         async def one() -> None:
             async with sem:
-                _, p = await loop.create_connection(lambda: _Lean(f"{host}:{port}", u.path or "/", lat, stats), host, port)
+                _, p = await loop.create_connection(
+                    lambda: _Lean(f"{host}:{port}", u.path or "/", lat, stats), host, port
+                )
                 await asyncio.wait_for(p.subscribed, 20)
                 protos.append(p)
 
@@ -136,7 +144,9 @@ def _lean_client(url: str, n: int, seconds: float, out: mp.Queue) -> None:  # ty
     asyncio.run(main())
 
 
-def _measure(url: str, subscribers: int, procs: int, seconds: float) -> tuple[list[float], int, int]:
+def _measure(
+    url: str, subscribers: int, procs: int, seconds: float
+) -> tuple[list[float], int, int]:
     q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     share = [subscribers // procs + (1 if i < subscribers % procs else 0) for i in range(procs)]
     ps = [mp.Process(target=_lean_client, args=(url, k, seconds, q)) for k in share if k]
@@ -155,19 +165,29 @@ def _measure(url: str, subscribers: int, procs: int, seconds: float) -> tuple[li
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-bench ws-fanout", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(
+        prog="dubhe-bench ws-fanout", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     ap.add_argument("--subscribers", type=int, default=1000)
     ap.add_argument("--block-ms", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--procs", type=int, default=1, help="client processes")
     args = ap.parse_args(argv)
-    print(f"dubhe-bench ws-fanout: {args.subscribers} subscribers, {1000 / args.block_ms:.1f} blocks/s, "
-          f"{args.seconds:.0f} s")
+    print(
+        f"dubhe-bench ws-fanout: {args.subscribers} subscribers, {1000 / args.block_ms:.1f} "
+        f"blocks/s, {args.seconds:.0f} s"
+    )
     progress("starting the node")
-    node = NodeServer({
-        "node": {"block_time_ms": args.block_ms},
-        "api": {"max_connections": args.subscribers + 100, "rate_limit_per_s": 1e6, "rate_limit_burst": 10**6},
-    })
+    node = NodeServer(
+        {
+            "node": {"block_time_ms": args.block_ms},
+            "api": {
+                "max_connections": args.subscribers + 100,
+                "rate_limit_per_s": 1e6,
+                "rate_limit_burst": 10**6,
+            },
+        }
+    )
     rows = []
     try:
         proc = psutil.Process(node.pid)
@@ -179,12 +199,24 @@ def main(argv: list[str]) -> int:
         rss = proc.memory_info().rss
     finally:
         node.stop()
-    for name, ls, m, e in (("1 subscriber", base, bmiss, berr), (f"{args.subscribers} subscribers", lat, missed, errors)):
-        rows.append([name, len(ls), pct(ls, 0.5), pct(ls, 0.99), max(ls) if ls else float("nan"), m, e])
+    for name, ls, m, e in (
+        ("1 subscriber", base, bmiss, berr),
+        (f"{args.subscribers} subscribers", lat, missed, errors),
+    ):
+        rows.append(
+            [name, len(ls), pct(ls, 0.5), pct(ls, 0.99), max(ls) if ls else float("nan"), m, e]
+        )
     print(table(["run", "notifications", "p50 ms", "p99 ms", "max ms", "missed", "errors"], rows))
     p99 = pct(lat, 0.99)
-    print(f"node RSS: {rss0 / 2**20:.0f} MB idle -> {rss / 2**20:.0f} MB with {args.subscribers} subscribers")
+    print(
+        f"node RSS: {rss0 / 2**20:.0f} MB idle -> {rss / 2**20:.0f} MB with {args.subscribers} "
+        "subscribers"
+    )
     print(f"p99 ratio vs 1 subscriber: {p99 / pct(base, 0.99):.1f}x")
-    print(f"target: p99 < 50 ms: {p99:.1f} ms {verdict(p99 < 50)}; RSS < 300 MB: {rss / 2**20:.0f} MB "
-          f"{verdict(rss < 300 * 2**20)}; no missed notifications: {missed} {verdict(missed == 0 and errors == 0)}")
+    print(
+        f"target: p99 < 50 ms: {p99:.1f} ms {verdict(p99 < 50)}; "
+        f"RSS < 300 MB: {rss / 2**20:.0f} MB "
+        f"{verdict(rss < 300 * 2**20)}; no missed notifications: {missed} "
+        f"{verdict(missed == 0 and errors == 0)}"
+    )
     return 0

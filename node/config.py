@@ -137,7 +137,8 @@ class VmConfig(_Section):
 class StateConfig(_Section):
     backend: Literal["rocksdb", "memory"] = "rocksdb"
     path: str = "./data"
-    #: fsync every write (survives OS crashes); off, writes survive process kills (WAL in page cache).
+    #: fsync every write (survives OS crashes); off, writes survive process kills (WAL in page
+    #: cache).
     sync_writes: bool = False
 
 
@@ -215,14 +216,18 @@ _TYPE_NAMES = {
 def _format(e: ValidationError) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after")) or "(root)"
+        loc = (
+            ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+            or "(root)"
+        )
         kind = err["type"]
         if kind == "extra_forbidden":
             msg = "unknown key"
         elif kind == "missing":
             msg = "required key is missing"
         elif _TYPE_NAMES.get(kind):
-            msg = f"expected {_TYPE_NAMES[kind]}, got {type(err.get('input')).__name__} {err.get('input')!r}"
+            got = err.get("input")
+            msg = f"expected {_TYPE_NAMES[kind]}, got {type(got).__name__} {got!r}"
         else:
             msg = err["msg"].removeprefix("Value error, ")
         out.append((loc, msg))

@@ -73,9 +73,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cases, nightly = metafunc.config.stash[_CASES]
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.scenario, pytest.mark.lab,
                                               pytest.mark.timeout(_budget(c))]) for c in cases]
-    params += [pytest.param(c, id=c.id, marks=[pytest.mark.scenario, pytest.mark.lab,
-                                               pytest.mark.nightly, pytest.mark.timeout(_budget(c))])
-               for c in nightly]
+    params += [
+        pytest.param(
+            c,
+            id=c.id,
+            marks=[
+                pytest.mark.scenario,
+                pytest.mark.lab,
+                pytest.mark.nightly,
+                pytest.mark.timeout(_budget(c)),
+            ],
+        )
+        for c in nightly
+    ]
     metafunc.parametrize("case", params)
 
 

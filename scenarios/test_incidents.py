@@ -24,4 +24,6 @@ async def test_scenario(case: Case, lab_factory: Callable[[LabSpec], Awaitable[L
     outcome = await run_case(case, start_lab=lab_factory, results_dir=scenario_results,
                              progress=progress)
     record_outcome(outcome)
-    assert outcome.passed, f"{case.id}: {outcome.record['summary']}\n" + "\n".join(outcome.failures())
+    assert outcome.passed, f"{case.id}: {outcome.record['summary']}\n" + "\n".join(
+        outcome.failures()
+    )

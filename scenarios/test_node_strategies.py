@@ -3,7 +3,8 @@ same state root, receipts and balances as the Serial node.
 
 Description: `dubhe-node` processes (Serial, SolanaParallel, AptosBlockSTM, SuiObjectDAG on threads,
 and SolanaParallel and SuiObjectDAG on worker processes, all with the parallel algorithm always
-running; Block-STM behind the default adaptive gate; two workers each, RISC-V VM) receive an identical, seeded workload of mints, transfers over a small
+running; Block-STM behind the default adaptive gate; two workers each, RISC-V VM) receive an
+identical, seeded workload of mints, transfers over a small
 account set (contention) and counter increments, submitted in the same order while block
 production is paused, then released. Role: determinism of the scheduler strategies end to end
 (mempool, VM, strategy, commit).
@@ -28,9 +29,13 @@ from node.core.tx import Signer, Transaction, sign_tx
 #: processes, with the parallel algorithm always running (``adaptive`` off); and one node as
 #: configured by default (behind the adaptive gate, which may run blocks in order).
 STRATEGIES = [
-    ("Serial", "threads", False), ("SolanaParallel", "threads", False), ("AptosBlockSTM", "threads", False),
-    ("SuiObjectDAG", "threads", False), ("SolanaParallel", "processes", False),
-    ("SuiObjectDAG", "processes", False), ("AptosBlockSTM", "threads", True),
+    ("Serial", "threads", False),
+    ("SolanaParallel", "threads", False),
+    ("AptosBlockSTM", "threads", False),
+    ("SuiObjectDAG", "threads", False),
+    ("SolanaParallel", "processes", False),
+    ("SuiObjectDAG", "processes", False),
+    ("AptosBlockSTM", "threads", True),
 ]
 TOKEN = "scenario-token"
 CHAIN = 0x44554248
@@ -55,15 +60,33 @@ def workload(seed: int, n_accounts: int = 600, n_transfers: int = 300) -> list[T
         nonces[s.address] = n + 1
         return n
 
-    txs = [sign_tx(auth, chain_id=CHAIN, nonce=nxt(auth), to=keys.NATIVE_TOKEN, method="mint",
-                   args=a.address + pack_u64(10_000), write_set=(keys.balance_key(a.address),)) for a in accts[:5]]
+    txs = [
+        sign_tx(
+            auth,
+            chain_id=CHAIN,
+            nonce=nxt(auth),
+            to=keys.NATIVE_TOKEN,
+            method="mint",
+            args=a.address + pack_u64(10_000),
+            write_set=(keys.balance_key(a.address),),
+        )
+        for a in accts[:5]
+    ]
     for _ in range(n_transfers):
         a, b = rng.sample(accts, 2)
         if rng.random() < 0.05:
             slot = b"hot"
-            txs.append(sign_tx(a, chain_id=CHAIN, nonce=nxt(a), to=keys.COUNTER_DEMO, method="increment",
-                               args=slot + pack_u64(rng.randrange(1, 5)),
-                               write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),)))
+            txs.append(
+                sign_tx(
+                    a,
+                    chain_id=CHAIN,
+                    nonce=nxt(a),
+                    to=keys.COUNTER_DEMO,
+                    method="increment",
+                    args=slot + pack_u64(rng.randrange(1, 5)),
+                    write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),),
+                )
+            )
             continue
         amount = rng.randrange(1, 12_000)  # sometimes more than the balance: a revert
         ws = (keys.balance_key(a.address), keys.balance_key(b.address))
@@ -79,9 +102,17 @@ async def run_node(
 ) -> tuple[str, list[dict[str, object]]]:
     wd = tmp / f"{strategy}-{substrate}-{'gated' if adaptive else 'always'}"
     funded = {"0x" + a.address.hex(): 10_000 for a in accounts(SEED, 600)}
-    cfg = default_config(wd, scheduler={"strategy": strategy, "worker_threads": 2, "substrate": substrate,
-                                        "adaptive": adaptive},
-                         security={"admin_token": TOKEN}, node={"block_time_ms": 100, "genesis_balances": funded})
+    cfg = default_config(
+        wd,
+        scheduler={
+            "strategy": strategy,
+            "worker_threads": 2,
+            "substrate": substrate,
+            "adaptive": adaptive,
+        },
+        security={"admin_token": TOKEN},
+        node={"block_time_ms": 100, "genesis_balances": funded},
+    )
     node = NodeProcess(wd, cfg)
     await node.astart()
     try:
@@ -114,7 +145,9 @@ async def test_every_strategy_matches_serial(tmp_path: Path) -> None:
     results = {s: await run_node(tmp_path, *s, txs) for s in STRATEGIES}
     serial_root, serial_receipts = results[STRATEGIES[0]]
     statuses = {r["status"] for r in serial_receipts}
-    assert {"success", "revert", "undeclared_access"} <= statuses, statuses  # the workload exercises them
+    assert {"success", "revert", "undeclared_access"} <= statuses, (
+        statuses
+    )  # the workload exercises them
     for s in STRATEGIES[1:]:
         root, receipts = results[s]
         for i, (a, b) in enumerate(zip(serial_receipts, receipts, strict=True)):

@@ -53,26 +53,46 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     assert case.id == "s99-x/v" and case.spec.l1 == ()
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (('workload = "subscribers"', 'workload = "subscriber"'),
-     "variants[0].workload: unknown workload 'subscriber', did you mean 'subscribers'?"),
-    (('"g.missed" = "== 0"', '"g.mised" = "== 0"'),
-     "variants[0].expect.fix.g.mised: unknown figure for workload 'subscribers'"),
-    (('"g.missed" = "== 0"', '"g.missed" = "zero"'),
-     "variants[0].expect.fix.g.missed: not a condition: 'zero'"),
-    (("duration_s = 1,", "duration_s = -1,"), "variants[0].params.duration_s: Input should be greater than 0"),
-    (("groups = [{ name = \"g\" }]", "groups = [{ name = \"g\", cuont = 2 }]"),
-     "variants[0].params.groups.0.cuont: unknown key"),
-    (("lab = { l1 = [] }", "lab = { nginx = { read_timout_s = 1 } }"),
-     "nginx.read_timout_s: unknown key, did you mean read_timeout_s?"),
-    (('name = "v"', 'name = "v"\nfaults = [{ link = "client-edge" }]'),
-     "variants[0].faults[0].toxic: required with link"),
-    (('name = "v"', 'name = "v"\nprofiles = ["fault-profiles/nope.toml"]'),
-     "variants[0].profiles[0]: no such fault profile"),
-    (('incident = "i"', ""), "incident: required"),
-    (("number = 99", "number = 99\nnumbr = 1"), "numbr: unknown key"),
-    (("[variants.expect.fix]", "[variants.expect.fixed]"), "variants.0.expect.fixed"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            ('workload = "subscribers"', 'workload = "subscriber"'),
+            "variants[0].workload: unknown workload 'subscriber', did you mean 'subscribers'?",
+        ),
+        (
+            ('"g.missed" = "== 0"', '"g.mised" = "== 0"'),
+            "variants[0].expect.fix.g.mised: unknown figure for workload 'subscribers'",
+        ),
+        (
+            ('"g.missed" = "== 0"', '"g.missed" = "zero"'),
+            "variants[0].expect.fix.g.missed: not a condition: 'zero'",
+        ),
+        (
+            ("duration_s = 1,", "duration_s = -1,"),
+            "variants[0].params.duration_s: Input should be greater than 0",
+        ),
+        (
+            ('groups = [{ name = "g" }]', 'groups = [{ name = "g", cuont = 2 }]'),
+            "variants[0].params.groups.0.cuont: unknown key",
+        ),
+        (
+            ("lab = { l1 = [] }", "lab = { nginx = { read_timout_s = 1 } }"),
+            "nginx.read_timout_s: unknown key, did you mean read_timeout_s?",
+        ),
+        (
+            ('name = "v"', 'name = "v"\nfaults = [{ link = "client-edge" }]'),
+            "variants[0].faults[0].toxic: required with link",
+        ),
+        (
+            ('name = "v"', 'name = "v"\nprofiles = ["fault-profiles/nope.toml"]'),
+            "variants[0].profiles[0]: no such fault profile",
+        ),
+        (('incident = "i"', ""), "incident: required"),
+        (("number = 99", "number = 99\nnumbr = 1"), "numbr: unknown key"),
+        (("[variants.expect.fix]", "[variants.expect.fixed]"), "variants.0.expect.fixed"),
+    ],
+)
 def test_bad_data_names_file_and_key(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
     path = write(tmp_path, GOOD.replace(*edit))
     with pytest.raises(ScenarioError) as info:
@@ -87,14 +107,18 @@ def test_not_toml(tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_names_are_listed() -> None:
-    with pytest.raises(ScenarioError, match=r"--scenario: nope: unknown scenario \(known: s01 idle-timeout-1006"):
+    with pytest.raises(
+        ScenarioError, match=r"--scenario: nope: unknown scenario \(known: s01 idle-timeout-1006"
+    ):
         all_cases("fast", only=["nope"])
     assert {c.scenario.number for c in all_cases("fast", only=["s01"])} == {1}
 
 
 def test_conditions() -> None:
     assert parse_condition(">= 3").holds(3) and not parse_condition(">= 3").holds(2)
-    assert parse_condition("in [1, 2]").holds(1.5) and not parse_condition("in [1, 2]").holds(float("nan"))
+    assert parse_condition("in [1, 2]").holds(1.5) and not parse_condition("in [1, 2]").holds(
+        float("nan")
+    )
     assert not parse_condition("== 0").holds(None)
     with pytest.raises(ValueError):
         parse_condition("in [2, 1]")
@@ -108,7 +132,9 @@ def test_a_fault_that_never_fired_fails_with_that_reason(tmp_path: Path) -> None
     figures = {"g.missed": 0}
     exps = case.expectations(figures)
     never = [e for e in exps if not e.ok]
-    assert [(e.phase, e.detail) for e in never] == [("fault", "never fired: the upstream cut fired")]
+    assert [(e.phase, e.detail) for e in never] == [
+        ("fault", "never fired: the upstream cut fired")
+    ]
     line, _ = summary(case, figures, exps, None)
     assert "fault never fired: proxy.ws_cut" in line
     assert all(e.ok for e in case.expectations({"g.missed": 0, "proxy.ws_cut": 3}))

@@ -92,5 +92,7 @@ def test_workload_grid(executor_kind: str, workload: str) -> None:
             got = strategy.execute_block(wl.txs, DictCommit(wl.state), CTX)
         finally:
             strategy.close()
-        assert _same(expected, got), f"{executor_kind}/{workload}: {name}/{substrate} w={w} differs from Serial"
+        assert _same(expected, got), (
+            f"{executor_kind}/{workload}: {name}/{substrate} w={w} differs from Serial"
+        )
         assert got.stats.txs == GRID_BLOCK and got.stats.executions >= GRID_BLOCK

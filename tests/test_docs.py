@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SCRIPTS = ("dubhe-node", "dubhe-bench", "dubhe-lab", "dubhe-config-validate")
 _PROGRAMS = "|".join(map(re.escape, SCRIPTS))
-_START = re.compile(rf"^(?:\$ )?(?P<cmd>(?:{_PROGRAMS})\b.*|python -m [a-z_][a-z0-9_.]*\b.*|make \S.*|tox -e \S.*)$")
+_START = re.compile(
+    rf"^(?:\$ )?(?P<cmd>(?:{_PROGRAMS})\b.*|python -m [a-z_][a-z0-9_.]*\b.*|make \S.*|tox -e \S.*)$"
+)
 _WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
@@ -124,7 +126,9 @@ def _make_targets() -> frozenset[str]:
 
 @cache
 def _tox_envs() -> frozenset[str]:
-    return frozenset(re.findall(r"^\[testenv:([a-z0-9-]+)\]", (ROOT / "tox.ini").read_text(), flags=re.M))
+    return frozenset(
+        re.findall(r"^\[testenv:([a-z0-9-]+)\]", (ROOT / "tox.ini").read_text(), flags=re.M)
+    )
 
 
 def _resolve(c: Command) -> list[str]:
@@ -137,7 +141,9 @@ def _resolve(c: Command) -> list[str]:
 
 @cache
 def _help(argv: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        list(argv), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def check(c: Command) -> None:
@@ -149,7 +155,9 @@ def check(c: Command) -> None:
     if c.program == ("tox",):
         return  # tox environments: checked by test_tox_environments_exist
     r = _help(tuple(_resolve(c)))
-    assert r.returncode == 0, f"{c.where}: `{c} --help` exited {r.returncode}: {r.stderr.strip()[-300:]}"
+    assert r.returncode == 0, (
+        f"{c.where}: `{c} --help` exited {r.returncode}: {r.stderr.strip()[-300:]}"
+    )
     shown = r.stdout + r.stderr
     for opt in c.options:
         if opt in ("--help", "-h"):
@@ -169,10 +177,14 @@ def _warm(commands: list[Command]) -> None:
 def test_parse_documented_lines() -> None:
     assert parse("dubhe-lab up [--profile FILE] [--seed N]", "x") == [
         Command(("dubhe-lab",), ("up",), ("--profile", "--seed"), "x")]
-    assert [c.words for c in parse("python -m lab.l1 eth\\|sui --port N", "x")] == [("eth",), ("sui",)]
+    assert [c.words for c in parse("python -m lab.l1 eth\\|sui --port N", "x")] == [
+        ("eth",),
+        ("sui",),
+    ]
     assert parse("dubhe-config-validate FILE", "x")[0].words == ()
-    assert parse("dubhe-bench scheduler --adaptive on,off  # a comment --not-an-option", "x")[0].options == (
-        "--adaptive",)
+    assert parse("dubhe-bench scheduler --adaptive on,off  # a comment --not-an-option", "x")[
+        0
+    ].options == ("--adaptive",)
     assert parse("make run ARGS='--seed N'", "x")[0].words == ("run",)
     assert parse("ruff check node", "x") == []
 

@@ -1,6 +1,7 @@
 """The tests' one time unit: every wall-clock bound in the suite goes through this module.
 
-``LAB_TIMEOUT_FACTOR`` (a positive number, default 1) is read here and nowhere else. It stretches *bounds*, never
+``LAB_TIMEOUT_FACTOR`` (a positive number, default 1) is read here and nowhere else. It stretches
+*bounds*, never
 expectations: a wait's deadline or a wall-clock tolerance grows on a slow or loaded machine, while
 the value a test expects (a 300 ms latency is still 300 ms) does not change.
 

@@ -36,10 +36,13 @@ class Expectation:
     def line(self) -> str:
         mark = "ok  " if self.ok else "FAIL"
         extra = f" ({self.detail})" if self.detail else ""
-        return f"{mark} [{self.phase}] {self.name}: observed {self.observed!r}, expected {self.expected}{extra}"
+        observed = f"observed {self.observed!r}, expected {self.expected}{extra}"
+        return f"{mark} [{self.phase}] {self.name}: {observed}"
 
 
-def equal(name: str, observed: Any, expected: Any, *, phase: str = "fix", detail: str = "") -> Expectation:
+def equal(
+    name: str, observed: Any, expected: Any, *, phase: str = "fix", detail: str = ""
+) -> Expectation:
     return Expectation(name, f"== {expected!r}", observed, observed == expected, phase, detail)
 
 

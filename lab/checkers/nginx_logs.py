@@ -30,7 +30,10 @@ _ACCESS = re.compile(r'^(\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+) rt=(\S+)(?: u
 
 #: name -> (level or None for any, regular expression on the message).
 SIGNATURES: dict[str, tuple[str | None, str]] = {
-    "ws_upstream_timeout": ("info", r"upstream timed out \(110: [^)]*\) while proxying upgraded connection"),
+    "ws_upstream_timeout": (
+        "info",
+        r"upstream timed out \(110: [^)]*\) while proxying upgraded connection",
+    ),
     "upstream_timeout": (None, r"upstream timed out \(110"),
     "limit_conn": ("error", r'limiting connections by zone "'),
     "limit_req": ("error", r'limiting requests, excess: [0-9.]+ by zone "'),
@@ -40,7 +43,10 @@ SIGNATURES: dict[str, tuple[str | None, str]] = {
     "ssl_peer_closed": (None, r"peer closed connection in SSL handshake"),
     "plain_http_to_https": (None, r"client sent plain HTTP request to HTTPS port"),
     "invalid_method": (None, r"client sent invalid method"),
-    "upstream_refused": ("error", r"connect\(\) failed \(111: [^)]*\) while connecting to upstream"),
+    "upstream_refused": (
+        "error",
+        r"connect\(\) failed \(111: [^)]*\) while connecting to upstream",
+    ),
     "upstream_prematurely_closed": ("error", r"upstream prematurely closed connection"),
 }
 

@@ -211,7 +211,8 @@ class ReconnectingClient:
         return self._delivered
 
     async def wait_open(self, timeout_s: float) -> None:
-        """Wait until a connection is open (raises :class:`NotConnected` or :class:`ClientFatal`)."""
+        """Wait until a connection is open (raises :class:`NotConnected` or
+        :class:`ClientFatal`)."""
         loop = asyncio.get_running_loop()
         await self._wait_open(loop.time() + timeout_s)
 
@@ -235,7 +236,10 @@ class ReconnectingClient:
                     if e.fatal:
                         self._give_up(e.message, e)
                         return
-                    if self.options.max_attempts is not None and failures >= self.options.max_attempts:
+                    if (
+                        self.options.max_attempts is not None
+                        and failures >= self.options.max_attempts
+                    ):
                         self._give_up(f"gave up after {failures} failed attempts "
                                       f"(last: {e.message})", e)
                         return
@@ -442,7 +446,9 @@ class ReconnectingClient:
         answer), :class:`Closed`, :class:`NotConnected` or :class:`ClientFatal`.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.options.request_timeout_s if timeout_s is None else timeout_s)
+        deadline = loop.time() + (
+            self.options.request_timeout_s if timeout_s is None else timeout_s
+        )
         while True:
             conn = await self._wait_open(deadline)
             try:

@@ -58,7 +58,9 @@ class HttpRpc:
         self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self
 
-    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -78,7 +80,9 @@ class HttpRpc:
 
     async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any | RpcError]:
         ids = [next(self._ids) for _ in calls]
-        body = jsonrpc.batch([jsonrpc.request(m, p, i) for (m, p), i in zip(calls, ids, strict=True)])
+        body = jsonrpc.batch(
+            [jsonrpc.request(m, p, i) for (m, p), i in zip(calls, ids, strict=True)]
+        )
         _, raw = await self.post(body)
         by_id = {r.get("id"): r for r in orjson.loads(raw)}
         out: list[Any | RpcError] = []
@@ -110,7 +114,9 @@ class WsRpc:
     async def __aenter__(self) -> WsRpc:
         return self
 
-    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:

@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, action="append",
                     help="listen port, 0 picks a free one (repeat for several endpoints)")
     ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
-    ap.add_argument("--block-time-ms", type=int, default=1000, help="0: produce only on admin request")
+    ap.add_argument(
+        "--block-time-ms", type=int, default=1000, help="0: produce only on admin request"
+    )
     ap.add_argument("--chain-id", type=int, default=1337, help="Ethereum chain id")
     ap.add_argument("--finality-depth", type=int, default=64)
     ap.add_argument("--endpoints", type=int, default=1,
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         await l1.start(host=args.host, ports=ports)
         for ep in l1.endpoints:
             print(
-                f"lab.l1 {args.kind} seed={seed} http={ep.http_url} ws={ep.ws_url} admin={ep.admin_url}",
+                f"lab.l1 {args.kind} seed={seed} http={ep.http_url} ws={ep.ws_url} "
+                f"admin={ep.admin_url}",
                 flush=True,
             )
         stop = asyncio.Event()

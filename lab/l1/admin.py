@@ -211,7 +211,9 @@ def _fault_rule(body: dict[str, Any]) -> FaultRule:
     if malformed is not None and malformed not in MALFORMED_KINDS:
         raise AdminError(f"malformed: expected one of {list(MALFORMED_KINDS)}")
     methods = body.get("methods")
-    if methods is not None and (not isinstance(methods, list) or not all(isinstance(m, str) for m in methods)):
+    if methods is not None and (
+        not isinstance(methods, list) or not all(isinstance(m, str) for m in methods)
+    ):
         raise AdminError("methods: expected an array of method names")
     transport = body.get("transport", "http")
     if transport not in ("http", "ws", "any"):
@@ -226,7 +228,9 @@ def _fault_rule(body: dict[str, Any]) -> FaultRule:
     if fault == Fault():
         raise AdminError("faults: give at least one of http_status, rpc_error, stall_ms, malformed")
     tr: Transport = transport
-    return FaultRule(fault, _int(body, "count", 1, lo=1), None if methods is None else frozenset(methods), tr)
+    return FaultRule(
+        fault, _int(body, "count", 1, lo=1), None if methods is None else frozenset(methods), tr
+    )
 
 
 def _malformed(v: object) -> Malformed | None:

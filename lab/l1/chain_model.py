@@ -8,7 +8,8 @@ only *format* it, so another surface (gRPC, GraphQL) can be added without touchi
   transactions it includes; each transaction carries one :data:`Op`.
 * State is a :class:`State` snapshot per block. Blocks without transactions share their parent's
   snapshot, so keeping one per block is cheap.
-* Contracts ("code") are named modules of bytes: an Ethereum contract has one module (its RISC-V ELF,
+* Contracts ("code") are named modules of bytes: an Ethereum contract has one module (its RISC-V
+  ELF,
   served by ``eth_getCode``); a Sui package has any number. Deploying and upgrading emit events.
 * Everything random (genesis accounts, deploy addresses, block hashes) derives from ``seed``:
   the same seed and the same sequence of calls give byte-identical chains.
@@ -118,7 +119,8 @@ class Block:
 
 @dataclass(frozen=True, slots=True)
 class Reorged:
-    """Result of :meth:`Chain.reorg`: the blocks that left the canonical chain and their replacements."""
+    """Result of :meth:`Chain.reorg`: the blocks that left the canonical chain and their
+    replacements."""
 
     fork_point: Block
     dropped: tuple[Block, ...]
@@ -280,7 +282,8 @@ class Chain:
         return Block(number, sha3(w.finish()), parent_hash, ts, txs, events, state, fork)
 
     def reorg(self, depth: int, new_length: int | None = None, *, keep_txs: bool = True) -> Reorged:
-        """Replace the last ``depth`` blocks with ``new_length`` (default ``depth + 1``) new ones."""
+        """Replace the last ``depth`` blocks with ``new_length`` (default ``depth + 1``) new
+        ones."""
         new_length = depth + 1 if new_length is None else new_length
         if depth < 1:
             raise ChainError("reorg depth must be >= 1")

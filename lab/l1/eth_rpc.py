@@ -2,7 +2,8 @@
 
 Methods: ``eth_chainId``, ``net_version``, ``web3_clientVersion``, ``eth_blockNumber``,
 ``eth_getBlockByNumber``, ``eth_getBlockByHash``, ``eth_getBalance``, ``eth_getCode``,
-``eth_getStorageAt``, ``eth_getTransactionCount``, ``eth_getLogs``, ``eth_call``; over WebSocket also
+``eth_getStorageAt``, ``eth_getTransactionCount``, ``eth_getLogs``, ``eth_call``; over WebSocket
+also
 ``eth_subscribe`` (``newHeads``, ``logs``) and ``eth_unsubscribe`` (geth's "Real-time Events").
 
 Dubhe conventions (the node's adapter relies on them; see :mod:`node.adapters.ethereum`):
@@ -39,7 +40,9 @@ SELECTOR_VERSION = sha3(b"version()")[:4]
 SELECTOR_CODE_HASH = sha3(b"codeHash()")[:4]
 
 #: Keccak-256 of the RLP of an empty list (no uncles), as every post-merge block has.
-EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
+EMPTY_UNCLES_HASH = bytes.fromhex(
+    "1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347"
+)
 CLIENT_VERSION = "DubheMockL1/v0.1.0/ethereum"
 GAS_LIMIT = 30_000_000
 BASE_FEE = 1_000_000_000
@@ -351,7 +354,10 @@ class EthWire:
         addresses, topics = _parse_criteria(crit)
         if "blockHash" in crit:
             if "fromBlock" in crit or "toBlock" in crit:
-                raise errors.InvalidParams("invalid parameter 0 (filter): cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other")
+                raise errors.InvalidParams(
+                    "invalid parameter 0 (filter): cannot specify both BlockHash and "
+                    "FromBlock/ToBlock, choose one or the other"
+                )
             try:
                 h = _hash32(crit["blockHash"])
             except ValueError as e:
@@ -391,7 +397,9 @@ def _filter_dict(v: object) -> dict[str, Any]:
     return v
 
 
-def _parse_criteria(crit: dict[str, Any]) -> tuple[frozenset[bytes] | None, list[frozenset[bytes] | None]]:
+def _parse_criteria(
+    crit: dict[str, Any],
+) -> tuple[frozenset[bytes] | None, list[frozenset[bytes] | None]]:
     try:
         raw_addr = crit.get("address")
         addresses: frozenset[bytes] | None = None
@@ -415,7 +423,9 @@ def _parse_criteria(crit: dict[str, Any]) -> tuple[frozenset[bytes] | None, list
     return addresses, topics
 
 
-def _matches(lg: Log, addresses: frozenset[bytes] | None, topics: list[frozenset[bytes] | None]) -> bool:
+def _matches(
+    lg: Log, addresses: frozenset[bytes] | None, topics: list[frozenset[bytes] | None]
+) -> bool:
     if addresses is not None and lg.address not in addresses:
         return False
     if len(topics) > len(lg.topics):
@@ -434,7 +444,10 @@ class NewHeads:
 
 class Logs:
     def __init__(
-        self, wire: EthWire, addresses: frozenset[bytes] | None, topics: list[frozenset[bytes] | None]
+        self,
+        wire: EthWire,
+        addresses: frozenset[bytes] | None,
+        topics: list[frozenset[bytes] | None],
     ) -> None:
         self._wire = wire
         self._addresses = addresses

@@ -61,7 +61,9 @@ class FaultPlan:
     def pending(self) -> int:
         return sum(r.remaining for r in self.rules)
 
-    def take(self, method: str | None, transport: Literal["http", "ws"], *, explicit: bool = False) -> Fault | None:
+    def take(
+        self, method: str | None, transport: Literal["http", "ws"], *, explicit: bool = False
+    ) -> Fault | None:
         """The fault for the next request of ``method`` on ``transport``, consuming one use.
 
         ``explicit``: only rules naming ``method`` match (pushed notifications use this, so a

@@ -39,7 +39,13 @@ async def mock_l1(
     finality_depth: int = 64,
 ) -> AsyncIterator[MockL1]:
     """A started in-process mock on 127.0.0.1 free ports; stopped on exit."""
-    l1 = MockL1(kind, seed=seed, block_time_ms=block_time_ms, chain_id=chain_id, finality_depth=finality_depth)
+    l1 = MockL1(
+        kind,
+        seed=seed,
+        block_time_ms=block_time_ms,
+        chain_id=chain_id,
+        finality_depth=finality_depth,
+    )
     await l1.start(endpoints)
     try:
         yield l1
@@ -49,7 +55,10 @@ async def mock_l1(
 
 async def admin(url: str, command: dict[str, Any], *, timeout_s: float = 10.0) -> dict[str, Any]:
     """POST one admin command; raises ``RuntimeError`` with the mock's message on a 400."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s, s.post(url, json=command) as r:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s,
+        s.post(url, json=command) as r,
+    ):
         body = await r.json()
         if r.status != 200:
             raise RuntimeError(f"admin {command.get('cmd')}: {body.get('error')}")
@@ -57,10 +66,24 @@ async def admin(url: str, command: dict[str, Any], *, timeout_s: float = 10.0) -
         return body
 
 
-async def rpc(url: str, method: str, params: list[Any] | dict[str, Any] | None = None, *, timeout_s: float = 10.0) -> Any:
+async def rpc(
+    url: str,
+    method: str,
+    params: list[Any] | dict[str, Any] | None = None,
+    *,
+    timeout_s: float = 10.0,
+) -> Any:
     """One plain JSON-RPC call over HTTP; returns the whole response object."""
-    req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params if params is not None else []}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s, s.post(url, json=req) as r:
+    req = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": method,
+        "params": params if params is not None else [],
+    }
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s,
+        s.post(url, json=req) as r,
+    ):
         return await r.json(content_type=None)
 
 

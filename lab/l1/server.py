@@ -102,7 +102,8 @@ class EndpointServer:
             self.port = int(self._runner.addresses[-1][1])
 
     async def stop(self) -> None:
-        """Stop listening and drop every connection (the endpoint "dies"); :meth:`start` revives it."""
+        """Stop listening and drop every connection (the endpoint "dies"); :meth:`start` revives
+        it."""
         await self.disconnect_ws()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -149,7 +150,9 @@ class EndpointServer:
             await asyncio.sleep(fault.stall_ms / 1000)
         if fault is not None and fault.http_status is not None:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            return web.Response(status=fault.http_status, text=f"mock fault {fault.http_status}\n", headers=headers)
+            return web.Response(
+                status=fault.http_status, text=f"mock fault {fault.http_status}\n", headers=headers
+            )
         parts = [p for p in (self._answer(it, fault) for it in parsed.items) if p is not None]
         if not parts:
             return web.Response(status=204)
@@ -232,7 +235,11 @@ class EndpointServer:
         parts: list[bytes] = []
         wire = self.l1.wire
         for it in parsed.items:
-            if isinstance(it, jsonrpc.Request) and it.method == wire.subscribe_method and not (fault and fault.rpc_error):
+            if (
+                isinstance(it, jsonrpc.Request)
+                and it.method == wire.subscribe_method
+                and not (fault and fault.rpc_error)
+            ):
                 try:
                     sub = wire.subscribe(it.params)
                 except errors.NodeError as e:
@@ -242,7 +249,11 @@ class EndpointServer:
                 sid = wire.subscription_id(client.count)
                 client.subs[sid] = sub
                 parts.append(jsonrpc.result(it.id, sid))
-            elif isinstance(it, jsonrpc.Request) and it.method == wire.unsubscribe_method and not (fault and fault.rpc_error):
+            elif (
+                isinstance(it, jsonrpc.Request)
+                and it.method == wire.unsubscribe_method
+                and not (fault and fault.rpc_error)
+            ):
                 sid = it.params[0] if isinstance(it.params, list) and it.params else None
                 parts.append(jsonrpc.result(it.id, client.subs.pop(sid, None) is not None))
             else:
@@ -310,7 +321,9 @@ class MockL1:
             block_time_ms=block_time_ms or 1000,
             finality_depth=finality_depth,
         )
-        self.wire: Wire = EthWire(self.chain, chain_id=chain_id) if kind == "eth" else SuiWire(self.chain)
+        self.wire: Wire = (
+            EthWire(self.chain, chain_id=chain_id) if kind == "eth" else SuiWire(self.chain)
+        )
         self.endpoints: list[EndpointServer] = []
         self.paused = False
         self._producer: asyncio.Task[None] | None = None
@@ -369,7 +382,8 @@ class MockL1:
                 self.produce(1)
 
     async def execute(self, cmd: admin.Command, ep: EndpointServer) -> dict[str, object]:
-        """Run one admin command (received by ``ep``); raises ``ChainError`` if the model refuses."""
+        """Run one admin command (received by ``ep``); raises ``ChainError`` if the model
+        refuses."""
         c = self.chain
         if isinstance(cmd, admin.Produce):
             blocks = self.produce(cmd.count)

@@ -1,4 +1,5 @@
-"""Sui JSON-RPC surface of the mock chain (formats per the Sui OpenRPC spec, ``crates/sui-open-rpc``).
+"""Sui JSON-RPC surface of the mock chain (formats per the Sui OpenRPC spec,
+``crates/sui-open-rpc``).
 
 Methods: ``sui_getChainIdentifier``, ``sui_getLatestCheckpointSequenceNumber``,
 ``sui_getCheckpoint``, ``sui_getCheckpoints``, ``suix_getBalance``, ``sui_getObject``,
@@ -16,7 +17,8 @@ them as empty Move shells (they are not Move bytecode).
 Dubhe events (the node's adapter relies on them, see :mod:`node.adapters.sui`): the registry
 package :data:`REGISTRY` emits ``<REGISTRY>::registry::CodePublished`` and ``...::CodeUpgraded``
 with ``parsedJson`` ``{original_id, package_id, version, code_hash}`` (version a decimal string,
-code_hash ``0x`` hex SHA3-256). Each genesis account owns one gas coin (``0x2::coin::Coin<0x2::sui::SUI>``).
+code_hash ``0x`` hex SHA3-256). Each genesis account owns one gas coin
+(``0x2::coin::Coin<0x2::sui::SUI>``).
 """
 
 from __future__ import annotations
@@ -124,7 +126,10 @@ class SuiWire:
 
     def subscription_id(self, n: int) -> object:
         # sui-json-rpc hands out u64 subscription ids
-        return int.from_bytes(sha3((self.chain.seed & (2**64 - 1)).to_bytes(8, "big") + n.to_bytes(8, "big"))[:6], "big")
+        return int.from_bytes(
+            sha3((self.chain.seed & (2**64 - 1)).to_bytes(8, "big") + n.to_bytes(8, "big"))[:6],
+            "big",
+        )
 
     def subscribe(self, params: list[Any] | dict[str, Any]) -> EventSubscription:
         p = Params(params)
@@ -181,7 +186,9 @@ class SuiWire:
             if block is not None and not self.chain.is_canonical(block):
                 block = None
         else:
-            raise errors.InvalidParams("invalid parameter 0 (id): expected a sequence number string or digest")
+            raise errors.InvalidParams(
+                "invalid parameter 0 (id): expected a sequence number string or digest"
+            )
         if block is None:
             raise errors.InvalidParams(f"Could not find the referenced checkpoint {raw}")
         return self.checkpoint_json(block)
@@ -262,14 +269,18 @@ class SuiWire:
             if options.get("showContent"):
                 body["content"] = {
                     "dataType": "package",
-                    "disassembled": {n: f"// RISC-V module {n}: {len(m)} bytes" for n, m in c.modules.items()},
+                    "disassembled": {
+                        n: f"// RISC-V module {n}: {len(m)} bytes" for n, m in c.modules.items()
+                    },
                 }
             if options.get("showBcs"):
                 body["bcs"] = {
                     "dataType": "package",
                     "id": hex_id(oid),
                     "version": v,
-                    "moduleMap": {n: base64.b64encode(m).decode() for n, m in sorted(c.modules.items())},
+                    "moduleMap": {
+                        n: base64.b64encode(m).decode() for n, m in sorted(c.modules.items())
+                    },
                     "typeOriginTable": [],
                     "linkageTable": {},
                 }
@@ -280,7 +291,11 @@ class SuiWire:
             balance = state.balances.get(owner, 0)
             version = state.nonces.get(owner, 0) + 1
             coin_type = f"0x2::coin::Coin<{SUI_COIN}>"
-            body = {"objectId": hex_id(oid), "version": str(version), "digest": b58encode(sha3(oid + version.to_bytes(8, "big")))}
+            body = {
+                "objectId": hex_id(oid),
+                "version": str(version),
+                "digest": b58encode(sha3(oid + version.to_bytes(8, "big"))),
+            }
             if options.get("showType"):
                 body["type"] = coin_type
             if options.get("showOwner"):
@@ -402,13 +417,21 @@ class SuiWire:
                 # the cursor's event is not in this filter's results: locate by chain position
                 start = self._position(events, cursor, desc)
         page = events[start : start + limit]
-        next_cursor = page[-1]["id"] if page else (None if cursor is None else {"txDigest": cursor[0], "eventSeq": cursor[1]})
+        next_cursor = (
+            page[-1]["id"]
+            if page
+            else (None if cursor is None else {"txDigest": cursor[0], "eventSeq": cursor[1]})
+        )
         return {"data": page, "nextCursor": next_cursor, "hasNextPage": start + limit < len(events)}
 
-    def _position(self, events: list[dict[str, object]], cursor: tuple[str, str], desc: bool) -> int:
+    def _position(
+        self, events: list[dict[str, object]], cursor: tuple[str, str], desc: bool
+    ) -> int:
         found = self.chain.tx_index.get(b58decode(cursor[0]))
         if found is None:
-            raise errors.InvalidParams(f"invalid parameter 1 (cursor): unknown transaction {cursor[0]}")
+            raise errors.InvalidParams(
+                f"invalid parameter 1 (cursor): unknown transaction {cursor[0]}"
+            )
         block, tx_i = found
         key = (block.number, tx_i, int(cursor[1]))
         for i, e in enumerate(events):
@@ -436,7 +459,16 @@ def _event_id(v: object) -> tuple[str, str]:
     return tx, seq
 
 
-_FILTERS = {"All", "Package", "MoveModule", "MoveEventModule", "MoveEventType", "Sender", "Transaction", "TimeRange"}
+_FILTERS = {
+    "All",
+    "Package",
+    "MoveModule",
+    "MoveEventModule",
+    "MoveEventType",
+    "Sender",
+    "Transaction",
+    "TimeRange",
+}
 
 
 def _check_filter(flt: dict[str, Any]) -> None:
@@ -454,7 +486,11 @@ def _match(flt: dict[str, Any], ev: dict[str, Any], b: Block) -> bool:
         if kind == "Package":
             return parse_id(arg) == parse_id(ev["packageId"])
         if kind in ("MoveModule", "MoveEventModule"):
-            pkg, mod = ev["type"].split("::")[:2] if kind == "MoveEventModule" else (ev["packageId"], ev["transactionModule"])
+            pkg, mod = (
+                ev["type"].split("::")[:2]
+                if kind == "MoveEventModule"
+                else (ev["packageId"], ev["transactionModule"])
+            )
             return bool(parse_id(arg["package"]) == parse_id(pkg) and arg["module"] == mod)
         if kind == "MoveEventType":
             return bool(arg == ev["type"])

@@ -24,7 +24,8 @@ class ServerError(errors.RemoteError):
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """Blocks that left (``dropped``, newest first) and joined (``added``, oldest first) the chain."""
+    """Blocks that left (``dropped``, newest first) and joined (``added``, oldest first) the
+    chain."""
 
     dropped: tuple[Block, ...]
     added: tuple[Block, ...]

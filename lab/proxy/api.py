@@ -10,7 +10,8 @@
 | GET, PATCH (or POST), DELETE /proxies/{p}/toxics/{t} | 200, 200, 204 |
 | POST /reset | 204 |
 | GET /version | 200 ``{"version": "2.12.0"}`` |
-| GET /metrics | 200 Prometheus text (404 when metrics are off, as Toxiproxy without -proxy-metrics) |
+| GET /metrics | 200 Prometheus text (404 when metrics are off, as Toxiproxy without -proxy-metrics)
+|
 | GET /events?since=N&limit=M | 200 ``{"events": [...], "last_seq": N}`` (lab extra) |
 
 Errors are ``{"error": msg, "status": code}`` + newline under ``text/plain; charset=utf-8`` (Go's

@@ -142,7 +142,9 @@ class Proxy:
         return [Toxic.from_json(t) for t in data]
 
     async def get_toxic(self, name: str) -> Toxic:
-        return Toxic.from_json(await self.client._call("GET", f"/proxies/{self.name}/toxics/{name}"))
+        return Toxic.from_json(
+            await self.client._call("GET", f"/proxies/{self.name}/toxics/{name}")
+        )
 
     async def add_toxic(self, type: str, *, name: str | None = None, stream: str = "downstream",
                         toxicity: float = 1.0, attributes: Mapping[str, Any] | None = None,

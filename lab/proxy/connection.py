@@ -2,7 +2,8 @@
 
 The client socket is accepted with reading paused; the upstream is dialled, and only then do the
 links start and reading resume. If the dial fails the client is closed at once, as with
-Toxiproxy: it sees EOF, or a reset if it had already sent data. Writes go straight to the transports; a destination's ``pause_writing`` pauses
+Toxiproxy: it sees EOF, or a reset if it had already sent data. Writes go straight to the
+transports; a destination's ``pause_writing`` pauses
 reading of the opposite socket, so a slow reader slows the sender instead of filling memory.
 """
 

@@ -5,7 +5,8 @@ fields of that event (``proxy``, ``toxic``, ``type``, ``stream``, ``conn`` ...).
 ``toxic_added``/``toxic_removed``/``toxic_started``/``toxic_stopped`` pairs to shade fault
 windows; ``toxic_fired`` says a fault really acted: once per connection when a toxic starts acting
 there, once per cut, close or reset for toxics that act at a moment (``action`` field), never
-for a restart caused by another toxic being added or removed. The log keeps the newest ``maxlen`` events; ``seq`` keeps counting, so a reader polling
+for a restart caused by another toxic being added or removed. The log keeps the newest ``maxlen``
+events; ``seq`` keeps counting, so a reader polling
 with ``since`` can tell it missed some.
 """
 

@@ -54,7 +54,9 @@ class Schedule:
             raise ScheduleError("schedule", "must be an object")
         unknown = set(raw) - {"start", "stop", "repeat"}
         if unknown:
-            raise ScheduleError(f"schedule.{sorted(unknown)[0]}", "unknown key (start, stop, repeat)")
+            raise ScheduleError(
+                f"schedule.{sorted(unknown)[0]}", "unknown key (start, stop, repeat)"
+            )
         start = _ms(raw, "start", "schedule") or 0
         stop = _ms(raw, "stop", "schedule")
         repeat = _ms(raw, "repeat", "schedule")

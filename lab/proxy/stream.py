@@ -66,7 +66,8 @@ class Channel:
     """Unbounded FIFO between two stubs; ``put`` never blocks.
 
     Flow control is done once per link (it pauses reading the source socket when the channels
-    of its chain hold too many bytes, see ``nbytes``), so a channel needs no bound of its own. After :meth:`seal`,
+    of its chain hold too many bytes, see ``nbytes``), so a channel needs no bound of its own. After
+    :meth:`seal`,
     puts are dropped: the stub that owned this input has closed its output and nobody will read.
     """
 

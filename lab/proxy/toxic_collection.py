@@ -80,7 +80,8 @@ class ToxicWrapper:
         return self.active
 
     def to_json(self) -> dict[str, Any]:
-        """Toxiproxy's toxic JSON, plus ``schedule``/``target``/``active`` when scheduled or targeted."""
+        """Toxiproxy's toxic JSON, plus ``schedule``/``target``/``active`` when scheduled or
+        targeted."""
         out: dict[str, Any] = {
             "attributes": self.toxic.attributes(),
             "name": self.name,

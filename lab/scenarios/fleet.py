@@ -200,7 +200,9 @@ class TxSenders:
         authority = Signer.from_seed(b"mint-authority")
         async with HttpRpc(self.ctx.lab.endpoints["node_rpc"]) as rpc:
             chain_id = parse_qty(await rpc.call("eth_chainId"))
-            nonce = parse_qty(await rpc.call("eth_getTransactionCount", data(authority.address), "pending"))
+            nonce = parse_qty(
+                await rpc.call("eth_getTransactionCount", data(authority.address), "pending")
+            )
             hashes = []
             for i, s in enumerate(self.signers):
                 tx = sign_tx(authority, chain_id=chain_id, nonce=nonce + i, to=keys.NATIVE_TOKEN,
@@ -241,9 +243,15 @@ class TxSenders:
                 except Exception:
                     await asyncio.sleep(0.2)
                     continue
-                tx = sign_tx(signer, chain_id=chain_id, nonce=nonce, to=keys.NATIVE_TOKEN,
-                             method="transfer", args=peer.address + _U64.pack(rng.randrange(1, 100)),
-                             write_set=(keys.balance_key(signer.address), keys.balance_key(peer.address)))
+                tx = sign_tx(
+                    signer,
+                    chain_id=chain_id,
+                    nonce=nonce,
+                    to=keys.NATIVE_TOKEN,
+                    method="transfer",
+                    args=peer.address + _U64.pack(rng.randrange(1, 100)),
+                    write_set=(keys.balance_key(signer.address), keys.balance_key(peer.address)),
+                )
                 h = data(tx.hash)
                 outcome = await rpc.send_raw_transaction(data(tx.raw), h)
                 self.hashes.append(h)

@@ -79,7 +79,9 @@ class Fault(_M):
     #: The proxy event counted by ``until_events`` (the toxic's own event, e.g. ``ws_cut``).
     event: str = "toxic_fired"
     component: str | None = None
-    action: Literal["kill", "stop", "start", "restart", "kill-restart", "pause", "resume"] | None = None
+    action: (
+        Literal["kill", "stop", "start", "restart", "kill-restart", "pause", "resume"] | None
+    ) = None
 
     def label(self) -> str:
         if self.component:
@@ -208,7 +210,9 @@ class Case:
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+        out[k] = (
+            _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+        )
     return out
 
 
@@ -223,7 +227,9 @@ def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[tuple[str
         elif err["type"] == "missing":
             out.append((key, "required"))
         else:
-            out.append((key, f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"))
+            out.append(
+                (key, f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})")
+            )
     return out
 
 
@@ -248,7 +254,9 @@ def cases(path: Path, profile: str) -> list[Case]:
     from lab.scenarios.workloads import REGISTRY, known_figure
 
     if profile not in PROFILES:
-        raise ScenarioError(str(path), [("profile", f"unknown profile {profile!r} (known: fast, full)")])
+        raise ScenarioError(
+            str(path), [("profile", f"unknown profile {profile!r} (known: fast, full)")]
+        )
     sf = load_file(path)
     problems: list[tuple[str, str]] = []
     out = []
@@ -261,7 +269,9 @@ def cases(path: Path, profile: str) -> list[Case]:
         if profile == "full" and v.full:
             unknown = set(v.full) - {"params", "faults", "expect", "signals", "lab"}
             for k in sorted(unknown):
-                problems.append((f"{where}.full.{k}", "unknown key (params, faults, expect, signals, lab)"))
+                problems.append(
+                    (f"{where}.full.{k}", "unknown key (params, faults, expect, signals, lab)")
+                )
             data = _merge(data, {k: v.full[k] for k in v.full if k not in unknown})
             if "faults" in v.full:
                 data["faults"] = v.full["faults"]
@@ -296,7 +306,12 @@ def cases(path: Path, profile: str) -> list[Case]:
             continue
         for j, f in enumerate(v2.faults):
             if (f.link is None) == (f.component is None):
-                problems.append((f"{where}.faults[{j}]", "give either link (with toxic) or component (with action)"))
+                problems.append(
+                    (
+                        f"{where}.faults[{j}]",
+                        "give either link (with toxic) or component (with action)",
+                    )
+                )
             elif f.link is not None and f.toxic is None:
                 problems.append((f"{where}.faults[{j}].toxic", "required with link"))
             elif f.component is not None and f.action is None:
@@ -316,8 +331,13 @@ def cases(path: Path, profile: str) -> list[Case]:
                     problems.append((key, str(exc)))
         for fig in v2.signals:
             if not known_figure(entry, params, fig):
-                problems.append((f"{where}.signals.{fig}", f"unknown figure for workload "
-                                                           f"{v2.workload!r} ({entry.describe_figures(params)})"))
+                problems.append(
+                    (
+                        f"{where}.signals.{fig}",
+                        f"unknown figure for workload {v2.workload!r} "
+                        f"({entry.describe_figures(params)})",
+                    )
+                )
         if v2.key_figure is not None and not known_figure(entry, params, v2.key_figure):
             problems.append((f"{where}.key_figure", f"unknown figure {v2.key_figure!r}"))
         for fig in re.findall(r"\{([^{}]+)\}", v2.summary or ""):

@@ -93,9 +93,12 @@ class Nemesis:
             if f.until_events is not None:
                 # for_s, if given, caps the wait: the sometimes-signal then tells whether it fired
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._until_events(f, name, seq0),
-                                           None if f.for_s is None else
-                                           self._at(f.at_s + f.for_s) - asyncio.get_running_loop().time())
+                    await asyncio.wait_for(
+                        self._until_events(f, name, seq0),
+                        None
+                        if f.for_s is None
+                        else self._at(f.at_s + f.for_s) - asyncio.get_running_loop().time(),
+                    )
             elif f.for_s is not None:
                 await self._sleep_until(self._at(f.at_s + f.for_s))
             else:
@@ -146,7 +149,9 @@ class Nemesis:
             window["ready_s"] = round(await self.lab.start_component(comp), 3)
             self._stopped.discard(comp)
         elif action in ("restart", "kill-restart"):
-            window["ready_s"] = round(await self.lab.restart(comp, kill=action == "kill-restart"), 3)
+            window["ready_s"] = round(
+                await self.lab.restart(comp, kill=action == "kill-restart"), 3
+            )
         elif action == "pause":
             await self.lab.pause(comp)
             self._paused.add(comp)

@@ -86,7 +86,9 @@ def summary(case: Case, figures: dict[str, Any], expectations: list[Expectation]
     else:
         text = f"{key} = {_fmt(value)}" if key else "no key figure"
     if never:
-        text += "; fault never fired: " + ", ".join(e.name.removeprefix("fault signal: ") for e in never)
+        text += "; fault never fired: " + ", ".join(
+            e.name.removeprefix("fault signal: ") for e in never
+        )
     elif failed:
         text += "; failed: " + ", ".join(f"{e.name} = {_fmt(e.observed)} (want {e.expected})"
                                          for e in failed[:3])
@@ -106,7 +108,10 @@ async def run_case(case: Case, *, start_lab: Callable[[LabSpec], Awaitable[Lab]]
     events: list[dict[str, Any]] = []
     spans: dict[str, LogSpan] = {}
     error: str | None = None
-    say(f"== scenario {case.id} ({case.profile}): {case.variant.description or case.scenario.description}")
+    say(
+        f"== scenario {case.id} ({case.profile}): "
+        f"{case.variant.description or case.scenario.description}"
+    )
     try:
         lab = await start_lab(case.spec)
         say(f"   lab {lab.run_id} seed {lab.seed} (replay: --lab-seed is the LabSpec seed)")

@@ -133,7 +133,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def request_key(request_type: str, name: str) -> str:
-    """``WS close 1006``, ``notify newHeads``, ``eth_blockNumber``, ``dubhe_sendTransaction:transfer``."""
+    """``WS close 1006``, ``notify newHeads``, ``eth_blockNumber``,
+    ``dubhe_sendTransaction:transfer``."""
     return name if name.startswith(request_type) else f"{request_type} {name}"
 
 
@@ -337,16 +338,16 @@ async def run_swarm(cfg: SwarmConfig, lab: LabHandle | None = None,
         events = await lab.fault_events()
         events_from = max((int(e["seq"]) for e in events), default=0)
     say(f"== swarm: {cfg.users} users ({', '.join(cfg.user_classes())}), shape {cfg.shape}, "
-        f"{cfg.duration:g} s, {cfg.processes} Locust process(es), seed {cfg.seed} -> "
-        f"{cfg.target}")
+        f"{cfg.duration:g} s, {cfg.processes} Locust process(es), seed {cfg.seed} -> {cfg.target}")
     sampler = CpuSampler()
     if lab is not None:
         for name, leader in _lab_processes(lab).items():
             sampler.add(name, leader)
     t0 = time.monotonic()
     started = time.time()
-    proc = await asyncio.create_subprocess_exec(*locust_argv(cfg), stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        *locust_argv(cfg), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
     with contextlib.suppress(psutil.Error):
         sampler.add("locust", psutil.Process(proc.pid))
     applied: list[tuple[str, str]] = []

@@ -13,7 +13,8 @@ Wiring (the node's server owns the adapters; nothing here reads config)::
         rng_seed=seed,              # None: random, logged and kept in ``eth.rng_seed``
         start_from=None,            # or a persisted head number: backfill from there on start
     )
-    await eth.start()               # returns at once; ``await eth.wait_ready(timeout_s)`` for the 1st head
+    await eth.start()               # returns at once
+    await eth.wait_ready(timeout_s) # optional: until the first head
     events = eth.listen()           # async iterator of NewHead | Reorg | L1Event | CodeUpgrade
     eth.head                        # Header(number, hash, parent_hash, timestamp_ms) or None
     await eth.get_code(address)     # RISC-V ELF bytes (b"" if none); works before start() too
@@ -35,7 +36,8 @@ next ``NewHead`` is ``fork_point.number + 1`` (or a fresh start if ``fork_point`
 
 Modules: :mod:`~node.adapters.follow` (pure following state machine), :mod:`~node.adapters.backoff`,
 :mod:`~node.adapters.health`, :mod:`~node.adapters.transport` (HTTP JSON-RPC with failover),
-:mod:`~node.adapters.base` (asyncio shell), :mod:`~node.adapters.ethereum`, :mod:`~node.adapters.sui`.
+:mod:`~node.adapters.base` (asyncio shell), :mod:`~node.adapters.ethereum`,
+:mod:`~node.adapters.sui`.
 """
 
 from node.adapters.backoff import BackoffPolicy

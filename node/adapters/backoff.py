@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class BackoffPolicy:
-    """Backoff parameters (config keys ``backoff_base_ms``, ``backoff_cap_ms``, ``backoff_factor``)."""
+    """Backoff parameters (config keys ``backoff_base_ms``, ``backoff_cap_ms``,
+    ``backoff_factor``)."""
 
     base_s: float = 0.1
     cap_s: float = 10.0
@@ -34,7 +35,11 @@ class BackoffPolicy:
 
     @classmethod
     def from_ms(
-        cls, base_ms: float = 100, cap_ms: float = 10_000, factor: float = 2.0, max_retry_after_ms: float = 30_000
+        cls,
+        base_ms: float = 100,
+        cap_ms: float = 10_000,
+        factor: float = 2.0,
+        max_retry_after_ms: float = 30_000,
     ) -> BackoffPolicy:
         """Build from millisecond config values (``[adapters.*] backoff_*_ms``)."""
         return cls(base_ms / 1000, cap_ms / 1000, factor, max_retry_after_ms / 1000)
@@ -73,7 +78,8 @@ class Backoff:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` (RFC 9110 10.2.3): delta-seconds or an HTTP-date; None if absent or invalid."""
+    """``Retry-After`` (RFC 9110 10.2.3): delta-seconds or an HTTP-date; None if absent or
+    invalid."""
     if value is None:
         return None
     value = value.strip()

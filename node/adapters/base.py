@@ -64,7 +64,11 @@ class EventStream:
             except asyncio.QueueFull:
                 self._queue.get_nowait()
                 self.dropped += 1
-                self._adapter.log.error("%s: listener is %d events behind; dropped the oldest", self._adapter.chain, self._queue.maxsize)
+                self._adapter.log.error(
+                    "%s: listener is %d events behind; dropped the oldest",
+                    self._adapter.chain,
+                    self._queue.maxsize,
+                )
 
     def __aiter__(self) -> EventStream:
         return self
@@ -76,7 +80,8 @@ class EventStream:
         return ev
 
     async def get(self, timeout_s: float | None = None) -> AdapterEvent:
-        """The next event; raises ``TimeoutError`` after ``timeout_s``, ``StopAsyncIteration`` when closed."""
+        """The next event; raises ``TimeoutError`` after ``timeout_s``, ``StopAsyncIteration`` when
+        closed."""
         async with asyncio.timeout(timeout_s):
             return await self.__anext__()
 
@@ -90,8 +95,10 @@ class ChainAdapter(abc.ABC):
 
     Parameters (all keyword-only after ``endpoints``; the first endpoint is the primary):
 
-    * ``backoff`` - :class:`~node.adapters.backoff.BackoffPolicy` for call retries and WS reconnects;
-    * ``rng_seed`` - seeds the jitter (``"<seed>:rpc"`` and ``"<seed>:ws"`` streams); None picks one,
+    * ``backoff`` - :class:`~node.adapters.backoff.BackoffPolicy` for call retries and WS
+      reconnects;
+    * ``rng_seed`` - seeds the jitter (``"<seed>:rpc"`` and ``"<seed>:ws"`` streams); None picks
+      one,
       logs it at start and keeps it in ``rng_seed`` so a run can be replayed;
     * ``request_timeout_s`` - per HTTP attempt (and WS handshake/subscribe);
     * ``call_attempts`` - rounds over all endpoints before a call raises ``AllEndpointsFailed``;
@@ -177,7 +184,12 @@ class ChainAdapter(abc.ABC):
             return
         self._running = True
         self.rpc.reopen()
-        self.log.info("%s adapter: %d endpoint(s), backoff rng seed=%d", self.chain, len(self.endpoints), self.rng_seed)
+        self.log.info(
+            "%s adapter: %d endpoint(s), backoff rng seed=%d",
+            self.chain,
+            len(self.endpoints),
+            self.rng_seed,
+        )
         self._tasks = [asyncio.create_task(self._sync_loop(), name=f"{self.chain}-sync"),
                        asyncio.create_task(self._poll_loop(), name=f"{self.chain}-poll")]
         if self.use_ws:
@@ -219,7 +231,8 @@ class ChainAdapter(abc.ABC):
         return s
 
     def add_listener(self, callback: Callable[[AdapterEvent], None]) -> None:
-        """Call ``callback(event)`` synchronously for each event (must not block; errors are logged)."""
+        """Call ``callback(event)`` synchronously for each event (must not block; errors are
+        logged)."""
         self._listeners.append(callback)
 
     def health(self) -> list[dict[str, object]]:
@@ -275,7 +288,8 @@ class ChainAdapter(abc.ABC):
 
     @abc.abstractmethod
     def _on_notification(self, result: Any) -> Header | None:
-        """A notification's result: a header to feed, or None to just poll (raise ValueError if malformed)."""
+        """A notification's result: a header to feed, or None to just poll (raise ValueError if
+        malformed)."""
 
     # ------------------------------------------------------------------ sync task
 
@@ -350,7 +364,9 @@ class ChainAdapter(abc.ABC):
                     "%s reorg: %d block(s) dropped, fork point %s", self.chain, len(a.dropped),
                     None if a.fork_point is None else a.fork_point.number,
                 )
-                self._emit(Reorg(self.chain, a.fork_point, a.dropped, self._reverted_code(a.dropped)))
+                self._emit(
+                    Reorg(self.chain, a.fork_point, a.dropped, self._reverted_code(a.dropped))
+                )
             elif isinstance(a, Dropped):
                 self.stats["duplicates" if a.reason == "duplicate" else "stale"] += 1
 
@@ -392,7 +408,9 @@ class ChainAdapter(abc.ABC):
         assert url is not None
         try:
             async with self.rpc.session.ws_connect(
-                url, heartbeat=self.ping_interval_s, timeout=aiohttp.ClientWSTimeout(ws_close=self.request_timeout_s),
+                url,
+                heartbeat=self.ping_interval_s,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self.request_timeout_s),
                 max_msg_size=16 << 20,
             ) as ws:
                 sub_ids = await self._ws_subscribe(ws, url)
@@ -409,7 +427,9 @@ class ChainAdapter(abc.ABC):
                     elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                         break
                 why = ws.exception() or "closed by the peer"
-                raise EndpointUnavailable(f"WebSocket closed (code {ws.close_code}): {why}", endpoint=url)
+                raise EndpointUnavailable(
+                    f"WebSocket closed (code {ws.close_code}): {why}", endpoint=url
+                )
         except TimeoutError:
             raise EndpointUnavailable("WebSocket timed out", endpoint=url) from None
         except (aiohttp.ClientError, OSError) as e:
@@ -427,7 +447,9 @@ class ChainAdapter(abc.ABC):
                     try:
                         obj = orjson.loads(msg.data)
                     except orjson.JSONDecodeError:
-                        raise MalformedResponse(f"invalid JSON answering {method}", endpoint=url) from None
+                        raise MalformedResponse(
+                            f"invalid JSON answering {method}", endpoint=url
+                        ) from None
                     if isinstance(obj, dict) and obj.get("id") == n:
                         break
             sid = result_of(obj, n, url)

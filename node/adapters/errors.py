@@ -30,9 +30,12 @@ class EndpointUnavailable(AdapterError):
 
 
 class RateLimited(AdapterError):
-    """HTTP 429; ``retry_after_s`` is the server's ``Retry-After`` (None if absent or unparsable)."""
+    """HTTP 429; ``retry_after_s`` is the server's ``Retry-After`` (None if absent or
+    unparsable)."""
 
-    def __init__(self, message: str, *, endpoint: str | None = None, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, endpoint: str | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message, endpoint=endpoint)
         self.retry_after_s = retry_after_s
 
@@ -40,20 +43,30 @@ class RateLimited(AdapterError):
 class ServerBusy(AdapterError):
     """HTTP 5xx or another non-200 status."""
 
-    def __init__(self, message: str, *, endpoint: str | None = None, status: int = 503, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status: int = 503,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message, endpoint=endpoint)
         self.status = status
         self.retry_after_s = retry_after_s
 
 
 class MalformedResponse(AdapterError):
-    """The body is not JSON, is truncated, has the wrong id or shape, or a result of the wrong type."""
+    """The body is not JSON, is truncated, has the wrong id or shape, or a result of the wrong
+    type."""
 
 
 class RpcFailure(AdapterError):
     """A well-formed JSON-RPC error response."""
 
-    def __init__(self, code: int, message: str, *, data: object = None, endpoint: str | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, *, data: object = None, endpoint: str | None = None
+    ) -> None:
         super().__init__(f"JSON-RPC error {code}: {message}", endpoint=endpoint)
         self.code = code
         self.rpc_message = message

@@ -69,13 +69,19 @@ class EthereumAdapter(ChainAdapter):
     chain = "ethereum"
 
     def __init__(
-        self, endpoints: Sequence[Endpoint], *, chain_id: int | None = None, batch_size: int = 50, **kw: Any
+        self,
+        endpoints: Sequence[Endpoint],
+        *,
+        chain_id: int | None = None,
+        batch_size: int = 50,
+        **kw: Any,
     ) -> None:
         super().__init__(endpoints, **kw)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.chain_id = chain_id
-        #: Blocks per JSON-RPC batch when backfilling; 1 sends single calls (providers without batches).
+        #: Blocks per JSON-RPC batch when backfilling; 1 sends single calls (providers without
+        #: batches).
         self.batch_size = batch_size
         self._chain_checked = chain_id is None
         self._bloom_empty: dict[str, bool] = {}
@@ -90,14 +96,18 @@ class EthereumAdapter(ChainAdapter):
 
     async def get_balance(self, address: bytes | str, block: int | str = "latest") -> int:
         tag = qty(block) if isinstance(block, int) else block
-        return await self.rpc.call("eth_getBalance", [_address(address), tag], lambda r: parse_qty(r))
+        return await self.rpc.call(
+            "eth_getBalance", [_address(address), tag], lambda r: parse_qty(r)
+        )
 
     async def get_chain_id(self) -> int:
         return await self.rpc.call("eth_chainId", [], lambda r: parse_qty(r))
 
     async def get_block(self, number: int | str = "latest") -> Header | None:
         tag = qty(number) if isinstance(number, int) else number
-        return await self.rpc.call("eth_getBlockByNumber", [tag, False], lambda r: None if r is None else self._parse(r))
+        return await self.rpc.call(
+            "eth_getBlockByNumber", [tag, False], lambda r: None if r is None else self._parse(r)
+        )
 
     # ------------------------------------------------------------------ ChainAdapter hooks
 
@@ -134,7 +144,9 @@ class EthereumAdapter(ChainAdapter):
                 calls: list[tuple[str, list[Any] | dict[str, Any]]] = [
                     ("eth_getBlockByNumber", [qty(n), False]) for n in nums
                 ]
-                got = await self.rpc.call_batch(calls, lambda r: None if r is None else self._parse(r))
+                got = await self.rpc.call_batch(
+                    calls, lambda r: None if r is None else self._parse(r)
+                )
             for h in got:
                 if h is None:
                     return out
@@ -148,10 +160,28 @@ class EthereumAdapter(ChainAdapter):
         logs = await self.rpc.call("eth_getLogs", [{"blockHash": header.hash}], _logs_of(header))
         out: list[AdapterEvent] = []
         for lg in logs:
-            out.append(L1Event(self.chain, f"{header.hash}:{lg['logIndex']}", lg["address"], lg["topic0"], header, lg["raw"]))
+            out.append(
+                L1Event(
+                    self.chain,
+                    f"{header.hash}:{lg['logIndex']}",
+                    lg["address"],
+                    lg["topic0"],
+                    header,
+                    lg["raw"],
+                )
+            )
             if lg["topic0"] in _CODE_TOPICS and len(lg["data"]) >= 64:
                 version = int.from_bytes(lg["data"][:32], "big")
-                out.append(CodeUpgrade(self.chain, lg["address"], lg["address"], version, data(lg["data"][32:64]), header))
+                out.append(
+                    CodeUpgrade(
+                        self.chain,
+                        lg["address"],
+                        lg["address"],
+                        version,
+                        data(lg["data"][32:64]),
+                        header,
+                    )
+                )
                 self._code_blocks.setdefault(header.number, []).append(lg["address"])
         for n in [n for n in self._code_blocks if n < header.number - self.follower.window]:
             del self._code_blocks[n]

@@ -24,7 +24,9 @@ class Endpoint:
             raise ValueError(f"ws_url must be ws(s): {self.ws_url!r}")
 
 
-def endpoint_list(rpc_url: str | None, ws_url: str | None = None, fallbacks: Iterable[object] = ()) -> list[Endpoint]:
+def endpoint_list(
+    rpc_url: str | None, ws_url: str | None = None, fallbacks: Iterable[object] = ()
+) -> list[Endpoint]:
     """The primary (``rpc_url``/``ws_url``) then each fallback, as config lists them.
 
     A fallback is anything with ``rpc_url``/``ws_url`` attributes (a config model) or keys (a dict).
@@ -55,7 +57,8 @@ class Header:
 
 @dataclass(frozen=True, slots=True)
 class NewHead:
-    """``header`` joined the canonical chain; emitted in strictly increasing order between reorgs."""
+    """``header`` joined the canonical chain; emitted in strictly increasing order between
+    reorgs."""
 
     chain: str
     header: Header

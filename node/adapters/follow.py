@@ -3,7 +3,8 @@
 The :class:`Follower` is fed headers (from a subscription or a poll of "latest") and canonical
 header ranges it asked for; it answers with *actions* the shell carries out in order:
 
-* :class:`Advance` - this header joins the chain (always ``head.number + 1``, linked by parent hash);
+* :class:`Advance` - this header joins the chain (always ``head.number + 1``, linked by parent
+  hash);
 * :class:`Rollback` - headers above ``fork_point`` left the chain (newest first);
 * :class:`Fetch` - fetch canonical headers ``first..last`` by number and pass them, ascending, to
   :meth:`Follower.on_fetched` before feeding anything else;
@@ -56,7 +57,8 @@ Action = Advance | Rollback | Fetch | Dropped
 
 
 class Follower:
-    """Follows one chain. ``window``: headers kept for reorg detection; ``max_fetch``: range size."""
+    """Follows one chain. ``window``: headers kept for reorg detection; ``max_fetch``: range
+    size."""
 
     def __init__(self, *, window: int = 256, max_fetch: int = 64, walk_start: int = 4) -> None:
         if window < 2 or max_fetch < 1 or walk_start < 1:
@@ -115,15 +117,21 @@ class Follower:
         return self._extend([header])
 
     def on_fetched(self, headers: list[Header]) -> list[Action]:
-        """Canonical headers for the outstanding :class:`Fetch`, ascending (fewer if the peer has fewer)."""
+        """Canonical headers for the outstanding :class:`Fetch`, ascending (fewer if the peer has
+        fewer)."""
         req, self.awaiting = self.awaiting, None
         pending, self._pending = self._pending, []
         if req is None or not headers or not _linked(headers) or headers[0].number != req.first:
-            # nothing usable (the peer lost them, or answered inconsistently): the next header retries
+            # nothing usable (the peer lost them, or answered inconsistently): the next header
+            # retries
             self._walk = self._walk_start
             self._target = None
             return []
-        if pending and headers[-1].number + 1 == pending[0].number and headers[-1].hash == pending[0].parent_hash:
+        if (
+            pending
+            and headers[-1].number + 1 == pending[0].number
+            and headers[-1].hash == pending[0].parent_hash
+        ):
             actions = self._extend(headers + pending)
         else:
             # a gap chunk, or the peer's chain moved under a walk-back: take what is canonical now
@@ -140,7 +148,8 @@ class Follower:
         return []
 
     def truncate(self, number: int) -> None:
-        """Forget headers above ``number`` without a rollback event (the shell failed to apply them)."""
+        """Forget headers above ``number`` without a rollback event (the shell failed to apply
+        them)."""
         for n in [n for n in self._chain if n > number]:
             del self._chain[n]
         self._pending = []
@@ -160,7 +169,8 @@ class Follower:
             return []
         first = seg[0]
         if first.number > head.number + 1:
-            # a gap: backfill by number from our head up to seg's end, in chunks (seg is only a hint)
+            # a gap: backfill by number from our head up to seg's end, in chunks (seg is only a
+            # hint)
             self._target = max(self._target or 0, seg[-1].number)
             return self._continue()
         parent = first.number - 1

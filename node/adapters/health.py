@@ -45,7 +45,8 @@ class EndpointHealth:
         return now >= self.cooldown_until
 
     def effective_score(self, now: float, recovery_s: float) -> float:
-        """The score, healing towards 1 with time since the last failure (half-way per ``recovery_s``),
+        """The score, healing towards 1 with time since the last failure (half-way per
+        ``recovery_s``),
         so a recovered primary that gets no traffic while degraded still wins it back."""
         if self.score >= 1.0 or self.last_failure_at == 0.0:
             return self.score
@@ -91,7 +92,10 @@ class HealthBook:
         ready = [e for e in pool if e.available(now)]
         score = {e.index: e.effective_score(now, self.recovery_s) for e in pool}
         healthy = [e for e in ready if score[e.index] >= self.healthy_score]
-        weak = sorted((e for e in ready if score[e.index] < self.healthy_score), key=lambda e: (-score[e.index], e.index))
+        weak = sorted(
+            (e for e in ready if score[e.index] < self.healthy_score),
+            key=lambda e: (-score[e.index], e.index),
+        )
         resting = sorted((e for e in pool if not e.available(now)), key=lambda e: e.cooldown_until)
         return healthy + weak + resting
 
@@ -115,7 +119,9 @@ class HealthBook:
         e.last_error = error
         e.score -= self.alpha * e.score
         e.last_failure_at = self.clock()
-        rest = min(self.cooldown_cap_s, self.cooldown_base_s * 2 ** min(e.consecutive_failures - 1, 32))
+        rest = min(
+            self.cooldown_cap_s, self.cooldown_base_s * 2 ** min(e.consecutive_failures - 1, 32)
+        )
         e.cooldown_until = self.clock() + rest
 
     def limit(self, e: EndpointHealth, retry_after_s: float, error: str) -> None:

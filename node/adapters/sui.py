@@ -98,7 +98,9 @@ class SuiAdapter(ChainAdapter):
     ) -> None:
         super().__init__(endpoints, poll_interval_s=poll_interval_s, **kw)
         if network_type not in ("Mainnet", "Testnet", "Devnet", "Localnet"):
-            raise ValueError(f"network_type must be Mainnet, Testnet, Devnet or Localnet, not {network_type!r}")
+            raise ValueError(
+                f"network_type must be Mainnet, Testnet, Devnet or Localnet, not {network_type!r}"
+            )
         self.network_type = network_type
         self.package_ids = tuple(normalize_id(p) for p in package_ids)
         self.registry = normalize_id(registry)
@@ -112,7 +114,9 @@ class SuiAdapter(ChainAdapter):
     async def get_package_modules(self, package_id: str) -> dict[str, bytes]:
         """Module name → bytes (Dubhe RISC-V ELF) of a package; raises :class:`CodeNotFound`."""
         pid = normalize_id(package_id)
-        res = await self.rpc.call("sui_getObject", [pid, {"showBcs": True, "showType": True}], _object)
+        res = await self.rpc.call(
+            "sui_getObject", [pid, {"showBcs": True, "showType": True}], _object
+        )
         if "error" in res:
             raise CodeNotFound(f"package {pid}: {res['error']}")
         bcs = res["data"].get("bcs")
@@ -133,7 +137,9 @@ class SuiAdapter(ChainAdapter):
         return await self.rpc.call("suix_getBalance", [normalize_id(owner), coin_type], parse)
 
     async def latest_checkpoint(self) -> int:
-        return await self.rpc.call("sui_getLatestCheckpointSequenceNumber", [], lambda r: _u64(r, "sequence number"))
+        return await self.rpc.call(
+            "sui_getLatestCheckpointSequenceNumber", [], lambda r: _u64(r, "sequence number")
+        )
 
     # ------------------------------------------------------------------ ChainAdapter hooks
 
@@ -163,7 +169,9 @@ class SuiAdapter(ChainAdapter):
     async def _after_sync(self) -> list[AdapterEvent]:
         if not self._cursor_ready:
             # start from now: the newest existing event is the cursor
-            data, _, _ = await self.rpc.call("suix_queryEvents", [self._filter, None, 1, True], _page)
+            data, _, _ = await self.rpc.call(
+                "suix_queryEvents", [self._filter, None, 1, True], _page
+            )
             self._cursor = data[0]["id"] if data else None
             self._cursor_ready = True
             return []
@@ -178,7 +186,11 @@ class SuiAdapter(ChainAdapter):
                     raise
                 # the cursor's transaction is gone (only a reorging mock does this; Sui is final):
                 # restart from the newest event, so events between may be missed - say so loudly
-                self.log.error("sui: event cursor %s rejected (%s); restarting from the newest event", self._cursor, e)
+                self.log.error(
+                    "sui: event cursor %s rejected (%s); restarting from the newest event",
+                    self._cursor,
+                    e,
+                )
                 self._cursor_ready = False
                 return out
 
@@ -208,7 +220,9 @@ class SuiAdapter(ChainAdapter):
         if len(self._seen) > 4096:
             for k in list(self._seen)[:1024]:
                 del self._seen[k]
-        out: list[AdapterEvent] = [L1Event(self.chain, key, str(ev.get("packageId", "")), etype, None, ev)]
+        out: list[AdapterEvent] = [
+            L1Event(self.chain, key, str(ev.get("packageId", "")), etype, None, ev)
+        ]
         if etype.rsplit("::", 1)[-1] in ("CodePublished", "CodeUpgraded"):
             try:
                 pj = ev["parsedJson"]

@@ -48,21 +48,31 @@ def decode_response(body: bytes, expected_id: int, *, endpoint: str | None = Non
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        raise MalformedResponse(f"invalid JSON ({e}); body starts {body[:60]!r}", endpoint=endpoint) from None
+        raise MalformedResponse(
+            f"invalid JSON ({e}); body starts {body[:60]!r}", endpoint=endpoint
+        ) from None
     return result_of(obj, expected_id, endpoint)
 
 
 def result_of(obj: object, expected_id: int, endpoint: str | None) -> Any:
-    """The ``result`` of a decoded response object; raises ``MalformedResponse`` or ``RpcFailure``."""
+    """The ``result`` of a decoded response object; raises ``MalformedResponse`` or
+    ``RpcFailure``."""
     if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0":
         raise MalformedResponse("not a JSON-RPC 2.0 response object", endpoint=endpoint)
     if "error" in obj:
         err = obj["error"]
         if not isinstance(err, dict) or not isinstance(err.get("code"), int):
-            raise MalformedResponse("error member is not a JSON-RPC error object", endpoint=endpoint)
-        raise RpcFailure(err["code"], str(err.get("message", "")), data=err.get("data"), endpoint=endpoint)
+            raise MalformedResponse(
+                "error member is not a JSON-RPC error object", endpoint=endpoint
+            )
+        raise RpcFailure(
+            err["code"], str(err.get("message", "")), data=err.get("data"), endpoint=endpoint
+        )
     if obj.get("id") != expected_id:
-        raise MalformedResponse(f"response id {obj.get('id')!r} does not match request id {expected_id}", endpoint=endpoint)
+        raise MalformedResponse(
+            f"response id {obj.get('id')!r} does not match request id {expected_id}",
+            endpoint=endpoint,
+        )
     if "result" not in obj:
         raise MalformedResponse("response has neither result nor error", endpoint=endpoint)
     return obj["result"]
@@ -102,7 +112,8 @@ class RpcClient:
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The pooled session, created on first use; raises ``AdapterStopped`` after :meth:`close`."""
+        """The pooled session, created on first use; raises ``AdapterStopped`` after
+        :meth:`close`."""
         if self._closed:
             raise AdapterStopped("the adapter's connections are closed (stopped)")
         if self._session is None or self._session.closed:
@@ -120,8 +131,11 @@ class RpcClient:
             await self._session.close()
             self._session = None
 
-    async def call(self, method: str, params: list[Any] | dict[str, Any], parse: Callable[[Any], T]) -> T:
-        """Call ``method`` with failover; ``parse`` validates the result (a ``ValueError``/``TypeError``/
+    async def call(
+        self, method: str, params: list[Any] | dict[str, Any], parse: Callable[[Any], T]
+    ) -> T:
+        """Call ``method`` with failover; ``parse`` validates the result (a
+        ``ValueError``/``TypeError``/
         ``KeyError`` there counts as a malformed response from that endpoint)."""
         results = await self._with_failover([(method, params)], lambda rs: [parse(rs[0])])
         return results[0]
@@ -153,9 +167,15 @@ class RpcClient:
                     try:
                         out = parse(raw)
                     except (ValueError, TypeError, KeyError, IndexError) as e:
-                        raise MalformedResponse(f"unexpected result shape for {what}: {e}", endpoint=url) from None
+                        raise MalformedResponse(
+                            f"unexpected result shape for {what}: {e}", endpoint=url
+                        ) from None
                 except RateLimited as e:
-                    ra = e.retry_after_s if e.retry_after_s is not None else self.policy.ceiling(attempt)
+                    ra = (
+                        e.retry_after_s
+                        if e.retry_after_s is not None
+                        else self.policy.ceiling(attempt)
+                    )
                     ra = min(ra, self.policy.max_retry_after_s)
                     retry_after = ra if retry_after is None else min(retry_after, ra)
                     self.health.limit(eh, ra, str(e))
@@ -164,7 +184,8 @@ class RpcClient:
                     continue
                 except RpcFailure as e:
                     if not e.retryable:
-                        # a deterministic answer about our request: another endpoint would say the same
+                        # a deterministic answer about our request: another endpoint would say the
+                        # same
                         self.health.success(eh, time.monotonic() - started)
                         raise
                     self.health.failure(eh, str(e))
@@ -183,7 +204,12 @@ class RpcClient:
             if attempt + 1 < self.attempts:
                 delay = backoff.next_delay(retry_after)
                 self.retry_delays.append(delay)
-                self.log.info("%s: every endpoint failed (round %d); retrying in %.3fs", what, attempt + 1, delay)
+                self.log.info(
+                    "%s: every endpoint failed (round %d); retrying in %.3fs",
+                    what,
+                    attempt + 1,
+                    delay,
+                )
                 await self._sleep(delay)
         raise AllEndpointsFailed(f"{what} failed on every endpoint {self.attempts} times", last)
 
@@ -194,7 +220,9 @@ class RpcClient:
         level = logging.ERROR if isinstance(e, MalformedResponse) else logging.WARNING
         self.log.log(level, "%s: %s: %s", what, kind, e)
 
-    async def _post(self, eh: EndpointHealth, calls: list[tuple[str, list[Any] | dict[str, Any]]]) -> list[Any]:
+    async def _post(
+        self, eh: EndpointHealth, calls: list[tuple[str, list[Any] | dict[str, Any]]]
+    ) -> list[Any]:
         url = eh.endpoint.rpc_url
         ids = [next(self._ids) for _ in calls]
         reqs = [jsonrpc.request(m, p, i) for (m, p), i in zip(calls, ids, strict=True)]
@@ -208,13 +236,17 @@ class RpcClient:
                 status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         except TimeoutError:
-            raise EndpointUnavailable(f"no answer within {self.request_timeout_s}s", endpoint=url) from None
+            raise EndpointUnavailable(
+                f"no answer within {self.request_timeout_s}s", endpoint=url
+            ) from None
         except (aiohttp.ClientError, OSError) as e:
             raise EndpointUnavailable(f"{type(e).__name__}: {e}", endpoint=url) from None
         if status == 429:
             raise RateLimited("HTTP 429 Too Many Requests", endpoint=url, retry_after_s=retry_after)
         if status != 200:
-            raise ServerBusy(f"HTTP {status}", endpoint=url, status=status, retry_after_s=retry_after)
+            raise ServerBusy(
+                f"HTTP {status}", endpoint=url, status=status, retry_after_s=retry_after
+            )
         if len(reqs) == 1:
             return [decode_response(payload, ids[0], endpoint=url)]
         try:

@@ -67,7 +67,8 @@ class Mempool:
         return len(self._entries)
 
     def submit(self, raw: bytes) -> bytes:
-        """Admit a raw signed transaction; returns its hash. Raises InvalidTransaction/LimitExceeded."""
+        """Admit a raw signed transaction; returns its hash. Raises
+        InvalidTransaction/LimitExceeded."""
         return self.submit_tx(Transaction.decode(raw))
 
     def submit_tx(self, tx: Transaction) -> bytes:
@@ -78,9 +79,13 @@ class Mempool:
         tx.verify_signature()
         expected = self.next_nonce(tx.sender)
         if tx.nonce < expected:
-            raise InvalidTransaction("nonce_too_low", f"nonce {tx.nonce} already used (next is {expected}): replay")
+            raise InvalidTransaction(
+                "nonce_too_low", f"nonce {tx.nonce} already used (next is {expected}): replay"
+            )
         if tx.nonce > expected:
-            raise InvalidTransaction("nonce_gap", f"nonce {tx.nonce} leaves a gap (next is {expected})")
+            raise InvalidTransaction(
+                "nonce_gap", f"nonce {tx.nonce} leaves a gap (next is {expected})"
+            )
         if len(self._entries) >= self.max_txs:
             raise LimitExceeded(f"mempool full ({self.max_txs} transactions)")
         entry = PoolEntry(self._seq, tx)

@@ -40,12 +40,17 @@ class BlockProducer:
             return head
         acc = self.store.next_accumulator(writes)
 
-        header = BlockHeader(0, ZERO_HASH, timestamp_ms, list_root([]), list_root([]), root_of(acc), 0, 0)
+        header = BlockHeader(
+            0, ZERO_HASH, timestamp_ms, list_root([]), list_root([]), root_of(acc), 0, 0
+        )
         self.store.commit_block(header, [], [], writes, acc, [])
         return header
 
     def build(
-        self, entries: list[PoolEntry], now_ms: int, system_writes: Mapping[bytes, bytes | None] | None = None
+        self,
+        entries: list[PoolEntry],
+        now_ms: int,
+        system_writes: Mapping[bytes, bytes | None] | None = None,
     ) -> ProducedBlock:
         """Execute ``entries`` on top of committed state and commit the block.
 
@@ -84,7 +89,12 @@ class BlockProducer:
             gas_used=sum(r.gas_used for r in receipts),
         )
         self.store.commit_block(
-            header, [(tx.hash, tx.raw) for tx in txs], receipts, writes, acc, [e.seq for e in entries],
+            header,
+            [(tx.hash, tx.raw) for tx in txs],
+            receipts,
+            writes,
+            acc,
+            [e.seq for e in entries],
             stats=orjson.dumps(result.stats.as_dict()),
         )
         return ProducedBlock(header, tuple(txs), tuple(receipts), result.stats)

@@ -50,7 +50,9 @@ class Event:
 
     @staticmethod
     def read(r: Reader) -> Event:
-        return Event(r.raw(20, "event.address"), r.bytes_list("event.topics", 4, 32), r.bytes_("event.data"))
+        return Event(
+            r.raw(20, "event.address"), r.bytes_list("event.topics", 4, 32), r.bytes_("event.data")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,9 @@ class Receipt:
 
     @staticmethod
     def from_outcome(tx_hash: bytes, number: int, index: int, o: TxOutcome) -> Receipt:
-        return Receipt(tx_hash, number, index, o.status, o.gas_used, o.return_data, o.events, o.reason)
+        return Receipt(
+            tx_hash, number, index, o.status, o.gas_used, o.return_data, o.events, o.reason
+        )
 
 
 @dataclass(slots=True)
@@ -157,7 +161,9 @@ class BlockStats:
     #: The adaptive gate's choice for this block (node.scheduler.adaptive): "parallel" or
     #: "sequential"; "" when the strategy is not gated (Serial, or adaptive = false).
     mode: str = ""
-    gain: float = 0.0  # measured speed of the parallel path vs block order in this block (0: not measured)
+    gain: float = (
+        0.0  # measured speed of the parallel path vs block order in this block (0: not measured)
+    )
 
     @property
     def parallel_efficiency(self) -> float:

@@ -95,7 +95,9 @@ class Transaction:
         Raises :class:`InvalidTransaction` whose cause names the problem.
         """
         if len(raw) > MAX_TX_BYTES:
-            raise InvalidTransaction("oversize", f"{len(raw)} bytes exceed the maximum {MAX_TX_BYTES}")
+            raise InvalidTransaction(
+                "oversize", f"{len(raw)} bytes exceed the maximum {MAX_TX_BYTES}"
+            )
         try:
             r = Reader(raw)
             version = r.u8("version")
@@ -122,7 +124,9 @@ class Transaction:
     def check_fields(self) -> None:
         """Field-level rules beyond the encoding; raises :class:`InvalidTransaction`."""
         if not _METHOD_RE.match(self.method):
-            raise InvalidTransaction("malformed", "method: must be an identifier [A-Za-z_][A-Za-z0-9_]*")
+            raise InvalidTransaction(
+                "malformed", "method: must be an identifier [A-Za-z_][A-Za-z0-9_]*"
+            )
         if not 0 < self.gas_limit <= MAX_GAS_LIMIT:
             raise InvalidTransaction("malformed", f"gas_limit: must be 1..{MAX_GAS_LIMIT}")
         for name, ks in (("read_set", self.read_set), ("write_set", self.write_set)):
@@ -146,7 +150,11 @@ class Transaction:
 
     @cached_property
     def _reads(self) -> frozenset[bytes]:
-        return frozenset(self.read_set) | frozenset(self.write_set) | frozenset(keys.implicit_keys(self.sender))
+        return (
+            frozenset(self.read_set)
+            | frozenset(self.write_set)
+            | frozenset(keys.implicit_keys(self.sender))
+        )
 
     @cached_property
     def _writes(self) -> frozenset[bytes]:

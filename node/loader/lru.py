@@ -35,7 +35,9 @@ class ProgramLRU:
         self._items[h] = program
         self.bytes += program.footprint
         evicted: list[bytes] = []
-        while len(self._items) > 1 and (len(self._items) > self.max_entries or self.bytes > self.max_bytes):
+        while len(self._items) > 1 and (
+            len(self._items) > self.max_entries or self.bytes > self.max_bytes
+        ):
             old_h, old = self._items.popitem(last=False)
             self.bytes -= old.footprint
             self.evictions += 1

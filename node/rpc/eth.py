@@ -75,16 +75,22 @@ def block_obj(h: BlockHeader, txs: list[Transaction] | list[bytes], full: bool) 
     """``txs``: the block's transactions (full=True) or their hashes (full=False)."""
     b = header_obj(h)
     b["totalDifficulty"] = "0x0"
-    b["size"] = qty(len(h.encode()) + sum(len(t.raw) if isinstance(t, Transaction) else 0 for t in txs))
+    b["size"] = qty(
+        len(h.encode()) + sum(len(t.raw) if isinstance(t, Transaction) else 0 for t in txs)
+    )
     if full:
-        b["transactions"] = [tx_obj(t, h, i) for i, t in enumerate(txs) if isinstance(t, Transaction)]
+        b["transactions"] = [
+            tx_obj(t, h, i) for i, t in enumerate(txs) if isinstance(t, Transaction)
+        ]
     else:
         b["transactions"] = [data(t.hash if isinstance(t, Transaction) else t) for t in txs]
     b["uncles"] = []
     return b
 
 
-def log_obj(ev: Event, h: BlockHeader, tx_hash: bytes, tx_index: int, log_index: int) -> dict[str, Any]:
+def log_obj(
+    ev: Event, h: BlockHeader, tx_hash: bytes, tx_index: int, log_index: int
+) -> dict[str, Any]:
     return {
         "address": data(ev.address),
         "topics": [data(t) for t in ev.topics],
@@ -112,7 +118,10 @@ def receipt_obj(
         "gasUsed": qty(rc.gas_used),
         "effectiveGasPrice": "0x0",
         "contractAddress": None,
-        "logs": [log_obj(ev, h, rc.tx_hash, rc.index, first_log_index + i) for i, ev in enumerate(rc.events)],
+        "logs": [
+            log_obj(ev, h, rc.tx_hash, rc.index, first_log_index + i)
+            for i, ev in enumerate(rc.events)
+        ],
         "logsBloom": ZERO_BLOOM,
         "status": "0x1" if rc.status == TxStatus.SUCCESS else "0x0",
         "type": "0x0",
@@ -132,7 +141,11 @@ def dubhe_receipt_obj(rc: Receipt) -> dict[str, Any]:
         "gasUsed": rc.gas_used,
         "returnData": data(rc.return_data),
         "events": [
-            {"address": data(e.address), "topics": [data(t) for t in e.topics], "data": data(e.data)}
+            {
+                "address": data(e.address),
+                "topics": [data(t) for t in e.topics],
+                "data": data(e.data),
+            }
             for e in rc.events
         ],
         "reason": rc.reason,

@@ -87,15 +87,21 @@ def _one(obj: object) -> Request | bytes:
     id_ = obj.get("id")
     has_id = "id" in obj
     if has_id and id_ is not None and (not isinstance(id_, _VALID_ID) or isinstance(id_, bool)):
-        return error(None, errors.INVALID_REQUEST, "invalid request: id must be a string, number or null")
+        return error(
+            None, errors.INVALID_REQUEST, "invalid request: id must be a string, number or null"
+        )
     if obj.get("jsonrpc") != "2.0":
         return error(id_, errors.INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"')
     method = obj.get("method")
     if not isinstance(method, str) or not method:
-        return error(id_, errors.INVALID_REQUEST, 'invalid request: "method" must be a non-empty string')
+        return error(
+            id_, errors.INVALID_REQUEST, 'invalid request: "method" must be a non-empty string'
+        )
     params = obj.get("params", [])
     if not isinstance(params, list | dict):
-        return error(id_, errors.INVALID_REQUEST, 'invalid request: "params" must be an array or object')
+        return error(
+            id_, errors.INVALID_REQUEST, 'invalid request: "params" must be an array or object'
+        )
     return Request(method, params, id_, not has_id)
 
 
@@ -107,12 +113,18 @@ def parse(body: bytes, *, max_batch: int = 100) -> Parsed:
         return Parsed([], False, error(None, errors.PARSE_ERROR, "parse error: invalid JSON"))
     if isinstance(obj, list):
         if not obj:
-            return Parsed([], True, error(None, errors.INVALID_REQUEST, "invalid request: empty batch"))
+            return Parsed(
+                [], True, error(None, errors.INVALID_REQUEST, "invalid request: empty batch")
+            )
         if len(obj) > max_batch:
             return Parsed(
                 [],
                 True,
-                error(None, errors.LIMIT_EXCEEDED, f"batch of {len(obj)} requests exceeds the limit of {max_batch}"),
+                error(
+                    None,
+                    errors.LIMIT_EXCEEDED,
+                    f"batch of {len(obj)} requests exceeds the limit of {max_batch}",
+                ),
             )
         return Parsed([_one(o) for o in obj], True)
     return Parsed([_one(obj)], False)
@@ -157,4 +169,6 @@ class Params:
 
     def max_count(self, n: int) -> None:
         if isinstance(self._raw, list) and len(self._raw) > n:
-            raise errors.InvalidParams(f"too many parameters: expected at most {n}, got {len(self._raw)}")
+            raise errors.InvalidParams(
+                f"too many parameters: expected at most {n}, got {len(self._raw)}"
+            )

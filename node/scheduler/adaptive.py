@@ -22,7 +22,8 @@ The gate keeps an exponentially weighted gain. While it is >= 1 blocks run in pa
 they run in order, and the gate probes parallel again after 4, 8, ... up to 128 blocks (a
 losing probe costs one slower block, so probing costs a few percent at most), or at once when
 the sequential cost per transaction has moved by more than 2x for 3 blocks in a row (the
-workload changed: compute-heavy calls arrived; blocks of under 16 transactions do not count). The first parallel block after start is a warm-up (worker pools start, VM
+workload changed: compute-heavy calls arrived; blocks of under 16 transactions do not count). The
+first parallel block after start is a warm-up (worker pools start, VM
 instances warm) and is not measured.
 
 Outcomes never depend on the choice: both paths produce Serial's outcomes and write set (the
@@ -87,7 +88,9 @@ class ParallelGate:
 
     def __post_init__(self) -> None:
         if self.force not in (None, PARALLEL, SEQUENTIAL):
-            raise ValueError(f"force must be {PARALLEL!r}, {SEQUENTIAL!r} or None, not {self.force!r}")
+            raise ValueError(
+                f"force must be {PARALLEL!r}, {SEQUENTIAL!r} or None, not {self.force!r}"
+            )
         self._backoff = self.first_backoff
 
     @property
@@ -167,7 +170,9 @@ class Adaptive:
     are the wrapped strategy's; ``inner`` is the strategy itself and ``gate`` its gate.
     """
 
-    def __init__(self, inner: BlockExecutor, executor: TxExecutor, gate: ParallelGate | None = None) -> None:
+    def __init__(
+        self, inner: BlockExecutor, executor: TxExecutor, gate: ParallelGate | None = None
+    ) -> None:
         self.inner = inner
         self.executor = executor
         self.gate = gate if gate is not None else ParallelGate()

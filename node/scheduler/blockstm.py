@@ -430,7 +430,9 @@ class AptosBlockSTM:
 
     name = "AptosBlockSTM"
 
-    def __init__(self, executor: TxExecutor, workers: int = 1, *, window: int | None = None) -> None:
+    def __init__(
+        self, executor: TxExecutor, workers: int = 1, *, window: int | None = None
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.executor = executor

@@ -93,7 +93,9 @@ def build(txs: Sequence[Transaction], decl: Sequence[Declared]) -> Dag:
                 elif k not in owner:
                     owner[k] = sender
     fast = sum(
-        1 for ro, ws in decl if all(owner[k] is not None for k in ro) and all(owner[k] is not None for k in ws)
+        1
+        for ro, ws in decl
+        if all(owner[k] is not None for k in ro) and all(owner[k] is not None for k in ws)
     )
     counts: dict[int, int] = {}
     for lv in level:
@@ -105,7 +107,8 @@ class SuiObjectDAG(SubstrateStrategy):
     """Object-DAG execution over a substrate of ``workers`` threads or processes.
 
     ``executor_factory`` is needed only for ``substrate="processes"``. ``min_chunk`` overrides
-    the substrate's smallest dispatched chunk (tests use 1 to force every set onto workers). ``last_dag`` keeps the
+    the substrate's smallest dispatched chunk (tests use 1 to force every set onto workers).
+    ``last_dag`` keeps the
     last block's DAG shape (including the owned-only fast-path count) for diagnostics.
     """
 

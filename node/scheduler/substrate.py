@@ -328,7 +328,13 @@ class Processes:
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
-        self._procs, self._conns, self._outboxes, self._feeders, self._outstanding = [], [], [], [], []
+        self._procs, self._conns, self._outboxes, self._feeders, self._outstanding = (
+            [],
+            [],
+            [],
+            [],
+            [],
+        )
 
 
 def _feed(box: queue.SimpleQueue[object], conn: multiprocessing.connection.Connection) -> None:

@@ -122,13 +122,21 @@ class Dispatcher:
         if not known:
             return self._err(req.id, MethodNotFound(f"method not found: {method}"))
         if method in self._ws_only and call.transport != "ws":
-            return self._err(req.id, MethodUnavailable(f"{method} is only available over WebSocket"))
+            return self._err(
+                req.id, MethodUnavailable(f"{method} is only available over WebSocket")
+            )
         if method in self._admin:
             if not call.admin:
                 self.metrics.unauthorized.inc()
-                self.audit.record("auth_failure", peer=call.peer, request_id=call.request_id, method=method)
-                return self._err(req.id, Unauthorized("unauthorized: admin methods need a valid bearer token"))
-            self.audit.record("admin_call", peer=call.peer, request_id=call.request_id, method=method)
+                self.audit.record(
+                    "auth_failure", peer=call.peer, request_id=call.request_id, method=method
+                )
+                return self._err(
+                    req.id, Unauthorized("unauthorized: admin methods need a valid bearer token")
+                )
+            self.audit.record(
+                "admin_call", peer=call.peer, request_id=call.request_id, method=method
+            )
         return None
 
     def _call_sync(self, req: jsonrpc.Request, call: Call) -> bytes:
@@ -150,8 +158,12 @@ class Dispatcher:
         if isinstance(e, NodeError):
             return self._err(req.id, e)
         if isinstance(e, TimeoutError):
-            return self._err(req.id, LimitExceeded(f"request timed out after {self.timeout_s * 1000:.0f} ms"))
-        log.error("internal error in %s", req.method, exc_info=e, extra={"request_id": call.request_id})
+            return self._err(
+                req.id, LimitExceeded(f"request timed out after {self.timeout_s * 1000:.0f} ms")
+            )
+        log.error(
+            "internal error in %s", req.method, exc_info=e, extra={"request_id": call.request_id}
+        )
         return self._err(req.id, LocalError(f"internal error (request id {call.request_id})"))
 
 

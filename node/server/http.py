@@ -83,13 +83,19 @@ class HttpShell:
 
     def _too_big(self) -> web.Response:
         self.node_metrics.errors.labels(str(errors.LIMIT_EXCEEDED)).inc()
-        body = jsonrpc.error(None, errors.LIMIT_EXCEEDED, f"request body exceeds the limit of {self.max_body} bytes")
+        body = jsonrpc.error(
+            None, errors.LIMIT_EXCEEDED, f"request body exceeds the limit of {self.max_body} bytes"
+        )
         return web.Response(status=413, body=body, content_type=_JSON)
 
     async def health(self, request: web.Request) -> web.Response:
         st = self.node_health()
-        return web.Response(body=orjson.dumps(st), content_type=_JSON, status=200 if st["status"] == "ok" else 503)
+        return web.Response(
+            body=orjson.dumps(st), content_type=_JSON, status=200 if st["status"] == "ok" else 503
+        )
 
     async def metrics(self, request: web.Request) -> web.Response:
         self.refresh_gauges()
-        return web.Response(body=self.node_metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        return web.Response(
+            body=self.node_metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"}
+        )

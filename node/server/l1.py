@@ -76,7 +76,12 @@ class Loaded:
     code_hash: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"chain": self.chain, "location": self.location, "version": self.version, "codeHash": self.code_hash}
+        return {
+            "chain": self.chain,
+            "location": self.location,
+            "version": self.version,
+            "codeHash": self.code_hash,
+        }
 
 
 class L1Service:
@@ -101,17 +106,23 @@ class L1Service:
         e, s = cfg.adapters.ethereum, cfg.adapters.sui
         if e is not None:
             self.adapters["ethereum"] = EthereumAdapter(
-                endpoint_list(e.rpc_url, e.ws_url, e.endpoints), chain_id=e.chain_id,
-                backoff=BackoffPolicy.from_ms(e.backoff.initial_ms, e.backoff.max_ms, e.backoff.factor),
+                endpoint_list(e.rpc_url, e.ws_url, e.endpoints),
+                chain_id=e.chain_id,
+                backoff=BackoffPolicy.from_ms(
+                    e.backoff.initial_ms, e.backoff.max_ms, e.backoff.factor
+                ),
                 request_timeout_s=e.backoff.request_timeout_ms / 1000,
             )
         self.sui_packages: list[str] = []
         if s is not None:
             self.sui_packages = [normalize_id(p) for p in s.package_ids]
             self.adapters["sui"] = SuiAdapter(
-                endpoint_list(s.rpc_url, s.ws_url, s.endpoints), network_type=s.network_type,
+                endpoint_list(s.rpc_url, s.ws_url, s.endpoints),
+                network_type=s.network_type,
                 package_ids=s.package_ids,
-                backoff=BackoffPolicy.from_ms(s.backoff.initial_ms, s.backoff.max_ms, s.backoff.factor),
+                backoff=BackoffPolicy.from_ms(
+                    s.backoff.initial_ms, s.backoff.max_ms, s.backoff.factor
+                ),
                 request_timeout_s=s.backoff.request_timeout_ms / 1000,
             )
         self.sui_modules: dict[bytes, tuple[str, str]] = {}  # node address -> (original id, module)
@@ -121,7 +132,9 @@ class L1Service:
         self._tasks: set[asyncio.Task[Any]] = set()
         for k, v in store.aux_iter(_LOADED):
             d = orjson.loads(v)
-            self.loaded[k[len(_LOADED) :]] = Loaded(d["chain"], d["location"], d["version"], d["codeHash"])
+            self.loaded[k[len(_LOADED) :]] = Loaded(
+                d["chain"], d["location"], d["version"], d["codeHash"]
+            )
 
     @property
     def enabled(self) -> bool:
@@ -217,7 +230,13 @@ class L1Service:
         return writes
 
     async def _fetch_one(self, address: bytes) -> tuple[bytes | None, Loaded | None, str | None]:
-        chain = "sui" if address in self.sui_modules else "ethereum" if "ethereum" in self.adapters else None
+        chain = (
+            "sui"
+            if address in self.sui_modules
+            else "ethereum"
+            if "ethereum" in self.adapters
+            else None
+        )
         if chain is None:
             return None, None, None  # not an L1 contract: the VM reverts with "no contract"
         try:
@@ -236,7 +255,9 @@ class L1Service:
         log.warning("contract 0x%s %s", address.hex(), err)
         return None, None, err
 
-    async def _code(self, chain: str, address: bytes, location: str | None = None) -> tuple[bytes, Loaded]:
+    async def _code(
+        self, chain: str, address: bytes, location: str | None = None
+    ) -> tuple[bytes, Loaded]:
         a = self.adapters[chain]
         if isinstance(a, EthereumAdapter):
             code = await a.get_code(address)
@@ -268,7 +289,9 @@ class L1Service:
             for loc in ev.reverted_code:
                 self._spawn(self._reload(ev.chain, loc, loc, -1, ""))
 
-    async def _reload(self, chain: str, l1_address: str, location: str, version: int, code_hash: str) -> None:
+    async def _reload(
+        self, chain: str, l1_address: str, location: str, version: int, code_hash: str
+    ) -> None:
         """Re-fetch an upgraded contract the node has loaded, and replace it at the next block."""
         targets: list[bytes] = []
         if chain == "ethereum":
@@ -279,12 +302,23 @@ class L1Service:
             if addr in self.loaded:
                 targets = [addr]
         else:
-            targets = [a for a, (orig, _) in self.sui_modules.items() if orig == l1_address and a in self.loaded]
+            targets = [
+                a
+                for a, (orig, _) in self.sui_modules.items()
+                if orig == l1_address and a in self.loaded
+            ]
         for addr in targets:
             try:
-                code, info = await self._code(chain, addr, None if chain == "ethereum" else location)
+                code, info = await self._code(
+                    chain, addr, None if chain == "ethereum" else location
+                )
             except AdapterError as e:
-                log.error("%s: upgrade of %s seen but its code could not be fetched: %s", chain, l1_address, e)
+                log.error(
+                    "%s: upgrade of %s seen but its code could not be fetched: %s",
+                    chain,
+                    l1_address,
+                    e,
+                )
                 continue
             info.version = max(version, 0)
             self._remember(addr, info)
@@ -315,7 +349,8 @@ class L1Service:
     def refresh_metrics(self) -> None:
         for name, a in self.adapters.items():
             for ep in a.health():
-                self.metrics.l1_endpoint_score.labels(name, str(ep["rpc_url"])).set(float(ep["score"]))  # type: ignore[arg-type]
+                score = float(ep["score"])  # type: ignore[arg-type]
+                self.metrics.l1_endpoint_score.labels(name, str(ep["rpc_url"])).set(score)
 
 
 class L1AwareResolver:

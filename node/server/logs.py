@@ -1,4 +1,5 @@
-"""Logging set-up: human-readable text, or one JSON object per line (``[logging] format = "json"``)."""
+"""Logging set-up: human-readable text, or one JSON object per line (``[logging] format =
+"json"``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
             "ts": round(record.created, 6),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

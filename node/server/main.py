@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dubhe-node: {e.source}: {key}: {msg}", file=sys.stderr)
         return 1
     except SelfTestFailed as e:
-        print(f"dubhe-node: the RISC-V VM self-test failed, refusing to start: {e}", file=sys.stderr)
+        print(
+            f"dubhe-node: the RISC-V VM self-test failed, refusing to start: {e}", file=sys.stderr
+        )
         return 1
     except StorageError as e:
         print(f"dubhe-node: storage error: {e.message}", file=sys.stderr)

@@ -49,8 +49,14 @@ class Node:
         self.cfg = cfg
         chain_id = cfg.node.chain_id
         self.metrics = Metrics()
-        self.audit = AuditLog(cfg.security.audit_log if cfg.state.backend == "rocksdb" or cfg.security.audit_log else None)
-        self.store: ChainStore = open_store(cfg.state.backend, cfg.state.path, sync_writes=cfg.state.sync_writes)
+        self.audit = AuditLog(
+            cfg.security.audit_log
+            if cfg.state.backend == "rocksdb" or cfg.security.audit_log
+            else None
+        )
+        self.store: ChainStore = open_store(
+            cfg.state.backend, cfg.state.path, sync_writes=cfg.state.sync_writes
+        )
         try:
             self.vm_stack: VmStack = build_vm_stack(cfg, self.store)
         except BaseException:
@@ -75,9 +81,17 @@ class Node:
             self.production.before_block = self.l1.before_block
         self.ws: WsShell  # built below: its connection count is part of the status
         self.status = NodeStatus(
-            cfg, self.store, self.block_executor, self.vm_stack.vm, self.vm_stack.loader, self.mempool,
-            self.production, self.l1, self.metrics,
-            open_connections=lambda: len(self.ws.conns), subscriptions=lambda: len(self.pubsub.subs),
+            cfg,
+            self.store,
+            self.block_executor,
+            self.vm_stack.vm,
+            self.vm_stack.loader,
+            self.mempool,
+            self.production,
+            self.l1,
+            self.metrics,
+            open_connections=lambda: len(self.ws.conns),
+            subscriptions=lambda: len(self.pubsub.subs),
         )
         self.methods = self.method_table()
         self.dispatcher = Dispatcher(
@@ -85,10 +99,22 @@ class Node:
             timeout_s=cfg.api.request_timeout_ms / 1000, max_batch=cfg.api.max_batch,
         )
         token = cfg.security.admin_token
-        self.http = HttpShell(cfg.api, admin_token=token, dispatcher=self.dispatcher, metrics=self.metrics,
-                              health=self.status.health, refresh_gauges=self.status.refresh_gauges)
-        self.ws = WsShell(cfg.api, admin_token=token, dispatcher=self.dispatcher, metrics=self.metrics,
-                          audit=self.audit, on_close=self.pubsub.drop)
+        self.http = HttpShell(
+            cfg.api,
+            admin_token=token,
+            dispatcher=self.dispatcher,
+            metrics=self.metrics,
+            health=self.status.health,
+            refresh_gauges=self.status.refresh_gauges,
+        )
+        self.ws = WsShell(
+            cfg.api,
+            admin_token=token,
+            dispatcher=self.dispatcher,
+            metrics=self.metrics,
+            audit=self.audit,
+            on_close=self.pubsub.drop,
+        )
         self._runners: list[web.AppRunner] = []
         self.rpc_port = 0
         self.ws_port = 0
@@ -103,7 +129,11 @@ class Node:
             .add_group(AdmissionMethods(self.mempool, self.metrics))
             .add_group(ControlMethods(self.production))
             .add_group(NodeInfoMethods(self.status))
-            .add_group(ContractMethods(vm.loader, vm.vm_executor, self.production, self.store, chain_id=chain_id))
+            .add_group(
+                ContractMethods(
+                    vm.loader, vm.vm_executor, self.production, self.store, chain_id=chain_id
+                )
+            )
             .add_group(L1Methods(self.l1))
             .add_group(SubscriptionMethods(self.pubsub))
         )

@@ -111,7 +111,9 @@ class BlockProduction:
         try:
             await asyncio.wait_for(self._task, timeout=self.stop_timeout_s)
         except TimeoutError:
-            log.warning("block production did not finish within %.0f s; cancelling", self.stop_timeout_s)
+            log.warning(
+                "block production did not finish within %.0f s; cancelling", self.stop_timeout_s
+            )
             self._task.cancel()
 
     async def _loop(self) -> None:
@@ -143,7 +145,9 @@ class BlockProduction:
         self._pending_writes, self._waiters = {}, []
         t0 = time.perf_counter()
         try:
-            produced = await asyncio.to_thread(self.producer.build, entries, self.clock_ms(), system)
+            produced = await asyncio.to_thread(
+                self.producer.build, entries, self.clock_ms(), system
+            )
         except Exception:
             log.exception("block production failed; transactions stay pending")
             # keep the system writes for the next attempt (newer ones win)

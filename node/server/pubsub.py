@@ -83,7 +83,9 @@ class PubSub:
         self.metrics.ws_subscriptions.set(len(self.subs))
 
     # -- fan-out --------------------------------------------------------------------------
-    def publish(self, header: BlockHeader, txs: tuple[Transaction, ...], receipts: tuple[Receipt, ...]) -> None:
+    def publish(
+        self, header: BlockHeader, txs: tuple[Transaction, ...], receipts: tuple[Receipt, ...]
+    ) -> None:
         if not self.subs:
             return
         # One emit time per block for every notification of it: receivers measure delivery as

@@ -68,7 +68,13 @@ class AuditLog:
         if self._f is None:
             return
         line = orjson.dumps(
-            {"ts": round(time.time(), 6), "event": event, "peer": peer, "request_id": request_id, **fields}
+            {
+                "ts": round(time.time(), 6),
+                "event": event,
+                "peer": peer,
+                "request_id": request_id,
+                **fields,
+            }
         )
         with self._lock:
             self._f.write(line + b"\n")

@@ -105,8 +105,13 @@ def build_vm_stack(cfg: Config, store: ChainStore) -> VmStack:
     recorded = store.param("vm")
     if recorded is not None and recorded.decode() != cfg.vm.default_vm:
         raise ConfigError(
-            [("vm.default_vm", f"this chain was created with {recorded.decode()!r}; a node cannot switch VMs "
-              f"on an existing chain (use a new [state] path)")],
+            [
+                (
+                    "vm.default_vm",
+                    f"this chain was created with {recorded.decode()!r}; a node cannot switch VMs "
+                    f"on an existing chain (use a new [state] path)",
+                )
+            ],
         )
     authority = mint_authority(cfg)
     genesis: dict[bytes, bytes | None] = {}
@@ -124,5 +129,13 @@ def build_vm_stack(cfg: Config, store: ChainStore) -> VmStack:
     executor = VmExecutor(resolver, max_instances=cfg.vm.max_instances)
     for contract, elf in genesis_contracts(authority):
         genesis[keys.code_key(contract)] = elf
-    return VmStack("CkbVM", executor, loader, resolver, VmWorkerFactory(cfg.vm.max_instances), genesis, report,
-                   vm_executor=executor)
+    return VmStack(
+        "CkbVM",
+        executor,
+        loader,
+        resolver,
+        VmWorkerFactory(cfg.vm.max_instances),
+        genesis,
+        report,
+        vm_executor=executor,
+    )

@@ -55,7 +55,12 @@ class WsConn:
         if self.closing:
             return
         t = self.transport
-        if not self._q and t is not None and not t.is_closing() and t.get_write_buffer_size() < HIGH_WATER:
+        if (
+            not self._q
+            and t is not None
+            and not t.is_closing()
+            and t.get_write_buffer_size() < HIGH_WATER
+        ):
             t.write(text_frame(message.encode()))
             return
         if len(self._q) >= self.limit:
@@ -107,7 +112,9 @@ class WsShell:
     def _overflow(self, conn: WsConn) -> None:
         self.metrics.ws_closed.labels("slow_consumer").inc()
         asyncio.get_running_loop().create_task(
-            conn.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"slow consumer: outgoing queue full")
+            conn.ws.close(
+                code=WSCloseCode.POLICY_VIOLATION, message=b"slow consumer: outgoing queue full"
+            )
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -116,7 +123,9 @@ class WsShell:
             return web.Response(status=503, text="shutting down\n", headers={"Retry-After": "5"})
         if len(self.conns) >= self.api.max_connections:
             m.ws_rejected.inc()
-            return web.Response(status=503, text="too many connections\n", headers={"Retry-After": "1"})
+            return web.Response(
+                status=503, text="too many connections\n", headers={"Retry-After": "1"}
+            )
         ws = web.WebSocketResponse(
             heartbeat=self.api.ws_ping_interval_s or None,
             max_msg_size=self.api.max_frame_bytes,
@@ -129,7 +138,13 @@ class WsShell:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         conn = WsConn(ws, request.transport, self.api.ws_queue_messages, self._overflow)
         bucket = TokenBucket(self.api.rate_limit_per_s, self.api.rate_limit_burst)
-        call = Call("ws", peer, check_bearer(request.headers.get("Authorization"), self.token), bucket, conn=conn)
+        call = Call(
+            "ws",
+            peer,
+            check_bearer(request.headers.get("Authorization"), self.token),
+            bucket,
+            conn=conn,
+        )
         self.conns.add(conn)
         m.ws_connections.set(len(self.conns))
         writer = asyncio.create_task(conn.writer())
@@ -142,8 +157,12 @@ class WsShell:
                         conn.enqueue(out.decode())
                     if bucket.violations >= self.api.ws_rate_violations_close:
                         m.ws_closed.labels("rate_limit").inc()
-                        self.audit.record("limit_close", peer=call.peer, request_id=call.request_id, reason="rate")
-                        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"rate limit exceeded")
+                        self.audit.record(
+                            "limit_close", peer=call.peer, request_id=call.request_id, reason="rate"
+                        )
+                        await ws.close(
+                            code=WSCloseCode.POLICY_VIOLATION, message=b"rate limit exceeded"
+                        )
                         break
                 elif msg.type == WSMsgType.ERROR:
                     # aiohttp already closed with 1009 (too big) or 1002 (protocol error)
@@ -162,7 +181,11 @@ class WsShell:
             m.ws_connections.set(len(self.conns))
         return ws
 
-    async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: bytes = b"server shutting down") -> None:
+    async def close_all(
+        self, code: int = WSCloseCode.GOING_AWAY, reason: bytes = b"server shutting down"
+    ) -> None:
         self.accepting = False
-        await asyncio.gather(*(c.ws.close(code=code, message=reason) for c in list(self.conns)), return_exceptions=True)
-
+        await asyncio.gather(
+            *(c.ws.close(code=code, message=reason) for c in list(self.conns)),
+            return_exceptions=True,
+        )

@@ -118,7 +118,9 @@ def _prepare(elf: ELFFile, code: bytes) -> Program:
         perms = (PERM_R if pflags & PF_R else 0) | (PERM_W if pflags & PF_W else 0)
         perms |= PERM_X if pflags & PF_X else 0
         if perms & PERM_X and not perms & PERM_R:
-            perms |= PERM_R  # unicorn fetches through the read path; execute-only is not expressible
+            perms |= (
+                PERM_R  # unicorn fetches through the read path; execute-only is not expressible
+            )
         image = bytearray(hi - lo)
         image[vaddr - lo : vaddr - lo + filesz] = code[off : off + filesz]
         if perms & PERM_X:
@@ -133,13 +135,19 @@ def _prepare(elf: ELFFile, code: bytes) -> Program:
     exports: dict[str, int] = {}
     for sym in symtab.iter_symbols():
         info, other = sym["st_info"], sym["st_other"]
-        if info["type"] != "STT_FUNC" or info["bind"] != "STB_GLOBAL" or other["visibility"] != "STV_DEFAULT":
+        if (
+            info["type"] != "STT_FUNC"
+            or info["bind"] != "STB_GLOBAL"
+            or other["visibility"] != "STV_DEFAULT"
+        ):
             continue
         addr = int(sym["st_value"])
         if not _NAME.match(sym.name):
             continue
         if addr % 4 or not any(s.executable and s.vaddr <= addr < s.vaddr + s.size for s in segs):
-            raise ElfRejected(f"exported function {sym.name!r} at 0x{addr:x} is not in executable code")
+            raise ElfRejected(
+                f"exported function {sym.name!r} at 0x{addr:x} is not in executable code"
+            )
         exports[sym.name] = addr
     if not exports:
         raise ElfRejected("no exported methods (global default-visibility functions)")
@@ -150,7 +158,9 @@ def _check_code(index: int, vaddr: int, text: bytes) -> None:
     # Belt and braces for a lying e_flags: every aligned word of RV64IM code is a 32-bit encoding
     # (low bits 0b11). The CPU model would otherwise run 16-bit RVC instructions.
     if vaddr % 4:
-        raise ElfRejected(f"segment {index}: executable segment at 0x{vaddr:x} is not 4-byte aligned")
+        raise ElfRejected(
+            f"segment {index}: executable segment at 0x{vaddr:x} is not 4-byte aligned"
+        )
     for k in range(0, len(text) - len(text) % 4, 4):
         if text[k] & 3 != 3:
             raise ElfRejected(

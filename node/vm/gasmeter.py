@@ -110,7 +110,9 @@ class GasMeterUnavailable(RuntimeError):
     """The native gas meter cannot be built; the message says what to install."""
 
 
-HOOK_BLOCK_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+HOOK_BLOCK_CFUNC = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
+)
 
 _native_fn: int | None = None
 _native_lib: ctypes.CDLL | None = None
@@ -126,7 +128,9 @@ def cache_dir() -> Path:
 
 
 def _library_path() -> Path:
-    tag = hashlib.sha256((GAS_SOURCE + platform.machine() + platform.system()).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(
+        (GAS_SOURCE + platform.machine() + platform.system()).encode()
+    ).hexdigest()[:16]
     return cache_dir() / f"gashook-{tag}.so"
 
 
@@ -153,7 +157,9 @@ def build_native(path: Path | None = None) -> Path:
                 capture_output=True, text=True, check=False, timeout=120,
             )
             if proc.returncode != 0:
-                raise GasMeterUnavailable(f"native gas meter: {cc} failed: {proc.stderr.strip()[:500]}")
+                raise GasMeterUnavailable(
+                    f"native gas meter: {cc} failed: {proc.stderr.strip()[:500]}"
+                )
             os.replace(out, path)  # atomic: concurrent builders race harmlessly
     except (OSError, subprocess.TimeoutExpired) as e:
         raise GasMeterUnavailable(

@@ -105,5 +105,7 @@ class Program:
         return (_rebuild, (self.code_hash, self.segments, dict(self.exports), self.elf_size))
 
 
-def _rebuild(code_hash: bytes, segments: tuple[Segment, ...], exports: dict[str, int], elf_size: int) -> Program:
+def _rebuild(
+    code_hash: bytes, segments: tuple[Segment, ...], exports: dict[str, int], elf_size: int
+) -> Program:
     return Program(code_hash, segments, MappingProxyType(exports), elf_size)

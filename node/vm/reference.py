@@ -83,21 +83,39 @@ class ReferenceExecutor:
             meter.charge(GAS_TX_BASE)
             ret = self._dispatch(tx, tx_state, meter, events)
         except _Revert as e:
-            return TxOutcome(TxStatus.REVERT, meter.used, writes=nonce_write, reads=tuple(tx_state.reads), reason=str(e))
+            return TxOutcome(
+                TxStatus.REVERT,
+                meter.used,
+                writes=nonce_write,
+                reads=tuple(tx_state.reads),
+                reason=str(e),
+            )
         except _OutOfGas:
             return TxOutcome(
-                TxStatus.OUT_OF_GAS, meter.used, writes=nonce_write, reads=tuple(tx_state.reads), reason="out of gas"
+                TxStatus.OUT_OF_GAS,
+                meter.used,
+                writes=nonce_write,
+                reads=tuple(tx_state.reads),
+                reason="out of gas",
             )
         except UndeclaredAccess as e:
             return TxOutcome(
-                TxStatus.UNDECLARED_ACCESS, meter.used, writes=nonce_write, reads=tuple(tx_state.reads), reason=str(e)
+                TxStatus.UNDECLARED_ACCESS,
+                meter.used,
+                writes=nonce_write,
+                reads=tuple(tx_state.reads),
+                reason=str(e),
             )
         writes = dict(tx_state.writes)
         writes.update(nonce_write)
-        return TxOutcome(TxStatus.SUCCESS, meter.used, ret, tuple(events), writes, tuple(tx_state.reads))
+        return TxOutcome(
+            TxStatus.SUCCESS, meter.used, ret, tuple(events), writes, tuple(tx_state.reads)
+        )
 
     # -- contracts ------------------------------------------------------------------------
-    def _dispatch(self, tx: Transaction, tx_state: TxState, meter: _Meter, events: list[Event]) -> bytes:
+    def _dispatch(
+        self, tx: Transaction, tx_state: TxState, meter: _Meter, events: list[Event]
+    ) -> bytes:
         if tx.to == keys.NATIVE_TOKEN:
             return self._token(tx, tx_state, meter, events)
         if tx.to == keys.COUNTER_DEMO:
@@ -112,7 +130,9 @@ class ReferenceExecutor:
         meter.charge(GAS_STORAGE_WRITE)
         tx_state.put(key, value)
 
-    def _token(self, tx: Transaction, tx_state: TxState, meter: _Meter, events: list[Event]) -> bytes:
+    def _token(
+        self, tx: Transaction, tx_state: TxState, meter: _Meter, events: list[Event]
+    ) -> bytes:
         a = tx.args
         if tx.method in ("transfer", "mint"):
             if len(a) != 28:
@@ -136,7 +156,11 @@ class ReferenceExecutor:
             self._write(tx_state, meter, tkey, pack_u64(tbal + amount))
             meter.charge(GAS_EVENT)
             events.append(
-                Event(keys.NATIVE_TOKEN, (TRANSFER_TOPIC, bytes(12) + frm, bytes(12) + to), pack_u64(amount))
+                Event(
+                    keys.NATIVE_TOKEN,
+                    (TRANSFER_TOPIC, bytes(12) + frm, bytes(12) + to),
+                    pack_u64(amount),
+                )
             )
             return b""
         if tx.method == "balance_of":
@@ -157,5 +181,7 @@ class ReferenceExecutor:
         if tx.method == "get":
             if not 1 <= len(a) <= 32:
                 raise _Revert("get: args must be slot(1..32)")
-            return pack_u64(unpack_u64(self._read(tx_state, meter, keys.storage_key(keys.COUNTER_DEMO, a))))
+            return pack_u64(
+                unpack_u64(self._read(tx_state, meter, keys.storage_key(keys.COUNTER_DEMO, a)))
+            )
         raise _Revert(f"unknown method {tx.method!r}")

@@ -78,16 +78,22 @@ class VmExecutor:
         raw_nonce = state.get(nkey)
         current = unpack_u64(raw_nonce)
         if tx.nonce != current:
-            return TxOutcome(TxStatus.INVALID, 0, reads=(nkey,), reason=f"nonce mismatch: expected {current}")
+            return TxOutcome(
+                TxStatus.INVALID, 0, reads=(nkey,), reason=f"nonce mismatch: expected {current}"
+            )
         nonce_write = {nkey: pack_u64(current + 1)}
         tx_state = TxState(state, tx.declared_reads(), tx.declared_writes())
         tx_state.reads[nkey] = None
-        status, gas_used, ret, events, reason = self._run(tx.to, tx.method, tx.args, tx_state, state, ctx, sender, tx.gas_limit)
+        status, gas_used, ret, events, reason = self._run(
+            tx.to, tx.method, tx.args, tx_state, state, ctx, sender, tx.gas_limit
+        )
         if status is TxStatus.SUCCESS:
             writes = dict(tx_state.writes)
             writes.update(nonce_write)
             return TxOutcome(status, gas_used, ret, events, writes, tuple(tx_state.reads))
-        return TxOutcome(status, gas_used, writes=nonce_write, reads=tuple(tx_state.reads), reason=reason)
+        return TxOutcome(
+            status, gas_used, writes=nonce_write, reads=tuple(tx_state.reads), reason=reason
+        )
 
     # -- dubhe_call -------------------------------------------------------------------------
     def call(
@@ -104,9 +110,13 @@ class VmExecutor:
         """Execute ``method`` read-only (like ``eth_call``): no nonce, no declared-set
         enforcement. ``writes`` shows what the call would write; nothing is committed."""
         tx_state = TxState(state, None, None)
-        status, gas_used, ret, events, reason = self._run(to, method, args, tx_state, state, ctx, caller, gas_limit)
+        status, gas_used, ret, events, reason = self._run(
+            to, method, args, tx_state, state, ctx, caller, gas_limit
+        )
         if status is TxStatus.SUCCESS:
-            return TxOutcome(status, gas_used, ret, events, dict(tx_state.writes), tuple(tx_state.reads))
+            return TxOutcome(
+                status, gas_used, ret, events, dict(tx_state.writes), tuple(tx_state.reads)
+            )
         return TxOutcome(status, gas_used, reads=tuple(tx_state.reads), reason=reason)
 
     # -- shared path ------------------------------------------------------------------------
@@ -126,9 +136,21 @@ class VmExecutor:
         try:
             program = self.resolver(to, state)
         except CodeUnavailable as e:  # the resolver could not obtain the code (e.g. a dead L1)
-            return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"contract 0x{to.hex()} is unavailable: {e}"
+            return (
+                TxStatus.REVERT,
+                abi.GAS_TX_BASE,
+                b"",
+                (),
+                f"contract 0x{to.hex()} is unavailable: {e}",
+            )
         except ElfRejected as e:  # stored code that does not verify: the tx reverts, naming why
-            return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"invalid contract code at 0x{to.hex()}: {e}"
+            return (
+                TxStatus.REVERT,
+                abi.GAS_TX_BASE,
+                b"",
+                (),
+                f"invalid contract code at 0x{to.hex()}: {e}",
+            )
         if program is None:
             return TxStatus.REVERT, abi.GAS_TX_BASE, b"", (), f"no contract at 0x{to.hex()}"
         entry = program.exports.get(method)

@@ -140,7 +140,9 @@ def apply_write_log(mem: GuestMemory, env: CallEnv, *, charge: bool = True) -> N
         if not 0 < slot_len <= abi.MAX_SLOT_LEN or end > used or value_len > abi.MAX_VALUE_LEN or (
             op != abi.WLOG_WRITE and (op != abi.WLOG_DELETE or value_len)
         ):
-            raise fault(f"corrupt write log: record {i} (op {op}, slot {slot_len}, value {value_len} bytes)")
+            raise fault(
+                f"corrupt write log: record {i} (op {op}, slot {slot_len}, value {value_len} bytes)"
+            )
         if charge:
             mem.charge(abi.GAS_STORAGE_WRITE)
         key = prefix + log[s : s + slot_len].tobytes()

@@ -109,9 +109,13 @@ class _Memory:
         for lo, hi, view, w in self.regions:
             if lo <= ptr and end <= hi:
                 if not w:
-                    raise syscalls.fault(f"bad pointer: write of {cap} bytes at 0x{ptr:x} to read-only memory")
+                    raise syscalls.fault(
+                        f"bad pointer: write of {cap} bytes at 0x{ptr:x} to read-only memory"
+                    )
                 return view, ptr - lo
-        raise syscalls.fault(f"bad pointer: write of {cap} bytes at 0x{ptr:x} outside mapped memory")
+        raise syscalls.fault(
+            f"bad pointer: write of {cap} bytes at 0x{ptr:x} outside mapped memory"
+        )
 
 
 @dataclass(slots=True)
@@ -170,8 +174,13 @@ class Instance:
         # Read-only segments get their own buffers; every writable area (syscall page, stack,
         # RW segments) lives in one host "arena" so the per-call reset is a single memmove
         # from a pristine template.
-        zeroed = [(abi.SYS_BASE, abi.SYS_SIZE), (abi.RET_BASE, abi.RET_SIZE), (abi.EVENT_BASE, abi.EVENT_SIZE),
-                  (abi.WLOG_BASE, abi.WLOG_SIZE), (abi.STACK_BASE, abi.STACK_SIZE)]
+        zeroed = [
+            (abi.SYS_BASE, abi.SYS_SIZE),
+            (abi.RET_BASE, abi.RET_SIZE),
+            (abi.EVENT_BASE, abi.EVENT_SIZE),
+            (abi.WLOG_BASE, abi.WLOG_SIZE),
+            (abi.STACK_BASE, abi.STACK_SIZE),
+        ]
         writable: list[tuple[int, int, bytes]] = [(addr, size, b"") for addr, size in zeroed]
         for seg in program.segments:
             if seg.writable:
@@ -198,9 +207,15 @@ class Instance:
         self._rw_size = len(self._template)
         self._sys_view = arena.view[offsets[abi.SYS_BASE] : offsets[abi.SYS_BASE] + abi.SYS_SIZE]
         self._mem.out = self._sys_view
-        self._mem.ret_view = arena.view[offsets[abi.RET_BASE] : offsets[abi.RET_BASE] + abi.RET_SIZE]
-        self._mem.log_view = arena.view[offsets[abi.EVENT_BASE] : offsets[abi.EVENT_BASE] + abi.EVENT_SIZE]
-        self._mem.wlog_view = arena.view[offsets[abi.WLOG_BASE] : offsets[abi.WLOG_BASE] + abi.WLOG_SIZE]
+        self._mem.ret_view = arena.view[
+            offsets[abi.RET_BASE] : offsets[abi.RET_BASE] + abi.RET_SIZE
+        ]
+        self._mem.log_view = arena.view[
+            offsets[abi.EVENT_BASE] : offsets[abi.EVENT_BASE] + abi.EVENT_SIZE
+        ]
+        self._mem.wlog_view = arena.view[
+            offsets[abi.WLOG_BASE] : offsets[abi.WLOG_BASE] + abi.WLOG_SIZE
+        ]
         self._input = self._map(abi.INPUT_BASE, abi.INPUT_SIZE, PERM_R)
         # Syscall pointers mostly target the stack and input: check those first.
         self._mem.regions.sort(key=lambda r: (r[0] != abi.STACK_BASE, r[0] != abi.INPUT_BASE, r[0]))
@@ -226,8 +241,13 @@ class Instance:
         self._intr_cb: Any = _HOOK_INTR_CFUNC(self._on_intr)
         self._check(
             uclib.uc_hook_add(
-                self._uch, ctypes.byref(handle), unicorn.UC_HOOK_INTR,
-                ctypes.cast(self._intr_cb, ctypes.c_void_p), None, ctypes.c_uint64(1), ctypes.c_uint64(0),
+                self._uch,
+                ctypes.byref(handle),
+                unicorn.UC_HOOK_INTR,
+                ctypes.cast(self._intr_cb, ctypes.c_void_p),
+                None,
+                ctypes.c_uint64(1),
+                ctypes.c_uint64(0),
             ),
             "hook_add(intr)",
         )
@@ -252,14 +272,21 @@ class Instance:
         b = _Buffer(size)
         if init:
             b.view[: len(init)] = init
-        self._check(uclib.uc_mem_map_ptr(self._uch, addr, size, _uc_perms(perms), b.addr), f"map 0x{addr:x}")
+        self._check(
+            uclib.uc_mem_map_ptr(self._uch, addr, size, _uc_perms(perms), b.addr), f"map 0x{addr:x}"
+        )
         self._buffers.append(b)
         self._mem.regions.append((addr, addr + size, b.view, bool(perms & PERM_W)))
         return b
 
     def _map_into(self, b: _Buffer, off: int, addr: int, size: int, perms: int) -> None:
-        self._check(uclib.uc_mem_map_ptr(self._uch, addr, size, _uc_perms(perms), b.addr + off), f"map 0x{addr:x}")
-        self._mem.regions.append((addr, addr + size, b.view[off : off + size], bool(perms & PERM_W)))
+        self._check(
+            uclib.uc_mem_map_ptr(self._uch, addr, size, _uc_perms(perms), b.addr + off),
+            f"map 0x{addr:x}",
+        )
+        self._mem.regions.append(
+            (addr, addr + size, b.view[off : off + size], bool(perms & PERM_W))
+        )
 
     # -- the syscall hook -------------------------------------------------------------------
     def _on_intr(self, uch: int, intno: int, _ud: int) -> None:
@@ -272,7 +299,9 @@ class Instance:
                 uclib.uc_emu_stop(uch)
                 return
             if intno != _INTNO_ECALL:
-                what = "illegal instruction" if intno == _INTNO_ILLEGAL else f"cpu exception {intno}"
+                what = (
+                    "illegal instruction" if intno == _INTNO_ILLEGAL else f"cpu exception {intno}"
+                )
                 raise syscalls.fault(f"{what} at pc 0x{self._read_pc() - 4:x}")
             view = self._sys_view
             nr, a0, a1, a2, a3 = _SYSBLOCK_UNPACK(view, 0)
@@ -311,7 +340,9 @@ class Instance:
         args = env.input
         n = len(args)
         if n > abi.INPUT_SIZE:
-            return RunResult(TxStatus.REVERT, gas_limit, 0, f"args of {n} bytes exceed {abi.INPUT_SIZE}")
+            return RunResult(
+                TxStatus.REVERT, gas_limit, 0, f"args of {n} bytes exceed {abi.INPUT_SIZE}"
+            )
         # RESET: registers; syscall page, stack and writable segments (one memmove); input tail.
         uclib.uc_context_restore(self._uch, self._ctx0_handle)
         ctypes.memset(self._zero_addr, 0, self._zero_size)
@@ -402,8 +433,8 @@ def _uc_strerror(err: int) -> str:
 #: 0x18 lui t0,0x10; 0x1c sd a0,0(t0) (store into r-x code); 0x20 ret;
 #: 0x24 lui t0,0x100; 0x28 sd a0,1(t0); 0x2c ld a1,1(t0) (misaligned); 0x30 ret.
 _PROBE = bytes.fromhex(
-    "13059002" "73000000" "13051500" "67800000" "731000c0" "6f000000" "b7020100" "23b0a200" "67800000"
-    "b7021000" "a3b0a200" "83b51200" "67800000"
+    "13059002730000001305150067800000731000c06f000000b702010023b0a200"
+    "67800000b7021000a3b0a20083b5120067800000"
 )
 
 
@@ -446,12 +477,26 @@ def self_test(meter: str = "native") -> dict[str, object]:
             cb = gasmeter.python_hook(uclib.uc_emu_stop)
             keep.append(cb)
             fn = gasmeter.function_address(cb)
-        uclib.uc_hook_add(uc._uch, ctypes.byref(h), unicorn.UC_HOOK_BLOCK, ctypes.c_void_p(fn),
-                          ctypes.c_void_p(ctypes.addressof(gas)), ctypes.c_uint64(1), ctypes.c_uint64(0))
+        uclib.uc_hook_add(
+            uc._uch,
+            ctypes.byref(h),
+            unicorn.UC_HOOK_BLOCK,
+            ctypes.c_void_p(fn),
+            ctypes.c_void_p(ctypes.addressof(gas)),
+            ctypes.c_uint64(1),
+            ctypes.c_uint64(0),
+        )
         icb = _HOOK_INTR_CFUNC(probe_intr)
         keep.append(icb)
-        uclib.uc_hook_add(uc._uch, ctypes.byref(h), unicorn.UC_HOOK_INTR, ctypes.cast(icb, ctypes.c_void_p),
-                          None, ctypes.c_uint64(1), ctypes.c_uint64(0))
+        uclib.uc_hook_add(
+            uc._uch,
+            ctypes.byref(h),
+            unicorn.UC_HOOK_INTR,
+            ctypes.cast(icb, ctypes.c_void_p),
+            None,
+            ctypes.c_uint64(1),
+            ctypes.c_uint64(0),
+        )
         return uc, gas, keep
 
     def start(uc: Any, begin: int) -> int:
@@ -466,7 +511,10 @@ def self_test(meter: str = "native") -> dict[str, object]:
     uc, gas, keep = fresh()
     err = start(uc, abi.CODE_LO)
     expect(err == _UC_ERR_OK, f"probe run failed: {_uc_strerror(err)}")
-    expect(seen == [(_INTNO_ECALL, abi.CODE_LO + 8)], f"ecall hook saw {seen}, expected intno 8 at pc ecall+4")
+    expect(
+        seen == [(_INTNO_ECALL, abi.CODE_LO + 8)],
+        f"ecall hook saw {seen}, expected intno 8 at pc ecall+4",
+    )
     expect(uc.reg_read(rv.UC_RISCV_REG_A0) == 42, "instruction after ecall skipped or repeated")
     expect(gas.exited == 1 and uc.reg_read(rv.UC_RISCV_REG_PC) == abi.EXIT_ADDR,
            "the gas hook did not stop the emulation at the exit block")
@@ -476,7 +524,10 @@ def self_test(meter: str = "native") -> dict[str, object]:
     seen.clear()
     gas.exited = 0
     start(uc, abi.CODE_LO + 0x10)
-    expect(bool(seen) and seen[0][0] == _INTNO_ILLEGAL, f"illegal instruction gave {seen}, expected intno 2")
+    expect(
+        bool(seen) and seen[0][0] == _INTNO_ILLEGAL,
+        f"illegal instruction gave {seen}, expected intno 2",
+    )
     # 4. an infinite loop is stopped by the gas hook (count=0 run, gas only).
     gas.left, gas.insns, gas.out_of_gas = 1_000, 0, 0
     err = start(uc, abi.CODE_LO + 0x14)
@@ -485,7 +536,10 @@ def self_test(meter: str = "native") -> dict[str, object]:
     # 5. a store into r-x code faults with WRITE_PROT.
     gas.left, gas.out_of_gas = 1_000, 0
     err = start(uc, abi.CODE_LO + 0x18)
-    expect(err == unicorn.UC_ERR_WRITE_PROT, f"store to r-x page gave {_uc_strerror(err)}, expected WRITE_PROT")
+    expect(
+        err == unicorn.UC_ERR_WRITE_PROT,
+        f"store to r-x page gave {_uc_strerror(err)}, expected WRITE_PROT",
+    )
     # 6. misaligned 8-byte loads and stores work (contracts are built to use them).
     gas.left, gas.out_of_gas = 1_000, 0
     uc.reg_write(rv.UC_RISCV_REG_A0, 0x1122334455667788)

@@ -10,11 +10,28 @@ import pytest
 from bench import scheduler as sb
 
 
-def cell(strategy: str, workload: str, speedup: float, *, adaptive: bool = False, tps: float = 30_000,
-         substrate: str = "threads") -> sb.Cell:
+def cell(
+    strategy: str,
+    workload: str,
+    speedup: float,
+    *,
+    adaptive: bool = False,
+    tps: float = 30_000,
+    substrate: str = "threads",
+) -> sb.Cell:
     secs = 10_000 / tps
-    return sb.Cell("vm", workload, strategy, substrate, 2, 10_000, secs, secs * speedup, adaptive=adaptive,
-                   mode="sequential" if adaptive else "")
+    return sb.Cell(
+        "vm",
+        workload,
+        strategy,
+        substrate,
+        2,
+        10_000,
+        secs,
+        secs * speedup,
+        adaptive=adaptive,
+        mode="sequential" if adaptive else "",
+    )
 
 
 def test_targets_judge_algorithms_raw_and_slowdown_gated() -> None:
@@ -33,11 +50,30 @@ def test_targets_judge_algorithms_raw_and_slowdown_gated() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_tiny_run_prints_table_targets_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tiny_run_prints_table_targets_and_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "cells.csv"
-    rc = sb.main(["--block-size", "200", "--workloads", "p2p-100", "--strategies", "SuiObjectDAG,AptosBlockSTM",
-                  "--workers", "2", "--substrates", "threads", "--executors", "reference", "--repeat", "1",
-                  "--csv", str(out)])
+    rc = sb.main(
+        [
+            "--block-size",
+            "200",
+            "--workloads",
+            "p2p-100",
+            "--strategies",
+            "SuiObjectDAG,AptosBlockSTM",
+            "--workers",
+            "2",
+            "--substrates",
+            "threads",
+            "--executors",
+            "reference",
+            "--repeat",
+            "1",
+            "--csv",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0
     assert "SuiObjectDAG/threads+gate" in text and "AptosBlockSTM/threads " in text

@@ -130,10 +130,16 @@ def test_fault_commands_on_a_running_lab(tmp_path: Path) -> None:
     assert_nothing_left(run)
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ('[nginx]\nread_timout_s = 3\n', "nginx.read_timout_s: unknown key, did you mean read_timeout_s?"),
-    ('[nginx\n', "(syntax)"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "[nginx]\nread_timout_s = 3\n",
+            "nginx.read_timout_s: unknown key, did you mean read_timeout_s?",
+        ),
+        ("[nginx\n", "(syntax)"),
+    ],
+)
 def test_bad_spec_is_one_line(tmp_path: Path, content: str, expected: str) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(content)

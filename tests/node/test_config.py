@@ -55,7 +55,9 @@ max_instances = 100
 """
     )
     c = config.load(p)
-    assert c.adapters.ethereum is not None and c.adapters.ethereum.endpoints[0].rpc_url.endswith("28545")
+    assert c.adapters.ethereum is not None and c.adapters.ethereum.endpoints[0].rpc_url.endswith(
+        "28545"
+    )
     assert c.adapters.sui is not None and c.adapters.sui.network_type == "Testnet"
     assert c.scheduler.worker_threads == 8
 
@@ -98,8 +100,15 @@ def test_value_errors(section: str, values: dict[str, object], key: str) -> None
 
 def _validate(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from node.config import validate_main; raise SystemExit(validate_main())", str(path)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from node.config import validate_main; raise SystemExit(validate_main())",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -134,7 +143,11 @@ def test_config_md_documents_every_key() -> None:
         out = []
         for name, field in model.model_fields.items():  # type: ignore[attr-defined]
             ann = field.annotation
-            inner = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and hasattr(a, "model_fields")]
+            inner = [
+                a
+                for a in getattr(ann, "__args__", (ann,))
+                if isinstance(a, type) and hasattr(a, "model_fields")
+            ]
             if inner:
                 out += walk(inner[0], f"{prefix}{name}.")
             else:
@@ -152,7 +165,10 @@ def test_config_choices_are_the_schedulers_names() -> None:
     from node.scheduler import registry, substrate
 
     assert set(get_args(config.Strategy)) == set(registry.STRATEGIES)
-    assert get_args(config.SchedulerConfig.model_fields["substrate"].annotation) == substrate.SUBSTRATES
+    assert (
+        get_args(config.SchedulerConfig.model_fields["substrate"].annotation)
+        == substrate.SUBSTRATES
+    )
 
 
 def test_validator_help_exits_0() -> None:

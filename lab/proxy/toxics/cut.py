@@ -2,7 +2,8 @@
 
 ``after`` > 0: close each connection ``after`` ms after it was accepted (connections already older
 are closed at once). ``at`` > 0: close every connection that was open ``at`` ms after the toxic
-was added (or activated by its schedule); connections opened later are left alone. ``reset`` = true sends RST instead of FIN.
+was added (or activated by its schedule); connections opened later are left alone. ``reset`` = true
+sends RST instead of FIN.
 Data passes unchanged until the cut. Clients of a WebSocket see 1006.
 """
 

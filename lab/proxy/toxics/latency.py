@@ -2,7 +2,8 @@
 
 Chunks never reorder and throughput is not capped: a chunk that arrived while the previous one
 was waiting is already (nearly) due. Unlike Toxiproxy, a chunk held during a chain change is not
-released early: it is put back and its delay recomputed from its arrival. The chunk's timestamp moves forward by the delay, so two
+released early: it is put back and its delay recomputed from its arrival. The chunk's timestamp
+moves forward by the delay, so two
 latency toxics add up (Toxiproxy's ``c.Timestamp.Add(sleep)``).
 """
 

@@ -92,7 +92,9 @@ async def _run(lab: Lab, seed: int, p: DeterminismParams) -> tuple[str, list[dic
         txs = make_workload(seed, chain_id, p.accounts, p.transfers)
         await rpc.call("dubhe_admin_pauseProduction")
         for lo in range(0, len(txs), 50):
-            res = await rpc.batch([("dubhe_sendTransaction", [data(t.raw)]) for t in txs[lo:lo + 50]])
+            res = await rpc.batch(
+                [("dubhe_sendTransaction", [data(t.raw)]) for t in txs[lo : lo + 50]]
+            )
             bad = [r for r in res if not isinstance(r, str)]
             if bad:
                 raise RuntimeError(f"submission refused: {bad[0]}")
@@ -154,8 +156,14 @@ async def determinism(ctx: RunContext, p: DeterminismParams) -> dict[str, Any]:
         figures[f"{s}.parallel_blocks"] = sum(1 for st in blocks.values() if _parallel(st, s))
         if not all(same):
             i = same.index(False)
-            diffs[s] = {"first_difference": i, "serial": outcome(base[i]), "this": outcome(receipts[i])}
-    figures["determinism.receipts_equal"] = sum(figures[f"{s}.receipts_equal"] for s in p.strategies)
+            diffs[s] = {
+                "first_difference": i,
+                "serial": outcome(base[i]),
+                "this": outcome(receipts[i]),
+            }
+    figures["determinism.receipts_equal"] = sum(
+        figures[f"{s}.receipts_equal"] for s in p.strategies
+    )
     figures["determinism.roots_equal"] = sum(figures[f"{s}.root_equal"] for s in p.strategies)
     figures["determinism.parallel_strategies"] = sum(
         1 for s in p.strategies if s != "Serial" and figures[f"{s}.parallel_blocks"] > 0)

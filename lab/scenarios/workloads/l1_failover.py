@@ -152,22 +152,27 @@ async def l1_failover(ctx: RunContext, p: FailoverParams) -> dict[str, Any]:
         final = await probe.sample("end")
         mock_hash = (await l1.call("eth_getBlockByNumber", hex(final["head"]), False))["hash"]
     fault = [s for s in probe.samples if s["phase"] == "fault"]
-    figures.update({
-        "failover.primary_failures": end_fault["primary"]["failures"] - start["primary"]["failures"],
-        "failover.fallback_successes": (end_fault["fallback"]["successes"]
-                                        - start["fallback"]["successes"]),
-        "failover.primary_left_up": int(any(s["primary"]["state"] != "up" for s in fault)),
-        "l1.heads_applied": final["heads"] - start["heads"],
-        "l1.head_advance": final["head"] - start["head"],
-        "l1.gaps": (final["head"] - start["head"]) - (final["heads"] - start["heads"]),
-        "l1.lag_max_blocks": max((s["mock"] - s["head"] for s in fault if s["head"] is not None),
-                                 default=None),
-        "l1.lag_end_blocks": final["mock"] - final["head"],
-        "l1.hash_ok": int(mock_hash == final["head_hash"]),
-        "l1.backfilled": final["backfilled"] - start["backfilled"],
-        "recovery.primary_back": int(back_s is not None),
-        "recovery.primary_back_s": None if back_s is None else round(back_s, 2),
-        "node.blocks_during_fault": (fault[-1]["height"] - fault[0]["height"]) if fault else 0,
-    })
+    figures.update(
+        {
+            "failover.primary_failures": end_fault["primary"]["failures"]
+            - start["primary"]["failures"],
+            "failover.fallback_successes": (
+                end_fault["fallback"]["successes"] - start["fallback"]["successes"]
+            ),
+            "failover.primary_left_up": int(any(s["primary"]["state"] != "up" for s in fault)),
+            "l1.heads_applied": final["heads"] - start["heads"],
+            "l1.head_advance": final["head"] - start["head"],
+            "l1.gaps": (final["head"] - start["head"]) - (final["heads"] - start["heads"]),
+            "l1.lag_max_blocks": max(
+                (s["mock"] - s["head"] for s in fault if s["head"] is not None), default=None
+            ),
+            "l1.lag_end_blocks": final["mock"] - final["head"],
+            "l1.hash_ok": int(mock_hash == final["head_hash"]),
+            "l1.backfilled": final["backfilled"] - start["backfilled"],
+            "recovery.primary_back": int(back_s is not None),
+            "recovery.primary_back_s": None if back_s is None else round(back_s, 2),
+            "node.blocks_during_fault": (fault[-1]["height"] - fault[0]["height"]) if fault else 0,
+        }
+    )
     ctx.details["samples"] = probe.samples
     return figures

@@ -80,16 +80,30 @@ async def slow_consumer(ctx: RunContext, p: SlowParams) -> dict[str, Any]:
             await fleet.subscribed()
         sample()
         rss_before = rss[-1]
-        ws = await websockets.connect(url, ssl=lab.ssl_context() if url.startswith("wss:") else None,
-                                      max_queue=4, ping_interval=None, proxy=None,
-                                      compression=None, open_timeout=5)
+        ws = await websockets.connect(
+            url,
+            ssl=lab.ssl_context() if url.startswith("wss:") else None,
+            max_queue=4,
+            ping_interval=None,
+            proxy=None,
+            compression=None,
+            open_timeout=5,
+        )
         read = 0
         closed_at = None
         try:
             async with ctx.nemesis():
                 for i in range(p.subscriptions):
-                    await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": i + 1, "method": "eth_subscribe",
-                                                "params": ["newHeads"]}).decode())
+                    await ws.send(
+                        orjson.dumps(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": i + 1,
+                                "method": "eth_subscribe",
+                                "params": ["newHeads"],
+                            }
+                        ).decode()
+                    )
                 acks = 0
                 while acks < p.subscriptions:  # read the acknowledgements, then stop reading
                     msg = orjson.loads(await asyncio.wait_for(ws.recv(), 10))

@@ -141,11 +141,17 @@ async def tls(ctx: RunContext, p: TlsParams) -> dict[str, Any]:
                                and bool(fatal) == expected_fatal and connected != expected_fatal),
         }
         figures.update({f"{a.name}.{k}": v for k, v in f.items()})
-        observed.append({"attempt": a.name, "url": url, "exception": exc_name,
-                         "message": exc_text, "client": fatal or ("connected" if connected else
-                                                                  "neither"),
-                         "client_attempts": attempts,
-                         "nginx": [f"[{e.level}] {e.message[:200]}" for e in (matched or lines)][:3]})
+        observed.append(
+            {
+                "attempt": a.name,
+                "url": url,
+                "exception": exc_name,
+                "message": exc_text,
+                "client": fatal or ("connected" if connected else "neither"),
+                "client_attempts": attempts,
+                "nginx": [f"[{e.level}] {e.message[:200]}" for e in (matched or lines)][:3],
+            }
+        )
         ctx.progress(f"   {a.name}: {exc_name or 'connected'}: {exc_text[:100]}"
                      + (f" | nginx: {matched[0].message[:90]}" if matched else ""))
     failures = [a for a in p.attempts if a.exception is not None]

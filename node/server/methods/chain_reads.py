@@ -26,7 +26,9 @@ from node.server.methods import params
 from node.server.methods.ports import ChainReads, PendingView
 from node.server.methods.table import Call, rpc
 
-CLIENT_VERSION = f"dubhe-node/v{__version__}/python{sys.version_info.major}.{sys.version_info.minor}"
+CLIENT_VERSION = (
+    f"dubhe-node/v{__version__}/python{sys.version_info.major}.{sys.version_info.minor}"
+)
 
 _LATEST: int | str = "latest"
 #: Tags that name the latest state (the node's only state).
@@ -55,7 +57,9 @@ class ChainReadMethods:
     def _require_latest_state(self, tag: int | str) -> None:
         n = self._resolve(tag)
         if n != self._head_number() and tag not in _LATEST_STATE_TAGS:
-            raise StateUnavailable(f"state at block {n} is not available (this node keeps only the latest state)")
+            raise StateUnavailable(
+                f"state at block {n} is not available (this node keeps only the latest state)"
+            )
 
     def _stats_of(self, number: int) -> Any:
         raw = self.chain.block_stats(number)
@@ -168,7 +172,9 @@ class ChainReadMethods:
             if prc is not None:
                 cumulative += prc.gas_used
                 first_log += len(prc.events)
-        return eth.receipt_obj(rc, Transaction.decode(loc.raw), h, cumulative + rc.gas_used, first_log)
+        return eth.receipt_obj(
+            rc, Transaction.decode(loc.raw), h, cumulative + rc.gas_used, first_log
+        )
 
     @rpc("dubhe_getTransaction")
     def transaction(self, p: Params, c: Call) -> dict[str, Any] | None:

@@ -90,7 +90,9 @@ class ContractMethods:
 
     def _need_vm(self) -> None:
         if self.loader is None or self.calls is None:
-            raise MethodUnavailable('contracts need [vm] default_vm = "CkbVM" (this node runs the Python reference)')
+            raise MethodUnavailable(
+                'contracts need [vm] default_vm = "CkbVM" (this node runs the Python reference)'
+            )
 
     @rpc("dubhe_admin_deployContract")
     async def deploy(self, p: Params, c: Call) -> dict[str, Any]:
@@ -100,7 +102,9 @@ class ContractMethods:
         self._need_vm()
         assert self.loader is not None
         d = p.get(0, "deployment", deployment)
-        program = await asyncio.to_thread(self.loader.deploy_check, d.code)  # raises CodeRejected (-32602)
+        program = await asyncio.to_thread(
+            self.loader.deploy_check, d.code
+        )  # raises CodeRejected (-32602)
         number = await self.writes.schedule_system_write({keys.code_key(d.address): d.code})
         self.loader.invalidate(d.address)
         return {
@@ -129,7 +133,11 @@ class ContractMethods:
             "returnData": data(o.return_data),
             "gasUsed": o.gas_used,
             "events": [
-                {"address": data(e.address), "topics": [data(t) for t in e.topics], "data": data(e.data)}
+                {
+                    "address": data(e.address),
+                    "topics": [data(t) for t in e.topics],
+                    "data": data(e.data),
+                }
                 for e in o.events
             ],
             "reason": o.reason,

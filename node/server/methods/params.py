@@ -69,7 +69,9 @@ def block_tag(v: Any) -> int | str:
         return str(v)
     if isinstance(v, str) and v.startswith("0x"):
         return parse_qty(v, max_bits=64)
-    raise ValueError('expected a block number (hex) or "latest", "pending", "safe", "finalized", "earliest"')
+    raise ValueError(
+        'expected a block number (hex) or "latest", "pending", "safe", "finalized", "earliest"'
+    )
 
 
 def one_of(allowed: Collection[str], what: str) -> Callable[[Any], str]:
@@ -92,7 +94,9 @@ class Fields:
 
     __slots__ = ("_obj",)
 
-    def __init__(self, value: Any, allowed: Collection[str], *, expected: str = "an object") -> None:
+    def __init__(
+        self, value: Any, allowed: Collection[str], *, expected: str = "an object"
+    ) -> None:
         if not isinstance(value, dict):
             raise ValueError(f"expected {expected}")
         unknown = set(value) - set(allowed)
@@ -115,8 +119,18 @@ class Fields:
             raise ValueError(f"field {name}: {e}") from None
 
 
-TX_FIELDS = ("chainId", "nonce", "to", "method", "args", "readSet", "writeSet", "gasLimit", "publicKey",
-             "signature")
+TX_FIELDS = (
+    "chainId",
+    "nonce",
+    "to",
+    "method",
+    "args",
+    "readSet",
+    "writeSet",
+    "gasLimit",
+    "publicKey",
+    "signature",
+)
 
 
 def key_list(v: Any) -> tuple[bytes, ...]:

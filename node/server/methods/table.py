@@ -123,7 +123,9 @@ class MethodTable:
         self._specs: dict[str, MethodSpec] = {}
 
     @classmethod
-    def of(cls, handlers: Mapping[str, Handler], *, ws_only: frozenset[str] = frozenset()) -> MethodTable:
+    def of(
+        cls, handlers: Mapping[str, Handler], *, ws_only: frozenset[str] = frozenset()
+    ) -> MethodTable:
         """A table from plain handlers (tests, small tools)."""
         table = cls()
         for name, handler in handlers.items():

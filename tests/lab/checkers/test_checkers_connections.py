@@ -17,7 +17,13 @@ from lab.checkers.connections import (
 
 EVENTS = [
     {"ev": "close", "client": "a", "code": 1006, "by": "none", "reason": ""},
-    {"ev": "close", "client": "b", "code": 1006, "by": "client", "reason": "keepalive ping timeout"},
+    {
+        "ev": "close",
+        "client": "b",
+        "code": 1006,
+        "by": "client",
+        "reason": "keepalive ping timeout",
+    },
     {"ev": "close", "client": "a", "code": 1008, "by": "server", "reason": "slow consumer"},
     {"ev": "handshake", "client": "a", "ok": False, "status": 503, "kind": "http"},
     {"ev": "handshake", "client": "a", "ok": False, "status": None, "kind": "tls"},

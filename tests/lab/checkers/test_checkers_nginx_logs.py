@@ -22,13 +22,13 @@ ERROR_LOG = """\
 2026/12/01 15:48:07 [info] 4243#4243: *40 client sent plain HTTP request to HTTPS port while reading client request headers, client: 127.0.0.1
 2026/12/01 15:48:08 [error] 4243#4243: *41 limiting requests, excess: 5.120 by zone "websocket", client: 127.0.0.1, server: localhost, request: "GET /ws HTTP/1.1"
 not an nginx line
-"""
+"""  # noqa: E501 (real nginx lines)
 
 ACCESS_LOG = """\
 127.0.0.1:40112 [2026-12-01T15:48:04+00:00] "GET /ws HTTP/1.1" 101 1234 rt=3.002 uct=0.001 uht=0.002 urt=3.001 us=101 ua="Python/3.11 websockets/17.4" cid=17
 127.0.0.1:40114 [2026-12-01T15:48:05+00:00] "GET /ws HTTP/1.1" 503 190 rt=0.000 uct=- uht=- urt=- us=- ua="Python/3.11 websockets/17.4" cid=20
 127.0.0.1:40116 [2026-12-01T15:48:05+00:00] "POST / HTTP/1.1" 200 61 rt=0.002 uct=0.000 uht=0.002 urt=0.002 us=200 ua="-" cid=21
-"""
+"""  # noqa: E501 (real nginx lines)
 
 
 def test_error_lines_by_signature_and_level() -> None:

@@ -18,7 +18,9 @@ from lab.clients.rpc import RpcError
 
 @pytest.fixture
 async def url() -> AsyncIterator[str]:
-    replies = iter([web.Response(status=503), web.Response(status=429, headers={"Retry-After": "0.2"})])
+    replies = iter(
+        [web.Response(status=503), web.Response(status=429, headers={"Retry-After": "0.2"})]
+    )
 
     async def handle(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
@@ -44,7 +46,9 @@ async def url() -> AsyncIterator[str]:
 
 async def test_reads_retry_through_5xx_and_429(url: str) -> None:
     h = History("http")
-    async with RecordingHttp(url, history=h, backoff=BackoffPolicy(base_s=0.01, cap_s=0.02), seed=1) as rpc:
+    async with RecordingHttp(
+        url, history=h, backoff=BackoffPolicy(base_s=0.01, cap_s=0.02), seed=1
+    ) as rpc:
         assert await rpc.call("flaky") == "0x2a"
     reqs = h.of("request")
     assert [r.get("status") for r in reqs] == [503, 429, 200]

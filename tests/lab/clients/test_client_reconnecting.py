@@ -87,7 +87,9 @@ async def test_503_is_retried_and_429_waits_for_retry_after() -> None:
     HandshakeFailed("http", "HTTP 400 Bad Request", status=400),
 ])
 @virtual_time
-async def test_tls_errors_and_plain_4xx_are_fatal_with_a_clear_message(failure: HandshakeFailed) -> None:
+async def test_tls_errors_and_plain_4xx_are_fatal_with_a_clear_message(
+    failure: HandshakeFailed,
+) -> None:
     node = FakeNode(scripts=[Script(refuse=failure)])
     c = client(node)
     c.start()
@@ -125,7 +127,11 @@ async def test_keepalive_drops_a_connection_whose_pongs_stop() -> None:
     # first ping at open + 1.0 s, no pong, given up 0.5 s later: exact on the virtual clock
     assert timeout["t"] - opened == pytest.approx(1.5, abs=1e-6)
     close = c.history.of("close")[0]
-    assert (close["code"], close["by"], close["reason"]) == (1006, "client", "keepalive ping timeout")
+    assert (close["code"], close["by"], close["reason"]) == (
+        1006,
+        "client",
+        "keepalive ping timeout",
+    )
     assert len(c.history.of("keepalive_timeout")) == 1  # the second connection answers pings
 
 

@@ -63,7 +63,9 @@ async def _fail(url: str, ctx: ssl.SSLContext | None = None) -> HandshakeFailed:
     return info.value
 
 
-async def test_statuses_carry_retry_after_and_only_plain_4xx_is_fatal(server: tuple[str, str, ssl.SSLContext]) -> None:
+async def test_statuses_carry_retry_after_and_only_plain_4xx_is_fatal(
+    server: tuple[str, str, ssl.SSLContext],
+) -> None:
     plain, _, _ = server
     e503 = await _fail(f"ws://{plain}/ws?mode=503")
     assert (e503.kind, e503.status, e503.retry_after_s, e503.fatal) == ("http", 503, 2.0, False)
@@ -77,7 +79,11 @@ async def test_statuses_carry_retry_after_and_only_plain_4xx_is_fatal(server: tu
 async def test_tls_failures_are_fatal_and_named(server: tuple[str, str, ssl.SSLContext]) -> None:
     plain, secure, ctx = server
     untrusted = await _fail(f"wss://{secure}/ws", ssl.create_default_context())
-    assert (untrusted.kind, untrusted.exception, untrusted.fatal) == ("tls", "SSLCertVerificationError", True)
+    assert (untrusted.kind, untrusted.exception, untrusted.fatal) == (
+        "tls",
+        "SSLCertVerificationError",
+        True,
+    )
     assert "certificate verification failed" in untrusted.message
     wrong_port = await _fail(f"wss://{plain}/ws", ctx)
     assert wrong_port.kind == "tls" and "WRONG_VERSION_NUMBER" in wrong_port.message

@@ -96,7 +96,12 @@ def test_reorgs_beyond_finality_are_refused() -> None:
     c.reorg(4)
 
 
-@given(st.lists(st.tuples(st.sampled_from(["produce", "deploy", "upgrade", "reorg"]), st.integers(1, 4)), max_size=25))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["produce", "deploy", "upgrade", "reorg"]), st.integers(1, 4)),
+        max_size=25,
+    )
+)
 def test_any_history_keeps_the_chain_linked_and_replayable(ops: list[tuple[str, int]]) -> None:
     def run(seed: int) -> Chain:
         c = Chain(seed=seed, finality_depth=8)

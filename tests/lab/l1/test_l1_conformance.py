@@ -50,7 +50,10 @@ def load(path: Path) -> tuple[list[str], list[tuple[Any, Any]]]:
 def redact(obj: Any) -> Any:
     """Drop error messages (hive rpc-compat does the same: only code and structure must match)."""
     if isinstance(obj, dict):
-        return {k: ("<redacted>" if k == "message" and "code" in obj else redact(v)) for k, v in obj.items()}
+        return {
+            k: ("<redacted>" if k == "message" and "code" in obj else redact(v))
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [redact(v) for v in obj]
     return obj
@@ -64,7 +67,8 @@ def shape(resp: Any) -> tuple[str, str]:
 
 async def build(chain: str) -> AsyncIterator[MockL1]:
     script = orjson.loads((FIXTURES / chain / "chain.json").read_text())
-    async with mock_l1(chain, seed=script["seed"], chain_id=script.get("chain_id", 1337)) as l1:  # type: ignore[arg-type]
+    chain_id = script.get("chain_id", 1337)
+    async with mock_l1(chain, seed=script["seed"], chain_id=chain_id) as l1:  # type: ignore[arg-type]
         url = l1.endpoints[0].admin_url
         for cmd in script["commands"]:
             await admin(url, cmd)
@@ -89,12 +93,19 @@ async def test_fixtures_replay(chain: str) -> None:
                 got = await rpc_raw(url, req)
                 ok = shape(got) == shape(want) if speconly else redact(got) == redact(want)
                 if not ok:
-                    failures.append(f"{path.relative_to(FIXTURES)}:\n  sent {orjson.dumps(req).decode()}\n  want {orjson.dumps(want).decode()[:400]}\n  got  {orjson.dumps(got).decode()[:400]}")
+                    failures.append(
+                        f"{path.relative_to(FIXTURES)}:\n  sent {orjson.dumps(req).decode()}\n  "
+                        f"want {orjson.dumps(want).decode()[:400]}\n  "
+                        f"got  {orjson.dumps(got).decode()[:400]}"
+                    )
     assert not failures, "\n".join(failures)
 
 
 async def rpc_raw(url: str, req: Any) -> Any:
-    async with aiohttp.ClientSession() as s, s.post(url, data=orjson.dumps(req), headers={"Content-Type": "application/json"}) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(url, data=orjson.dumps(req), headers={"Content-Type": "application/json"}) as r,
+    ):
         return orjson.loads(await r.read())
 
 
@@ -114,30 +125,130 @@ ETH_CASES: list[tuple[str, str, str, list[Any]]] = [
     ("net_version", "get-net-version", "net_version is the chain id in decimal", []),
     ("eth_blockNumber", "simple-test", "head after the chain script", []),
     ("eth_getBlockByNumber", "get-genesis", "block 0 with every header field", ["0x0", False]),
-    ("eth_getBlockByNumber", "get-block-with-txs-hydrated", "block 3 holds the deploy transaction", ["0x3", True]),
+    (
+        "eth_getBlockByNumber",
+        "get-block-with-txs-hydrated",
+        "block 3 holds the deploy transaction",
+        ["0x3", True],
+    ),
     ("eth_getBlockByNumber", "get-latest", "latest block", ["latest", False]),
-    ("eth_getBlockByNumber", "get-finalized", "finalized block (finality depth 64: genesis)", ["finalized", False]),
+    (
+        "eth_getBlockByNumber",
+        "get-finalized",
+        "finalized block (finality depth 64: genesis)",
+        ["finalized", False],
+    ),
     ("eth_getBlockByNumber", "get-block-notfound", "beyond the head: null", ["0x3e8", False]),
-    ("eth_getBlockByNumber", "get-block-invalid-number", "leading zeros are invalid", ["0x01", False]),
-    ("eth_getBlockByNumber", "get-block-missing-hydrated", "the hydrated flag is required", ["0x1"]),
-    ("eth_getBlockByHash", "get-block-by-empty-hash", "an unknown hash: null", ["0x" + "00" * 32, False]),
+    (
+        "eth_getBlockByNumber",
+        "get-block-invalid-number",
+        "leading zeros are invalid",
+        ["0x01", False],
+    ),
+    (
+        "eth_getBlockByNumber",
+        "get-block-missing-hydrated",
+        "the hydrated flag is required",
+        ["0x1"],
+    ),
+    (
+        "eth_getBlockByHash",
+        "get-block-by-empty-hash",
+        "an unknown hash: null",
+        ["0x" + "00" * 32, False],
+    ),
     ("eth_getBlockByHash", "get-block-bad-hash", "a short hash is invalid", ["0x1234", False]),
-    ("eth_getBalance", "get-balance-after-transfer", "received 1000 wei at block 5", ["0x" + "11" * 20, "latest"]),
-    ("eth_getBalance", "get-balance-before-transfer", "nothing yet at block 4", ["0x" + "11" * 20, "0x4"]),
-    ("eth_getBalance", "get-balance-unknown", "an account that never received anything", ["0x" + "12" * 20, "latest"]),
-    ("eth_getBalance", "get-balance-blockhash-missing", "unknown block number", ["0x" + "11" * 20, "0x3e8"]),
-    ("eth_getCode", "get-code", "the contract's RISC-V ELF after its upgrade", [ETH_CONTRACT, "latest"]),
-    ("eth_getCode", "get-code-before-upgrade", "the first version at block 3", [ETH_CONTRACT, "0x3"]),
+    (
+        "eth_getBalance",
+        "get-balance-after-transfer",
+        "received 1000 wei at block 5",
+        ["0x" + "11" * 20, "latest"],
+    ),
+    (
+        "eth_getBalance",
+        "get-balance-before-transfer",
+        "nothing yet at block 4",
+        ["0x" + "11" * 20, "0x4"],
+    ),
+    (
+        "eth_getBalance",
+        "get-balance-unknown",
+        "an account that never received anything",
+        ["0x" + "12" * 20, "latest"],
+    ),
+    (
+        "eth_getBalance",
+        "get-balance-blockhash-missing",
+        "unknown block number",
+        ["0x" + "11" * 20, "0x3e8"],
+    ),
+    (
+        "eth_getCode",
+        "get-code",
+        "the contract's RISC-V ELF after its upgrade",
+        [ETH_CONTRACT, "latest"],
+    ),
+    (
+        "eth_getCode",
+        "get-code-before-upgrade",
+        "the first version at block 3",
+        [ETH_CONTRACT, "0x3"],
+    ),
     ("eth_getCode", "get-code-before-deploy", "nothing before the deploy", [ETH_CONTRACT, "0x2"]),
-    ("eth_getCode", "get-code-unknown-account", "no code at an unknown address", ["0x" + "22" * 20, "latest"]),
-    ("eth_getStorageAt", "get-storage-version", "slot 0 holds the code version", [ETH_CONTRACT, "0x0", "latest"]),
-    ("eth_getStorageAt", "get-storage-invalid-key", "slot keys are quantities or 32-byte words", [ETH_CONTRACT, "0xzz", "latest"]),
-    ("eth_getLogs", "logs-all", "every log of the chain", [{"fromBlock": "0x0", "toBlock": "latest"}]),
-    ("eth_getLogs", "logs-by-topic", "only upgrades", [{"fromBlock": "0x0", "topics": [["UPGRADED"]]}]),
-    ("eth_getLogs", "logs-empty-range", "a range without logs", [{"fromBlock": "0x5", "toBlock": "0x6"}]),
-    ("eth_getLogs", "logs-hash-and-range", "blockHash excludes fromBlock/toBlock", [{"blockHash": "0x" + "00" * 32, "fromBlock": "0x0"}]),
-    ("eth_call", "call-version", "the Dubhe version() selector", [{"to": ETH_CONTRACT, "input": "VERSION"}, "latest"]),
-    ("eth_call", "call-unknown-selector", "other calls return empty data", [{"to": ETH_CONTRACT, "input": "0x12345678"}, "latest"]),
+    (
+        "eth_getCode",
+        "get-code-unknown-account",
+        "no code at an unknown address",
+        ["0x" + "22" * 20, "latest"],
+    ),
+    (
+        "eth_getStorageAt",
+        "get-storage-version",
+        "slot 0 holds the code version",
+        [ETH_CONTRACT, "0x0", "latest"],
+    ),
+    (
+        "eth_getStorageAt",
+        "get-storage-invalid-key",
+        "slot keys are quantities or 32-byte words",
+        [ETH_CONTRACT, "0xzz", "latest"],
+    ),
+    (
+        "eth_getLogs",
+        "logs-all",
+        "every log of the chain",
+        [{"fromBlock": "0x0", "toBlock": "latest"}],
+    ),
+    (
+        "eth_getLogs",
+        "logs-by-topic",
+        "only upgrades",
+        [{"fromBlock": "0x0", "topics": [["UPGRADED"]]}],
+    ),
+    (
+        "eth_getLogs",
+        "logs-empty-range",
+        "a range without logs",
+        [{"fromBlock": "0x5", "toBlock": "0x6"}],
+    ),
+    (
+        "eth_getLogs",
+        "logs-hash-and-range",
+        "blockHash excludes fromBlock/toBlock",
+        [{"blockHash": "0x" + "00" * 32, "fromBlock": "0x0"}],
+    ),
+    (
+        "eth_call",
+        "call-version",
+        "the Dubhe version() selector",
+        [{"to": ETH_CONTRACT, "input": "VERSION"}, "latest"],
+    ),
+    (
+        "eth_call",
+        "call-unknown-selector",
+        "other calls return empty data",
+        [{"to": ETH_CONTRACT, "input": "0x12345678"}, "latest"],
+    ),
     ("eth_getTransactionCount", "get-nonce", "the deployer's nonce", ["ACCOUNT0", "latest"]),
     ("web3_clientVersion", "client-version", "speconly: any string", []),
     ("eth_unknownMethod", "unknown-method", "methods the mock does not claim", []),
@@ -151,16 +262,51 @@ SUI_CASES: list[tuple[str, str, str, list[Any]]] = [
     ("sui_getCheckpoints", "ascending-page", "two checkpoints after cursor 1", ["1", 2, False]),
     ("sui_getCheckpoints", "descending-first", "the newest checkpoint", [None, 1, True]),
     ("suix_getBalance", "unknown-owner", "an address without coins", ["0x" + "11" * 32, None]),
-    ("suix_getBalance", "other-coin", "coins the mock does not mint", ["0x" + "11" * 32, "0x2::coin::FOO"]),
-    ("sui_getObject", "package-bcs", "a package's modules in its BCS moduleMap", [SUI_PACKAGE, {"showBcs": True, "showType": True, "showOwner": True}]),
-    ("sui_getObject", "package-content", "the disassembled view", [SUI_PACKAGE, {"showContent": True}]),
+    (
+        "suix_getBalance",
+        "other-coin",
+        "coins the mock does not mint",
+        ["0x" + "11" * 32, "0x2::coin::FOO"],
+    ),
+    (
+        "sui_getObject",
+        "package-bcs",
+        "a package's modules in its BCS moduleMap",
+        [SUI_PACKAGE, {"showBcs": True, "showType": True, "showOwner": True}],
+    ),
+    (
+        "sui_getObject",
+        "package-content",
+        "the disassembled view",
+        [SUI_PACKAGE, {"showContent": True}],
+    ),
     ("sui_getObject", "not-exists", "an unknown object", ["0x" + "33" * 32, {}]),
     ("sui_getObject", "bad-id", "ids are 0x hex", ["hello", {}]),
-    ("sui_multiGetObjects", "two", "a package and a missing object", [[SUI_PACKAGE, "0x" + "33" * 32], {"showType": True}]),
-    ("sui_getNormalizedMoveModulesByPackage", "package", "RISC-V modules as empty Move shells", [SUI_PACKAGE]),
+    (
+        "sui_multiGetObjects",
+        "two",
+        "a package and a missing object",
+        [[SUI_PACKAGE, "0x" + "33" * 32], {"showType": True}],
+    ),
+    (
+        "sui_getNormalizedMoveModulesByPackage",
+        "package",
+        "RISC-V modules as empty Move shells",
+        [SUI_PACKAGE],
+    ),
     ("sui_getNormalizedMoveModulesByPackage", "missing", "unknown package", ["0x" + "44" * 32]),
-    ("suix_queryEvents", "registry-events", "publish and upgrade events of the Dubhe registry", [{"MoveEventModule": {"package": "0xdb", "module": "registry"}}, None, 10, False]),
-    ("suix_queryEvents", "by-type-descending", "upgrades only, newest first", [{"MoveEventType": "0x" + "00" * 31 + "db::registry::CodeUpgraded"}, None, 10, True]),
+    (
+        "suix_queryEvents",
+        "registry-events",
+        "publish and upgrade events of the Dubhe registry",
+        [{"MoveEventModule": {"package": "0xdb", "module": "registry"}}, None, 10, False],
+    ),
+    (
+        "suix_queryEvents",
+        "by-type-descending",
+        "upgrades only, newest first",
+        [{"MoveEventType": "0x" + "00" * 31 + "db::registry::CodeUpgraded"}, None, 10, True],
+    ),
     ("suix_queryEvents", "bad-filter", "an unknown filter kind", [{"Nope": 1}, None, 10, False]),
     ("sui_unknownMethod", "unknown-method", "methods the mock does not claim", []),
 ]
@@ -176,7 +322,9 @@ def _subst(v: Any, env: dict[str, str]) -> Any:
     return v
 
 
-@pytest.mark.skipif(not os.environ.get("L1_REGEN_FIXTURES"), reason="set L1_REGEN_FIXTURES=1 to regenerate")
+@pytest.mark.skipif(
+    not os.environ.get("L1_REGEN_FIXTURES"), reason="set L1_REGEN_FIXTURES=1 to regenerate"
+)
 @pytest.mark.parametrize("chain", ["eth", "sui"])
 async def test_regenerate_fixtures(chain: str) -> None:
     from lab.l1.eth_rpc import SELECTOR_VERSION, TOPIC_CODE_UPGRADED

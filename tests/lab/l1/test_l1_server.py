@@ -1,4 +1,5 @@
-"""The mock chains' aiohttp shell over loopback: formats, WebSocket subscriptions, admin, faults, CLI."""
+"""The mock chains' aiohttp shell over loopback: formats, WebSocket subscriptions, admin, faults,
+CLI."""
 
 from __future__ import annotations
 
@@ -22,10 +23,32 @@ QTY = re.compile(r"^0x(0|[1-9a-f][0-9a-f]*)$")
 HASH = re.compile(r"^0x[0-9a-f]{64}$")
 ADDR = re.compile(r"^0x[0-9a-f]{40}$")
 BLOCK_FIELDS = {
-    "number", "hash", "parentHash", "nonce", "sha3Uncles", "logsBloom", "transactionsRoot", "stateRoot",
-    "receiptsRoot", "miner", "difficulty", "totalDifficulty", "extraData", "size", "gasLimit", "gasUsed",
-    "timestamp", "transactions", "uncles", "baseFeePerGas", "mixHash", "withdrawals", "withdrawalsRoot",
-    "blobGasUsed", "excessBlobGas", "parentBeaconBlockRoot",
+    "number",
+    "hash",
+    "parentHash",
+    "nonce",
+    "sha3Uncles",
+    "logsBloom",
+    "transactionsRoot",
+    "stateRoot",
+    "receiptsRoot",
+    "miner",
+    "difficulty",
+    "totalDifficulty",
+    "extraData",
+    "size",
+    "gasLimit",
+    "gasUsed",
+    "timestamp",
+    "transactions",
+    "uncles",
+    "baseFeePerGas",
+    "mixHash",
+    "withdrawals",
+    "withdrawalsRoot",
+    "blobGasUsed",
+    "excessBlobGas",
+    "parentBeaconBlockRoot",
 }
 
 
@@ -46,9 +69,30 @@ async def test_block_object_has_every_field_in_execution_apis_format(eth: MockL1
     d = await admin(ep.admin_url, {"cmd": "deploy", "code": "0x7f454c46"})
     b = (await rpc(ep.http_url, "eth_getBlockByNumber", [hex(d["block"]), True]))["result"]
     assert set(b) == BLOCK_FIELDS
-    for k in ("number", "difficulty", "totalDifficulty", "size", "gasLimit", "gasUsed", "timestamp", "baseFeePerGas", "blobGasUsed", "excessBlobGas"):
+    for k in (
+        "number",
+        "difficulty",
+        "totalDifficulty",
+        "size",
+        "gasLimit",
+        "gasUsed",
+        "timestamp",
+        "baseFeePerGas",
+        "blobGasUsed",
+        "excessBlobGas",
+    ):
         assert QTY.match(b[k]), k
-    for k in ("hash", "parentHash", "sha3Uncles", "transactionsRoot", "stateRoot", "receiptsRoot", "mixHash", "withdrawalsRoot", "parentBeaconBlockRoot"):
+    for k in (
+        "hash",
+        "parentHash",
+        "sha3Uncles",
+        "transactionsRoot",
+        "stateRoot",
+        "receiptsRoot",
+        "mixHash",
+        "withdrawalsRoot",
+        "parentBeaconBlockRoot",
+    ):
         assert HASH.match(b[k]), k
     assert ADDR.match(b["miner"]) and len(b["logsBloom"]) == 2 + 512 and len(b["nonce"]) == 18
     assert b["logsBloom"] != "0x" + "00" * 256  # the block has a log
@@ -62,7 +106,12 @@ async def test_batch_and_named_params(eth: MockL1) -> None:
     ep = eth.endpoints[0]
     body = [
         {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
-        {"jsonrpc": "2.0", "id": 2, "method": "eth_getBlockByNumber", "params": {"block": "latest", "hydrated": False}},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "eth_getBlockByNumber",
+            "params": {"block": "latest", "hydrated": False},
+        },
         {"jsonrpc": "2.0", "method": "eth_blockNumber"},  # a notification: no answer
     ]
     async with aiohttp.ClientSession() as s, s.post(ep.http_url, json=body) as r:
@@ -71,8 +120,12 @@ async def test_batch_and_named_params(eth: MockL1) -> None:
     assert out[0]["result"] == "0x539"
 
 
-async def ws_call(ws: aiohttp.ClientWebSocketResponse, id_: int, method: str, params: list[Any]) -> Any:
-    await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}).decode())
+async def ws_call(
+    ws: aiohttp.ClientWebSocketResponse, id_: int, method: str, params: list[Any]
+) -> Any:
+    await ws.send_str(
+        orjson.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}).decode()
+    )
     while True:
         msg = orjson.loads((await ws.receive(timeout=10)).data)
         if msg.get("id") == id_:
@@ -94,7 +147,9 @@ async def test_eth_subscriptions_new_heads_logs_and_removed_on_reorg(eth: MockL1
         heads = (await ws_call(ws, 1, "eth_subscribe", ["newHeads"]))["result"]
         logs = (await ws_call(ws, 2, "eth_subscribe", ["logs", {"topics": []}]))["result"]
         assert QTY.match(heads) and heads != logs
-        assert (await ws_call(ws, 3, "eth_subscribe", ["newPendingTransactions"]))["error"]["code"] == -32602
+        assert (await ws_call(ws, 3, "eth_subscribe", ["newPendingTransactions"]))["error"][
+            "code"
+        ] == -32602
         assert (await ws_call(ws, 4, "eth_blockNumber", []))["result"] == "0x0"
         await admin(ep.admin_url, {"cmd": "deploy", "code": "0x7f454c46"})
         got = await notifications(ws, 2)
@@ -106,7 +161,9 @@ async def test_eth_subscriptions_new_heads_logs_and_removed_on_reorg(eth: MockL1
         got = await notifications(ws, 3)  # removed log, then 2 new heads
         removed = [m["params"]["result"] for m in got if m["params"]["subscription"] == logs]
         assert removed and removed[0]["removed"] is True
-        assert [m["params"]["result"]["number"] for m in got if m["params"]["subscription"] == heads] == ["0x1", "0x2"]
+        assert [
+            m["params"]["result"]["number"] for m in got if m["params"]["subscription"] == heads
+        ] == ["0x1", "0x2"]
         assert (await ws_call(ws, 5, "eth_unsubscribe", [logs]))["result"] is True
         assert (await ws_call(ws, 6, "eth_unsubscribe", [logs]))["result"] is False
     assert (await rpc(ep.http_url, "eth_subscribe", ["newHeads"]))["error"]["code"] == -32601
@@ -122,7 +179,9 @@ async def test_sui_event_subscription_and_checkpoint_paging(sui: MockL1) -> None
         (msg,) = await notifications(ws, 1)
         assert msg["method"] == "suix_subscribeEvent" and msg["params"]["subscription"] == sid
         ev = msg["params"]["result"]
-        assert ev["parsedJson"]["package_id"] == d["package_id"] and ev["type"].endswith("::registry::CodePublished")
+        assert ev["parsedJson"]["package_id"] == d["package_id"] and ev["type"].endswith(
+            "::registry::CodePublished"
+        )
         assert (await ws_call(ws, 2, "suix_unsubscribeEvent", [sid]))["result"] is True
     sui.produce(120)
     seen: list[str] = []
@@ -142,7 +201,10 @@ async def test_fault_script_http_statuses_rpc_errors_stalls_and_malformed(eth: M
     ep = eth.endpoints[0]
     await admin(ep.admin_url, {"cmd": "faults", "count": 1, "http_status": 429, "retry_after": "2"})
     await admin(ep.admin_url, {"cmd": "faults", "count": 1, "http_status": 503})
-    await admin(ep.admin_url, {"cmd": "faults", "count": 1, "rpc_error": {"code": -32005, "message": "slow down"}})
+    await admin(
+        ep.admin_url,
+        {"cmd": "faults", "count": 1, "rpc_error": {"code": -32005, "message": "slow down"}},
+    )
     await admin(ep.admin_url, {"cmd": "faults", "count": 1, "stall_ms": 300})
     await admin(ep.admin_url, {"cmd": "faults", "count": 1, "malformed": "truncated"})
     req = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}

@@ -14,8 +14,10 @@ from lab.nginx.status import parse
 from lab.nginx.tls import write_tls
 from lab.orchestrate import EnvironmentProblem, NginxConfigError, NginxSpec
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
-                                reason="nginx is not installed (make setup installs nginx-light)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+    reason="nginx is not installed (make setup installs nginx-light)",
+)
 
 
 def _render(tmp_path: Path, spec: NginxSpec, templates: Path | None = None) -> NginxPaths:
@@ -55,12 +57,26 @@ def test_every_variant_passes_nginx_t(tmp_path: Path, spec: NginxSpec) -> None:
 def test_rendered_directives(tmp_path: Path) -> None:
     conf = _render(tmp_path, NginxSpec(read_timeout_s=0.5, limits={"req": True, "conn": True})  # type: ignore[arg-type]
                    ).conf.read_text()
-    for line in ("proxy_read_timeout 500ms;", "proxy_send_timeout 60s;", "proxy_connect_timeout 5s;",
-                 "proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;",
-                 "proxy_set_header Connection $connection_upgrade;", "keepalive 4;",
-                 "limit_req zone=websocket burst=5 nodelay;", "rate=1r/s;", "rate=2r/s;", "rate=5r/s;",
-                 "limit_conn perip 5;", "limit_req_status 429;", "limit_conn_status 503;", "stub_status;",
-                 "error_log", "uct=$upstream_connect_time", "us=$upstream_status"):
+    for line in (
+        "proxy_read_timeout 500ms;",
+        "proxy_send_timeout 60s;",
+        "proxy_connect_timeout 5s;",
+        "proxy_http_version 1.1;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+        "keepalive 4;",
+        "limit_req zone=websocket burst=5 nodelay;",
+        "rate=1r/s;",
+        "rate=2r/s;",
+        "rate=5r/s;",
+        "limit_conn perip 5;",
+        "limit_req_status 429;",
+        "limit_conn_status 503;",
+        "stub_status;",
+        "error_log",
+        "uct=$upstream_connect_time",
+        "us=$upstream_status",
+    ):
         assert line in conf, line
     assert "info;" in conf.split("error_log", 1)[1].splitlines()[0]
 
@@ -69,7 +85,9 @@ def test_a_broken_template_reports_nginx_s_message(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()
     good = (Path(__file__).resolve().parents[3] / "nginx" / "nginx.conf.j2").read_text()
-    (templates / "nginx.conf.j2").write_text(good.replace("worker_connections {{", "worker_connectionz {{"))
+    (templates / "nginx.conf.j2").write_text(
+        good.replace("worker_connections {{", "worker_connectionz {{")
+    )
     paths = _render(tmp_path, NginxSpec(), templates)
     with pytest.raises(NginxConfigError) as info:
         check_config(find_nginx(), paths.root, paths.conf, paths.error_log)
@@ -100,5 +118,7 @@ def test_a_template_error_names_the_template(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "nginx.conf.j2").write_text("events {}\n{{ s.no_such_setting }}\n")
-    with pytest.raises(NginxConfigError, match=r"nginx.conf.j2:2: template error: .*no_such_setting"):
+    with pytest.raises(
+        NginxConfigError, match=r"nginx.conf.j2:2: template error: .*no_such_setting"
+    ):
         _render(tmp_path, NginxSpec(), templates)

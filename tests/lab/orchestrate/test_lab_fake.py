@@ -111,8 +111,12 @@ async def test_component_faults(tmp_path: Path) -> None:
     assert lab.state_of("l1-eth") == "paused"
     await lab.resume("l1-eth")
     await lab.restart("proxy")
-    assert calls[:4] == [("kill", "node"), ("start", "node"), ("probe", "http", lab.endpoints["node_health"]),
-                         ("pause", "l1-eth")]
+    assert calls[:4] == [
+        ("kill", "node"),
+        ("start", "node"),
+        ("probe", "http", lab.endpoints["node_health"]),
+        ("pause", "l1-eth"),
+    ]
     # a restarted proxy gets the lab's links back
     assert calls[-len(lab.plan.links):] == [("create_link", n) for n in lab.plan.links]
     with pytest.raises(ComponentError, match="no such component"):

@@ -65,7 +65,9 @@ def test_every_hop_goes_through_its_link(tmp_path: Path) -> None:
 def test_node_config_keeps_overrides_and_owns_its_keys(tmp_path: Path) -> None:
     spec = LabSpec(node={"scheduler": {"strategy": "SuiObjectDAG"}, "node": {"max_block_txs": 5}},
                    block_time_ms=150)
-    cfg = tomllib.loads(next(iter(_plan(tmp_path, spec).components["node"].files.values())).decode())
+    cfg = tomllib.loads(
+        next(iter(_plan(tmp_path, spec).components["node"].files.values())).decode()
+    )
     assert cfg["scheduler"]["strategy"] == "SuiObjectDAG"
     assert cfg["node"] == {"block_time_ms": 150, "max_block_txs": 5}
     assert cfg["state"]["path"] == str(tmp_path / "node" / "data")
@@ -92,8 +94,12 @@ def test_extra_l1_endpoints_get_numbered_links(tmp_path: Path) -> None:
 
 
 def test_l1_request_timeout_reaches_the_adapter(tmp_path: Path) -> None:
-    spec = LabSpec().overlay({"l1": [{"chain": "eth", "request_timeout_ms": 800}, {"chain": "sui"}]})
-    cfg = tomllib.loads(next(iter(_plan(tmp_path, spec).components["node"].files.values())).decode())
+    spec = LabSpec().overlay(
+        {"l1": [{"chain": "eth", "request_timeout_ms": 800}, {"chain": "sui"}]}
+    )
+    cfg = tomllib.loads(
+        next(iter(_plan(tmp_path, spec).components["node"].files.values())).decode()
+    )
     assert cfg["adapters"]["ethereum"]["backoff"] == {"request_timeout_ms": 800}
     assert "backoff" not in cfg["adapters"]["sui"]  # the node's default
 

@@ -11,7 +11,9 @@ from lab.orchestrate.spec import derive_seed
 def test_defaults_describe_the_full_lab() -> None:
     spec = LabSpec()
     assert [l1.chain for l1 in spec.l1] == ["eth", "sui"]
-    assert spec.nginx.enabled and spec.nginx.read_timeout_s == 60 and spec.nginx.connect_timeout_s == 5
+    assert (
+        spec.nginx.enabled and spec.nginx.read_timeout_s == 60 and spec.nginx.connect_timeout_s == 5
+    )
     assert not spec.nginx.limits.req and not spec.nginx.limits.conn
     assert spec.nginx.limits.ws_rate == "1r/s" and spec.nginx.limits.conn_per_ip == 5
     assert spec.proxy.toxiproxy_url is None

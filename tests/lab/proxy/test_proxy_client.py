@@ -11,7 +11,9 @@ from lab.proxy.client import BadRequest, Conflict, NotFound, ToxiproxyClient, To
 from lab.proxy.server import ProxyServer
 
 
-async def test_toxic_context_manager_adds_and_removes(tp: ToxiproxyClient, echo_server: str) -> None:
+async def test_toxic_context_manager_adds_and_removes(
+    tp: ToxiproxyClient, echo_server: str
+) -> None:
     proxy = await tp.create_proxy("cm", upstream=echo_server)
     async with proxy.toxic("latency", attributes={"latency": 10}, stream="upstream") as toxic:
         assert toxic.name == "latency_upstream" and toxic.attributes["latency"] == 10
@@ -84,4 +86,6 @@ async def test_timeout_is_per_instance() -> None:
 
 async def test_server_error_without_json(tp: ToxiproxyClient) -> None:
     err = ToxiproxyClient._error(503, "Service Unavailable\n")
-    assert type(err) is ToxiproxyError and err.status == 503 and err.message == "Service Unavailable"
+    assert (
+        type(err) is ToxiproxyError and err.status == 503 and err.message == "Service Unavailable"
+    )

@@ -22,7 +22,9 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
 def test_prints_seed_and_serves(args: tuple[str, ...]) -> None:
     proc, line = _start(*args)
     try:
-        m = re.search(r"API on (http://127\.0\.0\.1:\d+) seed=(\d+) \(replay with --seed \2\)", line)
+        m = re.search(
+            r"API on (http://127\.0\.0\.1:\d+) seed=(\d+) \(replay with --seed \2\)", line
+        )
         assert m, line
         if args:
             assert m.group(2) == "42"

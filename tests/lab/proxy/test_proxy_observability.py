@@ -100,4 +100,6 @@ async def test_metrics_can_be_switched_off() -> None:
         except NotFound as exc:
             assert exc.message == "404 page not found"
         else:
-            raise AssertionError("expected 404 with metrics off, as Toxiproxy without -proxy-metrics")
+            raise AssertionError(
+                "expected 404 with metrics off, as Toxiproxy without -proxy-metrics"
+            )

@@ -39,30 +39,82 @@ def _error(data: dict[str, object]) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ({"name": "x", "colour": 1}, "bad.toml: profile 'x': colour: unknown key"),
-    ({"proxies": []}, "bad.toml: name: required string"),
-    ({"name": "x", "proxies": [{"link": "moon"}]}, "bad.toml: profile 'x': proxies[0].link: unknown link 'moon'"),
-    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [{"type": "lag"}]}]},
-     "bad.toml: profile 'x': proxies[0].toxics[0].type: unknown toxic type 'lag'"),
-    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
-        {"type": "latency", "attributes": {"latncy": 1}}]}]},
-     "bad.toml: profile 'x': proxies[0].toxics[0].attributes.latncy: unknown attribute (known: jitter, latency)"),
-    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
-        {"type": "latency", "attributes": {"latency": "fast"}}]}]},
-     "bad.toml: profile 'x': proxies[0].toxics[0].attributes.latency: must be integer, got 'fast'"),
-    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
-        {"type": "latency", "toxicity": 2}]}]},
-     "bad.toml: profile 'x': proxies[0].toxics[0].toxicity: must be a number in [0, 1]"),
-    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
-        {"type": "latency", "schedule": {"start": 5, "stop": 1}}]}]},
-     "bad.toml: profile 'x': proxies[0].toxics[0].schedule.stop: must be greater than start"),
-    ({"name": "x", "proxies": [{"link": "client-edge", "toxics": [
-        {"type": "latency", "stream": "sideways"}]}]},
-     "bad.toml: profile 'x': proxies[0].toxics[0].stream: must be 'upstream' or 'downstream'"),
-    ({"name": "x", "proxies": [{"link": "client-edge"}, {"link": "client-edge"}]},
-     "bad.toml: profile 'x': proxies[1].name: duplicate proxy name 'client-edge'"),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"name": "x", "colour": 1}, "bad.toml: profile 'x': colour: unknown key"),
+        ({"proxies": []}, "bad.toml: name: required string"),
+        (
+            {"name": "x", "proxies": [{"link": "moon"}]},
+            "bad.toml: profile 'x': proxies[0].link: unknown link 'moon'",
+        ),
+        (
+            {"name": "x", "proxies": [{"link": "client-edge", "toxics": [{"type": "lag"}]}]},
+            "bad.toml: profile 'x': proxies[0].toxics[0].type: unknown toxic type 'lag'",
+        ),
+        (
+            {
+                "name": "x",
+                "proxies": [
+                    {
+                        "link": "client-edge",
+                        "toxics": [{"type": "latency", "attributes": {"latncy": 1}}],
+                    }
+                ],
+            },
+            "bad.toml: profile 'x': proxies[0].toxics[0].attributes.latncy: unknown attribute "
+            "(known: jitter, latency)",
+        ),
+        (
+            {
+                "name": "x",
+                "proxies": [
+                    {
+                        "link": "client-edge",
+                        "toxics": [{"type": "latency", "attributes": {"latency": "fast"}}],
+                    }
+                ],
+            },
+            "bad.toml: profile 'x': proxies[0].toxics[0].attributes.latency: must be integer, got "
+            "'fast'",
+        ),
+        (
+            {
+                "name": "x",
+                "proxies": [
+                    {"link": "client-edge", "toxics": [{"type": "latency", "toxicity": 2}]}
+                ],
+            },
+            "bad.toml: profile 'x': proxies[0].toxics[0].toxicity: must be a number in [0, 1]",
+        ),
+        (
+            {
+                "name": "x",
+                "proxies": [
+                    {
+                        "link": "client-edge",
+                        "toxics": [{"type": "latency", "schedule": {"start": 5, "stop": 1}}],
+                    }
+                ],
+            },
+            "bad.toml: profile 'x': proxies[0].toxics[0].schedule.stop: must be greater than start",
+        ),
+        (
+            {
+                "name": "x",
+                "proxies": [
+                    {"link": "client-edge", "toxics": [{"type": "latency", "stream": "sideways"}]}
+                ],
+            },
+            "bad.toml: profile 'x': proxies[0].toxics[0].stream: must be 'upstream' or "
+            "'downstream'",
+        ),
+        (
+            {"name": "x", "proxies": [{"link": "client-edge"}, {"link": "client-edge"}]},
+            "bad.toml: profile 'x': proxies[1].name: duplicate proxy name 'client-edge'",
+        ),
+    ],
+)
 def test_errors_name_file_and_key(data: dict[str, object], expected: str) -> None:
     assert _error(data).startswith(expected)
 

@@ -114,7 +114,9 @@ def test_any_split_gives_the_same_frames_and_bytes(sizes: list[int], cuts: list[
     pieces += split_tracker.feed(stream[pos:])
     skip_tracker.skip(stream[pos:])
     assert b"".join(p.data for p in pieces) == stream
-    assert frames_of(pieces) == frames_of(whole) == [(OP_BINARY, n) for n in sizes] + [(OP_CLOSE, 2)]
+    assert (
+        frames_of(pieces) == frames_of(whole) == [(OP_BINARY, n) for n in sizes] + [(OP_CLOSE, 2)]
+    )
     assert split_tracker.at_boundary and skip_tracker.at_boundary
 
 

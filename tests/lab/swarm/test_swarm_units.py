@@ -61,7 +61,12 @@ def test_summary_counts_percentiles_and_closes() -> None:
     s = summarize_requests(rows)
     heads = s["requests"]["notify newHeads"]
     assert heads["count"] == 100 and heads["p50_ms"] in (50.0, 51.0) and heads["p99_ms"] == 99.0
-    assert s["connections"] == {"attempts": 3, "succeeded": 2, "success_rate": 2 / 3, "reconnects": 1}
+    assert s["connections"] == {
+        "attempts": 3,
+        "succeeded": 2,
+        "success_rate": 2 / 3,
+        "reconnects": 1,
+    }
     assert s["close_codes"] == {"1000": 1, "1006": 1}
     assert s["failures"] == 2
     assert request_key("eth_blockNumber", "eth_blockNumber") == "eth_blockNumber"
@@ -70,11 +75,31 @@ def test_summary_counts_percentiles_and_closes() -> None:
 
 def test_fault_windows_from_proxy_events() -> None:
     events = [
-        {"seq": 1, "time": 10.0, "event": "toxic_added", "proxy": "a", "toxic": "x", "active": True},
+        {
+            "seq": 1,
+            "time": 10.0,
+            "event": "toxic_added",
+            "proxy": "a",
+            "toxic": "x",
+            "active": True,
+        },
         {"seq": 2, "time": 10.5, "event": "toxic_fired", "proxy": "a", "toxic": "x"},
-        {"seq": 3, "time": 10.6, "event": "toxic_fired", "proxy": "a", "toxic": "x",
-         "action": "ws_cut"},
-        {"seq": 4, "time": 11.0, "event": "toxic_added", "proxy": "b", "toxic": "y", "active": False},
+        {
+            "seq": 3,
+            "time": 10.6,
+            "event": "toxic_fired",
+            "proxy": "a",
+            "toxic": "x",
+            "action": "ws_cut",
+        },
+        {
+            "seq": 4,
+            "time": 11.0,
+            "event": "toxic_added",
+            "proxy": "b",
+            "toxic": "y",
+            "active": False,
+        },
         {"seq": 5, "time": 13.0, "event": "toxic_started", "proxy": "b", "toxic": "y"},
         {"seq": 6, "time": 14.0, "event": "toxic_stopped", "proxy": "b", "toxic": "y"},
         {"seq": 7, "time": 15.0, "event": "toxic_removed", "proxy": "a", "toxic": "x"},

@@ -33,7 +33,8 @@ def test_backoff_honours_retry_after_up_to_the_bound() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs"), [{"base_s": 0}, {"base_s": 2, "cap_s": 1}, {"factor": 0.5}, {"max_retry_after_s": -1}]
+    ("kwargs"),
+    [{"base_s": 0}, {"base_s": 2, "cap_s": 1}, {"factor": 0.5}, {"max_retry_after_s": -1}],
 )
 def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
@@ -83,7 +84,12 @@ def test_health_prefers_primary_fails_over_and_returns() -> None:
 
 def test_degraded_endpoint_heals_with_time() -> None:
     clock = Clock()
-    hb = HealthBook([Endpoint("http://127.0.0.1:1/"), Endpoint("http://127.0.0.1:2/")], cooldown_base_s=0.1, recovery_s=10.0, clock=clock)
+    hb = HealthBook(
+        [Endpoint("http://127.0.0.1:1/"), Endpoint("http://127.0.0.1:2/")],
+        cooldown_base_s=0.1,
+        recovery_s=10.0,
+        clock=clock,
+    )
     primary, fallback = hb.entries
     for _ in range(4):
         hb.failure(primary, "refused")

@@ -71,11 +71,16 @@ class Collected:
         elif isinstance(ev, Reorg):
             self.reorgs.append(ev)
             assert ev.fork_point is not None
-            assert [h.hash for h in ev.dropped] == [h.hash for h in reversed(self.chain[ev.fork_point.number - self.chain[0].number + 1 :])]
+            assert [h.hash for h in ev.dropped] == [
+                h.hash
+                for h in reversed(self.chain[ev.fork_point.number - self.chain[0].number + 1 :])
+            ]
             del self.chain[ev.fork_point.number - self.chain[0].number + 1 :]
             assert self.chain[-1] == ev.fork_point
 
-    async def until(self, stream: EventStream, pred: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    async def until(
+        self, stream: EventStream, pred: Callable[[], bool], timeout_s: float = 15.0
+    ) -> None:
         async with asyncio.timeout(scaled(timeout_s)):
             while not pred():
                 self.add(await stream.get())
@@ -112,7 +117,9 @@ async def test_follows_heads_and_reports_code_deploy_and_upgrade(eth: MockL1) ->
         d = await admin(primary.admin_url, {"cmd": "deploy", "code": ELF1})
         await admin(primary.admin_url, {"cmd": "upgrade", "address": d["address"], "code": ELF2})
         eth.produce(2)
-        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+        )
         ups = [e for e in got.events if isinstance(e, CodeUpgrade)]
         assert [(u.address, u.version) for u in ups] == [(d["address"], 1), (d["address"], 2)]
         assert ups[1].header is not None and ups[1].header.number == d["block"] + 1
@@ -143,7 +150,9 @@ async def test_backfills_after_disconnects_with_no_missed_or_duplicate_block(eth
                 await wait_until(lambda: not primary.up, what="the primary's outage started")
                 eth.produce(5)  # while the primary is not even listening
                 await wait_until(lambda: primary.up, what="the primary back after its outage")
-        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+        )
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
         assert a.stats["backfilled"] > 0
         assert a.stats["ws_connects"] >= 2
@@ -156,9 +165,13 @@ async def test_reorg_rolls_back_to_the_fork_point_and_reports_reverted_code(eth:
         stream, got = await started(a)
         d = await admin(primary.admin_url, {"cmd": "deploy", "code": ELF1})
         eth.produce(2)
-        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+        )
         r = await admin(primary.admin_url, {"cmd": "reorg", "depth": 3, "keep_txs": False})
-        await got.until(stream, lambda: bool(got.reorgs) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.reorgs) and got.chain[-1].number == eth.chain.head.number
+        )
         reorg = got.reorgs[0]
         assert reorg.fork_point is not None and reorg.fork_point.number == r["fork_point"]
         assert [h.hash for h in reorg.dropped] == list(reversed(r["dropped"]))
@@ -172,9 +185,13 @@ async def test_reorg_seen_only_by_polling_is_resolved(eth: MockL1) -> None:
     async with eth_adapter(eth, use_ws=False, poll_interval_s=0.05) as a:
         stream, got = await started(a)
         eth.produce(10)
-        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+        )
         eth.chain.reorg(6, 8)  # no notification: only the next poll of "latest" can see it
-        await got.until(stream, lambda: bool(got.reorgs) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.reorgs) and got.chain[-1].number == eth.chain.head.number
+        )
         assert got.reorgs[0].fork_point is not None and got.reorgs[0].fork_point.number == 6
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
 
@@ -186,7 +203,9 @@ async def test_failover_when_the_primary_dies(eth: MockL1) -> None:
         assert a.ws_connected == primary.ws_url
         await primary.stop()
         eth.produce(6)
-        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+        )
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
         await eventually(lambda: a.ws_connected == fallback.ws_url)
         h = {e["rpc_url"]: e for e in a.health()}
@@ -196,7 +215,9 @@ async def test_failover_when_the_primary_dies(eth: MockL1) -> None:
         # the primary comes back: traffic returns to it once its cooldown ends
         await primary.start()
         eth.produce(2)
-        await eventually(lambda: {e["rpc_url"]: e for e in a.health()}[primary.http_url]["state"] == "up", 15)
+        await eventually(
+            lambda: {e["rpc_url"]: e for e in a.health()}[primary.http_url]["state"] == "up", 15
+        )
 
 
 async def test_429_with_retry_after_is_honoured(eth: MockL1) -> None:
@@ -205,7 +226,16 @@ async def test_429_with_retry_after_is_honoured(eth: MockL1) -> None:
     a = eth_adapter(eth)
     a.health_book.entries.pop()  # only the primary, so the client must wait
     try:
-        await admin(primary.admin_url, {"cmd": "faults", "count": 2, "http_status": 429, "retry_after": "0.3", "methods": ["eth_getCode"]})
+        await admin(
+            primary.admin_url,
+            {
+                "cmd": "faults",
+                "count": 2,
+                "http_status": 429,
+                "retry_after": "0.3",
+                "methods": ["eth_getCode"],
+            },
+        )
         t0 = time.monotonic()
         assert await a.get_code(d["address"]) == bytes.fromhex(ELF1[2:])
         elapsed = time.monotonic() - t0
@@ -244,24 +274,42 @@ async def test_stalled_endpoint_times_out_and_fails_over(eth: MockL1) -> None:
         await a.stop()
 
 
-@pytest.mark.parametrize("kind", ["bad_json", "truncated", "wrong_type", "missing_result", "wrong_id"])
-async def test_malformed_responses_are_logged_and_survived(eth: MockL1, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "kind", ["bad_json", "truncated", "wrong_type", "missing_result", "wrong_id"]
+)
+async def test_malformed_responses_are_logged_and_survived(
+    eth: MockL1, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
     primary = eth.endpoints[0]
     eth.produce(2)
     a = eth_adapter(eth)
     a.health_book.entries.pop()
     try:
-        await admin(primary.admin_url, {"cmd": "faults", "count": 1, "malformed": kind, "methods": ["eth_chainId"]})
+        await admin(
+            primary.admin_url,
+            {"cmd": "faults", "count": 1, "malformed": kind, "methods": ["eth_chainId"]},
+        )
         with caplog.at_level(logging.ERROR, logger="node.adapters"):
             assert await a.get_chain_id() == 1337
-        assert any("MalformedResponse" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+        assert any(
+            "MalformedResponse" in r.getMessage()
+            for r in caplog.records
+            if r.levelno == logging.ERROR
+        )
         assert a.rpc.errors_by_kind == {"MalformedResponse": 1}
         # the same while following: head fetches and a subscription answer go bad, following goes on
-        await admin(primary.admin_url, {"cmd": "faults", "count": 3, "malformed": kind, "methods": ["eth_getBlockByNumber"]})
-        await admin(primary.admin_url, {"cmd": "faults", "count": 1, "malformed": kind, "transport": "ws"})
+        await admin(
+            primary.admin_url,
+            {"cmd": "faults", "count": 3, "malformed": kind, "methods": ["eth_getBlockByNumber"]},
+        )
+        await admin(
+            primary.admin_url, {"cmd": "faults", "count": 1, "malformed": kind, "transport": "ws"}
+        )
         stream, got = await started(a)
         eth.produce(3)
-        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+        )
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
     finally:
         await a.stop()
@@ -296,8 +344,16 @@ def dead_port() -> int:
 async def test_backoff_schedule_follows_the_seeded_rng_within_bounds() -> None:
     policy = BackoffPolicy(base_s=0.05, cap_s=0.4, factor=2.0)
     seed = 1234
-    hb = HealthBook([Endpoint(f"http://127.0.0.1:{dead_port()}/"), Endpoint(f"http://127.0.0.1:{dead_port()}/")], cooldown_base_s=0.01)
-    client = RpcClient(hb, policy=policy, rng=random.Random(seed), attempts=6, request_timeout_s=1.0)
+    hb = HealthBook(
+        [
+            Endpoint(f"http://127.0.0.1:{dead_port()}/"),
+            Endpoint(f"http://127.0.0.1:{dead_port()}/"),
+        ],
+        cooldown_base_s=0.01,
+    )
+    client = RpcClient(
+        hb, policy=policy, rng=random.Random(seed), attempts=6, request_timeout_s=1.0
+    )
     try:
         t0 = time.monotonic()
         with pytest.raises(AllEndpointsFailed):
@@ -326,12 +382,16 @@ async def test_start_from_backfills_history_in_order(eth: MockL1, batch_size: in
     eth.produce(30)
     async with eth_adapter(eth, start_from=5, max_fetch=7, batch_size=batch_size) as a:
         stream, got = await started(a)
-        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+        )
         assert got.chain[0].number == 5
         assert [h.hash for h in got.chain] == canonical(eth, 5)
 
 
-async def test_malformed_notifications_are_logged_and_ignored(eth: MockL1, caplog: pytest.LogCaptureFixture) -> None:
+async def test_malformed_notifications_are_logged_and_ignored(
+    eth: MockL1, caplog: pytest.LogCaptureFixture
+) -> None:
     a = eth_adapter(eth)
     subs: set[object] = {"0x1"}
     bad = [
@@ -353,7 +413,11 @@ async def test_malformed_notifications_are_logged_and_ignored(eth: MockL1, caplo
 def test_endpoint_list_and_policy_from_config_values() -> None:
     from node.adapters import endpoint_list
 
-    eps = endpoint_list("http://127.0.0.1:1/", "ws://127.0.0.1:1/ws", [{"rpc_url": "http://127.0.0.1:2/", "ws_url": None}])
+    eps = endpoint_list(
+        "http://127.0.0.1:1/",
+        "ws://127.0.0.1:1/ws",
+        [{"rpc_url": "http://127.0.0.1:2/", "ws_url": None}],
+    )
     assert [e.rpc_url for e in eps] == ["http://127.0.0.1:1/", "http://127.0.0.1:2/"]
     with pytest.raises(ValueError):
         endpoint_list(None, None, [])
@@ -370,9 +434,13 @@ async def test_keepalive_pings_detect_a_silent_websocket_peer(eth: MockL1) -> No
         await admin(primary.admin_url, {"cmd": "ws_stall", "on": True})
         # no pong within half a ping interval: the adapter drops the link and moves on
         await eventually(lambda: a.stats["ws_errors"] >= 1 and a.ws_connected not in (None, first))
-        assert "No PONG" in str({e["rpc_url"]: e for e in a.health()}[primary.http_url]["last_error"])
+        assert "No PONG" in str(
+            {e["rpc_url"]: e for e in a.health()}[primary.http_url]["last_error"]
+        )
         eth.produce(3)
-        await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+        await got.until(
+            stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+        )
         await admin(primary.admin_url, {"cmd": "ws_stall", "on": False})
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)
 
@@ -391,16 +459,31 @@ def test_endpoint_list_accepts_config_objects() -> None:
     assert eps[1].ws_url == "ws://127.0.0.1:2/ws"
 
 
-@pytest.mark.parametrize("kind", ["bad_json", "truncated", "wrong_type", "missing_result", "wrong_id"])
-async def test_malformed_notifications_over_the_socket(eth: MockL1, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "kind", ["bad_json", "truncated", "wrong_type", "missing_result", "wrong_id"]
+)
+async def test_malformed_notifications_over_the_socket(
+    eth: MockL1, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
     primary = eth.endpoints[0]
     async with eth_adapter(eth, poll_interval_s=0.2) as a:
         stream, got = await started(a)
         await eventually(lambda: a.ws_connected is not None)
-        await admin(primary.admin_url, {"cmd": "faults", "count": 2, "malformed": kind, "transport": "ws", "methods": ["eth_subscription"]})
+        await admin(
+            primary.admin_url,
+            {
+                "cmd": "faults",
+                "count": 2,
+                "malformed": kind,
+                "transport": "ws",
+                "methods": ["eth_subscription"],
+            },
+        )
         with caplog.at_level(logging.ERROR, logger="node.adapters"):
             eth.produce(4)
-            await got.until(stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number)
+            await got.until(
+                stream, lambda: bool(got.chain) and got.chain[-1].number == eth.chain.head.number
+            )
         assert a.stats["malformed"] == 2
         assert sum("malformed notification" in r.getMessage() for r in caplog.records) == 2
         assert [h.hash for h in got.chain] == canonical(eth, got.chain[0].number)

@@ -1,4 +1,5 @@
-"""The pure follower: gaps, duplicates, reorgs, deep reorgs, and a property test over random feeds."""
+"""The pure follower: gaps, duplicates, reorgs, deep reorgs, and a property test over random
+feeds."""
 
 from __future__ import annotations
 
@@ -154,8 +155,10 @@ def test_stale_header_below_window_is_dropped() -> None:
 
 @given(st.integers(0, 2**32 - 1))
 def test_random_feeds_converge_without_gaps_or_duplicates(seed: int) -> None:
-    """Random extends and reorgs; headers delivered late, twice, or not at all; heads polled at times.
-    Whatever happens, the emitted chain is always parent-linked and ends equal to the canonical one."""
+    """Random extends and reorgs; headers delivered late, twice, or not at all; heads polled at
+    times.
+    Whatever happens, the emitted chain is always parent-linked and ends equal to the canonical
+    one."""
     rng = random.Random(seed)
     c = Chain()
     f = Follower(window=64, max_fetch=rng.choice([1, 3, 16]), walk_start=rng.choice([1, 4]))

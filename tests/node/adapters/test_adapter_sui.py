@@ -55,7 +55,9 @@ class Seen:
             while self.chain and self.chain[-1].number > ev.fork_point.number:
                 self.chain.pop()
 
-    async def until(self, stream: EventStream, pred: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    async def until(
+        self, stream: EventStream, pred: Callable[[], bool], timeout_s: float = 15.0
+    ) -> None:
         async with asyncio.timeout(scaled(timeout_s)):
             while not pred():
                 self.add(await stream.get())
@@ -79,12 +81,20 @@ async def test_follows_checkpoints_and_reports_publish_and_upgrade(sui: MockL1) 
         seen = Seen()
         await a.wait_ready(10)
         await seen.until(stream, lambda: bool(seen.chain))
-        d = await admin(primary.admin_url, {"cmd": "deploy", "modules": {"main": "0x7f454c4601", "lib": "0x7f454c46aa"}})
-        u = await admin(primary.admin_url, {"cmd": "upgrade", "address": d["address"], "code": "0x7f454c4602"})
+        d = await admin(
+            primary.admin_url,
+            {"cmd": "deploy", "modules": {"main": "0x7f454c4601", "lib": "0x7f454c46aa"}},
+        )
+        u = await admin(
+            primary.admin_url, {"cmd": "upgrade", "address": d["address"], "code": "0x7f454c4602"}
+        )
         sui.produce(1)
 
         def done() -> bool:
-            return sum(isinstance(e, CodeUpgrade) for e in seen.events) == 2 and seen.chain[-1].number == sui.chain.head.number
+            return (
+                sum(isinstance(e, CodeUpgrade) for e in seen.events) == 2
+                and seen.chain[-1].number == sui.chain.head.number
+            )
 
         await seen.until(stream, done)
         ups = [e for e in seen.events if isinstance(e, CodeUpgrade)]
@@ -92,7 +102,10 @@ async def test_follows_checkpoints_and_reports_publish_and_upgrade(sui: MockL1) 
             (d["address"], d["package_id"], 1), (d["address"], u["package_id"], 2)
         ]
         assert u["package_id"] != d["package_id"]  # an upgrade publishes a new package
-        assert await a.get_package_modules(d["package_id"]) == {"lib": b"\x7fELF\xaa", "main": b"\x7fELF\x01"}
+        assert await a.get_package_modules(d["package_id"]) == {
+            "lib": b"\x7fELF\xaa",
+            "main": b"\x7fELF\x01",
+        }
         assert await a.get_package_modules(u["package_id"]) == {"dubhe": b"\x7fELF\x02"}
         with pytest.raises(CodeNotFound):
             await a.get_package_modules("0x1234")
@@ -113,7 +126,11 @@ async def test_backfills_after_an_outage_without_gaps_or_duplicates(sui: MockL1)
             await primary.stop()
             await sui.endpoints[1].stop()
             sui.produce(9)
-            d = await admin(f"http://127.0.0.1:{sui.endpoints[0].port}/admin", {"cmd": "state"}) if primary.up else None
+            d = (
+                await admin(f"http://127.0.0.1:{sui.endpoints[0].port}/admin", {"cmd": "state"})
+                if primary.up
+                else None
+            )
             assert d is None
             failures = sum(int(e["failures"]) for e in a.health())
             await wait_until(lambda f=failures: sum(int(e["failures"]) for e in a.health()) > f,
@@ -121,7 +138,9 @@ async def test_backfills_after_an_outage_without_gaps_or_duplicates(sui: MockL1)
             await primary.start()
             await sui.endpoints[1].start()
             sui.produce(1)
-        await seen.until(stream, lambda: bool(seen.chain) and seen.chain[-1].number == sui.chain.head.number)
+        await seen.until(
+            stream, lambda: bool(seen.chain) and seen.chain[-1].number == sui.chain.head.number
+        )
         assert [h.hash for h in seen.chain] == digests(sui, seen.chain[0].number)
         assert a.stats["backfilled"] > 0
 
@@ -134,26 +153,41 @@ async def test_failover_and_reorg(sui: MockL1) -> None:
         await a.wait_ready(10)
         await primary.stop()
         sui.produce(6)
-        await seen.until(stream, lambda: bool(seen.chain) and seen.chain[-1].number == sui.chain.head.number)
+        await seen.until(
+            stream, lambda: bool(seen.chain) and seen.chain[-1].number == sui.chain.head.number
+        )
         r = await admin(fallback.admin_url, {"cmd": "reorg", "depth": 3})
-        await seen.until(stream, lambda: any(isinstance(e, Reorg) for e in seen.events) and seen.chain[-1].number == sui.chain.head.number)
+        await seen.until(
+            stream,
+            lambda: (
+                any(isinstance(e, Reorg) for e in seen.events)
+                and seen.chain[-1].number == sui.chain.head.number
+            ),
+        )
         reorg = next(e for e in seen.events if isinstance(e, Reorg))
         assert reorg.fork_point is not None and reorg.fork_point.number == r["fork_point"]
         assert [h.hash for h in seen.chain] == digests(sui, seen.chain[0].number)
         assert {e["rpc_url"]: e for e in a.health()}[primary.http_url]["failures"] >= 1
 
 
-async def test_malformed_checkpoints_are_logged_and_survived(sui: MockL1, caplog: pytest.LogCaptureFixture) -> None:
+async def test_malformed_checkpoints_are_logged_and_survived(
+    sui: MockL1, caplog: pytest.LogCaptureFixture
+) -> None:
     for ep in sui.endpoints:
         for kind in ("bad_json", "wrong_type", "truncated"):
-            await admin(ep.admin_url, {"cmd": "faults", "count": 1, "malformed": kind, "methods": ["sui_getCheckpoints"]})
+            await admin(
+                ep.admin_url,
+                {"cmd": "faults", "count": 1, "malformed": kind, "methods": ["sui_getCheckpoints"]},
+            )
     async with sui_adapter(sui) as a:
         stream = a.listen()
         seen = Seen()
         with caplog.at_level(logging.ERROR, logger="node.adapters"):
             await a.wait_ready(10)
             sui.produce(4)
-            await seen.until(stream, lambda: bool(seen.chain) and seen.chain[-1].number == sui.chain.head.number)
+            await seen.until(
+                stream, lambda: bool(seen.chain) and seen.chain[-1].number == sui.chain.head.number
+            )
         assert a.rpc.errors_by_kind.get("MalformedResponse", 0) >= 3
         assert any(r.levelno == logging.ERROR for r in caplog.records)
 
@@ -163,7 +197,9 @@ def test_rejects_unknown_network_type() -> None:
         SuiAdapter([Endpoint("http://127.0.0.1:9/")], network_type="Moonnet")  # type: ignore[arg-type]
 
 
-async def test_event_cursor_lost_in_a_reorg_is_recovered(sui: MockL1, caplog: pytest.LogCaptureFixture) -> None:
+async def test_event_cursor_lost_in_a_reorg_is_recovered(
+    sui: MockL1, caplog: pytest.LogCaptureFixture
+) -> None:
     primary = sui.endpoints[0]
     async with sui_adapter(sui) as a:
         stream = a.listen()

@@ -10,7 +10,9 @@ from node.core.execution import Event, Receipt, TxStatus
 from node.core.hexutil import parse_data, parse_qty, qty
 
 
-@given(st.integers(0, 2**64 - 1), st.binary(max_size=64), st.lists(st.binary(max_size=8), max_size=4))
+@given(
+    st.integers(0, 2**64 - 1), st.binary(max_size=64), st.lists(st.binary(max_size=8), max_size=4)
+)
 def test_writer_reader_roundtrip(n: int, b: bytes, items: list[bytes]) -> None:
     raw = Writer().u64(n).bytes_(b).bytes_list(items).finish()
     r = Reader(raw)
@@ -36,8 +38,12 @@ def test_reader_limits_name_the_field() -> None:
         st.integers(0, 2**64 - 1),
         st.binary(max_size=40),
         st.lists(
-            st.builds(Event, st.binary(min_size=20, max_size=20),
-                      st.lists(st.binary(min_size=32, max_size=32), max_size=4).map(tuple), st.binary(max_size=20)),
+            st.builds(
+                Event,
+                st.binary(min_size=20, max_size=20),
+                st.lists(st.binary(min_size=32, max_size=32), max_size=4).map(tuple),
+                st.binary(max_size=20),
+            ),
             max_size=3,
         ).map(tuple),
         st.text(max_size=20),

@@ -25,7 +25,9 @@ skeys = slots.map(lambda s: keys.storage_key(CONTRACT, s))
     ws=st.lists(skeys, max_size=5, unique=True),
     gas=st.integers(1, 1_000_000_000),
 )
-def test_roundtrip_and_signature(nonce: int, method: str, args: bytes, rs: list[bytes], ws: list[bytes], gas: int) -> None:
+def test_roundtrip_and_signature(
+    nonce: int, method: str, args: bytes, rs: list[bytes], ws: list[bytes], gas: int
+) -> None:
     tx = sign_tx(SIGNER, chain_id=7, nonce=nonce, to=CONTRACT, method=method, args=args,
                  read_set=tuple(rs), write_set=tuple(ws), gas_limit=gas)
     back = Transaction.decode(tx.raw)
@@ -53,7 +55,9 @@ def test_tampered_field_fails_signature() -> None:
 
 def test_other_signer_signature_fails() -> None:
     tx = _tx()
-    other = sign_tx(Signer.from_seed(b"other"), chain_id=1, nonce=0, to=CONTRACT, method="transfer", args=b"x")
+    other = sign_tx(
+        Signer.from_seed(b"other"), chain_id=1, nonce=0, to=CONTRACT, method="transfer", args=b"x"
+    )
     forged = Transaction.decode(tx.unsigned_bytes() + other.signature)
     with pytest.raises(InvalidTransaction, match="bad_signature"):
         forged.verify_signature()

@@ -148,12 +148,21 @@ def test_vm_uses_the_loader_as_resolver() -> None:
     st.deploy(B, bytes(bad))
     vm = VmExecutor(Loader())
     signer = Signer.from_seed(b"x")
-    tx = sign_tx(signer, chain_id=7, nonce=0, to=keys.COUNTER_DEMO, method="increment", args=b"a" + bytes(8),
-                 write_set=(keys.storage_key(keys.COUNTER_DEMO, b"a"),))
+    tx = sign_tx(
+        signer,
+        chain_id=7,
+        nonce=0,
+        to=keys.COUNTER_DEMO,
+        method="increment",
+        args=b"a" + bytes(8),
+        write_set=(keys.storage_key(keys.COUNTER_DEMO, b"a"),),
+    )
     assert vm.execute(tx, st, CTX).status is TxStatus.SUCCESS
     o = vm.call(B, "get", b"a", st, CTX)
     assert o.status is TxStatus.REVERT
-    assert o.reason.startswith(f"invalid contract code at 0x{B.hex()}: contract code rejected: compressed")
+    assert o.reason.startswith(
+        f"invalid contract code at 0x{B.hex()}: contract code rejected: compressed"
+    )
     assert vm.call(A, "get", b"a", st, CTX).reason == f"no contract at 0x{A.hex()}"
 
 

@@ -36,7 +36,9 @@ def test_invalid_bodies(body: bytes, code: int) -> None:
 
 
 def test_batch_mixes_requests_and_errors() -> None:
-    p = jsonrpc.parse(b'[1, {"jsonrpc":"2.0","id":"a","method":"m","params":[1]}, {"jsonrpc":"2.0","method":"n"}]')
+    p = jsonrpc.parse(
+        b'[1, {"jsonrpc":"2.0","id":"a","method":"m","params":[1]}, {"jsonrpc":"2.0","method":"n"}]'
+    )
     assert p.batch and p.fatal is None
     assert isinstance(p.items[0], bytes)
     assert p.items[1] == Request("m", [1], "a", False)

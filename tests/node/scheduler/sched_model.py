@@ -115,7 +115,9 @@ def run_script(
     nkey = keys.nonce_key(tx.sender)
     current = u64(state.get(nkey))
     if tx.nonce != current:
-        return TxOutcome(TxStatus.INVALID, 0, reads=(nkey,), reason=f"nonce mismatch: expected {current}")
+        return TxOutcome(
+            TxStatus.INVALID, 0, reads=(nkey,), reason=f"nonce mismatch: expected {current}"
+        )
     nonce_write = {nkey: pack_u64(current + 1)}
     ts = TxState(state, tx.declared_reads(), tx.declared_writes())
     ts.reads[nkey] = None
@@ -163,18 +165,34 @@ def run_script(
             elif code == BURN:
                 charge(v)
     except _Revert as e:
-        return TxOutcome(TxStatus.REVERT, gas[0], writes=nonce_write, reads=tuple(ts.reads), reason=str(e))
+        return TxOutcome(
+            TxStatus.REVERT, gas[0], writes=nonce_write, reads=tuple(ts.reads), reason=str(e)
+        )
     except _Fault as e:
-        return TxOutcome(TxStatus.FAULT, gas[0], writes=nonce_write, reads=tuple(ts.reads), reason=str(e))
+        return TxOutcome(
+            TxStatus.FAULT, gas[0], writes=nonce_write, reads=tuple(ts.reads), reason=str(e)
+        )
     except _OutOfGas:
-        return TxOutcome(TxStatus.OUT_OF_GAS, gas[0], writes=nonce_write, reads=tuple(ts.reads), reason="out of gas")
+        return TxOutcome(
+            TxStatus.OUT_OF_GAS,
+            gas[0],
+            writes=nonce_write,
+            reads=tuple(ts.reads),
+            reason="out of gas",
+        )
     except UndeclaredAccess as e:
         return TxOutcome(
-            TxStatus.UNDECLARED_ACCESS, gas[0], writes=nonce_write, reads=tuple(ts.reads), reason=str(e)
+            TxStatus.UNDECLARED_ACCESS,
+            gas[0],
+            writes=nonce_write,
+            reads=tuple(ts.reads),
+            reason=str(e),
         )
     writes = dict(ts.writes)
     writes.update(nonce_write)
-    return TxOutcome(TxStatus.SUCCESS, gas[0], pack_u64(acc), tuple(events), writes, tuple(ts.reads))
+    return TxOutcome(
+        TxStatus.SUCCESS, gas[0], pack_u64(acc), tuple(events), writes, tuple(ts.reads)
+    )
 
 
 class ScriptExecutor:
@@ -278,7 +296,9 @@ class DictState:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def apply(self, writes: dict[bytes, bytes | None] | Iterable[tuple[bytes, bytes | None]]) -> None:
+    def apply(
+        self, writes: dict[bytes, bytes | None] | Iterable[tuple[bytes, bytes | None]]
+    ) -> None:
         items = writes.items() if isinstance(writes, dict) else writes
         for k, v in items:
             if v is None:
@@ -337,7 +357,9 @@ def build_block(
 
 @st.composite
 def _op(draw: st.DrawFn, universe: int, hot: int) -> Op:
-    code = draw(st.sampled_from([READ, READ, WRITE, ADD, ADD, DELETE, EVENT, DYN_READ, REVERT, FAULT, BURN]))
+    code = draw(
+        st.sampled_from([READ, READ, WRITE, ADD, ADD, DELETE, EVENT, DYN_READ, REVERT, FAULT, BURN])
+    )
     # Hot keys: most accesses land on the first `hot` keys.
     if hot and draw(st.integers(0, 3)) > 0:
         k = draw(st.integers(0, hot - 1))
@@ -377,7 +399,9 @@ def script_blocks(draw: st.DrawFn, max_txs: int = 60, max_behaviours: int = 1) -
     universe = draw(st.integers(2, 200))
     hot = draw(st.sampled_from([0, 0, 1, 2]))
     senders = draw(st.integers(1, 40))
-    specs = draw(st.lists(_spec(universe, hot, senders, max_behaviours), min_size=1, max_size=max_txs))
+    specs = draw(
+        st.lists(_spec(universe, hot, senders, max_behaviours), min_size=1, max_size=max_txs)
+    )
     state = _initial_state(random.Random(draw(st.integers(0, 2**32))), universe)
     return build_block(universe, state, specs)
 
@@ -394,7 +418,11 @@ def random_specs(
             for _o in range(rnd.randint(0, 5)):
                 c = rnd.choice(codes)
                 k = rnd.randrange(hot) if hot and rnd.random() < 0.75 else rnd.randrange(universe)
-                v = min(universe, 8) if c == DYN_READ else rnd.randrange(3000 if c == BURN else 2**32)
+                v = (
+                    min(universe, 8)
+                    if c == DYN_READ
+                    else rnd.randrange(3000 if c == BURN else 2**32)
+                )
                 ops.append((c, k, v))
             behaviours.append(tuple(ops))
         used = set().union(*(_keys_of(b)[0] | _keys_of(b)[1] for b in behaviours))
@@ -433,7 +461,9 @@ def reference_executor() -> ReferenceExecutor:
     return ReferenceExecutor(sender_address(MINT_AUTHORITY))
 
 
-def transfer_tx(sender: int, nonce: int, to: int, amount: int, declare_to: bool, method: str = "transfer") -> Transaction:
+def transfer_tx(
+    sender: int, nonce: int, to: int, amount: int, declare_to: bool, method: str = "transfer"
+) -> Transaction:
     frm, dst = sender_address(sender), sender_address(to)
     ws = [keys.balance_key(dst)] if declare_to else []
     if method == "transfer":
@@ -446,7 +476,9 @@ def transfer_tx(sender: int, nonce: int, to: int, amount: int, declare_to: bool,
 
 
 @st.composite
-def transfer_blocks(draw: st.DrawFn, max_txs: int = 500) -> tuple[dict[bytes, bytes | None], list[Transaction]]:
+def transfer_blocks(
+    draw: st.DrawFn, max_txs: int = 500
+) -> tuple[dict[bytes, bytes | None], list[Transaction]]:
     """Transfers and mints over 2..200 accounts: reverts (insufficient balance, unauthorised
     mint), undeclared receivers, hot accounts. Large blocks come from a drawn seed."""
     accounts = draw(st.integers(2, 200))
@@ -454,7 +486,8 @@ def transfer_blocks(draw: st.DrawFn, max_txs: int = 500) -> tuple[dict[bytes, by
     rnd = random.Random(draw(st.integers(0, 2**32)))
     hot = draw(st.booleans())
     state: dict[bytes, bytes | None] = {
-        keys.balance_key(sender_address(a)): pack_u64(rnd.randrange(0, 1000)) for a in range(accounts)
+        keys.balance_key(sender_address(a)): pack_u64(rnd.randrange(0, 1000))
+        for a in range(accounts)
     }
     nonces = [0] * accounts
     txs = []

@@ -121,11 +121,16 @@ def test_sample_size_bounds() -> None:
     assert g.sample_size(1_000_000) == g.max_sample
 
 
-# -- the wrapper -------------------------------------------------------------------------------------
+# -- the wrapper
+# -------------------------------------------------------------------------------------
 def _block(n: int) -> tuple[list[Transaction], DictState]:
     # Alternating independent and chained increments: both paths see dependencies across the split.
-    specs = [TxSpec(i % 7, 0, (((ADD, i % 3 if i % 2 else 10 + i, 1),),), frozenset(), frozenset(), 100_000)
-             for i in range(n)]
+    specs = [
+        TxSpec(
+            i % 7, 0, (((ADD, i % 3 if i % 2 else 10 + i, 1),),), frozenset(), frozenset(), 100_000
+        )
+        for i in range(n)
+    ]
     b = build_block(40, {}, specs)
     return list(b.txs), DictState(dict(b.state))
 
@@ -136,7 +141,9 @@ def test_both_paths_equal_serial(name: str, force: str) -> None:
     txs, state = _block(120)
     ex = ScriptExecutor()
     want = Serial(ex).execute_block(txs, state, CTX)
-    s = registry.create(name, ex, 2, gate=ParallelGate(force=force, min_sample=5, sample_fraction=0.1))
+    s = registry.create(
+        name, ex, 2, gate=ParallelGate(force=force, min_sample=5, sample_fraction=0.1)
+    )
     try:
         got = s.execute_block(txs, state, CTX)
     finally:
@@ -159,7 +166,9 @@ class _Recording:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def execute_block(self, txs: list[Transaction], state: StateReader, ctx: BlockContext) -> BlockExecution:
+    def execute_block(
+        self, txs: list[Transaction], state: StateReader, ctx: BlockContext
+    ) -> BlockExecution:
         self.calls.append(len(txs))
         return Serial(ScriptExecutor()).execute_block(txs, state, ctx)
 
@@ -181,6 +190,12 @@ def test_registry_never_gates_serial_and_status_shape() -> None:
     s = registry.create("SuiObjectDAG", ScriptExecutor(), 2, adaptive=True)
     try:
         assert isinstance(s, Adaptive) and s.name == "SuiObjectDAG" and s.workers == 2
-        assert set(s.gate.as_dict()) == {"force", "gain", "probes", "parallelBlocks", "sequentialBlocks"}
+        assert set(s.gate.as_dict()) == {
+            "force",
+            "gain",
+            "probes",
+            "parallelBlocks",
+            "sequentialBlocks",
+        }
     finally:
         s.close()

@@ -69,12 +69,23 @@ def _fleet(executor: TxExecutor) -> list[tuple[str, int, BlockExecutor]]:
         for w in (2, 4)
     ]
     # Block-STM without its speculation window (the paper as is) and with the tightest one.
-    fleet += [(f"AptosBlockSTM(window={win})", 4, AptosBlockSTM(executor, 4, window=win)) for win in (0, 1)]
+    fleet += [
+        (f"AptosBlockSTM(window={win})", 4, AptosBlockSTM(executor, 4, window=win))
+        for win in (0, 1)
+    ]
     # Behind the adaptive gate, pinned to its parallel path with a small in-order sample: the
     # block is split (a prefix in order, the rest through the strategy) at many points.
     fleet += [
-        (f"{name}+gate(sample 1/4)", 2,
-         create(name, executor, 2, gate=ParallelGate(force="parallel", min_sample=1, sample_fraction=0.25)))
+        (
+            f"{name}+gate(sample 1/4)",
+            2,
+            create(
+                name,
+                executor,
+                2,
+                gate=ParallelGate(force="parallel", min_sample=1, sample_fraction=0.25),
+            ),
+        )
         for name in PARALLEL
     ]
     return fleet
@@ -96,7 +107,9 @@ def transfer_fleet() -> Iterator[list[tuple[str, int, BlockExecutor]]]:
         s.close()
 
 
-def check_all(block: Block, executor: TxExecutor, fleet: list[tuple[str, int, BlockExecutor]]) -> None:
+def check_all(
+    block: Block, executor: TxExecutor, fleet: list[tuple[str, int, BlockExecutor]]
+) -> None:
     note(block.describe())
     state = DictState(block.state)
     serial = Serial(executor).execute_block(block.txs, state, CTX)
@@ -113,14 +126,18 @@ def budget(fraction: float) -> settings:
 
 @budget(0.6)
 @given(block=script_blocks())
-def test_script_blocks_match_serial(block: Block, script_fleet: list[tuple[str, int, BlockExecutor]]) -> None:
+def test_script_blocks_match_serial(
+    block: Block, script_fleet: list[tuple[str, int, BlockExecutor]]
+) -> None:
     """Small structured blocks (shrink to a minimal block): every op, status and access rule."""
     check_all(block, ScriptExecutor(), script_fleet)
 
 
 @budget(0.3)
 @given(block=seeded_script_blocks())
-def test_large_blocks_match_serial(block: Block, script_fleet: list[tuple[str, int, BlockExecutor]]) -> None:
+def test_large_blocks_match_serial(
+    block: Block, script_fleet: list[tuple[str, int, BlockExecutor]]
+) -> None:
     """Blocks of up to 500 transactions over 2..200 keys, hot keys, many or few senders."""
     check_all(block, ScriptExecutor(), script_fleet)
 
@@ -142,7 +159,9 @@ def test_transfers_match_serial(
 
 @budget(0.4)
 @given(
-    block=st.one_of(script_blocks(max_behaviours=3), seeded_script_blocks(max_txs=300, max_behaviours=3)),
+    block=st.one_of(
+        script_blocks(max_behaviours=3), seeded_script_blocks(max_txs=300, max_behaviours=3)
+    ),
     name=st.sampled_from(PARALLEL),
     workers=st.sampled_from(WORKERS),
     window=st.sampled_from([None, 0, 1]),
@@ -164,7 +183,9 @@ def test_adversarial_reexecution(block: Block, name: str, workers: int, window: 
     finally:
         strategy.close()
     assert sum(adversary.counts.values()) == got.stats.executions
-    baseline = Serial(PinnedExecutor(adversary.final_choices(block.txs))).execute_block(block.txs, state, CTX)
+    baseline = Serial(PinnedExecutor(adversary.final_choices(block.txs))).execute_block(
+        block.txs, state, CTX
+    )
     assert_same(baseline, got, f"{name} workers={workers} (adversarial)")
     event(f"{name} workers>1 re-executed: {workers > 1 and got.stats.re_executions > 0}")
 

@@ -38,7 +38,9 @@ class Recording:
         self.name = inner.name
         self.last: BlockExecution | None = None
 
-    def execute_block(self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext) -> BlockExecution:
+    def execute_block(
+        self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext
+    ) -> BlockExecution:
         self.last = self.inner.execute_block(txs, state, ctx)
         return self.last
 
@@ -76,7 +78,16 @@ class ChainOfBlocks(RuleBasedStateMachine):
             t = rnd.draw(st.integers(0, self.accounts - 1))
             mint = s == MINT_AUTHORITY and rnd.draw(st.booleans())
             nonce = self.nonces.get(s, 0)
-            txs.append(transfer_tx(s, nonce, t, rnd.draw(st.integers(0, 500)), rnd.draw(st.integers(0, 30)) > 0, "mint" if mint else "transfer"))
+            txs.append(
+                transfer_tx(
+                    s,
+                    nonce,
+                    t,
+                    rnd.draw(st.integers(0, 500)),
+                    rnd.draw(st.integers(0, 30)) > 0,
+                    "mint" if mint else "transfer",
+                )
+            )
             self.nonces[s] = nonce + 1
         return txs
 
@@ -105,7 +116,9 @@ class ChainOfBlocks(RuleBasedStateMachine):
             if tx.method == "mint" and o.status == TxStatus.SUCCESS:
                 self.minted += unpack_u64(tx.args[20:])
             assert o.status != TxStatus.INVALID  # nonces are tracked exactly here
-        assert a.header.number == self.number and a.header == b.header, f"block {self.number}: headers differ"
+        assert a.header.number == self.number and a.header == b.header, (
+            f"block {self.number}: headers differ"
+        )
 
     @invariant()
     def same_state_root(self) -> None:

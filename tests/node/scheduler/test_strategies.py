@@ -86,7 +86,9 @@ def test_dag_shape() -> None:
 
 
 def test_dag_write_after_read_edges() -> None:
-    txs = list(build_block(4, {}, [spec(0, (READ, 1, 0)), spec(1, (READ, 1, 0)), spec(2, (ADD, 1, 5))]).txs)
+    txs = list(
+        build_block(4, {}, [spec(0, (READ, 1, 0)), spec(1, (READ, 1, 0)), spec(2, (ADD, 1, 5))]).txs
+    )
     d = objectdag.build(txs, declared_sets(txs))
     assert d.successors[0] == [2] and d.successors[1] == [2] and d.indegree[2] == 2
 
@@ -181,7 +183,9 @@ class SystemKeyExecutor:
         writes = dict(o.writes)
         if tx.args[-6:-4] == b"\x00\x00":  # first op's key index is 0
             writes[CODE_KEY] = code + b"+"
-        return dataclasses.replace(o, return_data=o.return_data + code, writes=writes, reads=(*o.reads, CODE_KEY))
+        return dataclasses.replace(
+            o, return_data=o.return_data + code, writes=writes, reads=(*o.reads, CODE_KEY)
+        )
 
 
 def system_key_executor() -> SystemKeyExecutor:
@@ -254,7 +258,9 @@ class _YieldingReads:
 
 def _hot_block(n: int) -> tuple[dict[bytes, bytes | None], list[Transaction]]:
     """Every transaction moves funds into account 1: one hot key, full contention."""
-    state: dict[bytes, bytes | None] = {keys.balance_key(sender_address(a)): (1000).to_bytes(8, "big") for a in range(64)}
+    state: dict[bytes, bytes | None] = {
+        keys.balance_key(sender_address(a)): (1000).to_bytes(8, "big") for a in range(64)
+    }
     nonces = [0] * 64
     txs = []
     for i in range(n):
@@ -293,7 +299,9 @@ def test_blockstm_hot_key_equals_serial_with_or_without_fallback() -> None:
 
 def test_blockstm_without_contention_does_not_fall_back() -> None:
     txs = [transfer_tx(2 + i, 0, 200 + i, 1, True) for i in range(100)]
-    state: dict[bytes, bytes | None] = {keys.balance_key(sender_address(2 + i)): (10).to_bytes(8, "big") for i in range(100)}
+    state: dict[bytes, bytes | None] = {
+        keys.balance_key(sender_address(2 + i)): (10).to_bytes(8, "big") for i in range(100)
+    }
     stm = AptosBlockSTM(reference_executor(), workers=2)
     try:
         got = stm.execute_block(txs, DictState(state), CTX)

@@ -57,7 +57,15 @@ except Exception as e:  # no ELFs, or unicorn cannot start here
     pytest.skip(f"VM unavailable: {e}", allow_module_level=True)
 
 
-def _tx(sender: int, nonce: int, to: bytes, method: str, args: bytes, writes: list[bytes], gas: int = 1_000_000) -> Transaction:
+def _tx(
+    sender: int,
+    nonce: int,
+    to: bytes,
+    method: str,
+    args: bytes,
+    writes: list[bytes],
+    gas: int = 1_000_000,
+) -> Transaction:
     return Transaction(
         chain_id=CTX.chain_id, nonce=nonce, to=to, method=method, args=args, read_set=(),
         write_set=tuple(dict.fromkeys(writes)), gas_limit=gas, public_key=public_key(sender),
@@ -66,20 +74,25 @@ def _tx(sender: int, nonce: int, to: bytes, method: str, args: bytes, writes: li
 
 
 @st.composite
-def vm_blocks(draw: st.DrawFn, max_txs: int = 300) -> tuple[dict[bytes, bytes | None], list[Transaction]]:
+def vm_blocks(
+    draw: st.DrawFn, max_txs: int = 300
+) -> tuple[dict[bytes, bytes | None], list[Transaction]]:
     accounts = draw(st.integers(2, 200))
     n = draw(st.integers(1, max_txs))
     slots = draw(st.integers(2, 200))
     rnd = random.Random(draw(st.integers(0, 2**32)))
     state: dict[bytes, bytes | None] = {
-        keys.balance_key(sender_address(a)): pack_u64(rnd.randrange(0, 1000)) for a in range(accounts)
+        keys.balance_key(sender_address(a)): pack_u64(rnd.randrange(0, 1000))
+        for a in range(accounts)
     }
     nonces = [0] * accounts
     txs: list[Transaction] = []
     for _ in range(n):
         s = rnd.randrange(accounts)
         declare = rnd.random() > 0.04  # else one key is left undeclared
-        slot = b"s" + bytes([rnd.randrange(min(slots, 4))] if rnd.random() < 0.4 else [rnd.randrange(slots)])
+        slot = b"s" + bytes(
+            [rnd.randrange(min(slots, 4))] if rnd.random() < 0.4 else [rnd.randrange(slots)]
+        )
         kind = rnd.random()
         if kind < 0.35:
             t = rnd.randrange(accounts)
@@ -87,10 +100,24 @@ def vm_blocks(draw: st.DrawFn, max_txs: int = 300) -> tuple[dict[bytes, bytes | 
             ws = [keys.balance_key(sender_address(t))] if declare else []
             if method == "transfer":
                 ws.append(keys.balance_key(sender_address(s)))
-            tx = _tx(s, nonces[s], keys.NATIVE_TOKEN, method, sender_address(t) + pack_u64(rnd.randrange(400)), ws)
+            tx = _tx(
+                s,
+                nonces[s],
+                keys.NATIVE_TOKEN,
+                method,
+                sender_address(t) + pack_u64(rnd.randrange(400)),
+                ws,
+            )
         elif kind < 0.6:
             ws = [keys.storage_key(keys.COUNTER_DEMO, slot)] if declare else []
-            tx = _tx(s, nonces[s], keys.COUNTER_DEMO, "increment", slot + pack_u64(rnd.randrange(1, 9)), ws)
+            tx = _tx(
+                s,
+                nonces[s],
+                keys.COUNTER_DEMO,
+                "increment",
+                slot + pack_u64(rnd.randrange(1, 9)),
+                ws,
+            )
         elif kind < 0.75:
             ws = [keys.storage_key(FAULTS, slot)] if declare else []
             value = bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 9)))
@@ -99,7 +126,9 @@ def vm_blocks(draw: st.DrawFn, max_txs: int = 300) -> tuple[dict[bytes, bytes | 
             ws = [keys.storage_key(FAULTS, slot)] if declare else []
             tx = _tx(s, nonces[s], FAULTS, "del", slot, ws)
         elif kind < 0.87:
-            tx = _tx(s, nonces[s], FAULTS, "write_then_revert", b"v", [keys.storage_key(FAULTS, b"k")])
+            tx = _tx(
+                s, nonces[s], FAULTS, "write_then_revert", b"v", [keys.storage_key(FAULTS, b"k")]
+            )
         elif kind < 0.9:
             tx = _tx(s, nonces[s], FAULTS, "bad_pointer", b"", [])
         else:
@@ -117,10 +146,23 @@ def vm_fleet() -> Iterator[list[tuple[str, int, BlockExecutor]]]:
         for name in ("SolanaParallel", "AptosBlockSTM", "SuiObjectDAG")
         for w in (1, 2, 4, 8)
     ]
-    fleet += [(f"{cls.name}(min_chunk=1)", 2, cls(VM, 2, min_chunk=1)) for cls in (SolanaParallel, SuiObjectDAG)]
     fleet += [
-        (f"{cls.name}/processes", 2,
-         cls(VM, 2, executor_factory=vm_factory, substrate="processes", mp_context="fork", min_chunk=4))
+        (f"{cls.name}(min_chunk=1)", 2, cls(VM, 2, min_chunk=1))
+        for cls in (SolanaParallel, SuiObjectDAG)
+    ]
+    fleet += [
+        (
+            f"{cls.name}/processes",
+            2,
+            cls(
+                VM,
+                2,
+                executor_factory=vm_factory,
+                substrate="processes",
+                mp_context="fork",
+                min_chunk=4,
+            ),
+        )
         for cls in (SolanaParallel, SuiObjectDAG)
     ]
     yield fleet
@@ -128,10 +170,13 @@ def vm_fleet() -> Iterator[list[tuple[str, int, BlockExecutor]]]:
         s.close()
 
 
-@settings(max_examples=max(5, settings().max_examples // 5), suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=max(5, settings().max_examples // 5), suppress_health_check=[HealthCheck.too_slow]
+)
 @given(data=vm_blocks())
 def test_vm_blocks_match_serial(
-    data: tuple[dict[bytes, bytes | None], list[Transaction]], vm_fleet: list[tuple[str, int, BlockExecutor]]
+    data: tuple[dict[bytes, bytes | None], list[Transaction]],
+    vm_fleet: list[tuple[str, int, BlockExecutor]],
 ) -> None:
     state_data, txs = data
     note(f"{len(txs)} txs: " + ", ".join(f"{tx.to[-1]:02x}.{tx.method}" for tx in txs[:60]))

@@ -14,7 +14,12 @@ from server_harness import RunningNode, make_config  # type: ignore[import-not-f
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """One node per test module: 100 ms blocks, admin token, small limits for limit tests."""
     wd = tmp_path_factory.mktemp("node")
-    n = RunningNode(wd, make_config(wd, api={"max_batch": 10, "max_body_bytes": 64 * 1024, "max_frame_bytes": 64 * 1024}))
+    n = RunningNode(
+        wd,
+        make_config(
+            wd, api={"max_batch": 10, "max_body_bytes": 64 * 1024, "max_frame_bytes": 64 * 1024}
+        ),
+    )
     n.start()
     yield n
     n.stop()

@@ -53,7 +53,9 @@ class InProcess:
     async def call(self, method: str, *params: Any, admin: bool = False, transport: str = "http",
                    conn: Subscriber | None = None) -> Any:
         body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-        out = await self.dispatcher.handle(body, Call(transport, ("127.0.0.1", 1), admin, None, conn=conn))
+        out = await self.dispatcher.handle(
+            body, Call(transport, ("127.0.0.1", 1), admin, None, conn=conn)
+        )
         assert out is not None
         resp = orjson.loads(out)
         if "error" in resp:
@@ -75,17 +77,25 @@ class MemoryChain:
     @classmethod
     def new(cls) -> MemoryChain:
         store = ChainStore(MemoryKV())
-        producer = BlockProducer(store, Serial(ReferenceExecutor(AUTHORITY.address)), chain_id=CHAIN_ID)
+        producer = BlockProducer(
+            store, Serial(ReferenceExecutor(AUTHORITY.address)), chain_id=CHAIN_ID
+        )
         producer.genesis({}, 1_000)
         return cls(store, Mempool(store, chain_id=CHAIN_ID, max_txs=100), producer, {})
 
-    def sign(self, s: Signer, to: bytes, method: str, args: bytes, write_set: tuple[bytes, ...]) -> Transaction:
+    def sign(
+        self, s: Signer, to: bytes, method: str, args: bytes, write_set: tuple[bytes, ...]
+    ) -> Transaction:
         nonce = self.nonces.get(s.address, 0)
         self.nonces[s.address] = nonce + 1
-        return sign_tx(s, chain_id=CHAIN_ID, nonce=nonce, to=to, method=method, args=args, write_set=write_set)
+        return sign_tx(
+            s, chain_id=CHAIN_ID, nonce=nonce, to=to, method=method, args=args, write_set=write_set
+        )
 
     def mint(self, to: bytes, amount: int) -> Transaction:
-        return self.sign(AUTHORITY, keys.NATIVE_TOKEN, "mint", to + pack_u64(amount), (keys.balance_key(to),))
+        return self.sign(
+            AUTHORITY, keys.NATIVE_TOKEN, "mint", to + pack_u64(amount), (keys.balance_key(to),)
+        )
 
     def transfer(self, s: Signer, to: bytes, amount: int) -> Transaction:
         return self.sign(s, keys.NATIVE_TOKEN, "transfer", to + pack_u64(amount),

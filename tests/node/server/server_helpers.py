@@ -21,8 +21,15 @@ async def funded_transfer(rpc: HttpRpc, *, seed: bytes, amount: int) -> tuple[st
     account. Returns (transfer tx hash, sender, recipient)."""
     chain_id = parse_qty(await rpc.call("eth_chainId"))
     a, b = Signer.from_seed(seed + b"-a"), Signer.from_seed(seed + b"-b")
-    mint = sign_tx(AUTHORITY, chain_id=chain_id, nonce=await next_nonce(rpc, AUTHORITY), to=keys.NATIVE_TOKEN,
-                   method="mint", args=a.address + pack_u64(amount * 10), write_set=(keys.balance_key(a.address),))
+    mint = sign_tx(
+        AUTHORITY,
+        chain_id=chain_id,
+        nonce=await next_nonce(rpc, AUTHORITY),
+        to=keys.NATIVE_TOKEN,
+        method="mint",
+        args=a.address + pack_u64(amount * 10),
+        write_set=(keys.balance_key(a.address),),
+    )
     await rpc.call("dubhe_sendTransaction", data(mint.raw))
     tr = sign_tx(a, chain_id=chain_id, nonce=0, to=keys.NATIVE_TOKEN, method="transfer",
                  args=b.address + pack_u64(amount),

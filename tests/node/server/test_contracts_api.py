@@ -30,11 +30,22 @@ async def test_deploy_call_upgrade(fresh_node: Any) -> None:
         r = await admin.call("dubhe_call", {"to": addr, "method": "get", "args": data(b"k")})
         assert r["success"] and unpack_u64(bytes.fromhex(r["returnData"][2:])) == 0
         # upgrade in place: the next call runs the new code (hot reload, no restart)
-        d2 = await admin.call("dubhe_admin_deployContract", {"code": data(compute), "address": addr})
-        assert int(d2["blockNumber"], 16) > int(d["blockNumber"], 16) and d2["codeHash"] != d["codeHash"]
-        r = await admin.call("dubhe_call", {"to": addr, "method": "hash_loop", "args": data(pack_u64(1000))})
-        assert r["success"] and len(bytes.fromhex(r["returnData"][2:])) == 32 and r["gasUsed"] > 1000
-        r = await admin.call("dubhe_call", {"to": addr, "method": "increment", "args": data(b"k" + pack_u64(1))})
+        d2 = await admin.call(
+            "dubhe_admin_deployContract", {"code": data(compute), "address": addr}
+        )
+        assert (
+            int(d2["blockNumber"], 16) > int(d["blockNumber"], 16)
+            and d2["codeHash"] != d["codeHash"]
+        )
+        r = await admin.call(
+            "dubhe_call", {"to": addr, "method": "hash_loop", "args": data(pack_u64(1000))}
+        )
+        assert (
+            r["success"] and len(bytes.fromhex(r["returnData"][2:])) == 32 and r["gasUsed"] > 1000
+        )
+        r = await admin.call(
+            "dubhe_call", {"to": addr, "method": "increment", "args": data(b"k" + pack_u64(1))}
+        )
         assert not r["success"] and r["reason"]
         missing = await admin.call("dubhe_call", {"to": "0x" + "cd" * 20, "method": "get"})
         assert missing["status"] == "revert" and "no contract" in missing["reason"]

@@ -19,15 +19,22 @@ from node.server.security import AuditLog, TokenBucket, check_bearer
 
 
 def make(methods: dict[str, Any], timeout_s: float = 1.0) -> Dispatcher:
-    return Dispatcher(MethodTable.of(methods), metrics=Metrics(), audit=AuditLog(None), timeout_s=timeout_s,
-                      max_batch=10)
+    return Dispatcher(
+        MethodTable.of(methods),
+        metrics=Metrics(),
+        audit=AuditLog(None),
+        timeout_s=timeout_s,
+        max_batch=10,
+    )
 
 
 def call() -> Call:
     return Call("http", ("127.0.0.1", 5000), False, None)
 
 
-async def test_internal_error_hides_traceback_and_logs_request_id(caplog: pytest.LogCaptureFixture) -> None:
+async def test_internal_error_hides_traceback_and_logs_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def boom(p: Params, c: Call) -> None:
         raise RuntimeError("secret internals")
 
@@ -87,7 +94,11 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
         root.setLevel(saved[1])
     lines = [json.loads(x) for x in capsys.readouterr().err.strip().splitlines()]
     assert len(lines) == 1
-    assert lines[0]["msg"] == "hello world" and lines[0]["level"] == "info" and lines[0]["request_id"] == "abc"
+    assert (
+        lines[0]["msg"] == "hello world"
+        and lines[0]["level"] == "info"
+        and lines[0]["request_id"] == "abc"
+    )
     assert lines[0]["logger"] == "node.test" and lines[0]["time"].endswith("Z")
 
 

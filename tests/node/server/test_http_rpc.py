@@ -38,7 +38,9 @@ SIGNER = Signer.from_seed(b"http-test")
 
 
 def signed(nonce: int, **kw: Any) -> str:
-    base: dict[str, Any] = dict(chain_id=0x44554248, nonce=nonce, to=keys.COUNTER_DEMO, method="get", args=b"k")
+    base: dict[str, Any] = dict(
+        chain_id=0x44554248, nonce=nonce, to=keys.COUNTER_DEMO, method="get", args=b"k"
+    )
     base.update(kw)
     return data(sign_tx(SIGNER, **base).raw)
 
@@ -62,7 +64,11 @@ BAD_INPUTS = [
     ("full flag not bool", req("eth_getBlockByNumber", ["latest", "yes"]), -32602),
     ("too many params", req("eth_chainId", [], 1)[:-1] + b',"params":[1,2,3]}', -32602),
     ("missing param", req("eth_getTransactionReceipt", []), -32602),
-    ("huge batch", orjson.dumps([{"jsonrpc": "2.0", "id": i, "method": "eth_chainId"} for i in range(11)]), -32005),
+    (
+        "huge batch",
+        orjson.dumps([{"jsonrpc": "2.0", "id": i, "method": "eth_chainId"} for i in range(11)]),
+        -32005,
+    ),
     ("bad signature", req("dubhe_sendTransaction", [_bad_sig()]), -32003),
     ("malformed tx hex", req("dubhe_sendTransaction", ["0xzz"]), -32602),
     ("truncated tx", req("dubhe_sendTransaction", [signed(0)[:-10]]), -32003),
@@ -82,7 +88,9 @@ async def test_bad_input_table(node: Any, name: str, body: bytes, code: int) -> 
 
 
 async def test_oversize_body(node: Any) -> None:
-    status, resp = await post(node.rpc, b'{"jsonrpc":"2.0","id":1,"method":"x","params":["' + b"a" * 70_000 + b'"]}')
+    status, resp = await post(
+        node.rpc, b'{"jsonrpc":"2.0","id":1,"method":"x","params":["' + b"a" * 70_000 + b'"]}'
+    )
     assert status == 413 and resp["error"]["code"] == -32005
     assert "65536" in resp["error"]["message"]
 
@@ -140,7 +148,10 @@ async def test_transaction_lifecycle(node: Any) -> None:
         assert receipt["status"] == "0x1" and receipt["transactionHash"] == tx_hash
         assert receipt["from"] == data(sender) and receipt["to"] == data(keys.NATIVE_TOKEN)
         log = receipt["logs"][0]
-        assert log["address"] == data(keys.NATIVE_TOKEN) and log["blockNumber"] == receipt["blockNumber"]
+        assert (
+            log["address"] == data(keys.NATIVE_TOKEN)
+            and log["blockNumber"] == receipt["blockNumber"]
+        )
         assert parse_qty(receipt["gasUsed"]) > 0
         assert await rpc.call("eth_getBalance", data(to), "latest") == hex(40)
         assert await rpc.call("eth_getTransactionCount", data(sender), "latest") == "0x1"
@@ -149,15 +160,24 @@ async def test_transaction_lifecycle(node: Any) -> None:
         drc = await rpc.call("dubhe_getReceipt", tx_hash)
         assert drc["status"] == "success" and drc["blockNumber"] == receipt["blockNumber"]
         stats = drc["blockStats"]  # the block's execution stats travel with its receipts
-        assert stats["strategy"] == "Serial" and stats["txs"] >= 1 and 0 <= stats["conflictRate"] <= 1
+        assert (
+            stats["strategy"] == "Serial" and stats["txs"] >= 1 and 0 <= stats["conflictRate"] <= 1
+        )
         block = await rpc.call("eth_getBlockByNumber", receipt["blockNumber"], True)
         assert tx_hash in [t["hash"] for t in block["transactions"]]
         val = await rpc.call("dubhe_getState", data(keys.NATIVE_TOKEN), data(b"b" + to))
         assert unpack_u64(bytes.fromhex(val[2:])) == 40
         # a replay of nonce 0 after inclusion (a different tx with the same nonce) is refused
         sender_signer = Signer.from_seed(b"lifecycle-a")
-        replay = sign_tx(sender_signer, chain_id=0x44554248, nonce=0, to=keys.NATIVE_TOKEN, method="transfer",
-                         args=to + pack_u64(1), write_set=(keys.balance_key(sender), keys.balance_key(to)))
+        replay = sign_tx(
+            sender_signer,
+            chain_id=0x44554248,
+            nonce=0,
+            to=keys.NATIVE_TOKEN,
+            method="transfer",
+            args=to + pack_u64(1),
+            write_set=(keys.balance_key(sender), keys.balance_key(to)),
+        )
         with pytest.raises(RpcError) as e:
             await rpc.call("dubhe_sendTransaction", data(replay.raw))
         assert e.value.code == -32003 and e.value.data == {"cause": "nonce_too_low"}
@@ -179,7 +199,9 @@ async def test_status_and_health(node: Any) -> None:
 
 
 async def test_admin_needs_token_and_is_audited(node: Any) -> None:
-    _, resp = await post(node.rpc, req("dubhe_admin_setLogLevel", ["INFO"]), {"Authorization": "Bearer wrong"})
+    _, resp = await post(
+        node.rpc, req("dubhe_admin_setLogLevel", ["INFO"]), {"Authorization": "Bearer wrong"}
+    )
     assert resp["error"]["code"] == -32010
     async with HttpRpc(node.rpc, token=ADMIN_TOKEN) as rpc:
         assert await rpc.call("dubhe_admin_setLogLevel", "INFO") == "INFO"
@@ -236,18 +258,31 @@ async def test_adaptive_scheduler_reports_its_path(fresh_node: Any) -> None:
         hashes = []
         for i in range(24):
             slot = b"s%d" % i
-            tx = sign_tx(Signer.from_seed(b"gate-%d" % i), chain_id=chain_id, nonce=0, to=keys.COUNTER_DEMO,
-                         method="increment", args=slot + pack_u64(1),
-                         write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),))
+            tx = sign_tx(
+                Signer.from_seed(b"gate-%d" % i),
+                chain_id=chain_id,
+                nonce=0,
+                to=keys.COUNTER_DEMO,
+                method="increment",
+                args=slot + pack_u64(1),
+                write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),),
+            )
             hashes.append(await rpc.call("dubhe_sendTransaction", data(tx.raw)))
         await rpc.call("dubhe_admin_resumeProduction")
-        rc = await wait_until(lambda: rpc.call("dubhe_getReceipt", hashes[-1]), what="the last receipt")
+        rc = await wait_until(
+            lambda: rpc.call("dubhe_getReceipt", hashes[-1]), what="the last receipt"
+        )
         assert rc["status"] == "success"
         stats = rc["blockStats"]
         assert stats["strategy"] == "SuiObjectDAG" and stats["txs"] == 24
-        assert stats["mode"] == "parallel" and stats["workers"] == 2  # the warm-up block runs in parallel
+        assert (
+            stats["mode"] == "parallel" and stats["workers"] == 2
+        )  # the warm-up block runs in parallel
         gate = (await rpc.call("dubhe_status"))["scheduler"]["adaptive"]
         assert gate["parallelBlocks"] >= 1 and gate["force"] is None
     async with aiohttp.ClientSession() as s, s.get(n.rpc + "/metrics") as r:
         text = await r.text()
-    assert 'dubhe_scheduler_blocks_total{mode="parallel"}' in text and "dubhe_scheduler_parallel_gain" in text
+    assert (
+        'dubhe_scheduler_blocks_total{mode="parallel"}' in text
+        and "dubhe_scheduler_parallel_gain" in text
+    )

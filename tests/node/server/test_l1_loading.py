@@ -24,7 +24,9 @@ CHAIN = 0x44554248
 USER = Signer.from_seed(b"l1-user")
 
 
-async def send(rpc: HttpRpc, nonce: int, to: bytes, method: str, args: bytes, ws: tuple[bytes, ...] = ()) -> dict[str, Any]:
+async def send(
+    rpc: HttpRpc, nonce: int, to: bytes, method: str, args: bytes, ws: tuple[bytes, ...] = ()
+) -> dict[str, Any]:
     tx = sign_tx(USER, chain_id=CHAIN, nonce=nonce, to=to, method=method, args=args, write_set=ws)
     h = await rpc.call("dubhe_sendTransaction", data(tx.raw))
     rc = await wait_until(lambda: rpc.call("dubhe_getReceipt", h), what=f"the receipt of {method}")
@@ -37,8 +39,11 @@ async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
         ep = l1.endpoints[0]
         addr = "0x" + "5a" * 20
         await admin(ep.admin_url, {"cmd": "deploy", "code": data(compute), "address": addr})
-        cfg = make_config(tmp_path, node={"block_time_ms": 50},
-                          adapters={"ethereum": {"rpc_url": ep.http_url, "ws_url": ep.ws_url, "chain_id": 1337}})
+        cfg = make_config(
+            tmp_path,
+            node={"block_time_ms": 50},
+            adapters={"ethereum": {"rpc_url": ep.http_url, "ws_url": ep.ws_url, "chain_id": 1337}},
+        )
         node = await asyncio.to_thread(RunningNode(tmp_path, cfg).start)
         try:
             async with HttpRpc(node.rpc) as rpc:
@@ -53,7 +58,9 @@ async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
                     return h is not None and h["number"] >= 1
                 await wait_until(head_follows, what="the L1 head followed")
                 # upgrade on the L1: the node hot-reloads it; the next tx runs the new code
-                await admin(ep.admin_url, {"cmd": "upgrade", "code": data(counter), "address": addr})
+                await admin(
+                    ep.admin_url, {"cmd": "upgrade", "code": data(counter), "address": addr}
+                )
 
                 async def reloaded() -> bool:
                     s = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"][addr]
@@ -70,11 +77,18 @@ async def test_load_on_first_use_upgrade_and_dead_l1(tmp_path: Path) -> None:
                 assert unpack_u64(bytes.fromhex(rc["returnData"][2:])) == 3
                 # no code at an address on the L1: a clear revert
                 rc = await send(rpc, 2, bytes.fromhex("77" * 20), "get", b"k")
-                assert rc["status"] == "revert" and "no contract" in rc["reason"] and "ethereum" in rc["reason"]
+                assert (
+                    rc["status"] == "revert"
+                    and "no contract" in rc["reason"]
+                    and "ethereum" in rc["reason"]
+                )
                 # the L1 dies: a new target gets a receipt error, blocks keep coming
                 await ep.stop()
                 rc = await send(rpc, 3, bytes.fromhex("78" * 20), "get", b"k")
-                assert rc["status"] == "revert" and "is unavailable: could not be loaded from ethereum" in rc["reason"], rc
+                assert (
+                    rc["status"] == "revert"
+                    and "is unavailable: could not be loaded from ethereum" in rc["reason"]
+                ), rc
                 # contracts already loaded keep working without the L1
                 rc = await send(rpc, 4, target, "get", b"k", (slot,))
                 assert rc["status"] == "success"
@@ -88,23 +102,36 @@ async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
     compute, counter = (BUILD / "compute.elf").read_bytes(), (BUILD / "counter.elf").read_bytes()
     async with mock_l1("sui", seed=4, block_time_ms=50) as l1:
         ep = l1.endpoints[0]
-        pkg = (await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": data(compute)}}))["package_id"]
-        cfg = make_config(tmp_path, node={"block_time_ms": 50},
-                          adapters={"sui": {"rpc_url": ep.http_url, "ws_url": ep.ws_url, "package_ids": [pkg]}})
+        pkg = (await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": data(compute)}}))[
+            "package_id"
+        ]
+        cfg = make_config(
+            tmp_path,
+            node={"block_time_ms": 50},
+            adapters={"sui": {"rpc_url": ep.http_url, "ws_url": ep.ws_url, "package_ids": [pkg]}},
+        )
         node = await asyncio.to_thread(RunningNode(tmp_path, cfg).start)
         try:
             async with HttpRpc(node.rpc) as rpc:
                 target = sui_module_address(pkg, "dubhe")
 
                 async def mapped() -> bool:
-                    return "0x" + target.hex() in (await rpc.call("dubhe_status"))["l1"]["suiModules"]
+                    return (
+                        "0x" + target.hex() in (await rpc.call("dubhe_status"))["l1"]["suiModules"]
+                    )
+
                 await wait_until(mapped, what="the Sui package's modules mapped")
                 rc = await send(rpc, 0, target, "hash_loop", pack_u64(10))
                 assert rc["status"] == "success", rc
-                await admin(ep.admin_url, {"cmd": "upgrade", "address": pkg, "modules": {"dubhe": data(counter)}})
+                await admin(
+                    ep.admin_url,
+                    {"cmd": "upgrade", "address": pkg, "modules": {"dubhe": data(counter)}},
+                )
 
                 async def reloaded() -> bool:
-                    s = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"]["0x" + target.hex()]
+                    s = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"][
+                        "0x" + target.hex()
+                    ]
                     return bool(s["version"] >= 2)
                 await wait_until(reloaded, what="the node reloading the upgraded module")
                 # no wait for a block: see the same step of the Ethereum test above

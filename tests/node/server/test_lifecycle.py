@@ -65,8 +65,15 @@ async def test_kill9_after_ack_loses_nothing_and_executes_once(fresh_node: Any) 
     async with HttpRpc(n.rpc) as rpc:
         for nonce in range(8):
             for s in senders:
-                tx = sign_tx(s, chain_id=chain, nonce=nonce, to=keys.COUNTER_DEMO, method="increment",
-                             args=slot + pack_u64(1), write_set=(skey,))
+                tx = sign_tx(
+                    s,
+                    chain_id=chain,
+                    nonce=nonce,
+                    to=keys.COUNTER_DEMO,
+                    method="increment",
+                    args=slot + pack_u64(1),
+                    write_set=(skey,),
+                )
                 hashes.append(await rpc.call("dubhe_sendTransaction", data(tx.raw)))
     n.kill()  # SIGKILL right after the last acknowledgement
     n2 = RunningNode(n.workdir, n.config).start()
@@ -78,7 +85,9 @@ async def test_kill9_after_ack_loses_nothing_and_executes_once(fresh_node: Any) 
 
             await wait_until(pool_drained, 20, what="every restored transaction included")
             seen = await _all_block_txs(rpc)
-            assert all(seen[h] == 1 for h in hashes), "a transaction is missing or was included twice"
+            assert all(seen[h] == 1 for h in hashes), (
+                "a transaction is missing or was included twice"
+            )
             assert sum(seen.values()) == len(hashes)
             for h in hashes:
                 rc = await rpc.call("dubhe_getReceipt", h)
@@ -87,6 +96,8 @@ async def test_kill9_after_ack_loses_nothing_and_executes_once(fresh_node: Any) 
             val = await rpc.call("dubhe_getState", data(keys.COUNTER_DEMO), data(slot))
             assert unpack_u64(bytes.fromhex(val[2:])) == len(hashes)
             for s in senders:
-                assert await rpc.call("eth_getTransactionCount", data(s.address), "latest") == hex(8)
+                assert await rpc.call("eth_getTransactionCount", data(s.address), "latest") == hex(
+                    8
+                )
     finally:
         n2.stop()

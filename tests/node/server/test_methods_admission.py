@@ -38,9 +38,18 @@ def tx(nonce: int = 0) -> Transaction:
 
 
 def as_object(t: Transaction) -> dict[str, object]:
-    return {"chainId": hex(t.chain_id), "nonce": hex(t.nonce), "to": data(t.to), "method": t.method,
-            "args": data(t.args), "readSet": [data(k) for k in t.read_set], "writeSet": [],
-            "gasLimit": hex(t.gas_limit), "publicKey": data(t.public_key), "signature": data(t.signature)}
+    return {
+        "chainId": hex(t.chain_id),
+        "nonce": hex(t.nonce),
+        "to": data(t.to),
+        "method": t.method,
+        "args": data(t.args),
+        "readSet": [data(k) for k in t.read_set],
+        "writeSet": [],
+        "gasLimit": hex(t.gas_limit),
+        "publicKey": data(t.public_key),
+        "signature": data(t.signature),
+    }
 
 
 def setup(pool: FakeMempool) -> tuple[InProcess, Metrics]:
@@ -94,4 +103,7 @@ async def test_refusals_keep_their_codes_and_causes() -> None:
     assert e.value.code == -32003 and e.value.data == {"cause": "malformed"}
     with pytest.raises(RpcFault) as e:
         await rpc.call("dubhe_sendTransaction", 42)
-    assert e.value.code == -32602 and "expected raw transaction hex or a transaction object" in e.value.message
+    assert (
+        e.value.code == -32602
+        and "expected raw transaction hex or a transaction object" in e.value.message
+    )

@@ -84,7 +84,9 @@ async def test_balances_and_nonces_only_at_the_latest_state(chain: MemoryChain) 
     rpc = reads(chain, pending)
     assert await rpc.call("eth_getBalance", data(BOB.address)) == hex(35)
     assert await rpc.call("eth_getBalance", data(ALICE.address), "latest") == hex(65)
-    assert await rpc.call("eth_getBalance", data(ALICE.address), "0x2") == hex(65)  # the head by number
+    assert await rpc.call("eth_getBalance", data(ALICE.address), "0x2") == hex(
+        65
+    )  # the head by number
     assert await rpc.call("eth_getBalance", "0x" + "77" * 20, "finalized") == "0x0"
     with pytest.raises(RpcFault) as e:
         await rpc.call("eth_getBalance", data(ALICE.address), "0x1")
@@ -126,14 +128,18 @@ async def test_transactions_pending_included_or_unknown(chain: MemoryChain) -> N
     assert p["status"] == "pending" and p["blockNumber"] is None and p["from"] == data(BOB.address)
     included = (await rpc.call("eth_getBlockByNumber", "0x1", False))["transactions"][0]
     t = await rpc.call("dubhe_getTransaction", included)
-    assert t["status"] == "included" and t["blockNumber"] == "0x1" and t["transactionIndex"] == "0x0"
+    assert (
+        t["status"] == "included" and t["blockNumber"] == "0x1" and t["transactionIndex"] == "0x0"
+    )
     assert await rpc.call("dubhe_getTransaction", "0x" + "22" * 32) is None
 
 
 async def test_contract_storage(chain: MemoryChain) -> None:
     rpc = reads(chain)
     token = data(keys.NATIVE_TOKEN)
-    assert await rpc.call("dubhe_getState", token, data(b"b" + BOB.address)) == data((35).to_bytes(8, "big"))
+    assert await rpc.call("dubhe_getState", token, data(b"b" + BOB.address)) == data(
+        (35).to_bytes(8, "big")
+    )
     assert await rpc.call("dubhe_getState", token, data(b"b" + bytes(20))) is None
     with pytest.raises(RpcFault) as e:
         await rpc.call("dubhe_getState", token, "0x")

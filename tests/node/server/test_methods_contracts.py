@@ -78,7 +78,9 @@ def rig() -> Rig:
 
 async def test_deploy_applies_at_the_next_block(rig: Rig) -> None:
     addr = bytes.fromhex("ab" * 20)
-    d = await rig.rpc.call("dubhe_admin_deployContract", {"code": data(GOOD), "address": data(addr)}, admin=True)
+    d = await rig.rpc.call(
+        "dubhe_admin_deployContract", {"code": data(GOOD), "address": data(addr)}, admin=True
+    )
     assert d == {"address": data(addr), "codeHash": data(sha3(GOOD)), "blockNumber": "0x9",
                  "exports": ["get", "increment"]}
     assert rig.writes.scheduled == [{keys.code_key(addr): GOOD}]
@@ -87,13 +89,20 @@ async def test_deploy_applies_at_the_next_block(rig: Rig) -> None:
     assert d2["address"] == data(deploy_address(GOOD))
 
 
-@pytest.mark.parametrize(("spec", "code", "message"), [
-    ({"code": data(b"junk")}, -32602, "contract code rejected: not an ELF"),
-    ({"code": data(GOOD), "bogus": 1}, -32602, "(deployment): unknown field(s) ['bogus']"),
-    ({"address": "0x" + "ab" * 20}, -32602, "(deployment): missing field code"),
-    ({"code": data(GOOD), "address": "0x12"}, -32602, "(deployment): field address: expected 20 bytes"),
-    ("0x00", -32602, "(deployment): expected an object"),
-])
+@pytest.mark.parametrize(
+    ("spec", "code", "message"),
+    [
+        ({"code": data(b"junk")}, -32602, "contract code rejected: not an ELF"),
+        ({"code": data(GOOD), "bogus": 1}, -32602, "(deployment): unknown field(s) ['bogus']"),
+        ({"address": "0x" + "ab" * 20}, -32602, "(deployment): missing field code"),
+        (
+            {"code": data(GOOD), "address": "0x12"},
+            -32602,
+            "(deployment): field address: expected 20 bytes",
+        ),
+        ("0x00", -32602, "(deployment): expected an object"),
+    ],
+)
 async def test_deploy_rejections(rig: Rig, spec: object, code: int, message: str) -> None:
     with pytest.raises(RpcFault) as e:
         await rig.rpc.call("dubhe_admin_deployContract", spec, admin=True)
@@ -115,8 +124,9 @@ async def test_call_runs_in_the_head_context_with_defaults(rig: Rig) -> None:
                  "reason": "", "blockNumber": "0x0"}
     head = rig.chain.store.head
     assert head is not None
-    assert rig.calls.seen == [(to, "get", b"", BlockContext(0, head.timestamp_ms, CHAIN_ID), bytes(20),
-                               DEFAULT_CALL_GAS)]
+    assert rig.calls.seen == [
+        (to, "get", b"", BlockContext(0, head.timestamp_ms, CHAIN_ID), bytes(20), DEFAULT_CALL_GAS)
+    ]
     caller = bytes.fromhex("01" * 20)
     r = await rig.rpc.call("dubhe_call", {"to": data(to), "method": "fail", "args": "0x0102",
                                           "from": data(caller), "gas": hex(MAX_CALL_GAS)})
@@ -124,14 +134,26 @@ async def test_call_runs_in_the_head_context_with_defaults(rig: Rig) -> None:
     assert rig.calls.seen[-1][2:] == (b"\x01\x02", rig.calls.seen[-1][3], caller, MAX_CALL_GAS)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({"to": "0x12", "method": "get"}, "field to: expected 20 bytes"),
-    ({"to": "0x" + "cd" * 20, "method": "not an identifier"}, "field method: expected an identifier"),
-    ({"to": "0x" + "cd" * 20, "method": "get", "gas": "0x0"}, f"field gas: must be 1..{MAX_CALL_GAS}"),
-    ({"to": "0x" + "cd" * 20, "method": "get", "gas": hex(MAX_CALL_GAS + 1)}, "field gas: must be 1.."),
-    ({"to": "0x" + "cd" * 20, "method": "get", "value": "0x1"}, "unknown field(s) ['value']"),
-    ({"method": "get"}, "missing field to"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"to": "0x12", "method": "get"}, "field to: expected 20 bytes"),
+        (
+            {"to": "0x" + "cd" * 20, "method": "not an identifier"},
+            "field method: expected an identifier",
+        ),
+        (
+            {"to": "0x" + "cd" * 20, "method": "get", "gas": "0x0"},
+            f"field gas: must be 1..{MAX_CALL_GAS}",
+        ),
+        (
+            {"to": "0x" + "cd" * 20, "method": "get", "gas": hex(MAX_CALL_GAS + 1)},
+            "field gas: must be 1..",
+        ),
+        ({"to": "0x" + "cd" * 20, "method": "get", "value": "0x1"}, "unknown field(s) ['value']"),
+        ({"method": "get"}, "missing field to"),
+    ],
+)
 async def test_call_rejections_name_the_field(rig: Rig, spec: dict[str, Any], message: str) -> None:
     with pytest.raises(RpcFault) as e:
         await rig.rpc.call("dubhe_call", spec)

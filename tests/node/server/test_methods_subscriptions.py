@@ -32,7 +32,9 @@ def setup() -> tuple[InProcess, PubSub]:
     return InProcess(SubscriptionMethods(pubsub)), pubsub
 
 
-@pytest.mark.parametrize("method", ["eth_subscribe", "dubhe_subscribe", "eth_unsubscribe", "dubhe_unsubscribe"])
+@pytest.mark.parametrize(
+    "method", ["eth_subscribe", "dubhe_subscribe", "eth_unsubscribe", "dubhe_unsubscribe"]
+)
 async def test_websocket_only(method: str) -> None:
     rpc, _ = setup()
     with pytest.raises(RpcFault) as e:
@@ -44,10 +46,18 @@ async def test_heads_logs_and_receipts_reach_their_subscribers() -> None:
     rpc, pubsub = setup()
     conn, other = FakeConn(), FakeConn()
     heads = await rpc.call("eth_subscribe", "newHeads", transport="ws", conn=conn)
-    logs = await rpc.call("eth_subscribe", "logs", {"address": data(keys.NATIVE_TOKEN)}, transport="ws", conn=conn)
-    none = await rpc.call("eth_subscribe", "logs", {"address": "0x" + "99" * 20}, transport="ws", conn=conn)
-    mine = await rpc.call("dubhe_subscribe", "receipts", {"from": data(A.address)}, transport="ws", conn=other)
-    assert len({heads, logs, none, mine}) == 4 and all(len(s) == 34 for s in (heads, logs, none, mine))
+    logs = await rpc.call(
+        "eth_subscribe", "logs", {"address": data(keys.NATIVE_TOKEN)}, transport="ws", conn=conn
+    )
+    none = await rpc.call(
+        "eth_subscribe", "logs", {"address": "0x" + "99" * 20}, transport="ws", conn=conn
+    )
+    mine = await rpc.call(
+        "dubhe_subscribe", "receipts", {"from": data(A.address)}, transport="ws", conn=other
+    )
+    assert len({heads, logs, none, mine}) == 4 and all(
+        len(s) == 34 for s in (heads, logs, none, mine)
+    )
     assert set(conn.subs) == {heads, logs, none} and set(pubsub.subs) == {heads, logs, none, mine}
     chain = MemoryChain.new()
     chain.block(chain.mint(A.address, 10))

@@ -35,8 +35,12 @@ async def test_one_round_builds_commits_and_publishes() -> None:
         chain.mempool.submit_tx(tx)
     b = await prod.produce_one()
     assert b is not None and seen == [b]
-    assert b.header.number == 1 and len(b.txs) == 2 and b.header.timestamp_ms == 5_000  # max_block_txs
-    assert len(chain.mempool) == 1 and prod.last_stats["number"] == 1 and prod.last_stats["txs"] == 2
+    assert (
+        b.header.number == 1 and len(b.txs) == 2 and b.header.timestamp_ms == 5_000
+    )  # max_block_txs
+    assert (
+        len(chain.mempool) == 1 and prod.last_stats["number"] == 1 and prod.last_stats["txs"] == 2
+    )
     assert unpack_u64(chain.store.get(keys.balance_key(B.address))) == 6
     b2 = await prod.produce_one()
     assert b2 is not None and b2.header.number == 2 and len(chain.mempool) == 0
@@ -51,7 +55,9 @@ async def test_system_writes_apply_at_the_next_block_and_resolve_to_its_number()
     assert not done.done()
     b = await prod.produce_one()
     assert b is not None and await done == 1
-    assert chain.store.get(key) == b"code-v1" and chain.store.get(keys.code_key(bytes(20))) == b"other"
+    assert (
+        chain.store.get(key) == b"code-v1" and chain.store.get(keys.code_key(bytes(20))) == b"other"
+    )
 
 
 async def test_a_failed_build_keeps_transactions_writes_and_waiters() -> None:
@@ -84,7 +90,9 @@ async def test_the_hook_adds_writes_for_the_blocks_transactions() -> None:
     got: list[tuple[list[PoolEntry], dict[bytes, bytes | None]]] = []
     key = keys.code_key(bytes(19) + b"\x05")
 
-    async def before(entries: list[PoolEntry], queued: Mapping[bytes, bytes | None]) -> dict[bytes, bytes | None]:
+    async def before(
+        entries: list[PoolEntry], queued: Mapping[bytes, bytes | None]
+    ) -> dict[bytes, bytes | None]:
         got.append((entries, dict(queued)))
         return {key: b"fetched"}
 

@@ -55,7 +55,9 @@ async def test_logs_and_receipts_subscriptions(node: Any) -> None:
         rcpts = await ws.subscribe("receipts", {}, namespace="dubhe")
         tx_hash, _, to = await funded_transfer(rpc, seed=b"ws-logs", amount=5)
         seen_logs = [await ws.next_notification(logs, 5) for _ in range(2)]  # mint, then transfer
-        assert all(x["address"] == data(keys.NATIVE_TOKEN) and "blockNumber" in x for x in seen_logs)
+        assert all(
+            x["address"] == data(keys.NATIVE_TOKEN) and "blockNumber" in x for x in seen_logs
+        )
         assert seen_logs[-1]["transactionHash"] == tx_hash
         assert seen_logs[-1]["topics"][2] == "0x" + "00" * 12 + to.hex()
         got = [await ws.next_notification(rcpts, 5) for _ in range(2)]
@@ -69,8 +71,12 @@ async def test_logs_and_receipts_subscriptions(node: Any) -> None:
 
 async def test_malformed_messages_get_errors_not_crashes(node: Any) -> None:
     async with websockets.connect(node.ws) as ws:
-        for raw, code in [("{oops", -32700), ("[]", -32600), ('{"jsonrpc":"2.0","id":1,"method":"nope"}', -32601),
-                          ('{"jsonrpc":"2.0","id":2,"method":"eth_subscribe","params":["bogus"]}', -32602)]:
+        for raw, code in [
+            ("{oops", -32700),
+            ("[]", -32600),
+            ('{"jsonrpc":"2.0","id":1,"method":"nope"}', -32601),
+            ('{"jsonrpc":"2.0","id":2,"method":"eth_subscribe","params":["bogus"]}', -32602),
+        ]:
             await ws.send(raw)
             assert orjson.loads(await ws.recv())["error"]["code"] == code
         await ws.send(b'{"jsonrpc":"2.0","id":3,"method":"eth_chainId"}')  # binary frame works too
@@ -118,7 +124,11 @@ async def test_slow_consumer_closed_1008_and_counted(fresh_node: Any) -> None:
     # max_queue=1: the client library stops reading from the socket once one frame is waiting.
     async with websockets.connect(n.ws, sock=sock, max_queue=1) as ws:
         for i in range(50):
-            await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "eth_subscribe", "params": ["newHeads"]}).decode())
+            await ws.send(
+                orjson.dumps(
+                    {"jsonrpc": "2.0", "id": i, "method": "eth_subscribe", "params": ["newHeads"]}
+                ).decode()
+            )
         # 50 subscriptions x 50 blocks/s of headers into a consumer that does not read: the
         # socket buffers fill, then the bounded queue, and the node must close the connection.
         # We read nothing until the node says it did.
@@ -142,7 +152,9 @@ async def test_slow_consumer_closed_1008_and_counted(fresh_node: Any) -> None:
 
 
 async def test_ws_rate_limit_then_close(fresh_node: Any) -> None:
-    n = fresh_node(api={"rate_limit_per_s": 0.5, "rate_limit_burst": 2, "ws_rate_violations_close": 3})
+    n = fresh_node(
+        api={"rate_limit_per_s": 0.5, "rate_limit_burst": 2, "ws_rate_violations_close": 3}
+    )
     async with await WsRpc.connect(n.ws) as ws:
         assert await ws.call("eth_chainId")
         assert await ws.call("eth_chainId")

@@ -32,7 +32,9 @@ T1, T2 = b"\x11" * 32, b"\x22" * 32
 
 def test_log_filter_semantics() -> None:
     assert LogFilter().matches(A, (T1,))
-    f = parse_log_filter({"address": "0x" + A.hex(), "topics": [None, ["0x" + T2.hex(), "0x" + T1.hex()]]})
+    f = parse_log_filter(
+        {"address": "0x" + A.hex(), "topics": [None, ["0x" + T2.hex(), "0x" + T1.hex()]]}
+    )
     assert f.matches(A, (T2, T1))
     assert not f.matches(A, (T1,))  # the second position is required
     assert not f.matches(bytes(20), (T2, T1))

@@ -14,13 +14,17 @@ from node.state.kv import MemoryKV
 from node.state.rocks import RocksKV
 
 keys_st = st.binary(min_size=1, max_size=4)
-ops_st = st.lists(st.dictionaries(keys_st, st.none() | st.binary(max_size=4), max_size=8), max_size=8)
+ops_st = st.lists(
+    st.dictionaries(keys_st, st.none() | st.binary(max_size=4), max_size=8), max_size=8
+)
 _counter = itertools.count()
 
 
 @settings(max_examples=40)
 @given(ops_st)
-def test_rocks_matches_memory(tmp_path_factory: object, batches: list[dict[bytes, bytes | None]]) -> None:
+def test_rocks_matches_memory(
+    tmp_path_factory: object, batches: list[dict[bytes, bytes | None]]
+) -> None:
     path = Path(str(tmp_path_factory.mktemp(f"r{next(_counter)}")))  # type: ignore[attr-defined]
     mem, rocks = MemoryKV(), RocksKV(path)
     try:
@@ -39,11 +43,23 @@ def _commit(store: ChainStore, writes: dict[bytes, bytes | None]) -> None:
     head = store.head
     acc = store.next_accumulator(writes)
     number = head.number + 1 if head else 0
-    h = BlockHeader(number, head.hash if head else ZERO_HASH, number, list_root([]), list_root([]), root_of(acc), 0, 0)
+    h = BlockHeader(
+        number,
+        head.hash if head else ZERO_HASH,
+        number,
+        list_root([]),
+        list_root([]),
+        root_of(acc),
+        0,
+        0,
+    )
     store.commit_block(h, [], [], writes, acc, [])
 
 
-@given(st.dictionaries(keys_st, st.binary(max_size=4), min_size=1, max_size=12), st.randoms(use_true_random=False))
+@given(
+    st.dictionaries(keys_st, st.binary(max_size=4), min_size=1, max_size=12),
+    st.randoms(use_true_random=False),
+)
 def test_state_root_is_order_independent(final: dict[bytes, bytes], rnd: object) -> None:
     # One store writes everything at once; another gets the same final state through shuffled
     # blocks with overwrites and deletes on the way.

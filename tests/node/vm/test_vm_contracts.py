@@ -22,7 +22,9 @@ def bal(a: bytes) -> bytes:
 
 
 # -- native token -------------------------------------------------------------------------------
-def test_native_mint_transfer_balance(run: Run, acct: Accounts, vm: VmExecutor, state: DictState) -> None:
+def test_native_mint_transfer_balance(
+    run: Run, acct: Accounts, vm: VmExecutor, state: DictState
+) -> None:
     A, B = acct.alice.address, acct.bob.address
     o = run(acct.authority, keys.NATIVE_TOKEN, "mint", A + u64(1000), (bal(A),))
     assert o.status is TxStatus.SUCCESS, o.reason
@@ -39,7 +41,9 @@ def test_native_mint_transfer_balance(run: Run, acct: Accounts, vm: VmExecutor, 
     assert r.writes == {}
 
 
-def test_native_reverts_discard_writes_but_bump_nonce(run: Run, acct: Accounts, state: DictState) -> None:
+def test_native_reverts_discard_writes_but_bump_nonce(
+    run: Run, acct: Accounts, state: DictState
+) -> None:
     A, B = acct.alice.address, acct.bob.address
     o = run(acct.alice, keys.NATIVE_TOKEN, "mint", A + u64(5), (bal(A),))
     assert (o.status, o.reason) == (TxStatus.REVERT, "mint: caller is not the mint authority")
@@ -69,15 +73,21 @@ def test_gas_accounting(run: Run, acct: Accounts) -> None:
     run(acct.authority, keys.NATIVE_TOKEN, "mint", A + u64(10), (bal(A),))
     run(acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (bal(A), bal(B)))  # B now exists
     o = run(acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (bal(A), bal(B)))
-    syscall_gas = abi.GAS_TX_BASE + 2 * abi.GAS_STORAGE_READ + 2 * abi.GAS_STORAGE_WRITE + abi.GAS_EVENT
+    syscall_gas = (
+        abi.GAS_TX_BASE + 2 * abi.GAS_STORAGE_READ + 2 * abi.GAS_STORAGE_WRITE + abi.GAS_EVENT
+    )
     insns = o.gas_used - syscall_gas
     assert 50 < insns < 5_000  # instruction gas on top of the reference's syscall schedule
     o2 = run(acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (bal(A), bal(B)))
     assert o2.gas_used == o.gas_used  # deterministic
     # Exactly enough gas succeeds; one less runs out and reports the whole limit.
-    o3 = run(acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (bal(A), bal(B)), gas=o.gas_used)
+    o3 = run(
+        acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (bal(A), bal(B)), gas=o.gas_used
+    )
     assert o3.status is TxStatus.SUCCESS
-    o4 = run(acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (bal(A), bal(B)), gas=o.gas_used - 1)
+    o4 = run(
+        acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (bal(A), bal(B)), gas=o.gas_used - 1
+    )
     assert (o4.status, o4.gas_used) == (TxStatus.OUT_OF_GAS, o.gas_used - 1)
     assert len(o4.writes) == 1  # only the nonce
     o5 = run(acct.alice, keys.NATIVE_TOKEN, "transfer", B + u64(1), (bal(A), bal(B)), gas=999)
@@ -106,12 +116,16 @@ def test_undeclared_access(run: Run, acct: Accounts) -> None:
 
 
 # -- erc20 --------------------------------------------------------------------------------------
-def test_erc20_allowances_and_events(run: Run, acct: Accounts, vm: VmExecutor, state: DictState) -> None:
+def test_erc20_allowances_and_events(
+    run: Run, acct: Accounts, vm: VmExecutor, state: DictState
+) -> None:
     A, B, C = acct.alice.address, acct.bob.address, acct.carol.address
     o = run(acct.alice, ERC20, "init", u64(1000), (b"T", bal(A)))
     assert o.status is TxStatus.SUCCESS, o.reason
     assert o.events[0].topics == (TRANSFER_TOPIC, bytes(32), pad(A))
-    assert run(acct.bob, ERC20, "init", u64(1), (b"T", bal(B))).reason == "init: already initialized"
+    assert (
+        run(acct.bob, ERC20, "init", u64(1), (b"T", bal(B))).reason == "init: already initialized"
+    )
     o = run(acct.alice, ERC20, "approve", B + u64(300), (b"a" + A + B,))
     assert o.events[0].topics == (APPROVAL_TOPIC, pad(A), pad(B))
     assert o.events[0].data == u64(300)
@@ -130,7 +144,9 @@ def test_erc20_allowances_and_events(run: Run, acct: Accounts, vm: VmExecutor, s
 
 
 # -- objects ------------------------------------------------------------------------------------
-def test_objects_owned_and_shared(run: Run, acct: Accounts, vm: VmExecutor, state: DictState) -> None:
+def test_objects_owned_and_shared(
+    run: Run, acct: Accounts, vm: VmExecutor, state: DictState
+) -> None:
     A, B = acct.alice.address, acct.bob.address
     oid = bytes(range(32))
     slot = b"o" + oid
@@ -156,7 +172,9 @@ def test_objects_owned_and_shared(run: Run, acct: Accounts, vm: VmExecutor, stat
 
 # -- hotspot ------------------------------------------------------------------------------------
 def test_hotspot_amm(run: Run, acct: Accounts, vm: VmExecutor, state: DictState) -> None:
-    assert run(acct.alice, HOTSPOT, "swap", b"\x01" + u64(10) + u64(0), (b"r",)).reason == "empty pool"
+    assert (
+        run(acct.alice, HOTSPOT, "swap", b"\x01" + u64(10) + u64(0), (b"r",)).reason == "empty pool"
+    )
     o = run(acct.alice, HOTSPOT, "add_liquidity", u64(1_000_000) + u64(2_000_000), (b"r",))
     assert o.return_data == u64(1_000_000) + u64(2_000_000)
     o = run(acct.bob, HOTSPOT, "swap", b"\x01" + u64(10_000) + u64(0), (b"r",))
@@ -177,7 +195,9 @@ def test_hotspot_amm(run: Run, acct: Accounts, vm: VmExecutor, state: DictState)
 
 
 # -- compute ------------------------------------------------------------------------------------
-def test_compute_hash_loop_scales_gas(run: Run, acct: Accounts, vm: VmExecutor, state: DictState) -> None:
+def test_compute_hash_loop_scales_gas(
+    run: Run, acct: Accounts, vm: VmExecutor, state: DictState
+) -> None:
     small = vm.call(COMPUTE, "hash_loop", u64(1_000), state, CTX)
     big = vm.call(COMPUTE, "hash_loop", u64(10_000), state, CTX)
     assert small.status is big.status is TxStatus.SUCCESS

@@ -46,7 +46,13 @@ def token_op(draw: st.DrawFn) -> tuple[int, bytes, str, bytes, tuple[bytes, ...]
     if kind == "balance_of":
         return s, keys.NATIVE_TOKEN, "balance_of", ADDRS[t], (_bal(t),)
     if kind == "bad_args":
-        return s, keys.NATIVE_TOKEN, draw(st.sampled_from(["transfer", "mint", "balance_of"])), draw(st.binary(max_size=30)), ()
+        return (
+            s,
+            keys.NATIVE_TOKEN,
+            draw(st.sampled_from(["transfer", "mint", "balance_of"])),
+            draw(st.binary(max_size=30)),
+            (),
+        )
     return s, keys.NATIVE_TOKEN, "transfer", ADDRS[t] + u64(1), (_bal(s),)
 
 
@@ -74,14 +80,23 @@ def other_op(draw: st.DrawFn) -> tuple[int, bytes, str, bytes, tuple[bytes, ...]
     if c == "objects":
         oid = bytes([draw(st.integers(0, 2))]) * 32
         m = draw(st.sampled_from(["create", "transfer", "mutate", "destroy", "shared_add"]))
-        args = {"create": oid + draw(st.binary(max_size=40)), "transfer": oid + ADDRS[t],
-                "mutate": oid + draw(st.binary(max_size=40)), "destroy": oid, "shared_add": u64(draw(amounts))}[m]
+        args = {
+            "create": oid + draw(st.binary(max_size=40)),
+            "transfer": oid + ADDRS[t],
+            "mutate": oid + draw(st.binary(max_size=40)),
+            "destroy": oid,
+            "shared_add": u64(draw(amounts)),
+        }[m]
         return s, OBJECTS, m, args, (b"o" + oid, b"S")
     if c == "hotspot":
         m = draw(st.sampled_from(["add_liquidity", "swap", "bump"]))
-        args = {"add_liquidity": u64(draw(amounts)) + u64(draw(amounts)),
-                "swap": bytes([draw(st.integers(0, 1))]) + u64(draw(amounts)) + u64(draw(st.integers(0, 10))),
-                "bump": b""}[m]
+        args = {
+            "add_liquidity": u64(draw(amounts)) + u64(draw(amounts)),
+            "swap": bytes([draw(st.integers(0, 1))])
+            + u64(draw(amounts))
+            + u64(draw(st.integers(0, 10))),
+            "bump": b"",
+        }[m]
         return s, HOTSPOT, m, args, (b"r", b"c")
     # "residue" returns what it finds in writable memory and then dirties it: weighted up so
     # sequences often run it twice on one pooled instance (a missed reset shows up there).
@@ -90,7 +105,9 @@ def other_op(draw: st.DrawFn) -> tuple[int, bytes, str, bytes, tuple[bytes, ...]
     return s, FAULTS, m, draw(st.binary(max_size=16)), (b"k",)
 
 
-def _to_tx(state: DictState, op: tuple[int, bytes, str, bytes, tuple[bytes, ...]], gas: int, skew: int) -> Transaction:
+def _to_tx(
+    state: DictState, op: tuple[int, bytes, str, bytes, tuple[bytes, ...]], gas: int, skew: int
+) -> Transaction:
     s, to, method, args, slots = op
     raw = state.get(keys.nonce_key(ADDRS[s]))
     nonce = unpack_u64(raw) + skew
@@ -103,8 +120,14 @@ skews = st.sampled_from([0] * 9 + [1])
 
 
 @settings(max_examples=60)
-@given(st.lists(st.tuples(st.one_of(token_op(), counter_op(), other_op()), gas_limits, skews), max_size=15))
-def test_pooled_equals_fresh_instances(ops: list[tuple[tuple[int, bytes, str, bytes, tuple[bytes, ...]], int, int]]) -> None:
+@given(
+    st.lists(
+        st.tuples(st.one_of(token_op(), counter_op(), other_op()), gas_limits, skews), max_size=15
+    )
+)
+def test_pooled_equals_fresh_instances(
+    ops: list[tuple[tuple[int, bytes, str, bytes, tuple[bytes, ...]], int, int]],
+) -> None:
     a, b = DictState(), DictState()
     for op, gas, skew in ops:
         tx = _to_tx(a, op, gas, skew)
@@ -118,7 +141,9 @@ def test_pooled_equals_fresh_instances(ops: list[tuple[tuple[int, bytes, str, by
 
 @settings(max_examples=100)
 @given(st.lists(st.tuples(st.one_of(token_op(), counter_op()), skews), max_size=25))
-def test_vm_matches_reference_for_system_contracts(ops: list[tuple[tuple[int, bytes, str, bytes, tuple[bytes, ...]], int]]) -> None:
+def test_vm_matches_reference_for_system_contracts(
+    ops: list[tuple[tuple[int, bytes, str, bytes, tuple[bytes, ...]], int]],
+) -> None:
     a, b = DictState(), DictState()
     for op, skew in ops:
         tx = _to_tx(a, op, 10_000_000, skew)

@@ -103,13 +103,19 @@ def test_mint_authority_patch_changes_code_hash() -> None:
     assert b"\x01" * 20 in data_a
 
 
-@pytest.mark.skipif(shutil.which("riscv64-unknown-elf-gcc") is None, reason="no riscv64-unknown-elf-gcc")
+@pytest.mark.skipif(
+    shutil.which("riscv64-unknown-elf-gcc") is None, reason="no riscv64-unknown-elf-gcc"
+)
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     src = contracts_dir().parent
     work = tmp_path / "contracts"
     shutil.copytree(src, work, ignore=shutil.ignore_patterns("build"))
-    proc = subprocess.run(["make", "-s", "-C", str(work)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(work)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     for name in CONTRACTS:
         built = (work / "build" / f"{name}.elf").read_bytes()
-        assert built == contract_elf(name), f"{name}.elf differs from the committed build; run make -C contracts"
+        assert built == contract_elf(name), (
+            f"{name}.elf differs from the committed build; run make -C contracts"
+        )

@@ -15,7 +15,12 @@ FAULT_TABLE = [
     ("huge_length", b"x", TxStatus.FAULT, "set_return: length 1099511627776 exceeds 4096"),
     ("pointer_wrap", b"", TxStatus.FAULT, "bad pointer: read of 16 bytes at 0xfffffffffffffff8"),
     ("read_into_input", b"12345678", TxStatus.FAULT, "to read-only memory"),
-    ("read_into_code", b"", TxStatus.FAULT, "guest fault: Invalid memory write (UC_ERR_WRITE_UNMAPPED)"),
+    (
+        "read_into_code",
+        b"",
+        TxStatus.FAULT,
+        "guest fault: Invalid memory write (UC_ERR_WRITE_UNMAPPED)",
+    ),
     ("bad_store", b"", TxStatus.FAULT, "UC_ERR_WRITE_UNMAPPED"),
     ("write_code", b"", TxStatus.FAULT, "UC_ERR_WRITE_PROT"),
     ("illegal", b"", TxStatus.FAULT, "illegal instruction at pc 0x"),
@@ -34,7 +39,9 @@ FAULT_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("method", "args", "status", "reason"), FAULT_TABLE, ids=[t[0] for t in FAULT_TABLE])
+@pytest.mark.parametrize(
+    ("method", "args", "status", "reason"), FAULT_TABLE, ids=[t[0] for t in FAULT_TABLE]
+)
 def test_fault_is_an_outcome_and_neighbours_unaffected(
     run: Run, acct: Accounts, method: str, args: bytes, status: TxStatus, reason: str
 ) -> None:
@@ -110,7 +117,9 @@ def test_events_overflowing_the_log_keep_their_order(vm: VmExecutor, state: Dict
     assert o.gas_used - small.gas_used > 4 * 300  # every event paid, logged or syscall
 
 
-def test_writes_overflowing_the_log_keep_their_order(run: Run, acct: Accounts, state: DictState) -> None:
+def test_writes_overflowing_the_log_keep_their_order(
+    run: Run, acct: Accounts, state: DictState
+) -> None:
     o = run(acct.alice, FAULTS, "big_writes", b"", (b"k",))
     assert o.status is TxStatus.SUCCESS, o.reason
     assert o.return_data == b"\x02"  # the read after the writes saw the last one

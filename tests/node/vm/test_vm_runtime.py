@@ -15,7 +15,9 @@ from node.core.execution import TxOutcome, TxStatus
 from node.vm.runtime import VmExecutor, make_executor, startup_self_test
 
 
-def test_nonce_mismatch_is_invalid_and_writes_nothing(vm: VmExecutor, state: DictState, acct: Accounts) -> None:
+def test_nonce_mismatch_is_invalid_and_writes_nothing(
+    vm: VmExecutor, state: DictState, acct: Accounts
+) -> None:
     tx = acct.tx(acct.alice, keys.COUNTER_DEMO, "increment", b"a" + u64(1), (b"a",), nonce=3)
     o = vm.execute(tx, state, CTX)
     assert (o.status, o.gas_used, o.writes) == (TxStatus.INVALID, 0, {})
@@ -120,7 +122,9 @@ def test_executor_pickles_without_engines(vm: VmExecutor, state: DictState) -> N
     vm.call(COMPUTE, "hash_loop", u64(1), state, CTX)
     clone: VmExecutor = pickle.loads(pickle.dumps(vm))
     assert clone.stats()["instances"] == 0
-    assert clone.call(COMPUTE, "hash_loop", u64(1), state, CTX) == vm.call(COMPUTE, "hash_loop", u64(1), state, CTX)
+    assert clone.call(COMPUTE, "hash_loop", u64(1), state, CTX) == vm.call(
+        COMPUTE, "hash_loop", u64(1), state, CTX
+    )
 
 
 def test_call_api_reports_would_be_writes(vm: VmExecutor, state: DictState) -> None:
@@ -146,7 +150,9 @@ def test_startup_self_test() -> None:
     assert startup_self_test("python")["gas_meter"] == "python"
 
 
-def test_gas_meter_falls_back_without_a_compiler(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_gas_meter_falls_back_without_a_compiler(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
     from node.vm import gasmeter
 
     monkeypatch.setenv("DUBHE_CACHE_DIR", str(tmp_path))
@@ -168,6 +174,8 @@ def test_gas_states_never_share_a_cache_line() -> None:
     states = [gasmeter.new_gas_state() for _ in range(64)]
     addrs = sorted(ctypes.addressof(g) for g in states)
     assert all(a % 128 == 0 for a in addrs)
-    assert all(b - a >= 128 for a, b in itertools.pairwise(addrs))  # 48-byte states, 128-byte lines apart
+    assert all(
+        b - a >= 128 for a, b in itertools.pairwise(addrs)
+    )  # 48-byte states, 128-byte lines apart
     states[0].left = 7
     assert states[0].left == 7 and all(g.left == 0 for g in states[1:])

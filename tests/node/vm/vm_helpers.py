@@ -1,4 +1,5 @@
-"""Helpers and fixtures for the VM tests: prepared contracts, a dict-backed state, signed-tx helpers."""
+"""Helpers and fixtures for the VM tests: prepared contracts, a dict-backed state, signed-tx
+helpers."""
 
 from __future__ import annotations
 
@@ -24,7 +25,13 @@ HOTSPOT = bytes(19) + b"\x12"
 COMPUTE = bytes(19) + b"\x13"
 FAULTS = bytes(19) + b"\x14"
 
-EXTRA = {ERC20: "erc20", OBJECTS: "objects", HOTSPOT: "hotspot", COMPUTE: "compute", FAULTS: "faults"}
+EXTRA = {
+    ERC20: "erc20",
+    OBJECTS: "objects",
+    HOTSPOT: "hotspot",
+    COMPUTE: "compute",
+    FAULTS: "faults",
+}
 
 
 def u64(v: int) -> bytes:
@@ -117,7 +124,14 @@ Run = Callable[..., TxOutcome]
 def run(vm: VmExecutor, state: DictState, acct: Accounts) -> Run:
     """``run(who, to, method, args, slots, gas=...)``: sign, execute, commit, return the outcome."""
 
-    def _run(who: Signer, to: bytes, method: str, args: bytes = b"", slots: tuple[bytes, ...] = (), **kw: int) -> TxOutcome:
+    def _run(
+        who: Signer,
+        to: bytes,
+        method: str,
+        args: bytes = b"",
+        slots: tuple[bytes, ...] = (),
+        **kw: int,
+    ) -> TxOutcome:
         o = vm.execute(acct.tx(who, to, method, args, slots, **kw), state, CTX)
         state.apply(o)
         return o

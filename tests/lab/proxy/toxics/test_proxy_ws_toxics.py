@@ -196,7 +196,8 @@ async def test_ws_close_delay_is_not_reset_by_chain_changes() -> None:
 
 @virtual_time
 async def test_ws_close_waits_for_a_frame_boundary() -> None:
-    # A 70,010-byte frame (10-byte header) crawls through a 100 KB/s bandwidth toxic in 100 ms slices (10 kB):
+    # A 70,010-byte frame (10-byte header) crawls through a 100 KB/s bandwidth toxic in 100 ms
+    # slices (10 kB):
     # the Close frame, due at 150 ms while the frame is partly through, goes right after it
     # (at 700.1 ms), never inside it.
     async with VirtualLab() as lab:
