@@ -22,7 +22,6 @@ import contextlib
 import random
 import signal
 import ssl
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -38,19 +37,21 @@ from lab.orchestrate import Lab, LabError, LabSpec
 from lab.orchestrate.errors import ComponentError
 from lab.proxy.profiles import ProfileError
 from node.core import keys
+from node.core.codec import pack_u64
 from node.core.hexutil import data, parse_qty
 from node.core.tx import Signer, Transaction, sign_tx
 
 MINT_AUTHORITY_SEED = b"mint-authority"  # the node's well-known dev authority (config default)
 DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "fault-profiles" / "ws-upstream-cuts.toml"
-_U64 = struct.Struct(">Q")
 
 
 def _print(msg: str) -> None:
     print(msg, flush=True)
 
 
-async def workload(rpc: HttpRpc, chain_id: int, seed: int, n_accounts: int = 4) -> list[Transaction]:
+async def workload(
+    rpc: HttpRpc, chain_id: int, seed: int, n_accounts: int = 4
+) -> list[Transaction]:
     rng = random.Random(seed)
     authority = Signer.from_seed(MINT_AUTHORITY_SEED)
     accounts = [Signer.from_seed(f"demo-{seed}-{i}".encode()) for i in range(n_accounts)]
@@ -58,7 +59,9 @@ async def workload(rpc: HttpRpc, chain_id: int, seed: int, n_accounts: int = 4) 
 
     async def nonce(s: Signer) -> int:
         if s.address not in nonces:
-            nonces[s.address] = parse_qty(await rpc.call("eth_getTransactionCount", data(s.address), "pending"))
+            nonces[s.address] = parse_qty(
+                await rpc.call("eth_getTransactionCount", data(s.address), "pending")
+            )
         n = nonces[s.address]
         nonces[s.address] = n + 1
         return n
@@ -66,20 +69,46 @@ async def workload(rpc: HttpRpc, chain_id: int, seed: int, n_accounts: int = 4) 
     txs: list[Transaction] = []
     for acc in accounts:
         amount = rng.randrange(1_000, 10_000)
-        args = acc.address + _U64.pack(amount)
+        args = acc.address + pack_u64(amount)
         to_key = keys.balance_key(acc.address)
-        txs.append(sign_tx(authority, chain_id=chain_id, nonce=await nonce(authority), to=keys.NATIVE_TOKEN,
-                           method="mint", args=args, write_set=(to_key,)))
+        txs.append(
+            sign_tx(
+                authority,
+                chain_id=chain_id,
+                nonce=await nonce(authority),
+                to=keys.NATIVE_TOKEN,
+                method="mint",
+                args=args,
+                write_set=(to_key,),
+            )
+        )
     for _ in range(n_accounts * 2):
         a, b = rng.sample(accounts, 2)
         amount = rng.randrange(1, 500)
-        txs.append(sign_tx(a, chain_id=chain_id, nonce=await nonce(a), to=keys.NATIVE_TOKEN, method="transfer",
-                           args=b.address + _U64.pack(amount),
-                           write_set=(keys.balance_key(a.address), keys.balance_key(b.address))))
+        txs.append(
+            sign_tx(
+                a,
+                chain_id=chain_id,
+                nonce=await nonce(a),
+                to=keys.NATIVE_TOKEN,
+                method="transfer",
+                args=b.address + pack_u64(amount),
+                write_set=(keys.balance_key(a.address), keys.balance_key(b.address)),
+            )
+        )
     slot = b"demo"
     for acc in accounts[:2]:
-        txs.append(sign_tx(acc, chain_id=chain_id, nonce=await nonce(acc), to=keys.COUNTER_DEMO, method="increment",
-                           args=slot + _U64.pack(1), write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),)))
+        txs.append(
+            sign_tx(
+                acc,
+                chain_id=chain_id,
+                nonce=await nonce(acc),
+                to=keys.COUNTER_DEMO,
+                method="increment",
+                args=slot + pack_u64(1),
+                write_set=(keys.storage_key(keys.COUNTER_DEMO, slot),),
+            )
+        )
     for tx in txs:
         await rpc.call("dubhe_sendTransaction", data(tx.raw))
     return txs
@@ -88,13 +117,17 @@ async def workload(rpc: HttpRpc, chain_id: int, seed: int, n_accounts: int = 4) 
 async def run_workload(lab: Lab, seed: int) -> bool:
     """The demo transactions over https, receipts awaited while wss heads arrive."""
     ctx = lab.ssl_context()
-    async with HttpRpc(lab.endpoints["https"], ssl=ctx) as rpc, \
-            await WsRpc.connect(lab.endpoints["wss"], ssl=ctx) as ws:
+    async with (
+        HttpRpc(lab.endpoints["https"], ssl=ctx) as rpc,
+        await WsRpc.connect(lab.endpoints["wss"], ssl=ctx) as ws,
+    ):
         chain_id = parse_qty(await rpc.call("eth_chainId"))
         heads = await ws.subscribe("newHeads")
         txs = await workload(rpc, chain_id, seed)
-        _print(f"== submitted {len(txs)} signed transactions over {lab.endpoints['https']}; "
-               "waiting for receipts (heads over wss)")
+        _print(
+            f"== submitted {len(txs)} signed transactions over {lab.endpoints['https']}; "
+            "waiting for receipts (heads over wss)"
+        )
         deadline = time.monotonic() + 30
         receipts: dict[bytes, dict[str, object]] = {}
         while len(receipts) < len(txs) and time.monotonic() < deadline:
@@ -109,12 +142,15 @@ async def run_workload(lab: Lab, seed: int) -> bool:
             rc = receipts.get(tx.hash)
             status = rc["status"] if rc else "pending"
             extra = f" ({rc['reason']})" if rc and rc["reason"] else ""
-            _print(f"   {tx.method:<9} from {tx.sender.hex()[:10]}… block {rc['blockNumber'] if rc else '-'}"
+            block = rc["blockNumber"] if rc else "-"
+            _print(f"   {tx.method:<9} from {tx.sender.hex()[:10]}… block {block}"
                    f" status {status}{extra} gas {rc['gasUsed'] if rc else '-'}")
         height = parse_qty(await rpc.call("eth_blockNumber"))
         status_obj = await rpc.call("dubhe_status")
-        _print(f"== height {height}, state root {status_obj['stateRoot'][:18]}…, "
-               f"{len(receipts)}/{len(txs)} receipts")
+        _print(
+            f"== height {height}, state root {status_obj['stateRoot'][:18]}…, "
+            f"{len(receipts)}/{len(txs)} receipts"
+        )
         return len(receipts) == len(txs)
 
 
@@ -128,8 +164,14 @@ class Watch:
     missed: int = 0
 
 
-async def watch_heads(url: str, ctx: ssl.SSLContext | None, stop: asyncio.Event, watch: Watch,
-                      rng: random.Random, say: Callable[[str], None]) -> None:
+async def watch_heads(
+    url: str,
+    ctx: ssl.SSLContext | None,
+    stop: asyncio.Event,
+    watch: Watch,
+    rng: random.Random,
+    say: Callable[[str], None],
+) -> None:
     """Subscribe to newHeads, and after any close resubscribe with backoff (full jitter,
     seeded); report each close code, reconnect and the heads missed meanwhile."""
     t0 = time.monotonic()
@@ -140,9 +182,18 @@ async def watch_heads(url: str, ctx: ssl.SSLContext | None, stop: asyncio.Event,
             async with websockets.connect(url, ssl=ctx, open_timeout=5, ping_interval=None) as ws:
                 watch.connects += 1
                 if watch.connects > 1:
-                    say(f"   {time.monotonic() - t0:5.2f} s  reconnected (connection {watch.connects})")
-                await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
-                                            "params": ["newHeads"]}))
+                    say(f"   {time.monotonic() - t0:5.2f} s  reconnected "
+                        f"(connection {watch.connects})")
+                await ws.send(
+                    orjson.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "eth_subscribe",
+                            "params": ["newHeads"],
+                        }
+                    )
+                )
                 await asyncio.wait_for(ws.recv(), 5)
                 attempt = 0
                 while not stop.is_set():
@@ -152,32 +203,47 @@ async def watch_heads(url: str, ctx: ssl.SSLContext | None, stop: asyncio.Event,
                         if watch.heads and number > watch.heads[-1] + 1:
                             gap = number - watch.heads[-1] - 1
                             watch.missed += gap
-                            say(f"   {time.monotonic() - t0:5.2f} s  head {number} "
-                                f"({gap} missed while reconnecting)")
+                            say(
+                                f"   {time.monotonic() - t0:5.2f} s  head {number} "
+                                f"({gap} missed while reconnecting)"
+                            )
                         watch.heads.append(number)
         except ConnectionClosed:
             code = ws.close_code if ws is not None and ws.close_code is not None else 1006
             watch.closes.append(code)
-            why = "no close frame: abnormal closure" if code == 1006 else ws.close_reason if ws else ""
-            say(f"   {time.monotonic() - t0:5.2f} s  closed {code} ({why}) "
-                f"after head {watch.heads[-1] if watch.heads else '-'}")
+            why = (
+                "no close frame: abnormal closure"
+                if code == 1006
+                else ws.close_reason
+                if ws
+                else ""
+            )
+            say(
+                f"   {time.monotonic() - t0:5.2f} s  closed {code} ({why}) "
+                f"after head {watch.heads[-1] if watch.heads else '-'}"
+            )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             say(f"   {time.monotonic() - t0:5.2f} s  connect failed: {exc}")
         if stop.is_set():
             break
         attempt += 1
-        await asyncio.sleep(rng.uniform(0, min(2.0, 0.1 * 2 ** attempt)))
+        await asyncio.sleep(rng.uniform(0, min(2.0, 0.1 * 2**attempt)))
 
 
 async def fault_demo(lab: Lab, profile_path: Path, seconds: float, seed: int) -> Watch:
     profile = lab.load_profile(profile_path)
     stop = asyncio.Event()
     watch = Watch()
-    _print(f"== fault: {profile.name} ({profile.description}) for {seconds:g} s, "
-           f"while a subscriber watches newHeads over {lab.endpoints['wss']}")
+    _print(
+        f"== fault: {profile.name} ({profile.description}) for {seconds:g} s, "
+        f"while a subscriber watches newHeads over {lab.endpoints['wss']}"
+    )
     events_before = len(await lab.fault_events())
-    watcher = asyncio.create_task(watch_heads(lab.endpoints["wss"], lab.ssl_context(), stop, watch,
-                                              random.Random(seed), _print))
+    watcher = asyncio.create_task(
+        watch_heads(
+            lab.endpoints["wss"], lab.ssl_context(), stop, watch, random.Random(seed), _print
+        )
+    )
     await asyncio.sleep(0.5)
     await lab.apply_profile(profile)
     await asyncio.sleep(seconds)
@@ -186,17 +252,22 @@ async def fault_demo(lab: Lab, profile_path: Path, seconds: float, seed: int) ->
     await asyncio.sleep(1.0)
     stop.set()
     await watcher
-    fired = [e for e in (await lab.fault_events())[events_before:] if e.get("event") == "toxic_fired"]
+    fired = [
+        e for e in (await lab.fault_events())[events_before:] if e.get("event") == "toxic_fired"
+    ]
     codes = ", ".join(f"{c} x{watch.closes.count(c)}" for c in sorted(set(watch.closes))) or "none"
-    _print(f"== the client saw: {len(watch.heads)} heads, closes {codes}, "
-           f"{max(0, watch.connects - 1)} reconnects, {watch.missed} heads missed while "
-           f"reconnecting (a client backfills them with eth_getBlockByNumber); the proxy "
-           f"logged {len(fired)} toxic firings")
+    _print(
+        f"== the client saw: {len(watch.heads)} heads, closes {codes}, "
+        f"{max(0, watch.connects - 1)} reconnects, {watch.missed} heads missed while "
+        f"reconnecting (a client backfills them with eth_getBlockByNumber); the proxy "
+        f"logged {len(fired)} toxic firings"
+    )
     return watch
 
 
-async def _demo(args: argparse.Namespace, seed: int, serving: asyncio.Event,
-                stop: asyncio.Event) -> int:
+async def _demo(
+    args: argparse.Namespace, seed: int, serving: asyncio.Event, stop: asyncio.Event
+) -> int:
     spec = LabSpec(name="demo", seed=seed)
     try:
         lab = await Lab.start(spec, runs_root=args.runs_root, progress=_print)
@@ -212,15 +283,18 @@ async def _demo(args: argparse.Namespace, seed: int, serving: asyncio.Event,
         from lab.cli import print_endpoints
 
         print_endpoints(lab)
-        _print(f"== run directory {lab.run_dir} (logs/, nginx/access.log, nginx/error.log, "
-               "lab.json)")
+        _print(
+            f"== run directory {lab.run_dir} (logs/, nginx/access.log, nginx/error.log, lab.json)"
+        )
         if not ok or not watch.heads:
             print("error: the demo did not complete (see the logs above)", file=sys.stderr)
             return 1
         if args.once:
             return 0
-        _print("== the lab keeps running; in another shell: dubhe-lab status | fault apply FILE "
-               "| logs COMPONENT; Ctrl-C stops it")
+        _print(
+            "== the lab keeps running; in another shell: dubhe-lab status | fault apply FILE "
+            "| logs COMPONENT; Ctrl-C stops it"
+        )
         serving.set()
         await stop.wait()
         return 0
@@ -259,14 +333,28 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(
+        prog="python -m lab.demo", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     ap.add_argument("--seed", type=int, help="lab seed (printed; pass it back to replay)")
-    ap.add_argument("--once", action="store_true", help="tear the lab down after the demo (for tests)")
-    ap.add_argument("--profile", type=Path, default=DEFAULT_PROFILE,
-                    help="fault profile shown during the demo (default: ws-upstream-cuts.toml)")
-    ap.add_argument("--fault-seconds", type=float, default=4.0, help="how long the fault stays on (default 4)")
-    ap.add_argument("--runs-root", type=Path, default=Path("reports") / "runs",
-                    help="where the run directory goes (default reports/runs)")
+    ap.add_argument(
+        "--once", action="store_true", help="tear the lab down after the demo (for tests)"
+    )
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=DEFAULT_PROFILE,
+        help="fault profile shown during the demo (default: ws-upstream-cuts.toml)",
+    )
+    ap.add_argument(
+        "--fault-seconds", type=float, default=4.0, help="how long the fault stays on (default 4)"
+    )
+    ap.add_argument(
+        "--runs-root",
+        type=Path,
+        default=Path("reports") / "runs",
+        help="where the run directory goes (default reports/runs)",
+    )
     args = ap.parse_args(argv)
     try:
         return asyncio.run(run(args))

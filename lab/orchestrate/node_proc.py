@@ -74,7 +74,10 @@ class NodeProcess:
         self.config_path.write_bytes(tomli_w.dumps(self.config).encode())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "node", "--config", str(self.config_path)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(self.env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(self.env or {})},
         )
         out = self.proc.stdout
         assert out is not None
@@ -83,7 +86,9 @@ class NodeProcess:
             line = out.readline()
             if not line:
                 self.proc.wait()
-                raise NodeStartError(f"node exited with {self.proc.returncode}", "".join(self.output))
+                raise NodeStartError(
+                    f"node exited with {self.proc.returncode}", "".join(self.output)
+                )
             self.output.append(line)
             m = _READY.search(line)
             if m:
@@ -107,7 +112,8 @@ class NodeProcess:
         return rc
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
-        """Send ``sig`` (default SIGTERM) and wait; returns the exit code (SIGKILL after the timeout)."""
+        """Send ``sig`` (default SIGTERM) and wait; returns the exit code (SIGKILL after the
+        timeout)."""
         if self.proc is None:
             return 0
         if self.proc.poll() is None:

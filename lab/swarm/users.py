@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import random
 import ssl
-import struct
 import time
 from typing import Any, ClassVar
 
@@ -31,10 +30,10 @@ from websockets.exceptions import InvalidHandshake
 from lab.swarm.catalog import USER_CLASSES, swarm_signer
 from lab.swarm.wsrpc import NORMAL_CLOSES, ConnectionLost, RpcError, WsRpc, emit_ms
 from node.core import keys
+from node.core.codec import pack_u64
 from node.core.hexutil import data, parse_qty
 from node.core.tx import sign_tx
 
-_U64 = struct.Struct(">Q")
 _INDEX = itertools.count()
 BACKOFF_BASE_S, BACKOFF_CAP_S = 0.1, 5.0
 
@@ -247,13 +246,13 @@ class TxSender(JsonRpcWsUser):
     def transfer(self) -> None:
         to = self.rng.randbytes(20)
         amount = self.rng.randrange(0, 2)  # funded senders (genesis) move 0 or 1 unit
-        self._send("transfer", keys.NATIVE_TOKEN, to + _U64.pack(amount),
+        self._send("transfer", keys.NATIVE_TOKEN, to + pack_u64(amount),
                    (keys.balance_key(self.signer.address), keys.balance_key(to)))
 
     @task(1)
     def increment(self) -> None:
         slot = f"swarm{self.index}".encode()
-        self._send("increment", keys.COUNTER_DEMO, slot + _U64.pack(1),
+        self._send("increment", keys.COUNTER_DEMO, slot + pack_u64(1),
                    (keys.storage_key(keys.COUNTER_DEMO, slot),))
 
 
