@@ -5,8 +5,9 @@
    increments) over https:// through client-edge-tls and nginx, and waits for their receipts
    while a wss:// subscriber prints the new heads.
 3. Applies a fault profile (default ``fault-profiles/ws-upstream-cuts.toml``: nginx->node
-   WebSockets cut mid-frame) for a few seconds while a subscriber watches newHeads, printing
-   what a client sees — close codes, reconnects, heads missed — then clears it.
+   WebSockets cut mid-frame) for a few seconds while a subscriber — the reference client,
+   ``lab.clients.ReconnectingClient`` — watches newHeads, printing what it sees (close codes,
+   reconnects, heads missed while away and fetched by number), then clears it.
 4. Prints the endpoints and the run directory and stays up until Ctrl-C (``--once``: stops).
 
 Every run starts from a fresh state in its own run directory. ``--seed`` picks the lab's seed
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import signal
 import ssl
@@ -28,10 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed
 
+from lab.clients import (
+    BackoffPolicy,
+    ClientOptions,
+    History,
+    ReconnectingClient,
+    websockets_connector,
+)
 from lab.clients.rpc import HttpRpc, RpcError, WsRpc
 from lab.orchestrate import Lab, LabError, LabSpec
 from lab.orchestrate.errors import ComponentError
@@ -161,73 +166,51 @@ class Watch:
     heads: list[int] = field(default_factory=list)
     closes: list[int] = field(default_factory=list)
     connects: int = 0
+    #: Heads that did not arrive as notifications (made while the client was reconnecting) and
+    #: were fetched by number instead.
     missed: int = 0
 
 
-async def watch_heads(
-    url: str,
-    ctx: ssl.SSLContext | None,
-    stop: asyncio.Event,
-    watch: Watch,
-    rng: random.Random,
-    say: Callable[[str], None],
-) -> None:
-    """Subscribe to newHeads, and after any close resubscribe with backoff (full jitter,
-    seeded); report each close code, reconnect and the heads missed meanwhile."""
+async def watch_heads(url: str, ctx: ssl.SSLContext | None, stop: asyncio.Event, watch: Watch,
+                      seed: int, say: Callable[[str], None]) -> None:
+    """Follow newHeads with the reference client (lab.clients.ReconnectingClient: seeded
+    full-jitter backoff, keepalive, resubscription, backfill by number); report each close code,
+    reconnect and the heads fetched because they were missed meanwhile."""
     t0 = time.monotonic()
-    attempt = 0
-    while not stop.is_set():
-        ws = None
-        try:
-            async with websockets.connect(url, ssl=ctx, open_timeout=5, ping_interval=None) as ws:
-                watch.connects += 1
-                if watch.connects > 1:
-                    say(f"   {time.monotonic() - t0:5.2f} s  reconnected "
-                        f"(connection {watch.connects})")
-                await ws.send(
-                    orjson.dumps(
-                        {
-                            "jsonrpc": "2.0",
-                            "id": 1,
-                            "method": "eth_subscribe",
-                            "params": ["newHeads"],
-                        }
-                    )
-                )
-                await asyncio.wait_for(ws.recv(), 5)
-                attempt = 0
-                while not stop.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        msg = orjson.loads(await asyncio.wait_for(ws.recv(), 0.25))
-                        number = parse_qty(msg["params"]["result"]["number"])
-                        if watch.heads and number > watch.heads[-1] + 1:
-                            gap = number - watch.heads[-1] - 1
-                            watch.missed += gap
-                            say(
-                                f"   {time.monotonic() - t0:5.2f} s  head {number} "
-                                f"({gap} missed while reconnecting)"
-                            )
-                        watch.heads.append(number)
-        except ConnectionClosed:
-            code = ws.close_code if ws is not None and ws.close_code is not None else 1006
+
+    def on_event(e: dict[str, object]) -> None:
+        at = f"   {time.monotonic() - t0:5.2f} s "
+        if e["ev"] == "close" and not e.get("stop"):
+            code = int(e["code"])  # type: ignore[call-overload]
             watch.closes.append(code)
-            why = (
-                "no close frame: abnormal closure"
-                if code == 1006
-                else ws.close_reason
-                if ws
-                else ""
-            )
-            say(
-                f"   {time.monotonic() - t0:5.2f} s  closed {code} ({why}) "
-                f"after head {watch.heads[-1] if watch.heads else '-'}"
-            )
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
-            say(f"   {time.monotonic() - t0:5.2f} s  connect failed: {exc}")
-        if stop.is_set():
-            break
-        attempt += 1
-        await asyncio.sleep(rng.uniform(0, min(2.0, 0.1 * 2**attempt)))
+            why = ("no close frame: abnormal closure" if code == 1006 and e["by"] == "none"
+                   else str(e["reason"]) or f"closed by the {e['by']}")
+            say(f"{at} closed {code} ({why}) after head {watch.heads[-1] if watch.heads else '-'}")
+        elif e["ev"] == "handshake" and not e["ok"]:
+            say(f"{at} connect failed: {e['error']}")
+        elif e["ev"] == "reconnected":
+            say(f"{at} reconnected (connection {e['conn']}), resubscribed {e['down_s']} s after "
+                "the close")
+        elif e["ev"] == "deliver" and e["src"] == "backfill":
+            watch.missed += 1
+            say(f"{at} head {e['n']} fetched by number (missed while reconnecting)")
+
+    client = ReconnectingClient(
+        url, connector=websockets_connector(ssl_context=ctx), name="demo-watcher",
+        history=History("demo-watcher", listener=on_event),
+        options=ClientOptions(seed=seed, ping_interval_s=5.0, ping_timeout_s=3.0,
+                              backoff=BackoffPolicy(base_s=0.1, cap_s=2.0)))
+
+    async def consume() -> None:
+        async for head in client.heads():
+            watch.heads.append(parse_qty(head["number"]))
+
+    async with client:
+        client.follow_heads()
+        consumer = asyncio.create_task(consume())
+        await stop.wait()
+    await consumer
+    watch.connects = client.stats["opens"]
 
 
 async def fault_demo(lab: Lab, profile_path: Path, seconds: float, seed: int) -> Watch:
@@ -239,11 +222,8 @@ async def fault_demo(lab: Lab, profile_path: Path, seconds: float, seed: int) ->
         f"while a subscriber watches newHeads over {lab.endpoints['wss']}"
     )
     events_before = len(await lab.fault_events())
-    watcher = asyncio.create_task(
-        watch_heads(
-            lab.endpoints["wss"], lab.ssl_context(), stop, watch, random.Random(seed), _print
-        )
-    )
+    watcher = asyncio.create_task(watch_heads(lab.endpoints["wss"], lab.ssl_context(), stop, watch,
+                                              seed, _print))
     await asyncio.sleep(0.5)
     await lab.apply_profile(profile)
     await asyncio.sleep(seconds)
@@ -256,12 +236,13 @@ async def fault_demo(lab: Lab, profile_path: Path, seconds: float, seed: int) ->
         e for e in (await lab.fault_events())[events_before:] if e.get("event") == "toxic_fired"
     ]
     codes = ", ".join(f"{c} x{watch.closes.count(c)}" for c in sorted(set(watch.closes))) or "none"
-    _print(
-        f"== the client saw: {len(watch.heads)} heads, closes {codes}, "
-        f"{max(0, watch.connects - 1)} reconnects, {watch.missed} heads missed while "
-        f"reconnecting (a client backfills them with eth_getBlockByNumber); the proxy "
-        f"logged {len(fired)} toxic firings"
-    )
+    in_order = watch.heads == list(range(watch.heads[0], watch.heads[0] + len(watch.heads))) \
+        if watch.heads else True
+    _print(f"== the client saw: {len(watch.heads)} heads, closes {codes}, "
+           f"{max(0, watch.connects - 1)} reconnects, {watch.missed} heads missed while "
+           f"reconnecting and fetched by number (eth_getBlockByNumber): every head "
+           f"{'once and in order' if in_order else 'NOT in order'}; the proxy logged "
+           f"{len(fired)} toxic firings")
     return watch
 
 

@@ -6,7 +6,8 @@ Every event has ``t`` (the event loop's clock, seconds: monotonic, virtual in ti
 docs/results.md ("History events"); :data:`EVENTS` holds the names.
 
 A :class:`History` keeps its events in memory (``events``) and can also stream them to a JSON
-lines file as they happen (``sink``), so a run that dies still leaves what it saw.
+lines file as they happen (``sink``), so a run that dies still leaves what it saw, and hand each
+to a ``listener`` (live progress lines).
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ class History:
 
     def __init__(self, client: str, *, sink: IO[bytes] | None = None,
                  clock: Callable[[], float] = loop_time,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 listener: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.client = client
         self.events: list[dict[str, Any]] = []
         self._sink = sink
+        #: Called with each event as it is recorded (live progress); must not block.
+        self.listener = listener
         self._clock = clock
         self._wall = wall
 
@@ -56,6 +60,8 @@ class History:
         self.events.append(entry)
         if self._sink is not None:
             self._sink.write(orjson.dumps(entry) + b"\n")
+        if self.listener is not None:
+            self.listener(entry)
         return entry
 
     def of(self, *kinds: str) -> list[dict[str, Any]]:
