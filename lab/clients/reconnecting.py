@@ -384,6 +384,10 @@ class ReconnectingClient:
             if self.options.backfill:
                 head = int(await self._call_on(conn, "eth_blockNumber", [],
                                                loop.time() + self.options.request_timeout_s), 16)
+                if self._delivered is None:
+                    # Following "from now": now is the head at the first subscription, so a
+                    # connection lost before the first notification loses nothing.
+                    self._delivered = head - 1
                 self._saw(head)
         except (Closed, asyncio.CancelledError):
             raise
@@ -461,7 +465,8 @@ class ReconnectingClient:
     def follow_heads(self, start_from: int | None = None) -> None:
         """Subscribe to newHeads on every connection from now on. ``start_from``: deliver from
         this block number (fetching the ones before the first notification); None: from the
-        first notification."""
+        node's head when the first subscription is acknowledged (or the first notification,
+        whichever comes first)."""
         if self._follow:
             raise RuntimeError("already following heads")
         self._follow = True

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lab.clients.backoff import BackoffPolicy
 from lab.clients.http import RecordingHttp
 from lab.clients.reconnecting import ClientOptions, ReconnectingClient
-from lab.clients.rpc import HttpRpc
+from lab.clients.rpc import HttpRpc, RpcError
 from lab.clients.transport import websockets_connector
 from lab.scenarios.context import RunContext
 from node.core import keys
@@ -23,6 +23,7 @@ from node.core.hexutil import data, parse_qty
 from node.core.tx import Signer, sign_tx
 
 _U64 = struct.Struct(">Q")
+LIMIT_EXCEEDED = -32005
 
 
 class Group(BaseModel):
@@ -137,6 +138,33 @@ class Fleet:
         return events, {g: [c.name for c in cs] for g, cs in self.clients.items()}
 
 
+async def batch_all(rpc: HttpRpc, calls: list[tuple[str, list[Any]]], *, chunk: int = 100,
+                    max_wait_s: float = 60.0) -> list[Any]:
+    """Every call's result, in batches of ``chunk``. Batches the node refused for its rate
+    limit (-32005: a batch of 100 counts as 100 requests) are sent again after a pause, and any
+    other error answer raises, so a checker never mistakes a refusal for a missing receipt."""
+    out: list[Any] = []
+    deadline = time.monotonic() + max_wait_s
+    for lo in range(0, len(calls), chunk):
+        part = calls[lo:lo + chunk]
+        delay = 0.2
+        while True:
+            res = await rpc.batch(part)
+            limited = [r for r in res if isinstance(r, RpcError) and r.code == LIMIT_EXCEEDED]
+            if not limited:
+                break
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the node kept refusing reads for its rate limit for "
+                                   f"{max_wait_s:g} s")
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
+        errors = [r for r in res if isinstance(r, RpcError)]
+        if errors:
+            raise RuntimeError(f"the node answered a read with an error: {errors[0]}")
+        out += res
+    return out
+
+
 async def chain_height(ctx: RunContext) -> int:
     """The node's head, read directly (not through nginx)."""
     async with HttpRpc(ctx.lab.endpoints["node_rpc"], timeout_s=5) as rpc:
@@ -147,14 +175,12 @@ async def chain_blocks(ctx: RunContext, first: int, last: int) -> dict[int, tupl
     """Block number -> (hash, timestampMs) for ``first..last``, from the node directly
     (batched)."""
     out: dict[int, tuple[str, int]] = {}
+    calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", [hex(n), False])
+                                          for n in range(max(0, first), last + 1)]
     async with HttpRpc(ctx.lab.endpoints["node_rpc"], timeout_s=20) as rpc:
-        for lo in range(max(0, first), last + 1, 100):
-            calls = [("eth_getBlockByNumber", [hex(n), False])
-                     for n in range(lo, min(last, lo + 99) + 1)]
-            for block in await rpc.batch(calls):
-                if isinstance(block, dict):
-                    out[parse_qty(block["number"])] = (block["hash"],
-                                                      parse_qty(block["timestampMs"]))
+        for block in await batch_all(rpc, calls):
+            if isinstance(block, dict):
+                out[parse_qty(block["number"])] = (block["hash"], parse_qty(block["timestampMs"]))
     return out
 
 
@@ -262,17 +288,27 @@ class TxSenders:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), 1.0 / self.rate)
 
-    async def receipts(self) -> dict[str, Any]:
-        """tx hash -> receipt (or None), read from the node directly."""
+    def acked(self) -> set[str]:
+        return {e["tx"] for h in self.histories for e in h.events
+                if e.get("ev") == "request" and e.get("outcome") == "ack"}
+
+    async def receipts(self, wait_s: float = 30.0) -> dict[str, Any]:
+        """tx hash -> receipt (or None), read from the node directly, once every acknowledged
+        transaction has one or ``wait_s`` has passed (the last blocks may still be coming: an
+        empty mempool is not enough, a block may be executing)."""
         out: dict[str, Any] = {}
+        hashes = sorted(set(self.hashes))
+        acked = self.acked()
+        deadline = time.monotonic() + wait_s
         async with HttpRpc(self.ctx.lab.endpoints["node_rpc"], timeout_s=20) as rpc:
-            hashes = sorted(set(self.hashes))
-            for lo in range(0, len(hashes), 100):
-                chunk = hashes[lo:lo + 100]
-                res = await rpc.batch([("dubhe_getReceipt", [h]) for h in chunk])
-                for h, r in zip(chunk, res, strict=True):
+            while True:
+                todo = [h for h in hashes if out.get(h) is None]
+                res = await batch_all(rpc, [("dubhe_getReceipt", [h]) for h in todo])
+                for h, r in zip(todo, res, strict=True):
                     out[h] = r if isinstance(r, dict) else None
-        return out
+                if all(out.get(h) is not None for h in acked) or time.monotonic() >= deadline:
+                    return out
+                await asyncio.sleep(0.5)
 
 
 __all__ = ["Fleet", "Group", "TxSenders", "chain_blocks", "chain_height", "expected_starts"]

@@ -235,3 +235,21 @@ async def test_calls_wait_for_a_connection_and_retry_across_a_drop_when_asked() 
     assert 1.0 < took < 1.0 + 0.5 + 0.01
     ok = [r for r in c.history.of("request") if r["ok"]]
     assert len(ok) == 1 and ok[0]["ms"] == pytest.approx(2 * ONE_WAY_S * 1000, abs=1e-3)
+
+
+@virtual_time
+async def test_a_drop_before_the_first_notification_loses_nothing() -> None:
+    # subscribed at head 5, dropped before block 6 is made, back after blocks 6..8: the client
+    # still delivers from the head it subscribed at
+    node = FakeNode(block_time_s=0.2, height=5,
+                    scripts=[Script(drop_after_s=0.1)])
+    c = client(node, backoff=BackoffPolicy(base_s=0.6, cap_s=0.6))
+    seen: list[int] = []
+    async with c:
+        c.follow_heads()
+        task = asyncio.create_task(consume(c, seen))
+        await node.run(6)
+        await wait_until(lambda: c.delivered == 11)
+    await task
+    assert seen == list(range(5, 12))
+    assert c.history.of("close")[0]["conn"] == 1 and not [e for e in c.history.of("notify") if e["conn"] == 1]
