@@ -252,4 +252,5 @@ async def test_a_drop_before_the_first_notification_loses_nothing() -> None:
         await wait_until(lambda: c.delivered == 11)
     await task
     assert seen == list(range(5, 12))
-    assert c.history.of("close")[0]["conn"] == 1 and not [e for e in c.history.of("notify") if e["conn"] == 1]
+    assert c.history.of("close")[0]["conn"] == 1
+    assert not [e for e in c.history.of("notify") if e["conn"] == 1]
