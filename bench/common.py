@@ -1,13 +1,20 @@
-"""Helpers shared by benchmark commands: percentiles, tables, subprocess servers, progress."""
+"""Helpers shared by benchmark commands: percentiles, tables, subprocess servers, progress, and
+the machine-readable result every command writes with ``--json FILE`` (:class:`BenchResult`)."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
+import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lab.orchestrate.node_proc import NodeProcess, default_config
 
@@ -41,8 +48,161 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
+def verdict(ok: bool | None) -> str:
+    """``PASS``, ``MISS``, or ``not judged`` (``None``: the run was too small for the target)."""
+    return "not judged" if ok is None else "PASS" if ok else "MISS"
+
+
+# -- the machine-readable result (--json FILE) ------------------------------------------------
+
+#: Version of the JSON every ``dubhe-bench`` command writes (docs/reports.md).
+JSON_VERSION = 1
+Direction = Literal["lower", "higher"]
+_CORE_KEYS = frozenset({"bench", "version", "started", "ended", "argv", "figures", "targets",
+                        "exit_code"})
+
+
+@dataclass
+class Target:
+    """A performance target: ``value`` measured against ``target`` (``direction``: which way
+    is better). ``passed`` is ``None`` when the run was not judged (``note`` says why)."""
+
+    target: float
+    value: float | None
+    direction: Direction
+    unit: str
+    passed: bool | None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": self.target, "value": _finite(self.value),
+                               "pass": self.passed, "direction": self.direction,
+                               "unit": self.unit, "judged": self.passed is not None}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+class BenchResult:
+    """What one benchmark run measured, written as JSON by ``--json FILE``::
+
+        {"bench": name, "version": 1, "started": unix, "ended": unix, "argv": [...],
+         "figures": {name: number | null},
+         "targets": {name: {"target", "value", "pass": bool | null, "direction": "lower" |
+                            "higher", "unit", "judged": bool, "note"?}},
+         "exit_code": int, ...bench-specific extras}
+
+    Every target's value is also a figure of the same name. NaN and infinities are written as
+    ``null`` (JSON has neither). The exit code is 1 when a judged target missed, else 0.
+    """
+
+    def __init__(self, bench: str, argv: Sequence[str]) -> None:
+        self.bench = bench
+        self.argv = list(argv)
+        self.started = time.time()
+        self.figures: dict[str, float | None] = {}
+        self.targets: dict[str, Target] = {}
+        self.extras: dict[str, Any] = {}
+
+    def figure(self, name: str, value: float | None) -> None:
+        """Record a figure (a number; ``None``/NaN: not measured)."""
+        self.figures[name] = _finite(value)
+
+    def target(self, name: str, *, target: float, value: float | None, direction: Direction,
+               unit: str, passed: bool | None = None, judged: bool = True,
+               note: str = "") -> bool | None:
+        """Record a target and its figure; returns the verdict (``None`` when not judged).
+
+        ``passed`` defaults to ``value <= target`` (lower is better) or ``value >= target``
+        (higher); give it when the condition is strict or compound. ``judged=False`` (with a
+        ``note`` saying why) when the options shrank the run below what the target assumes.
+        A missing value (``None``/NaN) misses a judged target."""
+        v = _finite(value)
+        if not judged:
+            verdict_: bool | None = None
+        elif passed is not None:
+            verdict_ = bool(passed)
+        elif v is None:
+            verdict_ = False
+        else:
+            verdict_ = v <= target if direction == "lower" else v >= target
+        self.targets[name] = Target(target, v, direction, unit, verdict_, note)
+        self.figures[name] = v
+        return verdict_
+
+    def extra(self, **values: Any) -> None:
+        """Bench-specific keys beside the common ones (tables, samples, cells)."""
+        clash = set(values) & _CORE_KEYS
+        if clash:
+            raise ValueError(f"extra keys clash with the common ones: {sorted(clash)}")
+        self.extras.update(values)
+
+    @property
+    def missed(self) -> list[str]:
+        """Names of the judged targets that missed."""
+        return [n for n, t in self.targets.items() if t.passed is False]
+
+    @property
+    def not_judged(self) -> list[str]:
+        return [n for n, t in self.targets.items() if t.passed is None]
+
+    def exit_code(self) -> int:
+        """1 when a judged target missed (CI gates on it), else 0."""
+        return 1 if self.missed else 0
+
+    def as_dict(self, exit_code: int | None = None) -> dict[str, Any]:
+        return {
+            "bench": self.bench, "version": JSON_VERSION, "started": round(self.started, 3),
+            "ended": round(time.time(), 3), "argv": self.argv,
+            "figures": dict(self.figures),
+            "targets": {n: t.as_dict() for n, t in self.targets.items()},
+            "exit_code": self.exit_code() if exit_code is None else exit_code,
+            **_clean(self.extras),
+        }
+
+    def write(self, path: Path | str | None, exit_code: int | None = None) -> None:
+        """Write the JSON whole (a temporary file, then renamed); nothing when ``path`` is None."""
+        if path is None:
+            return
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.as_dict(exit_code), indent=2, allow_nan=False,
+                                  default=str) + "\n")
+        tmp.replace(path)
+
+    def print_targets(self, indent: str = "  ") -> None:
+        """One line per target: verdict, name, value vs target (and why, when not judged)."""
+        for name, t in self.targets.items():
+            op = "<=" if t.direction == "lower" else ">="
+            value = "n/a" if t.value is None else f"{t.value:,.4g}"
+            why = f" ({t.note})" if t.note else ""
+            print(f"{indent}{verdict(t.passed):<10} {name}: {value} {t.unit} "
+                  f"(target {op} {t.target:,.4g} {t.unit}){why}")
+
+
+def add_json_option(ap: argparse.ArgumentParser) -> None:
+    """The ``--json FILE`` option every ``dubhe-bench`` command takes."""
+    ap.add_argument("--json", type=Path, metavar="FILE",
+                    help="also write the figures and targets as JSON to FILE (the schema every "
+                    "dubhe-bench command shares: docs/reports.md)")
+
+
+def _finite(v: float | None) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _clean(o: Any) -> Any:
+    """JSON-able data with NaN/infinities as None (recursively)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_clean(v) for v in o]
+    return o
 
 
 class NodeServer(NodeProcess):

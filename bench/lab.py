@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import NodeServer, progress, table, verdict
+from bench.common import BenchResult, NodeServer, add_json_option, progress, table, verdict
 from lab.orchestrate import Lab, LabSpec
 
 UP_TARGET_S, DOWN_TARGET_S = 2.0, 1.0
@@ -47,10 +46,11 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="dubhe-bench lab", description=__doc__.splitlines()[0]
                                  if __doc__ else None)
     ap.add_argument("--runs", type=int, default=5, help="labs brought up and down (default 5)")
-    ap.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    add_json_option(ap)
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    res = BenchResult("lab", argv)
     print(f"dubhe-bench lab: {args.runs} runs of Lab.up to all-healthy and teardown (local "
           "processes: 2 mock L1s, proxy, node, nginx)")
     samples: list[dict[str, float]] = []
@@ -70,15 +70,17 @@ def main(argv: list[str]) -> int:
     base = statistics.median(baseline)
     print(f"baseline: the node alone, process start to /health: median {base:.2f} s; "
           f"lab up / node alone: {med['up'] / base:.2f}x")
-    up_ok, down_ok = med["up"] < UP_TARGET_S, med["down"] < DOWN_TARGET_S
+    for k in keys:
+        if k not in ("up", "down"):
+            res.figure(f"ready_{k}_s", med[k])
+    res.figure("baseline_node_alone_s", base)
+    res.figure("ratio_up_vs_node", med["up"] / base)
+    up_ok = res.target("up_s", target=UP_TARGET_S, value=med["up"], direction="lower", unit="s",
+                       passed=med["up"] < UP_TARGET_S)
+    down_ok = res.target("down_s", target=DOWN_TARGET_S, value=med["down"], direction="lower",
+                         unit="s", passed=med["down"] < DOWN_TARGET_S)
     print(f"target: up < {UP_TARGET_S:g} s: {med['up']:.2f} s {verdict(up_ok)}; "
           f"down < {DOWN_TARGET_S:g} s: {med['down']:.2f} s {verdict(down_ok)}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "bench": "lab", "runs": args.runs, "median_s": med, "samples": samples,
-            "baseline_node_alone_s": base, "ratio_up_vs_node": med["up"] / base,
-            "targets": {"up_s": {"target": UP_TARGET_S, "value": med["up"], "pass": up_ok},
-                        "down_s": {"target": DOWN_TARGET_S, "value": med["down"],
-                                   "pass": down_ok}},
-        }, indent=2))
-    return 0 if up_ok and down_ok else 1
+    res.extra(runs=args.runs, median_s=med, samples=samples)
+    res.write(args.json)
+    return res.exit_code()

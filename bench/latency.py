@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
-from bench.common import pct, progress, table, verdict
+from bench.common import BenchResult, add_json_option, pct, progress, table, verdict
 from bench.ws_fanout import _measure
 from lab.orchestrate import Lab, LabSpec
 from lab.swarm.runner import sized_lab_spec
 
 P99_TARGET_MS = 100.0
+#: What the target assumes: 1,000 subscribers at 5 blocks/s (or more of either).
+TARGET_SUBSCRIBERS, TARGET_BLOCK_MS = 1000, 200
 
 
 async def _up(spec: LabSpec, root: Path | None) -> Lab:
@@ -40,8 +41,9 @@ def main(argv: list[str]) -> int:
                     "(default 10)")
     ap.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
     ap.add_argument("--runs-root", type=Path, help="where the lab's run directory goes")
-    ap.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    add_json_option(ap)
     args = ap.parse_args(argv)
+    res = BenchResult("latency", argv)
     print(f"dubhe-bench latency: {args.subscribers} subscribers, {1000 / args.block_ms:.1f} "
           f"blocks/s, {args.seconds:g} s per path, direct vs through client-edge + nginx + "
           "nginx-node-ws")
@@ -70,15 +72,26 @@ def main(argv: list[str]) -> int:
     print(f"through-lab / direct: p50 {pct(through, 0.5) / max(pct(direct, 0.5), 1e-9):.2f}x, "
           f"p99 {ratio:.2f}x")
     clean = all(m == 0 and e == 0 for _, m, e in results.values())
-    ok = p99 < P99_TARGET_MS and clean
+    for name, (lt, m, e) in results.items():
+        key = "direct" if name == "direct" else "lab"
+        res.figure(f"{key}_p50_ms", pct(lt, 0.5))
+        res.figure(f"{key}_p99_ms", pct(lt, 0.99))
+        res.figure(f"{key}_missed", m)
+        res.figure(f"{key}_errors", e)
+    res.figure("ratio_p99", ratio)
+    small = args.subscribers < TARGET_SUBSCRIBERS or args.block_ms > TARGET_BLOCK_MS
+    p99_ok = res.target("p99_ms", target=P99_TARGET_MS, value=p99, direction="lower", unit="ms",
+                        passed=p99 < P99_TARGET_MS, judged=not small,
+                        note=f"the target assumes >= {TARGET_SUBSCRIBERS} subscribers at "
+                        f"<= {TARGET_BLOCK_MS} ms blocks" if small else "")
+    clean_ok = res.target("missed_and_errors", target=0, value=sum(m + e for _, m, e in
+                                                                  results.values()),
+                          direction="lower", unit="", passed=clean)
     print(f"target: p99 < {P99_TARGET_MS:g} ms through the lab: {p99:.1f} ms "
-          f"{verdict(p99 < P99_TARGET_MS)}; no missed notifications or errors: {verdict(clean)}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "bench": "latency", "subscribers": args.subscribers, "block_ms": args.block_ms,
-            "paths": {n: {"notifications": len(lt), "p50_ms": pct(lt, 0.5), "p99_ms": pct(lt, 0.99),
-                          "missed": m, "errors": e} for n, (lt, m, e) in results.items()},
-            "ratio_p99": ratio,
-            "targets": {"p99_ms": {"target": P99_TARGET_MS, "value": p99, "pass": ok}},
-        }, indent=2))
-    return 0 if ok else 1
+          f"{verdict(p99_ok)}; no missed notifications or errors: {verdict(clean_ok)}")
+    res.extra(subscribers=args.subscribers, block_ms=args.block_ms,
+              paths={n: {"notifications": len(lt), "p50_ms": pct(lt, 0.5),
+                         "p99_ms": pct(lt, 0.99), "missed": m, "errors": e}
+                     for n, (lt, m, e) in results.items()})
+    res.write(args.json)
+    return res.exit_code()

@@ -37,7 +37,9 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
+
+from bench.common import BenchResult, add_json_option
 
 TARGET_P50_US = 150.0
 TARGET_P99_US = 1000.0
@@ -122,17 +124,27 @@ def _run_loop(coro: Any) -> None:
 # -- orchestration ---------------------------------------------------------------------------
 @dataclass
 class Result:
+    """One row of the table. A target row also names its figure (``key``), its threshold
+    (``goal``, in ``goal_unit``: the measured unit, or ``x`` for a ratio to the baseline) and
+    which way is better, for ``--json``."""
+
     name: str
     measured: float
     baseline: float | None
     unit: str
     target: str
     passed: bool | None
+    key: str = ""
+    goal: float | None = None
+    direction: Literal["lower", "higher"] = "lower"
+    goal_unit: str = ""
+    judged: bool = True
 
     def line(self) -> str:
         base = f"{self.baseline:10.1f} {self.unit:5}" if self.baseline is not None else " " * 16
         ratio = f"x{self.measured / self.baseline:6.2f}" if self.baseline else " " * 7
-        verdict = "" if self.passed is None else ("PASS" if self.passed else "MISS")
+        verdict = ("" if self.passed is None else "not judged" if not self.judged
+                   else "PASS" if self.passed else "MISS")
         return (f"  {self.name:42} {self.measured:10.1f} {self.unit:5} {base} {ratio}  "
                 f"{self.target:12} {verdict}")
 
@@ -454,7 +466,8 @@ def _measure(args: argparse.Namespace, procs: list[subprocess.Popen[str]],
         d, p = _pct(direct, q) * 1e6, _pct(proxied, q) * 1e6
         added = (p - d) / 2
         results.append(Result(f"added latency per direction {name}", added, None, "µs",
-                              f"< {target:.0f} µs", added < target))
+                              f"< {target:.0f} µs", added < target, key=f"added_latency_{name}_us",
+                              goal=target, goal_unit="µs"))
         results.append(Result(f"  round trip {name} proxied (vs direct)", p, d, "µs", "", None))
 
     _progress(f"2/5 throughput: {args.seconds:.1f} s windows, direct / proxied / +100 ms latency")
@@ -468,13 +481,17 @@ def _measure(args: argparse.Namespace, procs: list[subprocess.Popen[str]],
     _progress(f"  proxied + latency 100 ms {mb_latency:.0f} MB/s")
     results.append(Result("throughput, no toxics", mb_proxy, mb_direct, "MB/s", "", None))
     results.append(Result("throughput, latency 100 ms toxic", mb_latency, mb_direct, "MB/s",
-                          f">= {TARGET_MBPS:.0f} MB/s", mb_latency >= TARGET_MBPS))
+                          f">= {TARGET_MBPS:.0f} MB/s", mb_latency >= TARGET_MBPS,
+                          key="throughput_latency_toxic_mbps", goal=TARGET_MBPS,
+                          direction="higher", goal_unit="MB/s"))
 
     _progress(f"3/5 connections: {args.connections} through the proxy")
     held, gauge = bench_connections(echo_port, args.connections, args.hold, base, "bench_echo")
     results.append(Result("connections held (echoed before+after hold)", held,
                           float(args.connections), "conns", f">= {TARGET_CONNS}",
-                          held >= TARGET_CONNS))
+                          held >= TARGET_CONNS, key="connections_held", goal=TARGET_CONNS,
+                          direction="higher", goal_unit="conns",
+                          judged=args.connections >= TARGET_CONNS))
     results.append(Result("  proxy's open-connections gauge while held", gauge, None,
                           "conns", "", None))
 
@@ -487,7 +504,9 @@ def _measure(args: argparse.Namespace, procs: list[subprocess.Popen[str]],
             many, one = _pct(aimed["many"][op], q) * 1e6, _pct(aimed["one"][op], q) * 1e6
             results.append(Result(
                 f"aimed toxic {op} {name}, {args.aimed_connections} conns (vs 1)", many, one,
-                "µs", f"<= {TARGET_AIMED_RATIO:.0f}x", many <= TARGET_AIMED_RATIO * one))
+                "µs", f"<= {TARGET_AIMED_RATIO:.0f}x", many <= TARGET_AIMED_RATIO * one,
+                key=f"aimed_{op}_{name}_vs_one", goal=TARGET_AIMED_RATIO, goal_unit="x",
+                judged=args.aimed_connections >= 1000 and args.aimed_toxics >= 100))
 
     _progress(f"5/5 storm: {args.disconnects} ws_cut disconnects over {args.subscribers} "
               "subscribers, no cap on requests in flight")
@@ -499,7 +518,8 @@ def _measure(args: argparse.Namespace, procs: list[subprocess.Popen[str]],
         ok = storm.forced == args.disconnects and storm.fired == args.disconnects
         results.append(Result(f"storm: disconnects forced (1006), {args.subscribers} subs",
                               storm.forced, float(args.disconnects), "disc",
-                              f"= {args.disconnects}", ok))
+                              f"= {args.disconnects}", ok, key="storm_disconnects_forced",
+                              goal=args.disconnects, direction="higher", goal_unit="disc"))
         results.append(Result("  ws_cut firings counted by the proxy", storm.fired,
                               float(args.disconnects), "fires", "", None))
         results.append(Result("  other ends (not 1006, failed or late)", storm.other, None,
@@ -534,7 +554,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--disconnects", type=int, default=2000, help="storm: disconnects to force")
     p.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                    help="event loop of the proxy process")
-    p.add_argument("--json", help="also write the results to this JSON file")
+    add_json_option(p)
     p.add_argument("--timeout", type=float, default=300.0,
                    help="abort the whole run after this many seconds (default 300)")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -591,10 +611,39 @@ def main(argv: list[str]) -> int:
               f"proxied p50 {statistics.median(proxied) * 1e6:.1f} µs (n={len(direct)})")
     if failure is not None:
         print(f"  (incomplete: {failure})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([r.__dict__ for r in results], f, indent=2)
-    return 0 if failure is None and all(r.passed is not False for r in results) else 1
+    res = bench_result(argv, results, failure)
+    rc = 0 if failure is None and not res.missed else 1
+    res.write(args.json, exit_code=rc)
+    return rc
+
+
+def _slug(text: str) -> str:
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in text.lower()).split())
+
+
+_UNITS = {"µs": "us", "MB/s": "mbps", "%": "pct"}
+
+
+def bench_result(argv: list[str], results: list[Result], failure: str | None) -> BenchResult:
+    """The rows as the shared JSON: targets for the target rows, a figure for every row
+    (``<key>`` or the row's name and unit as a slug; ``<figure>_baseline`` beside it)."""
+    res = BenchResult("proxy", argv)
+    for r in results:
+        unit = _UNITS.get(r.unit, r.unit)
+        key = r.key or _slug(f"{r.name} {unit}")
+        if r.goal is not None:
+            value = r.measured / r.baseline if r.goal_unit == "x" and r.baseline else r.measured
+            res.target(key, target=r.goal, value=value, direction=r.direction,
+                       unit=r.goal_unit, passed=r.passed, judged=r.judged,
+                       note="" if r.judged else "the options are below what the target assumes")
+            if r.goal_unit == "x":
+                res.figure(f"{key}_{unit}", r.measured)
+        else:
+            res.figure(key, r.measured)
+        if r.baseline is not None:
+            res.figure(f"{key}_baseline", r.baseline)
+    res.extra(rows=[dict(r.__dict__) for r in results], failure=failure)
+    return res
 
 
 if __name__ == "__main__":

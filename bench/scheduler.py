@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gc
 import hashlib
 import random
@@ -29,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from node.core import keys
 from node.core.codec import pack_u64
@@ -530,20 +531,38 @@ def table(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Check:
+    """One target judged on a run's cells: ``ok`` is None when it was not measured."""
+
+    name: str
+    ok: bool | None
+    text: str
+    target: float
+    value: float | None
+    direction: Literal["lower", "higher"]
+    unit: str
+
+
 def targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
     """The issue's targets, per executor, on this run's cells (None: not measured in this run)."""
-    res: list[tuple[bool | None, str]] = []
+    return [(c.ok, c.text) for c in checks(cells)]
+
+
+def checks(cells: list[Cell]) -> list[Check]:
+    """:func:`targets` with names, thresholds and values (what ``--json`` writes)."""
+    res: list[Check] = []
     for ex_kind in dict.fromkeys(c.executor for c in cells):
-        res += [(ok, f"[{ex_kind}] {text}") for ok, text in
-                _targets([c for c in cells if c.executor == ex_kind])]
+        res += [dataclasses.replace(c, name=f"{ex_kind}.{c.name}", text=f"[{ex_kind}] {c.text}")
+                for c in _targets([c for c in cells if c.executor == ex_kind])]
     return res
 
 
-def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
+def _targets(cells: list[Cell]) -> list[Check]:
     """Throughput, compute speed-up and the hot key are judged on the algorithms themselves
     (cells without the gate, when measured); "not slower than Serial" is judged as the node runs
     the strategies, behind the gate (when measured), with the ungated ratio shown beside it."""
-    res: list[tuple[bool | None, str]] = []
+    res: list[Check] = []
     par = [c for c in cells if c.strategy != "Serial"]
     raw = [c for c in par if not c.adaptive] or par
     gated = [c for c in par if c.adaptive] or par
@@ -551,27 +570,23 @@ def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
     p1k = [c for c in raw if c.workload == "p2p-1000"]
     if p1k:
         best = max(p1k, key=lambda c: c.tps)
-        res.append(
-            (
-                best.tps >= 20_000,
-                f"best parallel strategy on p2p-1000 >= 20,000 tps: {best.label()} "
-                f"w={best.workers} {best.tps:,.0f} tps",
-            )
-        )
+        res.append(Check("p2p-1000.best_tps", best.tps >= 20_000,
+                         f"best parallel strategy on p2p-1000 >= 20,000 tps: {best.label()} "
+                         f"w={best.workers} {best.tps:,.0f} tps", 20_000, best.tps, "higher",
+                         "tx/s"))
     else:
-        res.append((None, "p2p-1000 not measured"))
+        res.append(Check("p2p-1000.best_tps", None, "p2p-1000 not measured", 20_000, None,
+                         "higher", "tx/s"))
 
     comp = [c for c in raw if c.workload == "compute" and c.workers == 2]
     if comp:
         best = max(comp, key=lambda c: c.speedup)
-        res.append(
-            (
-                best.speedup >= 1.8,
-                f"compute-heavy >= 1.8x Serial with 2 workers: {best.label()} {best.speedup:.2f}x",
-            )
-        )
+        res.append(Check("compute.speedup_w2", best.speedup >= 1.8,
+                         f"compute-heavy >= 1.8x Serial with 2 workers: {best.label()} "
+                         f"{best.speedup:.2f}x", 1.8, best.speedup, "higher", "x"))
     else:
-        res.append((None, "compute with 2 workers not measured"))
+        res.append(Check("compute.speedup_w2", None, "compute with 2 workers not measured", 1.8,
+                         None, "higher", "x"))
 
     kind = "gated" if gated is not par else "always parallel"
     for wname in LOW_CONTENTION:
@@ -591,7 +606,8 @@ def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
             if kind == "gated" and alone:
                 b = max(alone, key=lambda c: c.speedup)
                 text += f" (always parallel: {b.label()} {b.speedup:.2f}x)"
-            res.append((best.speedup >= 1 / 1.1, text))
+            res.append(Check(f"{wname}.{name}.vs_serial_w2", best.speedup >= 1 / 1.1, text,
+                             round(1 / 1.1, 4), best.speedup, "higher", "x"))
 
     hot = [
         c for c in raw if c.workload == "hot" and c.strategy == "AptosBlockSTM" and c.workers == 2
@@ -599,15 +615,12 @@ def _targets(cells: list[Cell]) -> list[tuple[bool | None, str]]:
     if hot:
         c = hot[0]
         ratio = c.seconds / c.serial_seconds
-        res.append(
-            (
-                ratio <= 1.3,
-                f"Block-STM at one hot key (2 workers) <= 1.3x Serial's time: {c.label()} "
-                f"{ratio:.2f}x",
-            )
-        )
+        res.append(Check("hot.blockstm_time_vs_serial_w2", ratio <= 1.3,
+                         f"Block-STM at one hot key (2 workers) <= 1.3x Serial's time: {c.label()} "
+                         f"{ratio:.2f}x", 1.3, ratio, "lower", "x"))
     else:
-        res.append((None, "hot with Block-STM/2 not measured"))
+        res.append(Check("hot.blockstm_time_vs_serial_w2", None,
+                         "hot with Block-STM/2 not measured", 1.3, None, "lower", "x"))
     return res
 
 
@@ -667,6 +680,10 @@ def write_csv(path: str, cells: list[Cell]) -> None:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    # bench.common imports the lab's process helpers: imported here, not at module level, so the
+    # worker processes that import this module for its executor factories stay light.
+    from bench.common import add_json_option
+
     p = argparse.ArgumentParser(prog="dubhe-bench scheduler", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--block-size", type=int, default=10_000, help="transactions per block (default 10000)"
@@ -698,6 +715,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "always runs; on,off (default): both, as separate cells",
     )
     p.add_argument("--csv", metavar="PATH", help="also write the cells as CSV")
+    add_json_option(p)
     p.add_argument("--quick", action="store_true",
                    help="short run: 2,000-tx blocks, workers 1,2, one timed run per cell")
     a = p.parse_args(argv)
@@ -731,8 +749,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return a
 
 
+#: Targets are stated for blocks of this many transactions (smaller blocks: not judged).
+TARGET_BLOCK_SIZE = 10_000
+
+
+def cell_dict(c: Cell) -> dict[str, object]:
+    """A cell as JSON (``--json``'s ``cells``): every column of the table and the CSV."""
+    return {**dataclasses.asdict(c), "label": c.label(), "tps": c.tps, "speedup": c.speedup}
+
+
 def main(argv: list[str]) -> int:
+    from bench.common import BenchResult
+
     args = parse(argv)
+    res = BenchResult("scheduler", argv)
     print(
         f"dubhe-bench scheduler: executors {args.executors}, block {args.block_size} txs, "
         f"workers {args.workers}, substrates {args.substrates}, gate "
@@ -746,9 +776,28 @@ def main(argv: list[str]) -> int:
     if args.csv:
         write_csv(args.csv, cells)
         print(f"\nCSV: {args.csv}")
+    small = args.block_size < TARGET_BLOCK_SIZE
+    note = f"targets are stated for {TARGET_BLOCK_SIZE:,}-transaction blocks" if small else ""
     print("\ntargets (this 2-core machine, ratios vs Serial measured in this run):")
-    for ok, text in targets(cells):
-        print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {text}")
+    for chk in checks(cells):
+        ok = res.target(chk.name, target=chk.target, value=chk.value, direction=chk.direction,
+                        unit=chk.unit, passed=chk.ok, judged=chk.ok is not None and not small,
+                        note=note if chk.ok is not None else "not measured in this run")
+        mark = ("n/a " if chk.ok is None else "PASS" if ok else "MISS" if ok is False
+                else "not judged")
+        print(f"  {mark}  {chk.text}")
+    if note:
+        print(f"  (not judged: {note}; this run used {args.block_size:,})")
+    for c in cells:
+        key = f"{c.executor}.{c.workload}.{c.label()}.w{c.workers}"
+        res.figure(f"{key}.tps", c.tps)
+        res.figure(f"{key}.speedup", c.speedup)
+    res.extra(cells=[cell_dict(c) for c in cells], mismatches=list(mismatches),
+              block_size=args.block_size, executors=args.executors, workloads=args.workloads,
+              strategies=args.strategies, workers=args.workers, substrates=args.substrates,
+              commit=args.commit, repeat=args.repeat)
+    rc = 1 if mismatches else res.exit_code()
+    res.write(args.json, exit_code=rc)
     if mismatches:
         print(
             f"\n{len(mismatches)} cell(s) differed from Serial (if the tree changed during the "
@@ -756,8 +805,7 @@ def main(argv: list[str]) -> int:
         )
         for m in mismatches:
             print(f"  {m}")
-        return 1
-    return 0
+    return rc
 
 
 if __name__ == "__main__":

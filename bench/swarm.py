@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import pct, progress, table, verdict
+from bench.common import BenchResult, add_json_option, pct, progress, table, verdict
 from lab.orchestrate import Lab
 from lab.swarm.runner import SwarmConfig, load_requests, run_swarm, sized_lab_spec
 
 SUCCESS_TARGET, P99_TARGET_MS = 0.999, 100.0
+#: What the targets assume: 1,000 users held for a minute.
+TARGET_USERS, TARGET_SECONDS = 1000, 60.0
 
 
 def _steady_latencies(out: Path, ramp_s: float) -> list[float]:
@@ -91,8 +92,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs-root", type=Path, help="where the labs' run directories go "
                     "(default: a temporary directory)")
-    ap.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    add_json_option(ap)
     args = ap.parse_args(argv)
+    res = BenchResult("swarm", argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     print(f"dubhe-bench swarm: newHeads subscribers through client-edge + nginx + nginx-node-ws "
           f"(5 blocks/s); {args.processes} Locust processes; descriptors {soft}/{hard}")
@@ -120,8 +122,19 @@ def main(argv: list[str]) -> int:
                  "CPU s by process", "locust CPU warning"], rows))
     ratio = target["p99_ms"] / base["p99_ms"] if base["p99_ms"] > 0 else float("nan")
     print(f"p99 at {args.users} users / at {args.baseline_users} users: {ratio:.2f}x")
-    ok_success = target["success_rate"] >= SUCCESS_TARGET
-    ok_p99 = target["p99_ms"] < P99_TARGET_MS
+    small = args.users < TARGET_USERS or args.seconds < TARGET_SECONDS
+    note = (f"the targets assume >= {TARGET_USERS} users for >= {TARGET_SECONDS:g} s"
+            if small else "")
+    res.figure("baseline_p50_ms", base["p50_ms"])
+    res.figure("baseline_p99_ms", base["p99_ms"])
+    res.figure("p50_ms", target["p50_ms"])
+    res.figure("ratio_p99", ratio)
+    res.figure("notifications", target["notifications"])
+    ok_success = res.target("success_rate", target=SUCCESS_TARGET, value=target["success_rate"],
+                            direction="higher", unit="", judged=not small, note=note)
+    ok_p99 = res.target("p99_ms", target=P99_TARGET_MS, value=target["p99_ms"],
+                        direction="lower", unit="ms", passed=target["p99_ms"] < P99_TARGET_MS,
+                        judged=not small, note=note)
     print(f"target at {args.users} users: handshakes >= 99.9 %: "
           f"{100 * target['success_rate']:.2f} % {verdict(ok_success)}; p99 < 100 ms: "
           f"{target['p99_ms']:.1f} ms {verdict(ok_p99)}"
@@ -129,17 +142,11 @@ def main(argv: list[str]) -> int:
     if ceiling:
         met = [m["users"] for m in ceiling if m["ok"]]
         best = max(met, default=0)
+        res.figure("ceiling_users", best)
         print(f"ceiling: {best or 'below ' + str(ceiling[0]['users'])} users meet both targets "
               f"(goal 10,000 held connections: {verdict(best >= 10_000)})")
         if not ceiling[-1]["ok"]:
             print(f"what stopped it at {ceiling[-1]['users']} users: {_why(ceiling[-1])}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "bench": "swarm", "baseline": base, "target": target, "ceiling": ceiling,
-            "ratio_p99": ratio,
-            "targets": {"success_rate": {"target": SUCCESS_TARGET,
-                                         "value": target["success_rate"], "pass": ok_success},
-                        "p99_ms": {"target": P99_TARGET_MS, "value": target["p99_ms"],
-                                   "pass": ok_p99}},
-        }, indent=2, default=str))
-    return 0 if ok_success and ok_p99 else 1
+    res.extra(baseline=base, target=target, ceiling=ceiling)
+    res.write(args.json)
+    return res.exit_code()

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench.common import progress, table, verdict
+from bench.common import BenchResult, add_json_option, progress, table, verdict
 from node.core import keys
 from node.core.execution import BlockContext, StateReader
 from node.core.tx import Signer, Transaction, sign_tx
@@ -226,6 +226,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=3.0, help="time budget per phase (default 3)")
     p.add_argument("--instances", type=int, default=50, help="live instances for the RSS phase")
     p.add_argument("--rss-child", choices=["1mib", "default"], help=argparse.SUPPRESS)
+    add_json_option(p)
     return p.parse_args(argv)
 
 
@@ -237,9 +238,10 @@ def main(argv: list[str]) -> int:
     from node.vm.runtime import startup_self_test
 
     facts = startup_self_test()
+    res = BenchResult("vm", argv)
     print(f"dubhe-bench vm: unicorn {facts['unicorn']}, gas meter {facts['gas_meter']}, "
           f"{args.seconds:.1f}s per phase, one core")
-    rows, ok_tps, t = bench_transfers(args.seconds)
+    rows, _, t = bench_transfers(args.seconds)
     print(
         "\n1. native-token transfers (2 storage_read syscalls; 2 writes + 1 event via the memory "
         "logs), pooled instance"
@@ -269,17 +271,33 @@ def main(argv: list[str]) -> int:
         )
     )
     print(f"   default / 1 MiB = {rss_default / rss:.1f}x")
+    res.figure("vm_tps_median", float(rows[0][2]))  # type: ignore[arg-type]
+    res.figure("ref_tps", t["ref"])
+    res.figure("vm_vs_ref", t["vm"] / t["ref"])
+    res.figure("gas_per_transfer", t["gas"])
+    res.figure("cold_us", cold)
+    res.figure("warm_us", warm)
+    for kernel, native, python, ratio in rows_i:
+        res.figure(f"{kernel}_native_minsn_per_s", float(native))  # type: ignore[arg-type]
+        res.figure(f"{kernel}_python_minsn_per_s", float(python))  # type: ignore[arg-type]
+        res.figure(f"{kernel}_native_vs_python", float(ratio))  # type: ignore[arg-type]
+    res.figure("rss_default_mib_per_instance", rss_default)
+    ok_tps = res.target("transfers_per_s", target=TARGET_TPS, value=t["vm"], direction="higher",
+                        unit="tx/s")
+    ok_warm = res.target("cold_vs_warm", target=1.0, value=cold / warm, direction="higher",
+                         unit="x", passed=cold > warm)
+    ok_rss = res.target("rss_mib_per_instance", target=2.0, value=rss, direction="lower",
+                        unit="MiB")
     print("\ntargets:")
-    print(
-        f"  {verdict(ok_tps)}  pooled transfers >= {TARGET_TPS:,}/s on one core (measured "
-        f"{t['vm']:,.0f}/s)"
-    )
-    print(
-        f"  {verdict(cold > warm)}  a warm pooled call is cheaper than a cold instance "
-        f"({cold / warm:.1f}x)"
-    )
-    print(f"  {verdict(rss <= 2.0)}  <= 2 MiB RSS per live instance (measured {rss:.2f} MiB)")
-    return 0
+    print(f"  {verdict(ok_tps)}  pooled transfers >= {TARGET_TPS:,}/s on one core (measured "
+          f"{t['vm']:,.0f}/s)")
+    print(f"  {verdict(ok_warm)}  a warm pooled call is cheaper than a cold instance "
+          f"({cold / warm:.1f}x)")
+    print(f"  {verdict(ok_rss)}  <= 2 MiB RSS per live instance (measured {rss:.2f} MiB)")
+    res.extra(seconds=args.seconds, instances=args.instances, unicorn=str(facts["unicorn"]),
+              gas_meter=str(facts["gas_meter"]))
+    res.write(args.json)
+    return res.exit_code()
 
 
 if __name__ == "__main__":

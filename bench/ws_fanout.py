@@ -22,10 +22,15 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from bench.common import NodeServer, pct, progress, table, verdict
+from bench.common import BenchResult, NodeServer, add_json_option, pct, progress, table, verdict
 
 _TS = re.compile(rb'"emittedMs":"0x([0-9a-f]+)"')  # the node's emit time of the notification
 _NUM = re.compile(rb'"number":"0x([0-9a-f]+)"')
+
+
+P99_TARGET_MS, RSS_TARGET_MIB = 50.0, 300.0
+#: What the latency and memory targets assume: 1,000 subscribers at 5 blocks/s (or more).
+TARGET_SUBSCRIBERS, TARGET_BLOCK_MS = 1000, 200
 
 
 class _Lean(asyncio.Protocol):
@@ -172,7 +177,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--block-ms", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--procs", type=int, default=1, help="client processes")
+    add_json_option(ap)
     args = ap.parse_args(argv)
+    res = BenchResult("ws-fanout", argv)
     print(
         f"dubhe-bench ws-fanout: {args.subscribers} subscribers, {1000 / args.block_ms:.1f} "
         f"blocks/s, {args.seconds:.0f} s"
@@ -213,10 +220,26 @@ def main(argv: list[str]) -> int:
         "subscribers"
     )
     print(f"p99 ratio vs 1 subscriber: {p99 / pct(base, 0.99):.1f}x")
-    print(
-        f"target: p99 < 50 ms: {p99:.1f} ms {verdict(p99 < 50)}; "
-        f"RSS < 300 MB: {rss / 2**20:.0f} MB "
-        f"{verdict(rss < 300 * 2**20)}; no missed notifications: {missed} "
-        f"{verdict(missed == 0 and errors == 0)}"
-    )
-    return 0
+    res.figure("baseline_p50_ms", pct(base, 0.5))
+    res.figure("baseline_p99_ms", pct(base, 0.99))
+    res.figure("p50_ms", pct(lat, 0.5))
+    res.figure("max_ms", max(lat) if lat else None)
+    res.figure("ratio_p99", p99 / pct(base, 0.99) if base else None)
+    res.figure("rss_idle_mib", rss0 / 2**20)
+    res.figure("notifications", len(lat))
+    small = args.subscribers < TARGET_SUBSCRIBERS or args.block_ms > TARGET_BLOCK_MS
+    note = (f"the target assumes >= {TARGET_SUBSCRIBERS} subscribers at <= {TARGET_BLOCK_MS} ms "
+            "blocks" if small else "")
+    ok_p99 = res.target("p99_ms", target=P99_TARGET_MS, value=p99, direction="lower", unit="ms",
+                        passed=p99 < P99_TARGET_MS, judged=not small, note=note)
+    ok_rss = res.target("rss_mib", target=RSS_TARGET_MIB, value=rss / 2**20, direction="lower",
+                        unit="MiB", passed=rss < RSS_TARGET_MIB * 2**20, judged=not small,
+                        note=note)
+    ok_clean = res.target("missed_and_errors", target=0, value=missed + errors, direction="lower",
+                          unit="")
+    print(f"target: p99 < {P99_TARGET_MS:g} ms: {p99:.1f} ms {verdict(ok_p99)}; RSS < "
+          f"{RSS_TARGET_MIB:g} MB: {rss / 2**20:.0f} MB {verdict(ok_rss)}; no missed "
+          f"notifications: {missed} {verdict(ok_clean)}")
+    res.extra(subscribers=args.subscribers, block_ms=args.block_ms, seconds=args.seconds)
+    res.write(args.json)
+    return res.exit_code()
