@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/setup-system.sh 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint types imports scenarios nightly bench contracts clean distclean
+.PHONY: setup run test test-fast lint types imports scenarios nightly nightly-tests bench contracts clean distclean
 
 setup: $(STAMP)
 
@@ -26,7 +26,7 @@ run: setup
 ## test: all fast tests, the import-layer contracts, lint and types
 test: setup
 	@$(BIN)/lint-imports --no-cache
-	@$(BIN)/ruff check node lab bench tests scenarios conftest.py
+	@$(BIN)/ruff check node lab bench reports tests scenarios conftest.py
 	@$(BIN)/mypy
 	@$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests scenarios
 
@@ -34,7 +34,7 @@ test-fast: setup
 	@$(BIN)/python -m pytest -q -x $(PYTEST_ARGS) tests
 
 lint: setup
-	@$(BIN)/ruff check node lab bench tests scenarios conftest.py
+	@$(BIN)/ruff check node lab bench reports tests scenarios conftest.py
 
 types: setup
 	@$(BIN)/mypy
@@ -45,8 +45,13 @@ imports: setup
 scenarios: setup
 	@$(BIN)/python -m pytest -q scenarios
 
-## nightly: long property-test profiles, slow tests and full swarms
+## nightly: the full nightly run (scenarios full profile, swarm, scheduler properties on the
+## nightly Hypothesis profile, every benchmark) into reports/nightly/<id>/, then its HTML report
 nightly: setup
+	@$(BIN)/dubhe-lab nightly $(NIGHTLY_ARGS)
+
+## nightly-tests: every test with the long profiles (slow and nightly tests, full scenarios)
+nightly-tests: setup
 	@HYPOTHESIS_PROFILE=nightly $(BIN)/python -m pytest -q -m 'slow or nightly or not slow' tests scenarios --scenario-profile full $(PYTEST_ARGS)
 
 bench: setup

@@ -11,6 +11,8 @@
     dubhe-lab links
     dubhe-lab swarm [--users N] [--spawn-rate R] [--duration T] [--mix M | --user-class C ...]
                     [--shape S] [--profile FILE ...] [--processes K] [--target URL] [--tls]
+    dubhe-lab nightly [--quick] [--out DIR] [--only PART ...] [--skip PART ...] [--seed N]
+    dubhe-lab report RUN_DIR [--root DIR] [--window N] [--trends FILE]
 
 Without ``--run-dir`` the commands act on the newest run under ``--runs-root`` (default
 ``reports/runs``). Exit codes: 0 done, 1 the lab or a component failed, 2 bad input (arguments,
@@ -377,12 +379,66 @@ def parser() -> argparse.ArgumentParser:
     swarm.add_argument("--seed", type=int, help="seed of the users' choices (printed)")
     swarm.add_argument("--out", type=Path, help="where the swarm's files go "
                        "(default: <run dir>/swarm/<time>)")
+
+    from lab.nightly import DEFAULT_ROOT as NIGHTLY_ROOT
+
+    def trend_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--window", type=int, help="previous runs of the same mode each metric "
+                       "is compared with (default: the rules file's, 10)")
+        p.add_argument("--trends", type=Path, metavar="FILE", help="trend rules: direction and "
+                       "threshold per metric (default: reports/trends.toml)")
+
+    night = sub.add_parser("nightly", help="scenarios, swarm, property tests and every "
+                           "benchmark into one run directory, then the report")
+    night.add_argument("--quick", action="store_true", help="the fast scenario profile, a short "
+                       "swarm, smoke-sized benchmarks (minutes, not hours)")
+    night.add_argument("--out", type=Path, default=NIGHTLY_ROOT, help="where run directories "
+                       f"go; the run is DIR/<id> (default: {NIGHTLY_ROOT})")
+    night.add_argument("--only", action="append", default=[], metavar="PART",
+                       help="run only this part or kind (scenarios, swarm, properties, bench, "
+                       "bench-vm, ...; repeatable)")
+    night.add_argument("--skip", action="append", default=[], metavar="PART",
+                       help="leave out this part or kind (repeatable)")
+    night.add_argument("--seed", type=int, help="seed of the scenarios, the swarm and the "
+                       "property tests (default: random, printed)")
+    night.add_argument("--dry-run", action="store_true", help="print the parts and their "
+                       "commands; run nothing")
+    trend_opts(night)
+
+    rep = sub.add_parser("report", help="(re-)render the HTML report of a run directory")
+    rep.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    rep.add_argument("--root", type=Path, help="the directory of runs it is compared with and "
+                     "indexed in (default: RUN_DIR's parent)")
+    trend_opts(rep)
     return ap
+
+
+def _nightly(args: argparse.Namespace, argv: list[str]) -> int:
+    from lab import nightly
+
+    only = [n for item in args.only for n in item.split(",") if n]
+    skip = [n for item in args.skip for n in item.split(",") if n]
+    return nightly.nightly(root=args.out, quick=args.quick, seed=args.seed, only=only,
+                           skip=skip, rules=args.trends, window=args.window,
+                           dry_run=args.dry_run, argv=argv, say=_say)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lab import nightly
+
+    return nightly.report(args.run_dir, root=args.root, rules=args.trends, window=args.window,
+                          say=_say)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from lab.nightly import UsageError as NightlyUsage
+
     try:
+        if args.cmd == "nightly":
+            return _nightly(args, list(sys.argv[1:] if argv is None else argv))
+        if args.cmd == "report":
+            return _report(args)
         if args.cmd == "up":
             return asyncio.run(_up(args))
         if args.cmd == "down":
@@ -396,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "swarm":
             return asyncio.run(_swarm(args))
         return _links(args)
-    except (SpecError, ProfileError) as exc:
+    except (SpecError, ProfileError, NightlyUsage) as exc:
         _err(str(exc))
         return EXIT_USAGE
     except ComponentError as exc:

@@ -8,6 +8,7 @@ declare -A NEED=(
   [nginx]=nginx-light
   [riscv64-unknown-elf-gcc]=gcc-riscv64-unknown-elf
   [wrk]=wrk
+  [chromium]=chromium  # the report tests open the HTML in headless Chromium
 )
 
 missing=()
