@@ -60,7 +60,8 @@ class PartSpec:
 class PartRecord:
     name: str
     kind: str
-    status: str = "pending"  # pending, running, passed, failed, timeout, error, interrupted, skipped
+    #: pending, running, passed, failed, timeout, error, interrupted, skipped
+    status: str = "pending"
     exit_code: int | None = None
     started: float | None = None
     duration_s: float | None = None
@@ -214,7 +215,8 @@ class Nightly:
     def _run_part(self, tag: str, spec: PartSpec, rec: PartRecord) -> None:
         missing = [p for p in spec.needs if not (REPO / p).exists()]
         if missing:
-            rec.status, rec.note = "error", f"needs {', '.join(missing)} (a checkout of the repository)"
+            rec.status = "error"
+            rec.note = f"needs {', '.join(missing)} (a checkout of the repository)"
             self.write()
             self.say(f"{tag} {spec.name:<16} error    {rec.note}")
             return
@@ -265,9 +267,12 @@ class Nightly:
             return ""
         try:
             data = json.loads((self.run_dir / spec.outputs[0]).read_text())
-            missed = [f"{name} {t['value']:.4g} (target {'<=' if t['direction'] == 'lower' else '>='}"
-                      f" {t['target']:g} {t.get('unit', '')})".replace(" )", ")")
-                      for name, t in data["targets"].items() if t.get("pass") is False]
+            missed = []
+            for name, t in data["targets"].items():
+                if t.get("pass") is False:
+                    op = "<=" if t["direction"] == "lower" else ">="
+                    unit = f" {t['unit']}" if t.get("unit") else ""
+                    missed.append(f"{name} {t['value']:.4g} (target {op} {t['target']:g}{unit})")
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return ""
         return f"MISS: {'; '.join(missed)}" if missed else ""

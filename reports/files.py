@@ -115,7 +115,7 @@ def read_csv(path: Path, problems: Problems, section: str, *, required: tuple[st
         return None
     try:
         df = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors: ValueError
         problems.add(section, path, f"corrupt: not CSV ({str(exc).splitlines()[0]})")
         return None
     missing = [c for c in required if c not in df.columns]

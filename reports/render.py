@@ -7,7 +7,7 @@ and writes::
     <run>/report/index.html          the page (CSS and script inline)
     <run>/report/img/*.png           its plots
     <run>/report/logs/<case>/*.log   each scenario case's slice of every component log
-    <run>/metrics.json               the run's flat metrics and summary (what later runs compare with)
+    <run>/metrics.json               the run's flat metrics and summary (later runs compare)
     <run>/trends.json                the verdict on every judged metric
     <root>/index.html                every run under the root, newest first, with key trends
 
@@ -184,7 +184,8 @@ def render_index(root: Path) -> Path:
             "scenarios": (f"{scen.get('passed', 0)}/{scen.get('total', 0)} passed"
                           if scen.get("total") else "—"),
             "benches": (f"{bench.get('pass', 0)} PASS, {bench.get('miss', 0)} MISS, "
-                        f"{bench.get('not_judged', 0)} not judged" if bench.get("benches") else "—"),
+                        f"{bench.get('not_judged', 0)} not judged"
+                        if bench.get("benches") else "—"),
             "regressions": regs,
             "regressions_text": "0" if s.get("compared") else "nothing to compare",
             "problems": int(s.get("problems") or 0),
@@ -401,8 +402,9 @@ class _View:
         s = sw.summary or {}
         cfg = s.get("config") if isinstance(s.get("config"), dict) else {}
         if cfg:
-            view["title"] = (f"{cfg.get('users')} users ({', '.join(map(str, cfg.get('classes') or []))}), "
-                             f"{cfg.get('shape')} {_fmt(cfg.get('duration'))} s, seed {cfg.get('seed')}")
+            classes = ", ".join(map(str, cfg.get("classes") or []))
+            view["title"] = (f"{cfg.get('users')} users ({classes}), {cfg.get('shape')} "
+                             f"{_fmt(cfg.get('duration'))} s, seed {cfg.get('seed')}")
         c = sw.connections()
         facts: list[tuple[str, str]] = []
         if c:

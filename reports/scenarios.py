@@ -1,4 +1,5 @@
-"""Scenario results: the records ``pytest scenarios --scenario-results DIR`` writes (docs/results.md).
+"""Scenario results: the records ``pytest scenarios --scenario-results DIR`` writes
+(docs/results.md).
 
 The reader follows the versioned schema (``version`` 1): it refuses a newer version and a record
 without the required keys, naming the file. It keeps its own copy of the required keys because

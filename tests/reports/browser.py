@@ -84,7 +84,8 @@ class Browser:
         method, p = msg.get("method"), msg.get("params") or {}
         if method == "Runtime.exceptionThrown":
             d = p.get("exceptionDetails") or {}
-            self.errors.append(f"exception: {(d.get('exception') or {}).get('description') or d.get('text')}")
+            thrown = (d.get("exception") or {}).get("description") or d.get("text")
+            self.errors.append(f"exception: {thrown}")
         elif method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             self.errors.append("console.error: " + " ".join(
                 str(a.get("value", a.get("description", ""))) for a in p.get("args") or []))
