@@ -399,6 +399,7 @@ def nightly(*, root: Path, quick: bool, seed: int | None, only: Sequence[str] = 
     import random
 
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    root = root.resolve()  # the parts run in the repository, the run directory is absolute
     config = _rules(rules, window)
     mode = "quick" if quick else "full"
     try:

@@ -315,7 +315,7 @@ def trend(metric: str, ids: Sequence[str], history: Sequence[float], value: floa
         ax.axhspan(center - allowed, center + allowed, color="#2a9d8f", alpha=0.15,
                    label="no-regression band")
         ax.axhline(center, color="#2a9d8f", lw=0.8)
-    labels = [*(list(ids[-len(history):]) if history else []), "this run"]
+    labels = [*(list(ids) if len(ids) == len(history) else [""] * len(history)), "this run"]
     ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=6, ha="right")
     ax.set_title(metric, fontsize=8)
     ax.grid(alpha=0.3)

@@ -64,7 +64,7 @@ def render_run(run_dir: Path, *, config: trends.Config | None = None, root: Path
     metrics = extract(run)
     history = previous_runs(root, run)
     judgements = trends.compare(metrics.values, history.metrics, config,
-                                {**history.directions, **metrics.directions})
+                                {**history.directions, **metrics.directions}, ids=history.ids)
     regressions = [j for j in judgements if j.verdict == "regression"]
     out = run_dir / "report"
     for sub in ("img", "logs"):
@@ -518,13 +518,15 @@ class _View:
                                                                       "improvement")):
             if i >= 24:
                 break
-            plot = plots.trend(j.metric, history.ids[-len(j.history):] if j.history else [],
-                               list(j.history), j.value, j.center, j.allowed, self.img,
-                               f"trend-{i}.png")
+            plot = plots.trend(j.metric, list(j.runs), list(j.history), j.value, j.center,
+                               j.allowed, self.img, f"trend-{i}.png")
             plotted.append({**_judgement_row(j), "plot": plot})
+        shown = [j for j in judgements if j.verdict not in ("new", "insufficient")]
+        waiting = [j for j in judgements if j.verdict in ("new", "insufficient")]
         return {"note": note, "compared": n, "window": config.window,
                 "min_history": config.min_history, "rules": "reports/trends.toml",
-                "plotted": plotted, "rows": [_judgement_row(j) for j in judgements]}
+                "plotted": plotted, "rows": [_judgement_row(j) for j in shown],
+                "waiting": [_judgement_row(j) for j in waiting]}
 
 
 def _judgement_row(j: trends.Judgement) -> dict[str, Any]:

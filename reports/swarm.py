@@ -84,10 +84,28 @@ def _windows(directory: Path, summary: dict[str, Any] | None,
     data = read_json(directory / "faults.json", problems, SECTION, missing_ok=True)
     if data is None and summary is not None:
         data = summary.get("faults")
-    if isinstance(data, list):
-        return [w for w in data if isinstance(w, dict) and number(w.get("start")) is not None]
     events = read_jsonl(directory / "proxy-events.jsonl", problems, SECTION, missing_ok=True)
-    return windows_from_events(events or [])
+    if isinstance(data, list):
+        windows = [dict(w) for w in data if isinstance(w, dict) and
+                   number(w.get("start")) is not None]
+        return count_per_window(windows, events) if events else windows
+    return count_per_window(windows_from_events(events or []), events or [])
+
+
+def count_per_window(windows: list[dict[str, Any]], events: list[dict[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """Each window's own ``fired`` (connections a continuous toxic acted on) and ``actions``
+    (cuts, closes, resets), from the proxy's ``toxic_fired`` events inside it: a toxic on a
+    repeating schedule has one window per period, each with its own counts."""
+    for w in windows:
+        start, end = float(w["start"]), number(w.get("end"))
+        mine = [e for e in events if e.get("event") == "toxic_fired"
+                and e.get("proxy") == w.get("link") and e.get("toxic") == w.get("toxic")
+                and (t := number(e.get("time"))) is not None
+                and start <= t <= (end if end is not None else t)]
+        w["fired"] = sum("action" not in e for e in mine)
+        w["actions"] = sum("action" in e for e in mine)
+    return windows
 
 
 def windows_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -77,6 +77,7 @@ class Judgement:
     spread: float | None = None
     allowed: float | None = None
     rule: str = ""
+    runs: tuple[str, ...] = ()  # the ids of the runs ``history`` comes from, when known
 
     @property
     def delta(self) -> float | None:
@@ -163,12 +164,16 @@ def judge(metric: str, value: float | None, history: Sequence[float], *, directi
 
 
 def compare(current: Mapping[str, float], previous: Sequence[Mapping[str, float]],
-            config: Config, directions: Mapping[str, str] | None = None) -> list[Judgement]:
+            config: Config, directions: Mapping[str, str] | None = None, *,
+            ids: Sequence[str] = ()) -> list[Judgement]:
     """Judge every metric of ``current`` (and every judged metric of the window that is gone)
-    against ``previous`` (runs oldest first; the last ``config.window`` count). Metrics no rule
-    gives a direction to, and ignored ones, are left out. Sorted: regressions first."""
+    against ``previous`` (runs oldest first, named by ``ids``; the last ``config.window``
+    count). Metrics no rule gives a direction to, and ignored ones, are left out. Sorted:
+    regressions first."""
     directions = directions or {}
+    names_of = list(ids) if len(ids) == len(previous) else [""] * len(previous)
     window = list(previous)[-config.window:] if config.window > 0 else []
+    window_ids = names_of[-config.window:] if config.window > 0 else []
     names = set(current) | {n for run in window for n in run}
     out: list[Judgement] = []
     for name in sorted(names):
@@ -181,9 +186,10 @@ def compare(current: Mapping[str, float], previous: Sequence[Mapping[str, float]
         hist = [run[name] for run in window if name in run]
         if name not in current and not hist:
             continue
-        out.append(judge(name, current.get(name), hist, direction=direction, rel=rule.rel,
-                         abs_=rule.abs, k=rule.k, min_history=config.min_history,
-                         rule=rule.match))
+        j = judge(name, current.get(name), hist, direction=direction, rel=rule.rel,
+                  abs_=rule.abs, k=rule.k, min_history=config.min_history, rule=rule.match)
+        out.append(replace(j, runs=tuple(i for i, run in zip(window_ids, window, strict=True)
+                                         if name in run)))
     order = {"regression": 0, "improvement": 1, "missing": 2, "ok": 3, "insufficient": 4, "new": 5}
     return sorted(out, key=lambda j: (order[j.verdict], j.metric))
 
