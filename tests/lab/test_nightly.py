@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from lab import nightly
+from lab.cli import main as cli_main
 from lab.nightly import PartSpec
 
 PY = sys.executable
@@ -175,30 +176,38 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
                           timeout=timeout)
 
 
-def test_cli_dry_run_and_usage_errors(tmp_path: Path) -> None:
-    done = cli("nightly", "--quick", "--dry-run", "--seed", "9", "--out", str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    assert "== nightly (quick, seed 9): 13 parts, in order" in done.stdout
-    assert "HYPOTHESIS_PROFILE=default" in done.stdout and "--scenario-seed 9" in done.stdout
+def main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``dubhe-lab ARGS`` in this process (the smoke test below runs the real command)."""
+    code = cli_main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_dry_run_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    code, out, err = main(capsys, "nightly", "--quick", "--dry-run", "--seed", "9", "--out",
+                          str(tmp_path))
+    assert code == 0, err
+    assert "== nightly (quick, seed 9): 13 parts, in order" in out
+    assert "HYPOTHESIS_PROFILE=default" in out and "--scenario-seed 9" in out
     assert not any(tmp_path.iterdir())  # nothing ran, nothing written
-    bad = cli("nightly", "--only", "nope", "--out", str(tmp_path))
-    assert bad.returncode == 2 and bad.stderr.startswith("dubhe-lab: unknown part 'nope'")
-    assert "Traceback" not in bad.stderr
+    code, _, err = main(capsys, "nightly", "--only", "nope", "--out", str(tmp_path))
+    assert code == 2 and err.startswith("dubhe-lab: unknown part 'nope'")
     rules = tmp_path / "rules.toml"
     rules.write_text("window = 0\n")
-    bad = cli("report", str(tmp_path), "--trends", str(rules))
-    assert bad.returncode == 2 and "window: must be at least 1" in bad.stderr
-    bad = cli("report", str(tmp_path / "nope"))
-    assert bad.returncode == 2 and "not a directory" in bad.stderr
+    code, _, err = main(capsys, "report", str(tmp_path), "--trends", str(rules))
+    assert code == 2 and "window: must be at least 1" in err
+    code, _, err = main(capsys, "report", str(tmp_path / "nope"))
+    assert code == 2 and "not a directory" in err
 
 
-def test_cli_report_rerenders_a_run(tmp_path: Path) -> None:
+def test_cli_report_rerenders_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "nightly" / "20261201-163300-quick"
     shutil.copytree(FIXTURE_RUN, run_dir)
-    done = cli("report", str(run_dir))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"== report: {run_dir / 'report' / 'index.html'}" in done.stdout
-    assert "unreadable: bench/lab.json: missing (no such file)" in done.stdout
+    code, out, err = main(capsys, "report", str(run_dir))
+    assert code == 0, out + err
+    assert f"== report: {run_dir / 'report' / 'index.html'}" in out
+    assert "unreadable: bench/lab.json: missing (no such file)" in out
     assert (tmp_path / "nightly" / "index.html").exists()
 
 
