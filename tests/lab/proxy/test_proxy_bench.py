@@ -23,5 +23,8 @@ def test_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     storm = next(line for line in out.splitlines() if "disconnects forced" in line)
     assert "12.0 disc" in storm and storm.rstrip().endswith("PASS")
     assert re.search(r"ws_cut firings counted by the proxy\s+12\.0 fires", out)
-    assert rc == 1  # 20 connections cannot meet the 1,000 target: reported as MISS
-    assert "MISS" in out
+    # 20 connections are below what the 1,000-connection target assumes: not judged (issue 13/19),
+    # and only judged targets decide the exit status
+    held = next(line for line in out.splitlines() if "connections held" in line)
+    assert held.rstrip().endswith("not judged")
+    assert rc == (1 if "MISS" in out else 0)
