@@ -120,9 +120,11 @@ class JsonRpcWsUser(User):
         return self.connect()
 
     def on_close(self, code: int, reason: str, exc: BaseException | None) -> None:
-        if self.stopping:
-            return  # on_stop reported the close it asked for
-        self.closed_at = time.time()
+        # Every close is reported once, with its code: the user's own at the end (1000), and
+        # any other — a fault may also cut a connection in the middle of that closing handshake,
+        # which then ends as 1006 and counts as the failure it is.
+        if not self.stopping:
+            self.closed_at = time.time()
         self.report("WS", f"close {code}", 0,
                     exc=None if code in NORMAL_CLOSES else AbnormalClose(code, reason, exc))
 
@@ -147,11 +149,10 @@ class JsonRpcWsUser(User):
         self.connect()
 
     def on_stop(self) -> None:
-        # Reported here, in the user's own greenlet, so Locust's stats include it before they
-        # are written; the reader's on_close is ignored from now on.
+        # close() waits for the reader, which reports the close (on_close) before Locust's
+        # final stats are written.
         self.stopping = True
         if self.rpc is not None and self.rpc.close_code is None:
-            self.report("WS", "close 1000", 0)
             self.rpc.close()
 
 

@@ -58,15 +58,21 @@ async def test_smoke_swarm_writes_consistent_files(lab: Lab, tmp_path: Path) -> 
 
 
 async def test_a_ws_cut_profile_costs_exactly_its_cuts(lab: Lab, tmp_path: Path) -> None:
-    cfg = SwarmConfig(users=15, spawn_rate=15, duration=4, out=tmp_path / "cut", seed=6,
+    # The cuts stop (the toxic's schedule) 2.5 s before the users do, so every cut lands on a
+    # user still running, never on one in the middle of its own closing handshake.
+    path = tmp_path / "cuts.toml"
+    path.write_text('name = "cuts"\n[[proxies]]\nlink = "nginx-node-ws"\n[[proxies.toxics]]\n'
+                    'name = "cut-mid-frame"\ntype = "ws_cut"\nattributes = { after_frames = 3 }\n'
+                    'schedule = { start = 0, stop = 4000 }\n')
+    cfg = SwarmConfig(users=15, spawn_rate=15, duration=6.5, out=tmp_path / "cut", seed=6,
                       target=lab.endpoints["ws"], classes=("heads",))
-    profile = lab.load_profile(PROFILES / "ws-upstream-cuts.toml")
-    summary = await run_swarm(cfg, lab, (profile,), say=lambda _: None)
+    summary = await run_swarm(cfg, lab, (lab.load_profile(path),), say=lambda _: None)
     cut = summary["close_codes"].get("1006", 0)
-    assert cut >= 15  # each user is cut after 3 heads, at 5 heads/s, for 4 s
+    assert cut >= 15  # each user is cut after 3 heads (5 heads/s) while the schedule is on
     assert summary["requests"]["WS close 1006"]["failures"] == cut
     [window] = summary["faults"]
     assert (window["link"], window["toxic"]) == ("nginx-node-ws", "cut-mid-frame")
+    assert 3.5 <= window["end"] - window["start"] <= 5  # on from its schedule's start to stop
     assert window["actions"] == cut  # every cut the proxy made is a 1006 a user saw
     assert summary["connections"]["reconnects"] >= cut - 15
     assert summary["connections_bookkeeping"]["returned_to_baseline"]
