@@ -63,6 +63,13 @@ class ApiConfig(_Section):
     ws_ping_interval_s: float = Field(20.0, ge=0)
     rate_limit_per_s: float = Field(1000.0, gt=0)
     rate_limit_burst: int = Field(2000, ge=1)
+    #: Transactions admitted per connection (a second bucket: every transaction submitted,
+    #: singly or in a ``dubhe_sendTransactions`` list, takes one token of it; every request,
+    #: a list submission included, takes one token of ``rate_limit_*``).
+    tx_rate_limit_per_s: float = Field(20_000.0, gt=0)
+    tx_rate_limit_burst: int = Field(20_000, ge=1)
+    #: Most transactions in one ``dubhe_sendTransactions`` call (a longer list is refused whole).
+    max_submit_txs: int = Field(5000, ge=1)
     ws_rate_violations_close: int = Field(50, ge=1)
 
     _v_rpc = field_validator("rpc_bind", "ws_bind", "grpc_bind")(_check_bind)
@@ -121,10 +128,14 @@ class SchedulerConfig(_Section):
     #: values of each transaction's declared keys; for Python-heavy short transactions).
     #: Serial and AptosBlockSTM ignore it.
     substrate: Literal["threads", "processes"] = "threads"
-    #: Parallel strategies run a block in parallel only while that measurably beats block order
-    #: (node.scheduler.adaptive); ``false`` always runs the parallel algorithm. Results are
-    #: identical either way.
+    #: The adaptive gate: parallel strategies hand a block to their algorithm only while that
+    #: measurably beats block order (node.scheduler.adaptive); ``false`` hands every block to
+    #: the algorithm. Results are identical either way.
     adaptive: bool = True
+    #: AptosBlockSTM only: a block whose speculation aborts massively early (0.5% of the block,
+    #: at least 32 aborts, frontier in its first quarter) is abandoned and run in block order.
+    #: ``false`` always finishes the Block-STM run. Independent of ``adaptive``.
+    contention_fallback: bool = True
 
 
 class VmConfig(_Section):

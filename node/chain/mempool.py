@@ -6,17 +6,22 @@ hash, so an acknowledged transaction survives a ``kill -9``. Nonces must be exac
 for the sender (committed nonce + pending count): lower is a replay, higher is a gap; both are
 rejected. Resubmitting an identical pending transaction returns its hash again (idempotent).
 
+:meth:`Mempool.submit_many` admits a list under the same rules, item by item (a sender's
+transactions in one list may follow each other), and persists every accepted one in **one**
+write batch before returning: one RocksDB write (WAL append) instead of one per transaction.
+
 Threading: call every method from one thread (the event loop). The block producer executes on
 another thread but hands results back to the loop before calling :meth:`remove`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from node.core import keys
 from node.core.codec import unpack_u64
-from node.core.errors import InvalidTransaction, LimitExceeded
+from node.core.errors import InvalidTransaction, LimitExceeded, NodeError
 from node.core.tx import Transaction
 from node.state.chain_store import ChainStore
 
@@ -72,12 +77,68 @@ class Mempool:
         return self.submit_tx(Transaction.decode(raw))
 
     def submit_tx(self, tx: Transaction) -> bytes:
+        if self._check(tx, None, len(self._entries)):
+            return tx.hash  # already pending: idempotent
+        entry = PoolEntry(self._seq, tx)
+        self._seq += 1
+        self.store.pool_put(entry.seq, tx.raw)  # durable before the acknowledgement
+        self._index(entry)
+        return tx.hash
+
+    def submit_many(
+        self, txs: Sequence[Transaction | NodeError], *, signatures_checked: bool = False
+    ) -> list[bytes | NodeError]:
+        """Admit ``txs`` in order; per item its hash or the error that refused it (items given
+        as errors, e.g. undecodable ones, are passed through). Every accepted transaction is
+        persisted in one atomic write batch before this returns; if that write fails, it raises
+        and nothing was admitted.
+
+        ``signatures_checked=True`` skips signature verification: only for transactions whose
+        ``verify_signature()`` the caller has already run (off the event loop, say)."""
+        out: list[bytes | NodeError] = []
+        accepted: list[PoolEntry] = []
+        hashes: set[bytes] = set()
+        nxt: dict[bytes, int] = {}  # sender -> next nonce, counting this call's accepted items
+        seq = self._seq
+        for tx in txs:
+            if isinstance(tx, NodeError):
+                out.append(tx)
+                continue
+            if tx.hash in hashes:  # twice in this call: admitted once, the same hash twice
+                out.append(tx.hash)
+                continue
+            try:
+                pending = len(self._entries) + len(accepted)
+                if not self._check(tx, nxt.get(tx.sender), pending, not signatures_checked):
+                    accepted.append(PoolEntry(seq, tx))
+                    hashes.add(tx.hash)
+                    nxt[tx.sender] = tx.nonce + 1
+                    seq += 1
+                out.append(tx.hash)
+            except (InvalidTransaction, LimitExceeded) as e:
+                out.append(e)
+        if accepted:
+            # durable before the acknowledgement, all or nothing
+            self.store.pool_put_many((a.seq, a.tx.raw) for a in accepted)
+            self._seq = seq
+            for a in accepted:
+                self._index(a)
+        return out
+
+    def _check(
+        self, tx: Transaction, expected: int | None, pending: int, verify: bool = True
+    ) -> bool:
+        """Admission rules for ``tx`` given the sender's ``expected`` nonce (None: from the pool
+        and committed state) and the ``pending`` count; True when the transaction is already
+        pending (nothing to do). Raises InvalidTransaction or LimitExceeded."""
         if tx.chain_id != self.chain_id:
             raise InvalidTransaction("wrong_chain", f"chain_id {tx.chain_id} != {self.chain_id}")
         if tx.hash in self._by_hash:
-            return tx.hash
-        tx.verify_signature()
-        expected = self.next_nonce(tx.sender)
+            return True
+        if verify:
+            tx.verify_signature()
+        if expected is None:
+            expected = self.next_nonce(tx.sender)
         if tx.nonce < expected:
             raise InvalidTransaction(
                 "nonce_too_low", f"nonce {tx.nonce} already used (next is {expected}): replay"
@@ -86,13 +147,9 @@ class Mempool:
             raise InvalidTransaction(
                 "nonce_gap", f"nonce {tx.nonce} leaves a gap (next is {expected})"
             )
-        if len(self._entries) >= self.max_txs:
+        if pending >= self.max_txs:
             raise LimitExceeded(f"mempool full ({self.max_txs} transactions)")
-        entry = PoolEntry(self._seq, tx)
-        self._seq += 1
-        self.store.pool_put(entry.seq, tx.raw)  # durable before the acknowledgement
-        self._index(entry)
-        return tx.hash
+        return False
 
     def _index(self, e: PoolEntry) -> None:
         self._entries[e.seq] = e

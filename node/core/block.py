@@ -1,4 +1,21 @@
-"""Block headers and the roots committed in them."""
+"""Block headers, the roots committed in them, and the execution digest.
+
+What each commitment covers (all SHA3-256; ``list_root`` below):
+
+* ``tx_root`` = ``list_root`` of the block's raw signed transactions, in block order.
+* ``receipts_root`` = ``list_root`` of the receipts' canonical encodings
+  (:meth:`~node.core.execution.Receipt.encode`), which include the **block number and the
+  index** of each transaction: two nodes that executed the same transactions identically but in
+  differently numbered blocks never agree on it.
+* ``state_root`` commits to the whole state after the block (an additive multiset hash, see
+  ``node.state.chain_store``): equal only when the whole history produced the same state.
+* The header hash covers all of the above plus number, parent hash, timestamp, count, gas.
+* The **execution digest** (:func:`execution_digest`, not in the header, stored beside it)
+  covers only what executing the block's transactions produced, in order: each transaction's
+  hash and its receipt *body* (status, gas used, return data, events, reason; no block number,
+  no index). Nodes that ran the same transactions in the same order agree on it whatever their
+  block numbers, timestamps or strategies: one value per block to compare executions.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from node.core.codec import Reader, Writer, sha3
+from node.core.execution import Receipt
 
 ZERO_HASH = bytes(32)
 
@@ -23,6 +41,23 @@ def list_root(items: Iterable[bytes]) -> bytes:
         w.raw(sha3(it))
         n += 1
     return sha3(Writer().u32(n).finish() + w.finish())
+
+
+EXECUTION_DIGEST_DOMAIN = b"dubhe-execution-v1"
+
+
+def execution_digest(receipts: Iterable[Receipt]) -> bytes:
+    """``SHA3(domain + u32(n) + for each receipt in block order: tx hash + SHA3(body))``.
+
+    ``body`` is :meth:`Receipt.encode_body` (status, gas used, return data, events, reason):
+    the digest is independent of block numbers and positions' numbering, so two nodes compare
+    their executions of the same ordered transactions with one value per block."""
+    w = Writer()
+    n = 0
+    for rc in receipts:
+        w.raw(rc.tx_hash).raw(sha3(rc.encode_body()))
+        n += 1
+    return sha3(EXECUTION_DIGEST_DOMAIN + Writer().u32(n).finish() + w.finish())
 
 
 @dataclass(frozen=True)

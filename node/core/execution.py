@@ -116,8 +116,17 @@ class Receipt:
     reason: str
 
     def encode(self) -> bytes:
-        w = Writer().raw(self.tx_hash).u64(self.block_number).u32(self.index).u8(self.status)
-        w.u64(self.gas_used).bytes_(self.return_data).u32(len(self.events))
+        """The canonical encoding (what ``receipts_root`` commits to): tx hash, block number,
+        index, then the body (:meth:`encode_body`)."""
+        w = Writer().raw(self.tx_hash).u64(self.block_number).u32(self.index)
+        return w.finish() + self.encode_body()
+
+    def encode_body(self) -> bytes:
+        """What the execution produced, without where it sits in the chain: status, gas used,
+        return data, events, reason. Equal on every node that executed the transaction the same
+        way, whatever block number or position it got (the execution digest hashes it)."""
+        w = Writer().u8(self.status).u64(self.gas_used).bytes_(self.return_data)
+        w.u32(len(self.events))
         for ev in self.events:
             ev.write(w)
         return w.str_(self.reason).finish()
@@ -143,6 +152,14 @@ class Receipt:
         )
 
 
+#: Values of :attr:`BlockStats.path`.
+PATH_IN_ORDER = "in-order"
+PATH_STRATEGY = "strategy"
+PATH_CONTENTION_FALLBACK = "contention-fallback"
+PATH_GUARD_RERUN = "guard-rerun"
+PATHS = (PATH_IN_ORDER, PATH_STRATEGY, PATH_CONTENTION_FALLBACK, PATH_GUARD_RERUN)
+
+
 @dataclass(slots=True)
 class BlockStats:
     """How a block was executed. Timing fields are measurements (not part of consensus data)."""
@@ -164,6 +181,23 @@ class BlockStats:
     gain: float = (
         0.0  # measured speed of the parallel path vs block order in this block (0: not measured)
     )
+    #: The code path that produced the outcomes: ``in-order`` (Serial, or the gate chose block
+    #: order), ``strategy`` (the strategy's algorithm; where it ran is in ``worker_txs``),
+    #: ``contention-fallback`` (Block-STM abandoned speculation and re-ran the block in order),
+    #: ``guard-rerun`` (Sealevel/DAG re-ran the block in order after an undeclared access).
+    path: str = PATH_IN_ORDER
+    #: Transaction executions (re-executions included) per worker: index 0 is the coordinator
+    #: (the thread that called ``execute_block``), 1.. the strategy's worker threads or
+    #: processes. Sums to ``executions``. An entry beyond 0 is non-zero exactly when a worker ran
+    #: transactions in this block.
+    worker_txs: list[int] = field(default_factory=list)
+    #: Units of work handed to workers other than the coordinator (Sealevel/DAG: chunks started
+    #: on a worker thread or process; Block-STM: worker-thread runs that executed at least one
+    #: incarnation). 0 when everything ran on the coordinator.
+    chunks: int = 0
+    #: Transactions a worker process handed back to the coordinator (it read a key it was not
+    #: shipped, or the executor raised); the coordinator ran them itself.
+    handed_back: int = 0
 
     @property
     def parallel_efficiency(self) -> float:
@@ -194,6 +228,10 @@ class BlockStats:
             "sequentialFallback": self.sequential_fallback,
             "mode": self.mode,
             "gain": round(self.gain, 4),
+            "path": self.path,
+            "workerTxs": list(self.worker_txs) or [self.executions],
+            "chunks": self.chunks,
+            "handedBack": self.handed_back,
         }
 
 

@@ -196,7 +196,7 @@ class Adaptive:
                 gate.observe_sequential(seq / p, n)
             stats = BlockStats(
                 strategy=self.name, workers=1, txs=n, exec_seconds=seq,
-                serial_equivalent_seconds=seq, executions=n, mode=SEQUENTIAL,
+                serial_equivalent_seconds=seq, executions=n, mode=SEQUENTIAL, worker_txs=[n],
             )
             return BlockExecution(tuple(outcomes), view.writes, stats)
         rest = self.inner.execute_block(txs[p:], view, ctx)
@@ -212,6 +212,8 @@ class Adaptive:
         st.serial_equivalent_seconds += seq
         st.exec_seconds = t2 - t0
         st.mode = PARALLEL
+        if st.worker_txs:
+            st.worker_txs[0] += p  # the sample ran in order on the coordinator
         st.gain = (seq / p) / ((t2 - t1) / (n - p)) if p else 0.0
         return BlockExecution(tuple(outcomes), net, st)
 

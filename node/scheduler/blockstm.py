@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 from node.core.access import Overlay
 from node.core.execution import (
+    PATH_CONTENTION_FALLBACK,
+    PATH_STRATEGY,
     BlockContext,
     BlockExecution,
     BlockStats,
@@ -49,6 +51,7 @@ from node.core.execution import (
 from node.core.tx import Transaction
 from node.scheduler._common import fold_writes
 from node.scheduler.serial import run_in_order
+from node.scheduler.substrate import COORDINATOR
 
 # -- multi-version memory ----------------------------------------------------------------------
 
@@ -174,8 +177,12 @@ Task = tuple[int, int, int]
 class Scheduler:
     """The collaborative execution/validation scheduler (paper Algorithms 4 and 5)."""
 
-    def __init__(self, n: int, window: int | None = None) -> None:
-        """``window``: the largest speculation window, or ``None`` for none (the paper as is)."""
+    def __init__(
+        self, n: int, window: int | None = None, *, contention_fallback: bool = True
+    ) -> None:
+        """``window``: the largest speculation window, or ``None`` for none (the paper as is).
+        ``contention_fallback``: whether a contended block may be abandoned (see below); it
+        applies only with a window."""
         self.n = n
         # Speculation window (not in the paper): execution tasks are handed out only below
         # frontier + window, where the frontier is the lowest transaction not EXECUTED. With
@@ -204,15 +211,18 @@ class Scheduler:
         self._changed = threading.Condition(self._lock)
         self._sleepers = 0
         self.aborts = 0  # aborted incarnations (failed validation or blocked on ESTIMATE)
-        # Contention fallback (not in the paper; adaptive mode only): if aborted incarnations
-        # reach 0.5% of the block (at least 32) while the frontier is still in the block's first
-        # quarter, the block is contended enough to run nearly in order anyway and the
-        # multi-version bookkeeping is pure overhead (15-20 us a transaction in Python), so the
+        # Contention fallback (not in the paper; with a window only, and only when
+        # ``contention_fallback``: the node's ``[scheduler] contention_fallback``): if aborted
+        # incarnations reach 0.5% of the block (at least 32) while the frontier is still in the
+        # block's first quarter, the block is contended enough to run nearly in order anyway and
+        # the multi-version bookkeeping is pure overhead (15-20 us a transaction in Python), so the
         # run is abandoned and the block executed in order, which is what the paper's worst case
         # approaches. Later, re-running would waste more than it saves, so it never happens
         # then. Low-contention blocks stay far below the threshold (p2p over 1,000 accounts:
         # 0.2%).
-        self.fallback_after = max(32, n // 200) if self.adaptive else None
+        self.fallback_after = (
+            max(32, n // 200) if self.adaptive and contention_fallback else None
+        )
         self.abandoned = False
 
     def _count_abort(self) -> None:
@@ -431,7 +441,8 @@ class AptosBlockSTM:
     name = "AptosBlockSTM"
 
     def __init__(
-        self, executor: TxExecutor, workers: int = 1, *, window: int | None = None
+        self, executor: TxExecutor, workers: int = 1, *, window: int | None = None,
+        contention_fallback: bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -439,6 +450,12 @@ class AptosBlockSTM:
         self.workers = workers
         #: Speculation window (see :class:`Scheduler`); ``0`` disables it (the paper as is).
         self.window = DEFAULT_WINDOW_PER_WORKER * workers if window is None else window
+        #: Whether a heavily contended block is abandoned and run in order (see
+        #: :class:`Scheduler`); False always finishes the Block-STM run (``[scheduler]
+        #: contention_fallback = false``).
+        self.contention_fallback = contention_fallback
+        self._numbers: dict[int, int] = {}  # pool thread ident -> worker number (1..workers)
+        self._numbers_lock = threading.Lock()
         # Persistent threads: executors keep per-thread state (the VM's warm instance pools),
         # which fresh threads per block would rebuild cold every block.
         self._pool: ThreadPoolExecutor | None = None
@@ -449,9 +466,10 @@ class AptosBlockSTM:
         t0 = time.perf_counter()
         n = len(txs)
         mv = MVMemory(n)
-        sched = Scheduler(n, self.window or None)
+        sched = Scheduler(n, self.window or None, contention_fallback=self.contention_fallback)
         results: list[TxOutcome | _Raised | None] = [None] * n
-        tallies: list[list[float]] = []  # per worker: [executions, busy seconds]
+        # per worker run: [executions, busy seconds, worker number (0: the coordinator)]
+        tallies: list[list[float]] = []
         execute = self.executor.execute
 
         def try_execute(idx: int, incarnation: int, tally: list[float]) -> Task | None:
@@ -485,8 +503,8 @@ class AptosBlockSTM:
 
         errors: list[BaseException] = []
 
-        def worker() -> None:
-            tally = [0.0, 0.0]
+        def worker(on_pool: bool) -> None:
+            tally = [0.0, 0.0, float(self._number() if on_pool else COORDINATOR)]
             tallies.append(tally)
             try:
                 task: Task | None = None
@@ -507,11 +525,12 @@ class AptosBlockSTM:
                     sched._changed.notify_all()
 
         if self.workers == 1 or n < 2:
-            worker()
+            worker(False)
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="blockstm")
-            futures = [self._pool.submit(worker) for _ in range(min(self.workers, n))]
+                self._numbers = {}
+            futures = [self._pool.submit(worker, True) for _ in range(min(self.workers, n))]
             for f in futures:
                 f.result()
         if errors:
@@ -530,8 +549,34 @@ class AptosBlockSTM:
             exec_seconds=time.perf_counter() - t0,
             serial_equivalent_seconds=sum(t[1] for t in tallies),
             executions=int(sum(t[0] for t in tallies)), aborts=sched.aborts,
+            path=PATH_STRATEGY,
         )
+        self._account(stats, tallies)
         return BlockExecution(tuple(outcomes), fold_writes(outcomes), stats)
+
+    def _number(self) -> int:
+        """This pool thread's worker number (1..workers, stable while the pool lives)."""
+        ident = threading.get_ident()
+        k = self._numbers.get(ident)
+        if k is None:
+            with self._numbers_lock:
+                k = self._numbers.setdefault(ident, len(self._numbers) + 1)
+        return k
+
+    def _account(
+        self, stats: BlockStats, tallies: list[list[float]], in_order: int = 0
+    ) -> None:
+        """Executions per worker (``in_order`` more on the coordinator) and worker runs."""
+        per = [0] * (1 + (self.workers if self.workers > 1 else 0))
+        per[COORDINATOR] += in_order
+        for execs, _busy, number in tallies:
+            k = int(number)
+            while k >= len(per):
+                per.append(0)
+            per[k] += int(execs)
+            if k != COORDINATOR and execs:
+                stats.chunks += 1
+        stats.worker_txs = per
 
     def _sequential(
         self, txs: Sequence[Transaction], state: StateReader, ctx: BlockContext, t0: float,
@@ -548,8 +593,9 @@ class AptosBlockSTM:
             exec_seconds=time.perf_counter() - t0,
             serial_equivalent_seconds=sum(t[1] for t in tallies) + serial,
             executions=int(sum(t[0] for t in tallies)) + len(txs), aborts=aborts,
-            sequential_fallback=True,
+            sequential_fallback=True, path=PATH_CONTENTION_FALLBACK,
         )
+        self._account(stats, tallies, in_order=len(txs))
         return BlockExecution(tuple(outcomes), dict(view.writes), stats)
 
     def close(self) -> None:

@@ -26,6 +26,8 @@ from typing import Any
 
 from node.core.access import Overlay
 from node.core.execution import (
+    PATH_GUARD_RERUN,
+    PATH_STRATEGY,
     BlockContext,
     BlockExecution,
     BlockStats,
@@ -36,7 +38,7 @@ from node.core.execution import (
 from node.core.tx import Transaction
 from node.scheduler._common import Declared, declarations_held, declared_sets
 from node.scheduler.serial import Serial
-from node.scheduler.substrate import Item, SubstrateStrategy, run_chunk
+from node.scheduler.substrate import Item, SubstrateStrategy, WorkerTally, run_chunk
 
 #: Largest chunk handed to one worker at once (keeps workers fed while the DAG unfolds).
 MAX_CHUNK = 512
@@ -132,6 +134,7 @@ class SuiObjectDAG(SubstrateStrategy):
         outcomes: list[TxOutcome | None] = [None] * n
         ready = deque(i for i in range(n) if indeg[i] == 0)
         sub = self.substrate
+        tally = WorkerTally(sub.workers)
         execute = self.executor.execute
         busy = 0.0
         committed = 0
@@ -161,11 +164,13 @@ class SuiObjectDAG(SubstrateStrategy):
             # block order (write-after-write edges), so the view is exact for every dispatch.
             for res in finished:
                 busy += res.busy_seconds
+                tally.chunk(res)
                 for i, o in res.outcomes:
                     if o is None:  # handed back by a worker: run it here, same view
                         t1 = time.perf_counter()
                         o = execute(txs[i], view, ctx)
                         busy += time.perf_counter() - t1
+                        tally.ran_here()
                     outcomes[i] = o
                     view.writes.update(o.writes)
                     committed += 1
@@ -180,7 +185,7 @@ class SuiObjectDAG(SubstrateStrategy):
         stats = BlockStats(
             strategy=self.name, workers=self.workers, txs=n,
             serial_equivalent_seconds=busy, executions=n,
-            dag_depth=dag.depth, dag_width=dag.width,
+            dag_depth=dag.depth, dag_width=dag.width, path=PATH_STRATEGY,
         )
         if not declarations_held(decl, done):
             # Undeclared system-key writes the DAG could not see: re-run in block order.
@@ -188,5 +193,10 @@ class SuiObjectDAG(SubstrateStrategy):
             done, net = list(again.outcomes), dict(again.writes)
             stats.executions += n
             stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
+            stats.path = PATH_GUARD_RERUN
+            tally.ran_here(n)
+        stats.worker_txs, stats.chunks, stats.handed_back = (
+            tally.txs, tally.chunks, tally.handed_back,
+        )
         stats.exec_seconds = time.perf_counter() - t0
         return BlockExecution(tuple(done), net, stats)

@@ -42,6 +42,7 @@ def create(
     mp_context: str = "forkserver",
     adaptive: bool = False,
     gate: ParallelGate | None = None,
+    contention_fallback: bool = True,
 ) -> BlockExecutor:
     """Build the named strategy with ``workers`` workers; raises ``KeyError`` naming the choices.
 
@@ -50,6 +51,8 @@ def create(
     run as they always do). ``mp_context`` is the multiprocessing start method for processes.
     ``adaptive=True`` wraps a parallel strategy in :class:`~node.scheduler.adaptive.Adaptive`
     (parallel only where it measurably pays; ``gate`` to tune or pin it); Serial is never wrapped.
+    ``contention_fallback`` lets Block-STM abandon a heavily contended block and run it in order
+    (independent of ``adaptive``; the other strategies have no such fallback).
     Call ``close()`` on the result to stop its workers.
     """
     try:
@@ -65,6 +68,8 @@ def create(
             executor, workers, executor_factory=executor_factory, substrate=substrate,
             mp_context=mp_context,
         )
+    elif name == "AptosBlockSTM":
+        strategy = AptosBlockSTM(executor, workers, contention_fallback=contention_fallback)
     else:
         strategy = factory(executor, workers)
     if (adaptive or gate is not None) and name != "Serial":

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 from node.core.access import Overlay
 from node.core.execution import (
+    PATH_GUARD_RERUN,
+    PATH_STRATEGY,
     BlockContext,
     BlockExecution,
     BlockStats,
@@ -29,7 +31,7 @@ from node.core.execution import (
 from node.core.tx import Transaction
 from node.scheduler._common import Declared, declarations_held, declared_sets
 from node.scheduler.serial import Serial
-from node.scheduler.substrate import Item, SubstrateStrategy, run_chunk
+from node.scheduler.substrate import Item, SubstrateStrategy, WorkerTally, run_chunk
 
 
 def batches(decl: Sequence[Declared]) -> list[int]:
@@ -88,6 +90,7 @@ class SolanaParallel(SubstrateStrategy):
         outcomes: list[TxOutcome | None] = [None] * n
         busy = 0.0
         sub = self.substrate
+        tally = WorkerTally(sub.workers)
         execute = self.executor.execute
         for group in groups:
             if len(group) < 2 * sub.min_chunk:
@@ -107,6 +110,7 @@ class SolanaParallel(SubstrateStrategy):
                     results.extend(sub.wait_any())
             for res in results:
                 busy += res.busy_seconds
+                tally.chunk(res)
                 for i, o in res.outcomes:
                     outcomes[i] = o
             # Commit the batch in block order. A handed-back transaction runs here: its batch
@@ -117,6 +121,7 @@ class SolanaParallel(SubstrateStrategy):
                     t1 = time.perf_counter()
                     o = outcomes[i] = execute(tx, view, ctx)
                     busy += time.perf_counter() - t1
+                    tally.ran_here()
                 view.writes.update(o.writes)
 
         done = [o for o in outcomes if o is not None]
@@ -127,6 +132,7 @@ class SolanaParallel(SubstrateStrategy):
             serial_equivalent_seconds=busy, executions=n,
             deferrals=sum(1 for b in level if b > 0),
             dag_depth=len(groups), dag_width=max((len(g) for g in groups), default=0),
+            path=PATH_STRATEGY,
         )
         if not declarations_held(decl, done):
             # The executor touched undeclared system keys that the block also writes: the
@@ -135,5 +141,10 @@ class SolanaParallel(SubstrateStrategy):
             done, net = list(again.outcomes), dict(again.writes)
             stats.executions += n
             stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
+            stats.path = PATH_GUARD_RERUN
+            tally.ran_here(n)
+        stats.worker_txs, stats.chunks, stats.handed_back = (
+            tally.txs, tally.chunks, tally.handed_back,
+        )
         stats.exec_seconds = time.perf_counter() - t0
         return BlockExecution(tuple(done), net, stats)

@@ -48,7 +48,7 @@ class Serial:
         dt = time.perf_counter() - t0
         stats = BlockStats(
             strategy=self.name, workers=1, txs=len(txs), exec_seconds=dt,
-            serial_equivalent_seconds=dt, executions=len(txs),
+            serial_equivalent_seconds=dt, executions=len(txs), worker_txs=[len(txs)],
         )
         return BlockExecution(tuple(outcomes), view.writes, stats)
 

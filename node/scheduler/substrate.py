@@ -42,21 +42,62 @@ SUBSTRATES: tuple[SubstrateKind, ...] = ("threads", "processes")
 Item = tuple[int, Transaction, tuple[bytes, ...]]
 
 
+#: Worker number of the coordinator (the thread that called ``execute_block``) in
+#: ``ChunkResult.worker`` and ``BlockStats.worker_txs``.
+COORDINATOR = 0
+
+
 @dataclass(slots=True)
 class ChunkResult:
     """Outcomes of one chunk. An outcome of ``None`` means the worker could not run the
     transaction (it read a key that was not shipped, or the executor raised): the coordinator
-    must run it itself, against the view the chunk was dispatched with."""
+    must run it itself, against the view the chunk was dispatched with.
+
+    ``worker`` says who ran it: :data:`COORDINATOR` (0), or a worker thread or process numbered
+    from 1 (stable for the substrate's life)."""
 
     outcomes: list[tuple[int, TxOutcome | None]]
     busy_seconds: float
+    worker: int = COORDINATOR
+
+
+class WorkerTally:
+    """Per-block accounting of where transactions ran (``BlockStats.worker_txs``, ``chunks``,
+    ``handed_back``), for a coordinator and ``workers`` other workers."""
+
+    __slots__ = ("chunks", "handed_back", "txs")
+
+    def __init__(self, workers: int) -> None:
+        self.txs = [0] * (1 + workers)
+        self.chunks = 0
+        self.handed_back = 0
+
+    def chunk(self, res: ChunkResult) -> None:
+        """Count a finished chunk: its executed transactions to its worker; handed-back ones
+        are counted when the coordinator runs them (:meth:`ran_here`)."""
+        ran = sum(1 for _, o in res.outcomes if o is not None)
+        if res.worker != COORDINATOR:
+            self.chunks += 1
+            self.handed_back += len(res.outcomes) - ran
+        self._add(res.worker, ran)
+
+    def ran_here(self, n: int = 1) -> None:
+        """``n`` transactions executed on the coordinator outside any chunk."""
+        self.txs[COORDINATOR] += n
+
+    def _add(self, worker: int, n: int) -> None:
+        while worker >= len(self.txs):
+            self.txs.append(0)
+        self.txs[worker] += n
 
 
 class Substrate(Protocol):
-    """Runs chunks of transactions; at most ``slots`` chunks are in flight at a time."""
+    """Runs chunks of transactions; at most ``slots`` chunks are in flight at a time, on
+    ``workers`` workers besides the coordinator (0 for inline)."""
 
     kind: str
     slots: int
+    workers: int
     #: Smallest chunk worth dispatching: a smaller set of transactions costs more to hand to
     #: a worker (a thread wake-up, or a pipe round trip) than to run on the coordinator.
     min_chunk: int
@@ -91,6 +132,7 @@ class Inline:
 
     kind = "inline"
     slots = 1
+    workers = 0
     min_chunk = 1
 
     def __init__(self, executor: TxExecutor) -> None:
@@ -121,16 +163,33 @@ class Threads:
     def __init__(self, executor: TxExecutor, workers: int) -> None:
         self._executor = executor
         self.slots = workers
+        self.workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._running: set[Future[ChunkResult]] = set()
+        self._numbers: dict[int, int] = {}  # pool thread ident -> worker number (1..workers)
+        self._numbers_lock = threading.Lock()
 
     def idle(self) -> int:
         return self.slots - len(self._running)
 
+    def _number(self) -> int:
+        ident = threading.get_ident()
+        n = self._numbers.get(ident)
+        if n is None:
+            with self._numbers_lock:
+                n = self._numbers.setdefault(ident, len(self._numbers) + 1)
+        return n
+
+    def _run(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> ChunkResult:
+        res = run_chunk(self._executor, items, view, ctx)
+        res.worker = self._number()
+        return res
+
     def start(self, items: Sequence[Item], view: StateReader, ctx: BlockContext) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="dubhe-sched")
-        self._running.add(self._pool.submit(run_chunk, self._executor, items, view, ctx))
+            self._numbers = {}
+        self._running.add(self._pool.submit(self._run, items, view, ctx))
 
     def wait_any(self) -> list[ChunkResult]:
         done, pending = wait(self._running, return_when=FIRST_COMPLETED)
@@ -313,7 +372,9 @@ class Processes:
                     raise RuntimeError("scheduler worker process died") from None
                 self._outstanding[k] -= 1
                 results.append(
-                    ChunkResult([(i, None if w is None else _decode(w)) for i, w in out], secs)
+                    ChunkResult(
+                        [(i, None if w is None else _decode(w)) for i, w in out], secs, k + 1
+                    )
                 )
         return results
 

@@ -41,11 +41,13 @@ class HttpShell:
         self.max_body = api.max_body_bytes
         self.rate = api.rate_limit_per_s
         self.burst = api.rate_limit_burst
+        self.tx_rate = api.tx_rate_limit_per_s
+        self.tx_burst = api.tx_rate_limit_burst
         self.token = admin_token
-        # Per TCP connection (keyed by its transport): rate bucket and peer address. Entries of
-        # closed connections are swept whenever the table doubles; the oldest are evicted past
-        # a hard bound.
-        self._conns: dict[object, tuple[TokenBucket, PeerAddr]] = {}
+        # Per TCP connection (keyed by its transport): request and transaction rate buckets and
+        # peer address. Entries of closed connections are swept whenever the table doubles; the
+        # oldest are evicted past a hard bound.
+        self._conns: dict[object, tuple[TokenBucket, TokenBucket, PeerAddr]] = {}
         self._sweep_at = 1024
 
     def app(self) -> web.Application:
@@ -64,11 +66,14 @@ class HttpShell:
         conn = self._conns.get(transport)
         if conn is None:
             peer = transport.get_extra_info("peername") if transport is not None else None
-            conn = self._conns[transport] = (TokenBucket(self.rate, self.burst), peer)
+            conn = self._conns[transport] = (
+                TokenBucket(self.rate, self.burst), TokenBucket(self.tx_rate, self.tx_burst), peer
+            )
             if len(self._conns) > self._sweep_at:
                 self._sweep()
         auth = request.headers.get("Authorization")
-        call = Call("http", conn[1], check_bearer(auth, self.token) if auth else False, conn[0])
+        call = Call("http", conn[2], check_bearer(auth, self.token) if auth else False, conn[0],
+                    tx_bucket=conn[1])
         out = await self.dispatcher.handle(body, call)
         if out is None:
             return web.Response(status=204)

@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from node.core.execution import BlockStats
+from node.core.execution import PATHS, BlockStats
 
 #: Upper bounds (seconds) of the request-latency histogram buckets.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0)
@@ -57,6 +57,53 @@ class RequestStats(Collector):
                 cum.append((str(bound) if bound != float("inf") else "+Inf", acc))
             h.add_metric([transport], cum, self.sums[transport])
         yield h
+
+
+class SchedulerActivity:
+    """Where blocks' transactions ran: the last block's figures and totals since start
+    (``dubhe_status.scheduler``). Updated from the event loop after each block."""
+
+    def __init__(self) -> None:
+        self.blocks_by_path: dict[str, int] = dict.fromkeys(PATHS, 0)
+        self.worker_txs: list[int] = [0]
+        self.chunks = 0
+        self.handed_back = 0
+        self.re_executions = 0
+        self.last: dict[str, object] | None = None
+
+    def observe(self, number: int, stats: BlockStats) -> None:
+        d = stats.as_dict()
+        self.last = {
+            "number": number,
+            **{k: d[k] for k in ("path", "mode", "workers", "workerTxs", "chunks", "handedBack",
+                                 "reExecutions")},
+        }
+        self.blocks_by_path[stats.path] = self.blocks_by_path.get(stats.path, 0) + 1
+        per = list(d["workerTxs"])  # type: ignore[call-overload]
+        while len(self.worker_txs) < len(per):
+            self.worker_txs.append(0)
+        for k, n in enumerate(per):
+            self.worker_txs[k] += int(n)
+        self.chunks += stats.chunks
+        self.handed_back += stats.handed_back
+        self.re_executions += stats.re_executions
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "lastBlock": self.last,
+            "totals": {
+                "blocksByPath": dict(self.blocks_by_path),
+                "workerTxs": list(self.worker_txs),
+                "chunks": self.chunks,
+                "handedBack": self.handed_back,
+                "reExecutions": self.re_executions,
+            },
+        }
+
+
+def worker_label(k: int) -> str:
+    """``coordinator`` for worker 0, else the worker's number."""
+    return "coordinator" if k == 0 else str(k)
 
 
 class Metrics:
@@ -130,6 +177,36 @@ class Metrics:
             "Last measured speed of the parallel path vs block order",
             registry=r,
         )
+        self.sched_paths = Counter(
+            "dubhe_scheduler_path_blocks",
+            "Blocks by the code path that produced their outcomes "
+            "(in-order, strategy, contention-fallback, guard-rerun)",
+            ["path"],
+            registry=r,
+        )
+        self.worker_txs = Counter(
+            "dubhe_scheduler_worker_txs",
+            "Transaction executions by worker (coordinator: the block producer's thread)",
+            ["worker"],
+            registry=r,
+        )
+        self.sched_chunks = Counter(
+            "dubhe_scheduler_chunks",
+            "Units of work handed to workers other than the coordinator",
+            registry=r,
+        )
+        self.handed_back = Counter(
+            "dubhe_scheduler_handed_back",
+            "Transactions worker processes handed back to the coordinator",
+            registry=r,
+        )
+        self.sched_activity = SchedulerActivity()
+        self.tx_accepted = Counter(
+            "dubhe_tx_accepted",
+            "Transactions admitted to the mempool, by submission method",
+            ["method"],
+            registry=r,
+        )
 
         self.l1_head = Gauge(
             "dubhe_l1_head", "Latest L1 head seen, by chain", ["chain"], registry=r
@@ -157,13 +234,22 @@ class Metrics:
             "dubhe_l1_reorgs", "L1 reorganisations handled", ["chain"], registry=r
         )
 
-    def observe_block(self, stats: BlockStats) -> None:
+    def observe_block(self, stats: BlockStats, number: int = 0) -> None:
         self.parallel_efficiency.set(stats.parallel_efficiency)
         self.conflict_rate.set(stats.conflict_rate)
         self.re_executions.inc(stats.re_executions)
         self.sched_blocks.labels(stats.mode or "none").inc()
         if stats.gain:
             self.parallel_gain.set(stats.gain)
+        self.sched_paths.labels(stats.path).inc()
+        for k, n in enumerate(stats.worker_txs or [stats.executions]):
+            if n:
+                self.worker_txs.labels(worker_label(k)).inc(n)
+        if stats.chunks:
+            self.sched_chunks.inc(stats.chunks)
+        if stats.handed_back:
+            self.handed_back.inc(stats.handed_back)
+        self.sched_activity.observe(number, stats)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

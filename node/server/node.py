@@ -65,7 +65,7 @@ class Node:
         self.block_executor: BlockExecutor = registry.create(
             cfg.scheduler.strategy, self.vm_stack.executor, cfg.scheduler.worker_threads,
             executor_factory=self.vm_stack.worker_factory, substrate=cfg.scheduler.substrate,
-            adaptive=cfg.scheduler.adaptive,
+            adaptive=cfg.scheduler.adaptive, contention_fallback=cfg.scheduler.contention_fallback,
         )
         self.producer = BlockProducer(self.store, self.block_executor, chain_id=chain_id)
         self.mempool = Mempool(self.store, chain_id=chain_id, max_txs=cfg.node.max_mempool_txs)
@@ -126,7 +126,11 @@ class Node:
         return (
             MethodTable()
             .add_group(ChainReadMethods(self.store, self.mempool, chain_id=chain_id))
-            .add_group(AdmissionMethods(self.mempool, self.metrics))
+            .add_group(
+                AdmissionMethods(
+                    self.mempool, self.metrics, max_submit_txs=self.cfg.api.max_submit_txs
+                )
+            )
             .add_group(ControlMethods(self.production))
             .add_group(NodeInfoMethods(self.status))
             .add_group(

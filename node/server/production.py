@@ -8,9 +8,12 @@ the deploys' waiters with the block number and hands the block to ``on_block`` (
 pubsub). A failed build leaves the transactions pending and keeps the system writes for the next
 round (newer writes to the same key win).
 
-:meth:`BlockProduction.pause` returns once no block is being built, so no block appears after it
-returns until :meth:`BlockProduction.resume`. :meth:`BlockProduction.stop` lets the block in
-progress finish (up to ``stop_timeout_s``) before returning.
+:meth:`BlockProduction.pause` returns once no block is being built, with the last committed
+block, so no block appears after it returns until :meth:`BlockProduction.resume`. System writes
+scheduled while paused (admin deploys) stay queued, visible in :meth:`queued_deploys`, and land
+in the first block after the resume; their waiters resolve at once to ``None`` ("queued") instead
+of waiting for a block that a paused node will not build. :meth:`BlockProduction.stop` lets the
+block in progress finish (up to ``stop_timeout_s``) before returning.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from node.chain.mempool import Mempool, PoolEntry
 from node.chain.producer import BlockProducer, ProducedBlock
+from node.core.block import BlockHeader
 from node.server.metrics import Metrics
 from node.server.pubsub import PubSub
 
@@ -59,7 +63,8 @@ class BlockProduction:
         self.last_stats: dict[str, Any] = {}
         self._paused = False
         self._pending_writes: SystemWrites = {}
-        self._waiters: list[asyncio.Future[int]] = []
+        self._waiters: list[asyncio.Future[int | None]] = []
+        self._queued: list[dict[str, Any]] = []  # what the scheduled writes are, for status
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._idle = asyncio.Event()  # set while no block is being built
@@ -70,10 +75,20 @@ class BlockProduction:
     def paused(self) -> bool:
         return self._paused
 
-    async def pause(self) -> None:
-        """Stop producing; returns once the block in progress (if any) is committed."""
+    async def pause(self) -> BlockHeader | None:
+        """Stop producing; returns the last committed block once the block in progress (if any)
+        is committed. Deploys waiting for a block resolve to ``None``: they stay queued."""
         self._paused = True
         await self._idle.wait()
+        if self._paused:  # (a resume while we waited wins)
+            self._release_waiters(None)
+        return self.producer.store.head
+
+    def _release_waiters(self, number: int | None) -> None:
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(number)
 
     def resume(self) -> None:
         self._paused = False
@@ -88,13 +103,25 @@ class BlockProduction:
         """Apply ``writes`` at the start of the next block (L1 code reloads)."""
         self._pending_writes.update(writes)
 
-    def schedule_system_write(self, writes: Mapping[bytes, bytes | None]) -> asyncio.Future[int]:
+    def schedule_system_write(
+        self, writes: Mapping[bytes, bytes | None], info: Mapping[str, Any] | None = None
+    ) -> asyncio.Future[int | None]:
         """Apply ``writes`` at the start of the next block (admin deploys); the future resolves
-        to that block's number once it is committed."""
+        to that block's number once it is committed, or to ``None`` when production is paused
+        (now, or before a block takes the writes): they stay queued for the first block after
+        the resume. ``info`` describes them in :meth:`queued_deploys` until then."""
         self._pending_writes.update(writes)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self._queued.append(dict(info or {}))
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        if self._paused:
+            fut.set_result(None)
+        else:
+            self._waiters.append(fut)
         return fut
+
+    def queued_deploys(self) -> list[dict[str, Any]]:
+        """The scheduled system writes no block has taken yet (their ``info``), oldest first."""
+        return [dict(q) for q in self._queued]
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -141,8 +168,8 @@ class BlockProduction:
         entries = self.mempool.pending(self.max_block_txs)
         if self.before_block is not None and entries:
             self._pending_writes.update(await self.before_block(entries, self._pending_writes))
-        system, waiters = self._pending_writes, self._waiters
-        self._pending_writes, self._waiters = {}, []
+        system, waiters, queued = self._pending_writes, self._waiters, self._queued
+        self._pending_writes, self._waiters, self._queued = {}, [], []
         t0 = time.perf_counter()
         try:
             produced = await asyncio.to_thread(
@@ -153,6 +180,7 @@ class BlockProduction:
             # keep the system writes for the next attempt (newer ones win)
             self._pending_writes = {**system, **self._pending_writes}
             self._waiters = waiters + self._waiters
+            self._queued = queued + self._queued
             return None
         self.mempool.remove(entries)
         for w in waiters:
@@ -177,7 +205,7 @@ class BlockPublisher:
         m.head.set(b.header.number)
         m.mempool.set(len(self.mempool))
         m.block_seconds.observe(seconds)
-        m.observe_block(b.stats)
+        m.observe_block(b.stats, b.header.number)
         for rc in b.receipts:
             m.txs.labels(rc.status.name.lower()).inc()
         self.pubsub.publish(b.header, b.txs, b.receipts)

@@ -48,6 +48,19 @@ class TokenBucket:
         self.violations += 1
         return False
 
+    def take_up_to(self, n: int) -> int:
+        """Take as many of ``n`` tokens as are available (whole ones); returns how many."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        k = min(n, int(self.tokens))
+        self.tokens -= k
+        if k < n:
+            self.violations += 1
+        elif n:
+            self.violations = 0
+        return k
+
 
 class AuditLog:
     """Append-only JSON-lines audit trail (admin calls, authorization failures, limit closures).

@@ -50,11 +50,20 @@ class NodeStatus:
         }
 
     def _scheduler(self) -> dict[str, Any]:
+        """Strategy and switches as configured, the gate's state (``adaptive``: None when the
+        strategy is not gated), and where transactions ran: the last block's path, executions
+        per worker (index 0: the coordinator), chunks, handed-back transactions and
+        re-executions, and their totals since start."""
         gate = getattr(self.block_executor, "gate", None)
+        sc = self.cfg.scheduler
         return {
             "strategy": self.block_executor.name,
-            "substrate": self.cfg.scheduler.substrate,
+            "substrate": sc.substrate,
+            "workers": sc.worker_threads,
+            "gate": sc.adaptive,
+            "contentionFallback": sc.contention_fallback,
             "adaptive": gate.as_dict() if isinstance(gate, ParallelGate) else None,
+            **self.metrics.sched_activity.as_dict(),
         }
 
     def status(self) -> dict[str, Any]:
@@ -74,6 +83,7 @@ class NodeStatus:
             "openConnections": self.open_connections(),
             "subscriptions": self.subscriptions(),
             "paused": self.production.paused,
+            "queuedDeploys": self.production.queued_deploys(),
             "uptimeSeconds": uptime(self.started),
             "lastBlock": self.production.last_stats,
             "l1": self.l1.status() if self.l1.enabled else None,

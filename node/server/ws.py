@@ -144,6 +144,7 @@ class WsShell:
             check_bearer(request.headers.get("Authorization"), self.token),
             bucket,
             conn=conn,
+            tx_bucket=TokenBucket(self.api.tx_rate_limit_per_s, self.api.tx_rate_limit_burst),
         )
         self.conns.add(conn)
         m.ws_connections.set(len(self.conns))

@@ -9,6 +9,8 @@ Layout (one keyspace, one-byte namespace prefixes)::
     L + number(u64)          -> concatenated 32-byte tx hashes of the block
     T + tx hash              -> number(u64) + index(u32) + raw tx
     R + tx hash              -> receipt encoding
+    G + tx hash              -> cumulative gas used(u64) + first log index(u32) in its block
+    E + number(u64)          -> execution digest of the block (node.core.block.execution_digest)
     B + number(u64)          -> block execution stats (JSON; measurements, not consensus data)
     M + name                 -> metadata (head, state accumulator, chain parameters)
     X + key                  -> auxiliary caches outside consensus (e.g. compiled contracts)
@@ -21,7 +23,12 @@ the state but gives no inclusion proofs, and is not meant to resist an adversary
 
 ``commit_block`` writes the header, receipts, tx locations, state changes, accumulator, head and
 the removal of the included mempool entries in **one** atomic batch: after a crash a transaction
-is either in a block or still pending, never both and never lost.
+is either in a block or still pending, never both and never lost. It also stores what readers
+would otherwise recompute from the whole block: each receipt's cumulative gas and first log
+index (``G``), so one receipt costs a constant number of reads (:meth:`ChainStore.stored_receipt`)
+and a block's receipts a number linear in its size (:meth:`ChainStore.block_receipts`), and the
+block's execution digest (``E``). Blocks committed before ``G``/``E`` existed are still served:
+their positions are recomputed from the earlier receipts and their digest from the receipts.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from node.core.block import BlockHeader
+from node.core.block import BlockHeader, execution_digest
 from node.core.codec import U64, sha3
 from node.core.execution import Receipt
 from node.state.kv import KV, MemoryKV
 
 _LOC = struct.Struct(">QI")
+_POS = struct.Struct(">QI")  # cumulative gas used, first log index
 _MOD = 2**256
 
 NS_STATE = b"S"
@@ -46,6 +54,8 @@ NS_HASH = b"K"
 NS_BLOCK_TXS = b"L"
 NS_TX = b"T"
 NS_RECEIPT = b"R"
+NS_RECEIPT_POS = b"G"
+NS_DIGEST = b"E"
 NS_STATS = b"B"
 META_HEAD = b"Mhead"
 META_ACC = b"Macc"
@@ -66,6 +76,18 @@ class TxLocation:
     number: int
     index: int
     raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReceipt:
+    """A receipt with what serving it needs: the raw transaction (sender, target), the gas used
+    by this and every earlier transaction of its block, and the block-wide index of its first
+    event (Ethereum's ``cumulativeGasUsed`` and ``logIndex``)."""
+
+    receipt: Receipt
+    raw_tx: bytes
+    cumulative_gas: int
+    first_log_index: int
 
 
 class ChainStore:
@@ -144,6 +166,59 @@ class ChainStore:
         raw = self.kv.get(NS_RECEIPT + tx_hash)
         return Receipt.decode(raw) if raw is not None else None
 
+    def stored_receipt(self, tx_hash: bytes) -> StoredReceipt | None:
+        """The receipt of ``tx_hash`` with its position data: three keys read, whatever the
+        size of its block (plus, for blocks committed before positions were stored, the
+        earlier receipts of the block)."""
+        raw_rc, raw_pos, raw_loc = self.kv.get_many(
+            [NS_RECEIPT + tx_hash, NS_RECEIPT_POS + tx_hash, NS_TX + tx_hash]
+        )
+        if raw_rc is None or raw_loc is None:
+            return None
+        rc = Receipt.decode(raw_rc)
+        raw_tx = raw_loc[_LOC.size :]
+        if raw_pos is not None:
+            cumulative, first_log = _POS.unpack(raw_pos)
+            return StoredReceipt(rc, raw_tx, cumulative, first_log)
+        cumulative, first_log = 0, 0  # legacy block: add up the receipts before this one
+        earlier = self.block_tx_hashes(rc.block_number)[: rc.index]
+        for raw in self.kv.get_many([NS_RECEIPT + h for h in earlier]):
+            if raw is not None:
+                prior = Receipt.decode(raw)
+                cumulative += prior.gas_used
+                first_log += len(prior.events)
+        return StoredReceipt(rc, raw_tx, cumulative + rc.gas_used, first_log)
+
+    def block_receipts(self, number: int) -> list[StoredReceipt] | None:
+        """Every receipt of block ``number`` in block order (None when there is no such block):
+        ``2 + 2 x transactions`` keys read."""
+        raw_hashes = self.kv.get(NS_BLOCK_TXS + U64.pack(number))
+        if raw_hashes is None:
+            return None
+        hashes = [raw_hashes[i : i + 32] for i in range(0, len(raw_hashes), 32)]
+        raws = self.kv.get_many(
+            [NS_RECEIPT + h for h in hashes] + [NS_TX + h for h in hashes]
+        )
+        n = len(hashes)
+        out: list[StoredReceipt] = []
+        cumulative, first_log = 0, 0
+        for raw_rc, raw_loc in zip(raws[:n], raws[n:], strict=True):
+            if raw_rc is None or raw_loc is None:
+                raise LookupError(f"block {number}: a receipt or transaction is missing")
+            rc = Receipt.decode(raw_rc)
+            cumulative += rc.gas_used
+            out.append(StoredReceipt(rc, raw_loc[_LOC.size :], cumulative, first_log))
+            first_log += len(rc.events)
+        return out
+
+    def execution_digest(self, number: int) -> bytes | None:
+        """The execution digest of block ``number`` (None when there is no such block)."""
+        raw = self.kv.get(NS_DIGEST + U64.pack(number))
+        if raw is not None:
+            return raw
+        receipts = self.block_receipts(number)  # a block committed before digests were stored
+        return None if receipts is None else execution_digest(r.receipt for r in receipts)
+
     def commit_block(
         self,
         header: BlockHeader,
@@ -164,11 +239,16 @@ class ChainStore:
         ops[NS_HEADER + num] = header.encode()
         ops[NS_HASH + header.hash] = num
         ops[NS_BLOCK_TXS + num] = b"".join(h for h, _ in txs)
+        ops[NS_DIGEST + num] = execution_digest(receipts)
         if stats is not None:
             ops[NS_STATS + num] = stats
+        cumulative, first_log = 0, 0
         for i, ((h, raw), rc) in enumerate(zip(txs, receipts, strict=True)):
             ops[NS_TX + h] = _LOC.pack(header.number, i) + raw
             ops[NS_RECEIPT + h] = rc.encode()
+            cumulative += rc.gas_used
+            ops[NS_RECEIPT_POS + h] = _POS.pack(cumulative, first_log)
+            first_log += len(rc.events)
         for k, v in writes.items():
             ops[NS_STATE + k] = v
         for seq in pool_seqs:
@@ -202,6 +282,11 @@ class ChainStore:
     def pool_put(self, seq: int, raw: bytes) -> None:
         """Persist an accepted transaction before it is acknowledged."""
         self.kv.write({NS_POOL + U64.pack(seq): raw}, sync=self.sync)
+
+    def pool_put_many(self, entries: Iterable[tuple[int, bytes]]) -> None:
+        """Persist accepted transactions ``[(seq, raw)]`` in one atomic write batch: after a
+        crash either all of them are pending or none."""
+        self.kv.write({NS_POOL + U64.pack(seq): raw for seq, raw in entries}, sync=self.sync)
 
     def pool_load(self) -> list[tuple[int, bytes]]:
         return [(int(U64.unpack(k[1:])[0]), v) for k, v in self.kv.iter_prefix(NS_POOL)]

@@ -5,6 +5,12 @@ Everything here reads committed data (:class:`~.ports.ChainReads`) and, for pend
 and nonces, the mempool (:class:`~.ports.PendingView`); nothing writes. The node keeps only the
 latest state: a state query for an older block answers -32000
 (:class:`~node.core.errors.StateUnavailable`).
+
+Costs: one receipt is a constant number of store reads (its cumulative gas and first log index
+are stored at commit); a block's receipts (``eth_getBlockReceipts``, ``dubhe_getBlockReceipts``)
+a number linear in the block's size. A block's execution stats are served once per block (on the
+block, and in ``dubhe_getBlockReceipts``), not in every receipt (``dubhe_getReceipt`` includes
+them only when asked: ``{"blockStats": true}``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ CLIENT_VERSION = (
 _LATEST: int | str = "latest"
 #: Tags that name the latest state (the node's only state).
 _LATEST_STATE_TAGS = ("latest", "pending", "safe", "finalized")
+
+
+def receipt_options(v: Any) -> bool:
+    """``{"blockStats"?: bool}``: whether to include the block's stats."""
+    return params.Fields(v, ("blockStats",)).opt("blockStats", params.boolean, False)
 
 
 class ChainReadMethods:
@@ -65,6 +76,16 @@ class ChainReadMethods:
         raw = self.chain.block_stats(number)
         return orjson.loads(raw) if raw is not None else None
 
+    def _digest(self, number: int) -> str | None:
+        d = self.chain.execution_digest(number)
+        return data(d) if d is not None else None
+
+    def _number_of(self, ref: int | str | bytes) -> int | None:
+        """The number of a block given by :func:`params.block_ref` (None: unknown hash)."""
+        if isinstance(ref, bytes):
+            return self.chain.number_of(ref)
+        return self._resolve(ref)
+
     def _block(self, number: int | None, full: bool) -> dict[str, Any] | None:
         if number is None:
             return None
@@ -82,6 +103,7 @@ class ChainReadMethods:
                     txs.append(Transaction.decode(loc.raw))
             b = eth.block_obj(h, txs, True)
         b["dubheStats"] = self._stats_of(number)
+        b["executionDigest"] = self._digest(number)
         return b
 
     # -- constants of this node -----------------------------------------------------------
@@ -157,24 +179,52 @@ class ChainReadMethods:
     @rpc("eth_getTransactionReceipt")
     def eth_receipt(self, p: Params, c: Call) -> dict[str, Any] | None:
         p.max_count(1)
-        th = p.get(0, "transactionHash", params.hash32)
-        rc = self.chain.receipt(th)
-        loc = self.chain.tx_location(th)
-        if rc is None or loc is None:
+        sr = self.chain.stored_receipt(p.get(0, "transactionHash", params.hash32))
+        if sr is None:
             return None
-        h = self.chain.header(rc.block_number)
+        h = self.chain.header(sr.receipt.block_number)
         if h is None:
             return None
-        # cumulative gas and the first log index need the receipts before this one
-        cumulative, first_log = 0, 0
-        for prior in self.chain.block_tx_hashes(rc.block_number)[: rc.index]:
-            prc = self.chain.receipt(prior)
-            if prc is not None:
-                cumulative += prc.gas_used
-                first_log += len(prc.events)
         return eth.receipt_obj(
-            rc, Transaction.decode(loc.raw), h, cumulative + rc.gas_used, first_log
+            sr.receipt, Transaction.decode(sr.raw_tx), h, sr.cumulative_gas, sr.first_log_index
         )
+
+    @rpc("eth_getBlockReceipts")
+    def eth_block_receipts(self, p: Params, c: Call) -> list[dict[str, Any]] | None:
+        """Every receipt of a block, in the execution-apis format (as geth, Erigon, Reth and
+        Nethermind serve it); null for an unknown block."""
+        p.max_count(1)
+        number = self._number_of(p.get(0, "block", params.block_ref))
+        h = self.chain.header(number) if number is not None else None
+        if h is None:
+            return None
+        receipts = self.chain.block_receipts(h.number) or []
+        return [
+            eth.receipt_obj(
+                sr.receipt, Transaction.decode(sr.raw_tx), h, sr.cumulative_gas,
+                sr.first_log_index,
+            )
+            for sr in receipts
+        ]
+
+    @rpc("dubhe_getBlockReceipts")
+    def dubhe_block_receipts(self, p: Params, c: Call) -> dict[str, Any] | None:
+        """``{blockNumber, blockHash, executionDigest, blockStats, receipts}``: the block's
+        receipts in ``dubhe_getReceipt``'s form, its execution stats once; null for an unknown
+        block."""
+        p.max_count(1)
+        number = self._number_of(p.get(0, "block", params.block_ref))
+        h = self.chain.header(number) if number is not None else None
+        if h is None:
+            return None
+        receipts = self.chain.block_receipts(h.number) or []
+        return {
+            "blockNumber": qty(h.number),
+            "blockHash": data(h.hash),
+            "executionDigest": self._digest(h.number),
+            "blockStats": self._stats_of(h.number),
+            "receipts": [eth.dubhe_receipt_obj(sr.receipt) for sr in receipts],
+        }
 
     @rpc("dubhe_getTransaction")
     def transaction(self, p: Params, c: Call) -> dict[str, Any] | None:
@@ -191,11 +241,18 @@ class ChainReadMethods:
 
     @rpc("dubhe_getReceipt")
     def dubhe_receipt(self, p: Params, c: Call) -> dict[str, Any] | None:
-        p.max_count(1)
+        """params: ``[hash, {"blockStats"?: bool}?]``. The receipt alone; with
+        ``{"blockStats": true}`` also its block's execution stats (as before they moved to the
+        block)."""
+        p.max_count(2)
         rc = self.chain.receipt(p.get(0, "transactionHash", params.hash32))
+        with_stats = p.opt(1, "options", receipt_options, False)
         if rc is None:
             return None
-        return {**eth.dubhe_receipt_obj(rc), "blockStats": self._stats_of(rc.block_number)}
+        out = eth.dubhe_receipt_obj(rc)
+        if with_stats:
+            out["blockStats"] = self._stats_of(rc.block_number)
+        return out
 
     # -- contract storage -----------------------------------------------------------------
     @rpc("dubhe_getState")

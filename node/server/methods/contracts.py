@@ -96,8 +96,11 @@ class ContractMethods:
 
     @rpc("dubhe_admin_deployContract")
     async def deploy(self, p: Params, c: Call) -> dict[str, Any]:
-        """params: ``[{"code": hex, "address"?: hex}]``; applies at the next block, returns
-        ``{address, codeHash, blockNumber, exports}`` once that block is committed."""
+        """params: ``[{"code": hex, "address"?: hex}]``; applies at the next block. Returns
+        ``{address, codeHash, exports, status, blockNumber}``: once that block is committed
+        (``status: "committed"``), or at once while production is paused (``status: "queued"``,
+        ``blockNumber: null``; listed in ``dubhe_status.queuedDeploys`` until the first block
+        after the resume takes it)."""
         p.max_count(1)
         self._need_vm()
         assert self.loader is not None
@@ -105,13 +108,14 @@ class ContractMethods:
         program = await asyncio.to_thread(
             self.loader.deploy_check, d.code
         )  # raises CodeRejected (-32602)
-        number = await self.writes.schedule_system_write({keys.code_key(d.address): d.code})
+        info = {"address": data(d.address), "codeHash": data(program.code_hash)}
+        number = await self.writes.schedule_system_write({keys.code_key(d.address): d.code}, info)
         self.loader.invalidate(d.address)
         return {
-            "address": data(d.address),
-            "codeHash": data(program.code_hash),
-            "blockNumber": hex(number),
+            **info,
             "exports": sorted(program.exports),
+            "status": "queued" if number is None else "committed",
+            "blockNumber": None if number is None else hex(number),
         }
 
     @rpc("dubhe_call")

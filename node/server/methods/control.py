@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
+from node.core.hexutil import data, qty
 from node.rpc.jsonrpc import Params
 from node.server.methods.ports import ProductionControl
 from node.server.methods.table import Call, rpc
@@ -28,11 +30,18 @@ class ControlMethods:
         self.set_level = set_level
 
     @rpc("dubhe_admin_pauseProduction")
-    async def pause(self, p: Params, c: Call) -> bool:
-        """Answers once no block is being built: no block appears after the reply until resume."""
+    async def pause(self, p: Params, c: Call) -> dict[str, Any]:
+        """Answers once no block is being built: no block appears after the reply until resume.
+        ``{"paused": true, "lastBlock", "lastBlockHash", "queuedDeploys"}``: the last committed
+        block (the one any later block will follow) and the deploys waiting for the next one."""
         p.max_count(0)
-        await self.production.pause()
-        return True
+        head = await self.production.pause()
+        return {
+            "paused": True,
+            "lastBlock": qty(head.number) if head else None,
+            "lastBlockHash": data(head.hash) if head else None,
+            "queuedDeploys": self.production.queued_deploys(),
+        }
 
     @rpc("dubhe_admin_resumeProduction")
     def resume(self, p: Params, c: Call) -> bool:

@@ -74,6 +74,28 @@ def block_tag(v: Any) -> int | str:
     )
 
 
+def block_ref(v: Any) -> int | str | bytes:
+    """A block by number (hex quantity), tag (:data:`BLOCK_TAGS`) or hash (32 bytes of hex):
+    execution-apis' ``BlockNumberOrTagOrHash``; also the EIP-1898 objects ``{"blockHash"}``
+    (``requireCanonical`` is accepted: this node has only its canonical chain) and
+    ``{"blockNumber"}``. A hash comes back as ``bytes``."""
+    if isinstance(v, dict):
+        if "blockHash" in v:
+            f = Fields(v, ("blockHash", "requireCanonical"))
+            f.opt("requireCanonical", boolean, False)
+            return f.get("blockHash", hash32)
+        return Fields(v, ("blockNumber",)).get("blockNumber", block_tag)
+    if isinstance(v, str) and v.startswith("0x") and len(v) == 66:
+        return hash32(v)
+    try:
+        return block_tag(v)
+    except ValueError:
+        raise ValueError(
+            'expected a block number (hex), a block hash, or "latest", "pending", "safe", '
+            '"finalized", "earliest"'
+        ) from None
+
+
 def one_of(allowed: Collection[str], what: str) -> Callable[[Any], str]:
     """A parser accepting only the strings in ``allowed`` (named ``what`` in the error)."""
 

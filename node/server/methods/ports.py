@@ -6,13 +6,14 @@ service, the VM); tests pass small fakes. A group never sees the node itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Collection, Mapping
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from node.core.block import BlockHeader
+from node.core.errors import NodeError
 from node.core.execution import BlockContext, Receipt, StateReader, TxOutcome
 from node.core.tx import Transaction
-from node.state.chain_store import TxLocation
+from node.state.chain_store import StoredReceipt, TxLocation
 from node.vm.program import Program
 
 
@@ -44,6 +45,18 @@ class ChainReads(LatestState, Protocol):
 
     def receipt(self, tx_hash: bytes) -> Receipt | None: ...
 
+    def stored_receipt(self, tx_hash: bytes) -> StoredReceipt | None:
+        """A receipt with its transaction, cumulative gas and first log index (constant cost)."""
+        ...
+
+    def block_receipts(self, number: int) -> list[StoredReceipt] | None:
+        """Every receipt of a block in order (cost linear in its size); None: no such block."""
+        ...
+
+    def execution_digest(self, number: int) -> bytes | None:
+        """The block's execution digest (``node.core.block.execution_digest``)."""
+        ...
+
 
 class PendingView(Protocol):
     """What read methods need of the mempool: pending transactions and nonces."""
@@ -65,6 +78,13 @@ class Admission(Protocol):
         its cause) or ``LimitExceeded`` (-32005)."""
         ...
 
+    def submit_many(
+        self, txs: Sequence[Transaction | NodeError], *, signatures_checked: bool = False
+    ) -> list[bytes | NodeError]:
+        """Admit ``txs`` in order, all accepted ones durable in one write before returning;
+        per item the hash or the error that refused it."""
+        ...
+
     def __len__(self) -> int: ...
 
 
@@ -74,8 +94,13 @@ class ProductionControl(Protocol):
     @property
     def paused(self) -> bool: ...
 
-    async def pause(self) -> None:
-        """Returns once no block is being built: none appears until :meth:`resume`."""
+    async def pause(self) -> BlockHeader | None:
+        """Returns the last committed block once no block is being built: none appears until
+        :meth:`resume`."""
+        ...
+
+    def queued_deploys(self) -> list[dict[str, Any]]:
+        """Scheduled system writes (deploys) that no block has taken yet."""
         ...
 
     def resume(self) -> None: ...
@@ -116,9 +141,12 @@ class ReadOnlyCalls(Protocol):
 class SystemWrites(Protocol):
     """State writes applied by the node itself at the start of the next block."""
 
-    def schedule_system_write(self, writes: Mapping[bytes, bytes | None]) -> Awaitable[int]:
+    def schedule_system_write(
+        self, writes: Mapping[bytes, bytes | None], info: Mapping[str, Any] | None = None
+    ) -> Awaitable[int | None]:
         """Apply ``writes`` at the start of the next block; resolves to that block's number once
-        it is committed."""
+        it is committed, or to None at once when production is paused (the writes stay queued,
+        described by ``info``, and land in the first block after the resume)."""
         ...
 
 

@@ -54,8 +54,10 @@ def new_request_id() -> str:
 
 @dataclass(slots=True)
 class Call:
-    """Who is calling: transport (``http``/``ws``), peer address, admin flag, rate bucket, and
-    for WebSocket calls the connection (subscription methods attach to it).
+    """Who is calling: transport (``http``/``ws``), peer address, admin flag, the connection's
+    request rate bucket (one token per request, taken by the dispatcher) and transaction rate
+    bucket (one token per submitted transaction, taken by the admission methods), and for
+    WebSocket calls the connection (subscription methods attach to it).
 
     ``request_id`` (for logs and the audit trail) is made on first use: most requests never
     need one."""
@@ -65,6 +67,7 @@ class Call:
     admin: bool
     bucket: TokenBucket | None
     conn: Subscriber | None = None
+    tx_bucket: TokenBucket | None = None
     _rid: str = ""
 
     @property

@@ -159,12 +159,21 @@ async def test_transaction_lifecycle(node: Any) -> None:
         assert tx["status"] == "included" and tx["blockNumber"] == receipt["blockNumber"]
         drc = await rpc.call("dubhe_getReceipt", tx_hash)
         assert drc["status"] == "success" and drc["blockNumber"] == receipt["blockNumber"]
-        stats = drc["blockStats"]  # the block's execution stats travel with its receipts
+        assert "blockStats" not in drc  # lean: the block's stats are on the block
+        stats = (await rpc.call("dubhe_getReceipt", tx_hash, {"blockStats": True}))["blockStats"]
         assert (
             stats["strategy"] == "Serial" and stats["txs"] >= 1 and 0 <= stats["conflictRate"] <= 1
         )
         block = await rpc.call("eth_getBlockByNumber", receipt["blockNumber"], True)
         assert tx_hash in [t["hash"] for t in block["transactions"]]
+        assert block["dubheStats"] == stats
+        # the whole block's receipts in one call: the same receipt, in both formats
+        by_number = await rpc.call("eth_getBlockReceipts", receipt["blockNumber"])
+        assert by_number == await rpc.call("eth_getBlockReceipts", block["hash"])
+        assert receipt in by_number
+        dubhe = await rpc.call("dubhe_getBlockReceipts", {"blockHash": block["hash"]})
+        assert drc in dubhe["receipts"] and dubhe["blockStats"] == stats
+        assert dubhe["executionDigest"] == block["executionDigest"]
         val = await rpc.call("dubhe_getState", data(keys.NATIVE_TOKEN), data(b"b" + to))
         assert unpack_u64(bytes.fromhex(val[2:])) == 40
         # a replay of nonce 0 after inclusion (a different tx with the same nonce) is refused
@@ -222,9 +231,14 @@ async def test_pause_resume_production(fresh_node: Any) -> None:
         async def height() -> int:
             return parse_qty(await rpc.call("eth_blockNumber"))
 
-        # The reply comes once no block is being built: from then on the height must not move.
-        assert await rpc.call("dubhe_admin_pauseProduction") is True
+        # The reply comes once no block is being built: from then on the height must not move,
+        # and the reply names the last committed block.
+        paused = await rpc.call("dubhe_admin_pauseProduction")
+        assert paused["paused"] is True and paused["queuedDeploys"] == []
         h1 = await height()
+        assert paused["lastBlock"] == hex(h1)
+        head = await rpc.call("eth_getBlockByNumber", "latest", False)
+        assert paused["lastBlockHash"] == head["hash"]
         assert (await rpc.call("dubhe_status"))["paused"] is True
         await asyncio.sleep(0.3)  # the window of the check: six block periods, none may appear
         assert await height() == h1
@@ -273,16 +287,22 @@ async def test_adaptive_scheduler_reports_its_path(fresh_node: Any) -> None:
             lambda: rpc.call("dubhe_getReceipt", hashes[-1]), what="the last receipt"
         )
         assert rc["status"] == "success"
-        stats = rc["blockStats"]
+        stats = (await rpc.call("eth_getBlockByNumber", rc["blockNumber"], False))["dubheStats"]
         assert stats["strategy"] == "SuiObjectDAG" and stats["txs"] == 24
         assert (
             stats["mode"] == "parallel" and stats["workers"] == 2
         )  # the warm-up block runs in parallel
-        gate = (await rpc.call("dubhe_status"))["scheduler"]["adaptive"]
+        assert stats["path"] == "strategy" and sum(stats["workerTxs"]) == 24
+        sched = (await rpc.call("dubhe_status"))["scheduler"]
+        gate = sched["adaptive"]
         assert gate["parallelBlocks"] >= 1 and gate["force"] is None
+        assert sched["gate"] is True and sched["contentionFallback"] is True
+        assert sched["totals"]["blocksByPath"]["strategy"] >= 1
     async with aiohttp.ClientSession() as s, s.get(n.rpc + "/metrics") as r:
         text = await r.text()
     assert (
         'dubhe_scheduler_blocks_total{mode="parallel"}' in text
         and "dubhe_scheduler_parallel_gain" in text
+        and 'dubhe_scheduler_path_blocks_total{path="strategy"}' in text
+        and 'dubhe_scheduler_worker_txs_total{worker="coordinator"}' in text
     )

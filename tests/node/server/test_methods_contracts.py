@@ -50,12 +50,19 @@ class FakeCalls:
 
 @dataclass
 class FakeWrites:
-    scheduled: list[Mapping[bytes, bytes | None]] = field(default_factory=list)
+    """Resolves to block 9, or to None (queued) while ``paused``."""
 
-    def schedule_system_write(self, writes: Mapping[bytes, bytes | None]) -> Awaitable[int]:
+    scheduled: list[Mapping[bytes, bytes | None]] = field(default_factory=list)
+    infos: list[Mapping[str, Any] | None] = field(default_factory=list)
+    paused: bool = False
+
+    def schedule_system_write(
+        self, writes: Mapping[bytes, bytes | None], info: Mapping[str, Any] | None = None
+    ) -> Awaitable[int | None]:
         self.scheduled.append(dict(writes))
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        fut.set_result(9)
+        self.infos.append(info)
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None if self.paused else 9)
         return fut
 
 
@@ -82,11 +89,19 @@ async def test_deploy_applies_at_the_next_block(rig: Rig) -> None:
         "dubhe_admin_deployContract", {"code": data(GOOD), "address": data(addr)}, admin=True
     )
     assert d == {"address": data(addr), "codeHash": data(sha3(GOOD)), "blockNumber": "0x9",
-                 "exports": ["get", "increment"]}
+                 "exports": ["get", "increment"], "status": "committed"}
     assert rig.writes.scheduled == [{keys.code_key(addr): GOOD}]
+    assert rig.writes.infos == [{"address": data(addr), "codeHash": data(sha3(GOOD))}]
     assert rig.loader.invalidated == [addr]
     d2 = await rig.rpc.call("dubhe_admin_deployContract", {"code": data(GOOD)}, admin=True)
     assert d2["address"] == data(deploy_address(GOOD))
+
+
+async def test_deploy_while_paused_answers_queued(rig: Rig) -> None:
+    rig.writes.paused = True
+    d = await rig.rpc.call("dubhe_admin_deployContract", {"code": data(GOOD)}, admin=True)
+    assert d["status"] == "queued" and d["blockNumber"] is None
+    assert d["address"] == data(deploy_address(GOOD)) and len(rig.writes.scheduled) == 1
 
 
 @pytest.mark.parametrize(

@@ -4,26 +4,36 @@ admin gate every dubhe_admin_ method sits behind."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from inproc import InProcess, RpcFault  # type: ignore[import-not-found]
 
+from node.core.block import ZERO_HASH, BlockHeader
 from node.server.methods.control import ControlMethods
+
+HEAD = BlockHeader(7, ZERO_HASH, 1_000, ZERO_HASH, ZERO_HASH, ZERO_HASH, 0, 0)
 
 
 class FakeProduction:
-    """Pausing waits for ``block_done`` (a block in progress), as the real loop does."""
+    """Pausing waits for ``block_done`` (a block in progress), as the real loop does, then
+    answers with the last committed block."""
 
     def __init__(self) -> None:
         self.paused = False
         self.block_done = asyncio.Event()
+        self.queued: list[dict[str, Any]] = []
 
-    async def pause(self) -> None:
+    async def pause(self) -> BlockHeader | None:
         self.paused = True
         await self.block_done.wait()
+        return HEAD
 
     def resume(self) -> None:
         self.paused = False
+
+    def queued_deploys(self) -> list[dict[str, Any]]:
+        return self.queued
 
 
 async def test_pause_answers_after_the_block_in_progress_and_resume() -> None:
@@ -33,8 +43,10 @@ async def test_pause_answers_after_the_block_in_progress_and_resume() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert prod.paused and not reply.done()
+    prod.queued.append({"address": "0x01"})
     prod.block_done.set()
-    assert await reply is True
+    assert await reply == {"paused": True, "lastBlock": "0x7", "lastBlockHash": "0x" + HEAD.hash.hex(),
+                           "queuedDeploys": [{"address": "0x01"}]}
     assert await rpc.call("dubhe_admin_resumeProduction", admin=True) is True
     assert not prod.paused
 

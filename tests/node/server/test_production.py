@@ -125,9 +125,11 @@ async def test_pause_returns_after_the_block_in_progress_and_nothing_follows() -
         await asyncio.sleep(0.01)
         assert prod.paused and not pausing.done()  # the block in progress is still building
         release.set()
-        await asyncio.wait_for(pausing, scaled(5))
+        head = await asyncio.wait_for(pausing, scaled(5))
         built = len(seen)
         assert built >= 1
+        # the answer names the block that was in progress: the last one committed
+        assert head is not None and head == seen[-1].header == chain.store.head
         await asyncio.sleep(0.05)  # the window of the check: fifty block periods, none may build
         assert len(seen) == built and prod.running
         prod.resume()
@@ -149,3 +151,51 @@ async def test_stop_fails_pending_deploys_and_health_follows() -> None:
     assert not prod.running
     with pytest.raises(RuntimeError, match="shutting down"):
         await done
+
+
+async def test_deploys_while_paused_are_queued_visible_and_land_in_the_next_block() -> None:
+    chain = MemoryChain.new()
+    prod, seen = production(chain, block_time_s=0.001)
+    k1, k2 = keys.code_key(bytes(19) + b"\x01"), keys.code_key(bytes(19) + b"\x02")
+    prod.start()
+    try:
+        await wait_until(lambda: len(seen) >= 1, what="a first block")
+        head = await prod.pause()
+        assert head is not None and head == chain.store.head
+        # while paused: answered at once (None = queued), listed, and no block appears
+        d1 = prod.schedule_system_write({k1: b"one"}, {"address": "0x01"})
+        assert d1.done() and d1.result() is None
+        d2 = prod.schedule_system_write({k2: b"two"}, {"address": "0x02"})
+        assert d2.done() and d2.result() is None
+        assert prod.queued_deploys() == [{"address": "0x01"}, {"address": "0x02"}]
+        await asyncio.sleep(0.05)  # fifty block periods: none may build while paused
+        assert chain.store.head == head and chain.store.get(k1) is None
+        # resume: both land in the very next block, in the order they were queued
+        n_before = len(seen)
+        prod.resume()
+        await wait_until(lambda: len(seen) > n_before, what="the first block after resume")
+        first = seen[n_before]
+        assert first.header.number == head.number + 1
+        assert chain.store.get(k1) == b"one" and chain.store.get(k2) == b"two"
+        assert prod.queued_deploys() == []
+    finally:
+        await prod.stop()
+
+
+async def test_a_deploy_waiting_for_a_block_answers_queued_when_production_pauses() -> None:
+    chain = MemoryChain.new()
+    prod, seen = production(chain)  # one block an hour: the deploy would wait for it
+    prod.start()
+    try:
+        key = keys.code_key(bytes(19) + b"\x03")
+        waiting = prod.schedule_system_write({key: b"code"}, {"address": "0x03"})
+        assert not waiting.done() and prod.queued_deploys() == [{"address": "0x03"}]
+        head = await prod.pause()
+        assert await asyncio.wait_for(waiting, scaled(1)) is None  # queued, not hanging
+        assert prod.queued_deploys() == [{"address": "0x03"}] and chain.store.head == head
+        prod.resume()
+        b = await prod.produce_one()  # the next block takes it
+        assert b is not None and b.header.number == head.number + 1
+        assert chain.store.get(key) == b"code" and prod.queued_deploys() == []
+    finally:
+        await prod.stop()
