@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,8 @@ import pytest
 from node.chain.mempool import Mempool
 from node.chain.producer import BlockProducer
 from node.core import keys
-from node.core.errors import InvalidTransaction, LimitExceeded
-from node.core.tx import Signer, sign_tx
+from node.core.errors import InvalidTransaction, LimitExceeded, NodeError, StorageError
+from node.core.tx import Signer, Transaction, sign_tx
 from node.scheduler.serial import Serial
 from node.state.chain_store import ChainStore
 from node.state.kv import MemoryKV
@@ -93,3 +95,67 @@ def test_restore_after_restart(tmp_path: Path) -> None:
     p2.submit(tx(A, 3))  # sequence numbers continue after the restored ones
     assert [e.seq for e in p2.pending(10)] == [0, 1, 2, 3]
     store2.close()
+
+
+class CountingWrites(MemoryKV):
+    """MemoryKV counting write batches; ``fail`` makes the next write raise (a disk error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.fail = False
+
+    def write(self, ops: Mapping[bytes, bytes | None], *, sync: bool = False) -> None:
+        if self.fail:
+            raise StorageError("disk on fire")
+        self.writes += 1
+        super().write(ops, sync=sync)
+
+
+def test_submit_many_admits_in_order_in_one_write_with_per_item_errors() -> None:
+    kv = CountingWrites()
+    store = ChainStore(kv)
+    p = pool(store, max_txs=5)
+    p.submit(tx(A, 0))
+    before = kv.writes
+    bad_sig = Transaction.decode(tx(B, 5))
+    bad_sig = dataclasses.replace(bad_sig, signature=bytes(64))
+    items: list[Transaction | NodeError] = [
+        Transaction.decode(tx(A, 0)),  # already pending: its hash again (idempotent)
+        Transaction.decode(tx(A, 1)),
+        Transaction.decode(tx(A, 2)),  # follows the previous item of the same sender
+        Transaction.decode(tx(A, 2)),  # twice in one list: one admission, the same hash
+        Transaction.decode(tx(A, 4)),  # a gap
+        Transaction.decode(tx(B, 0, chain_id=8)),
+        bad_sig,
+        InvalidTransaction("malformed", "passed through"),
+        Transaction.decode(tx(B, 0)),
+        Transaction.decode(tx(B, 1)),
+        Transaction.decode(tx(B, 2)),  # the pool holds 5: full
+    ]
+    out = p.submit_many(items)
+    assert kv.writes == before + 1  # every accepted transaction in one write batch
+    hashes = [r for r in out if isinstance(r, bytes)]
+    assert hashes == [Transaction.decode(tx(A, n)).hash for n in (0, 1, 2, 2)] + [
+        Transaction.decode(tx(B, n)).hash for n in (0, 1)
+    ]
+    causes = [r.cause if isinstance(r, InvalidTransaction) else type(r).__name__
+              for r in out if not isinstance(r, bytes)]
+    assert causes == ["nonce_gap", "wrong_chain", "bad_signature", "malformed", "LimitExceeded"]
+    assert len(p) == 5 and p.next_nonce(A.address) == 3 and p.next_nonce(B.address) == 2
+    # durable: a restarted pool (same store) has exactly them, in arrival order
+    again = pool(store)
+    assert again.restore() == 5
+    assert [e.tx.nonce for e in again.pending(10)] == [0, 1, 2, 0, 1]
+
+
+def test_submit_many_admits_nothing_when_the_write_fails() -> None:
+    kv = CountingWrites()
+    store = ChainStore(kv)
+    p = pool(store)
+    kv.fail = True
+    with pytest.raises(StorageError):
+        p.submit_many([Transaction.decode(tx(A, 0)), Transaction.decode(tx(A, 1))])
+    kv.fail = False
+    assert len(p) == 0 and p.next_nonce(A.address) == 0 and pool(store).restore() == 0
+    assert p.submit_many([Transaction.decode(tx(A, 0))]) == [Transaction.decode(tx(A, 0)).hash]

@@ -20,7 +20,7 @@ from node.server.dispatch import Call, Dispatcher
 from node.server.methods.table import MethodTable
 from node.server.metrics import Metrics
 from node.server.pubsub import Subscriber
-from node.server.security import AuditLog
+from node.server.security import AuditLog, TokenBucket
 from node.state.chain_store import ChainStore
 from node.state.kv import MemoryKV
 from node.vm.reference import MINT_AUTHORITY_SEED, ReferenceExecutor
@@ -51,10 +51,10 @@ class InProcess:
                                      timeout_s=timeout_s, max_batch=10)
 
     async def call(self, method: str, *params: Any, admin: bool = False, transport: str = "http",
-                   conn: Subscriber | None = None) -> Any:
+                   conn: Subscriber | None = None, tx_bucket: TokenBucket | None = None) -> Any:
         body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
         out = await self.dispatcher.handle(
-            body, Call(transport, ("127.0.0.1", 1), admin, None, conn=conn)
+            body, Call(transport, ("127.0.0.1", 1), admin, None, conn=conn, tx_bucket=tx_bucket)
         )
         assert out is not None
         resp = orjson.loads(out)

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import orjson
 import pytest
 import websockets
 from server_harness import RunningNode  # type: ignore[import-not-found]
@@ -99,5 +100,68 @@ async def test_kill9_after_ack_loses_nothing_and_executes_once(fresh_node: Any) 
                 assert await rpc.call("eth_getTransactionCount", data(s.address), "latest") == hex(
                     8
                 )
+    finally:
+        n2.stop()
+
+
+async def _ws_call(ws: Any, id_: int, method: str, params: list[Any]) -> Any:
+    await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}))
+    while True:
+        msg = orjson.loads(await asyncio.wait_for(ws.recv(), scaled(10)))
+        if msg.get("id") == id_:
+            assert "error" not in msg, msg
+            return msg["result"]
+
+
+async def test_kill9_after_bulk_acks_loses_nothing_and_executes_once(fresh_node: Any) -> None:
+    """dubhe_sendTransactions over HTTP and over a WebSocket at once, kill -9 right after the
+    last reply: after a restart every returned hash is in a block exactly once."""
+    n: RunningNode = fresh_node(node={"block_time_ms": 150})
+    chain = 0x44554248
+    slot = b"bulk"
+    skey = keys.storage_key(keys.COUNTER_DEMO, slot)
+    groups = {t: [Signer.from_seed(f"bulk-{t}-{i}".encode()) for i in range(20)]
+              for t in ("http", "ws")}
+    rounds = 12
+
+    def round_txs(senders: list[Signer], nonce: int) -> list[str]:
+        return [data(sign_tx(s, chain_id=chain, nonce=nonce, to=keys.COUNTER_DEMO,
+                             method="increment", args=slot + pack_u64(1), write_set=(skey,)).raw)
+                for s in senders]
+
+    hashes: list[str] = []
+
+    async def over_http() -> None:
+        async with HttpRpc(n.rpc) as rpc:
+            for nonce in range(rounds):
+                out = await rpc.call("dubhe_sendTransactions", round_txs(groups["http"], nonce))
+                assert all(isinstance(h, str) for h in out), out
+                hashes.extend(out)
+
+    async def over_ws() -> None:
+        async with websockets.connect(n.ws) as ws:
+            for nonce in range(rounds):
+                out = await _ws_call(ws, nonce, "dubhe_sendTransactions",
+                                     [round_txs(groups["ws"], nonce)])
+                assert all(isinstance(h, str) for h in out), out
+                hashes.extend(out)
+
+    await asyncio.gather(over_http(), over_ws())
+    n.kill()  # SIGKILL right after the last acknowledgement
+    total = 2 * 20 * rounds
+    assert len(set(hashes)) == total
+    n2 = RunningNode(n.workdir, n.config).start()
+    try:
+        async with HttpRpc(n2.rpc) as rpc:
+
+            async def pool_drained() -> bool:
+                return bool((await rpc.call("dubhe_status"))["mempoolSize"] == 0)
+
+            await wait_until(pool_drained, 30, what="every restored transaction included")
+            seen = await _all_block_txs(rpc)
+            assert all(seen[h] == 1 for h in hashes), "a transaction is missing or included twice"
+            assert sum(seen.values()) == total
+            val = await rpc.call("dubhe_getState", data(keys.COUNTER_DEMO), data(slot))
+            assert unpack_u64(bytes.fromhex(val[2:])) == total  # each increment ran once
     finally:
         n2.stop()

@@ -1,18 +1,21 @@
-"""dubhe_sendTransaction in-process, against a fake mempool."""
+"""dubhe_sendTransaction and dubhe_sendTransactions in-process, against a fake mempool."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 from inproc import CHAIN_ID, InProcess, RpcFault  # type: ignore[import-not-found]
 
 from node.core import keys
-from node.core.errors import InvalidTransaction, LimitExceeded
+from node.core.errors import InvalidTransaction, LimitExceeded, NodeError
 from node.core.hexutil import data
 from node.core.tx import Signer, Transaction, sign_tx
-from node.server.methods.admission import AdmissionMethods
+from node.server.methods.admission import VERIFY_OFF_LOOP_FROM, AdmissionMethods
 from node.server.metrics import Metrics
+from node.server.security import TokenBucket
 
 S = Signer.from_seed(b"admission")
 
@@ -21,12 +24,27 @@ S = Signer.from_seed(b"admission")
 class FakeMempool:
     refuse: Exception | None = None
     got: list[Transaction] = field(default_factory=list)
+    lists: list[list[Transaction | NodeError]] = field(default_factory=list)
+    checked: list[bool] = field(default_factory=list)
 
     def submit_tx(self, tx: Transaction) -> bytes:
         if self.refuse is not None:
             raise self.refuse
         self.got.append(tx)
         return tx.hash
+
+    def submit_many(self, txs: Sequence[Transaction | NodeError], *,
+                    signatures_checked: bool = False) -> list[bytes | NodeError]:
+        self.lists.append(list(txs))
+        self.checked.append(signatures_checked)
+        out: list[bytes | NodeError] = []
+        for t in txs:
+            if isinstance(t, Transaction):
+                self.got.append(t)
+                out.append(t.hash)
+            else:
+                out.append(t)
+        return out
 
     def __len__(self) -> int:
         return len(self.got)
@@ -52,9 +70,9 @@ def as_object(t: Transaction) -> dict[str, object]:
     }
 
 
-def setup(pool: FakeMempool) -> tuple[InProcess, Metrics]:
+def setup(pool: FakeMempool, max_submit_txs: int = 5000) -> tuple[InProcess, Metrics]:
     metrics = Metrics()
-    return InProcess(AdmissionMethods(pool, metrics)), metrics
+    return InProcess(AdmissionMethods(pool, metrics, max_submit_txs=max_submit_txs)), metrics
 
 
 async def test_raw_and_object_forms_admit_the_same_transaction() -> None:
@@ -107,3 +125,67 @@ async def test_refusals_keep_their_codes_and_causes() -> None:
         e.value.code == -32602
         and "expected raw transaction hex or a transaction object" in e.value.message
     )
+
+
+@pytest.mark.parametrize("n_good", [3, VERIFY_OFF_LOOP_FROM + 4])  # inline and off-loop checks
+async def test_a_list_answers_per_item_in_order(n_good: int) -> None:
+    pool = FakeMempool()
+    rpc, metrics = setup(pool)
+    good = [tx(n) for n in range(n_good)]
+    forged = dataclasses.replace(tx(99), signature=bytes(64))
+    bad_field = as_object(tx(100))
+    bad_field["to"] = "0x12"
+    items = [data(good[0].raw), as_object(good[1]), data(forged.raw), data(good[2].raw)[:-10],
+             bad_field, 42, *[data(t.raw) for t in good[2:]]]
+    out = await rpc.call("dubhe_sendTransactions", items)
+    assert len(out) == len(items)
+    assert out[:2] == [data(good[0].hash), data(good[1].hash)]
+    assert out[2] == {"error": {"code": -32003, "message": "bad_signature: signature does not "
+                                "verify", "data": {"cause": "bad_signature"}}}
+    assert out[3]["error"]["code"] == -32003 and out[3]["error"]["data"] == {"cause": "malformed"}
+    assert out[4]["error"]["code"] == -32602 and "data" not in out[4]["error"]
+    assert "(transactions[4]): field to: expected 20 bytes" in out[4]["error"]["message"]
+    assert out[5]["error"]["code"] == -32602 and "transactions[5]" in out[5]["error"]["message"]
+    assert out[6:] == [data(t.hash) for t in good[2:]]
+    # the mempool got the whole list in order (errors in place), signatures already checked
+    assert pool.got == good and pool.checked == [True] and len(pool.lists[0]) == len(items)
+    assert metrics.tx_accepted.labels("dubhe_sendTransactions")._value.get() == n_good
+    assert metrics.tx_rejected.labels("bad_signature")._value.get() == 1
+    assert metrics.tx_rejected.labels("malformed")._value.get() == 1
+
+
+async def test_list_limits_and_parameter_errors() -> None:
+    pool = FakeMempool()
+    rpc, _ = setup(pool, max_submit_txs=3)
+    with pytest.raises(RpcFault) as e:
+        await rpc.call("dubhe_sendTransactions", [data(tx(n).raw) for n in range(4)])
+    assert e.value.code == -32005
+    assert "4 transactions in one call; the limit is 3" in e.value.message
+    assert pool.lists == []  # refused whole
+    for bad in (data(tx().raw), {"0": 1}):
+        with pytest.raises(RpcFault) as e:
+            await rpc.call("dubhe_sendTransactions", bad)
+        assert e.value.code == -32602 and "(transactions): expected an array" in e.value.message
+    assert await rpc.call("dubhe_sendTransactions", []) == []
+
+
+async def test_every_transaction_takes_a_token_of_the_connections_tx_bucket() -> None:
+    pool = FakeMempool()
+    rpc, metrics = setup(pool)
+    bucket = TokenBucket(0.001, 5)  # five tokens, practically no refill
+    out = await rpc.call("dubhe_sendTransactions", [data(tx(n).raw) for n in range(4)],
+                         tx_bucket=bucket)
+    assert out == [data(tx(n).hash) for n in range(4)]
+    # one token left: the list is admitted up to it, every later item refused on its own
+    out = await rpc.call("dubhe_sendTransactions", [data(tx(n).raw) for n in range(4, 7)],
+                         tx_bucket=bucket)
+    assert out[0] == data(tx(4).hash)
+    assert [o["error"]["code"] for o in out[1:]] == [-32005, -32005]
+    assert "transaction rate limit" in out[1]["error"]["message"]
+    with pytest.raises(RpcFault) as e:  # a single submission draws on the same bucket
+        await rpc.call("dubhe_sendTransaction", data(tx(7).raw), tx_bucket=bucket)
+    assert e.value.code == -32005 and "transaction rate limit" in e.value.message
+    assert len(pool.got) == 5 and metrics.rate_limited.labels("http")._value.get() == 2
+    fresh = TokenBucket(0.001, 1)
+    assert await rpc.call("dubhe_sendTransaction", data(tx(8).raw), tx_bucket=fresh) == data(
+        tx(8).hash)

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
-from inproc import CHAIN_ID, InProcess, MemoryChain, RpcFault  # type: ignore[import-not-found]
+from inproc import (  # type: ignore[import-not-found]
+    AUTHORITY,
+    CHAIN_ID,
+    InProcess,
+    MemoryChain,
+    RpcFault,
+)
 
+from node.chain.mempool import Mempool
+from node.chain.producer import BlockProducer
 from node.core import keys
 from node.core.hexutil import data
 from node.core.tx import Signer, Transaction
+from node.scheduler.serial import Serial
 from node.server.methods.chain_reads import CLIENT_VERSION, ChainReadMethods
+from node.state.chain_store import NS_DIGEST, NS_RECEIPT_POS, ChainStore
+from node.state.kv import MemoryKV
+from node.vm.reference import ReferenceExecutor
 
 ALICE, BOB = Signer.from_seed(b"alice"), Signer.from_seed(b"bob")
 
@@ -150,3 +163,109 @@ async def test_contract_storage(chain: MemoryChain) -> None:
     with pytest.raises(RpcFault) as e:
         await rpc.call("dubhe_getState", token, "0x")
     assert e.value.code == -32602 and "(key): must not be empty" in e.value.message
+
+
+class CountingKV(MemoryKV):
+    """MemoryKV counting the keys read (``get`` and every key of ``get_many``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads += 1
+        return super().get(key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        self.reads += len(keys)
+        return super().get_many(keys)
+
+
+def counted_chain(*sizes: int) -> tuple[MemoryChain, CountingKV]:
+    """A chain whose blocks 1.. hold ``sizes`` mints each (every mint emits an event)."""
+    kv = CountingKV()
+    store = ChainStore(kv)
+    producer = BlockProducer(store, Serial(ReferenceExecutor(AUTHORITY.address)), chain_id=CHAIN_ID)
+    producer.genesis({}, 1_000)
+    c = MemoryChain(store, Mempool(store, chain_id=CHAIN_ID, max_txs=10_000), producer, {})
+    for b, n in enumerate(sizes):
+        c.block(*(c.mint(Signer.from_seed(b"r%d-%d" % (b, i)).address, 1 + i) for i in range(n)),
+                now_ms=2_000 + b)
+    return c, kv
+
+
+async def reads_of(kv: CountingKV, rpc: InProcess, method: str, *args: object) -> tuple[int, Any]:
+    before = kv.reads
+    out = await rpc.call(method, *args)
+    return kv.reads - before, out
+
+
+async def test_a_receipt_costs_constant_reads_and_a_block_linear() -> None:
+    sizes = (10, 200)
+    chain, kv = counted_chain(*sizes)
+    rpc = reads(chain)
+    one, whole = {}, {}
+    for number, n in enumerate(sizes, start=1):
+        last = chain.store.block_tx_hashes(number)[-1]
+        one[n], rc = await reads_of(kv, rpc, "eth_getTransactionReceipt", data(last))
+        assert rc["transactionIndex"] == hex(n - 1)
+        whole[n], receipts = await reads_of(kv, rpc, "eth_getBlockReceipts", hex(number))
+        assert len(receipts) == n and receipts[-1] == rc
+        dub, d = await reads_of(kv, rpc, "dubhe_getBlockReceipts", hex(number))
+        assert len(d["receipts"]) == n
+        assert dub <= 2 * n + 6, (n, dub)
+    print(f"store reads: one receipt {one}, a block's receipts {whole}")
+    # the last receipt of a 200-transaction block costs what the last of a 10-transaction one
+    # does (before the positions were stored it read every earlier receipt of its block)
+    assert one[10] == one[200] <= 5
+    assert all(whole[n] <= 2 * n + 3 for n in sizes), whole
+
+
+async def test_block_receipts_in_the_execution_apis_format() -> None:
+    chain, _ = counted_chain(5)
+    rpc = reads(chain)
+    block = await rpc.call("eth_getBlockByNumber", "0x1", False)
+    receipts = await rpc.call("eth_getBlockReceipts", "0x1")
+    singles = [await rpc.call("eth_getTransactionReceipt", h) for h in block["transactions"]]
+    assert receipts == singles
+    cumulative = 0
+    log_index = 0
+    for i, r in enumerate(receipts):
+        cumulative += int(r["gasUsed"], 16)
+        assert r["transactionIndex"] == hex(i) and r["blockHash"] == block["hash"]
+        assert int(r["cumulativeGasUsed"], 16) == cumulative
+        for lg in r["logs"]:
+            assert lg["logIndex"] == hex(log_index)
+            log_index += 1
+    assert log_index == 5  # one event per mint, numbered across the block
+    # the same block by every form of BlockNumberOrTagOrHash (and EIP-1898 objects)
+    for ref in ("latest", block["hash"], {"blockHash": block["hash"]},
+                {"blockHash": block["hash"], "requireCanonical": True}, {"blockNumber": "0x1"}):
+        assert await rpc.call("eth_getBlockReceipts", ref) == receipts
+    assert await rpc.call("eth_getBlockReceipts", "earliest") == []
+    assert await rpc.call("eth_getBlockReceipts", "0x9") is None
+    assert await rpc.call("eth_getBlockReceipts", "0x" + "ee" * 32) is None
+    for bad in ("newest", "0x" + "ee" * 31, {"blockHash": "0x12"}, {"number": "0x1"}, 5):
+        with pytest.raises(RpcFault) as e:
+            await rpc.call("eth_getBlockReceipts", bad)
+        assert e.value.code == -32602 and "(block)" in e.value.message
+    d = await rpc.call("dubhe_getBlockReceipts", "0x1")
+    assert d["blockNumber"] == "0x1" and d["blockHash"] == block["hash"]
+    assert d["blockStats"] == block["dubheStats"] and d["blockStats"]["txs"] == 5
+    assert d["executionDigest"] == block["executionDigest"]
+    assert d["receipts"] == [await rpc.call("dubhe_getReceipt", h) for h in block["transactions"]]
+    assert await rpc.call("dubhe_getBlockReceipts", "0x9") is None
+
+
+async def test_blocks_committed_before_positions_and_digests_were_stored() -> None:
+    chain, kv = counted_chain(4)
+    rpc = reads(chain)
+    block = await rpc.call("eth_getBlockByNumber", "0x1", False)
+    receipts = await rpc.call("eth_getBlockReceipts", "0x1")
+    singles = [await rpc.call("eth_getTransactionReceipt", h) for h in block["transactions"]]
+    # an older node wrote neither the positions (G) nor the digest (E): drop them
+    kv.write({k: None for k, _ in [*kv.iter_prefix(NS_RECEIPT_POS), *kv.iter_prefix(NS_DIGEST)]})
+    again = [await rpc.call("eth_getTransactionReceipt", h) for h in block["transactions"]]
+    assert again == singles
+    assert await rpc.call("eth_getBlockReceipts", "0x1") == receipts
+    assert (await rpc.call("eth_getBlockByNumber", "0x1", False)) == block

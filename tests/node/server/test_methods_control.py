@@ -45,7 +45,8 @@ async def test_pause_answers_after_the_block_in_progress_and_resume() -> None:
     assert prod.paused and not reply.done()
     prod.queued.append({"address": "0x01"})
     prod.block_done.set()
-    assert await reply == {"paused": True, "lastBlock": "0x7", "lastBlockHash": "0x" + HEAD.hash.hex(),
+    assert await reply == {"paused": True, "lastBlock": "0x7",
+                           "lastBlockHash": "0x" + HEAD.hash.hex(),
                            "queuedDeploys": [{"address": "0x01"}]}
     assert await rpc.call("dubhe_admin_resumeProduction", admin=True) is True
     assert not prod.paused

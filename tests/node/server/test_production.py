@@ -184,7 +184,7 @@ async def test_deploys_while_paused_are_queued_visible_and_land_in_the_next_bloc
 
 async def test_a_deploy_waiting_for_a_block_answers_queued_when_production_pauses() -> None:
     chain = MemoryChain.new()
-    prod, seen = production(chain)  # one block an hour: the deploy would wait for it
+    prod, _ = production(chain)  # one block an hour: the deploy would wait for it
     prod.start()
     try:
         key = keys.code_key(bytes(19) + b"\x03")
