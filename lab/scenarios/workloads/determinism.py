@@ -101,8 +101,9 @@ async def _run(lab: Lab, seed: int, p: DeterminismParams) -> tuple[str, list[dic
 
         async def all_receipts() -> list[dict[str, Any]] | None:
             # (an empty mempool is not enough: the last block may still be executing)
-            res = await batch_all(rpc, [("dubhe_getReceipt", [data(t.hash)]) for t in txs],
-                                  chunk=50)
+            res = await batch_all(
+                rpc, [("dubhe_getReceipt", [data(t.hash), {"blockStats": True}]) for t in txs],
+                chunk=50)
             return res if all(isinstance(r, dict) for r in res) else None
 
         receipts = await poll(all_receipts, timeout_s=120, interval_s=0.2)
