@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 _QTY = re.compile(r"^0x(0|[1-9a-fA-F][0-9a-fA-F]*)$")
-_DATA = re.compile(r"^0x([0-9a-fA-F]{2})*$")
+_DATA = re.compile(r"0x[0-9a-fA-F]*")  # (fullmatch, plus an even length: a fast scan)
 
 
 def qty(n: int) -> str:
@@ -34,7 +34,7 @@ def parse_qty(s: object, *, max_bits: int = 256) -> int:
 
 
 def parse_data(s: object, *, length: int | None = None, max_len: int | None = None) -> bytes:
-    if not isinstance(s, str) or not _DATA.match(s):
+    if not isinstance(s, str) or len(s) % 2 or not _DATA.fullmatch(s):
         raise ValueError("expected 0x-prefixed hex bytes")
     b = bytes.fromhex(s[2:])
     if length is not None and len(b) != length:

@@ -21,6 +21,7 @@ with ``nonce_gap``. A list longer than ``max_submit_txs`` is refused whole (-320
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,9 +34,11 @@ from node.server.methods.ports import Admission
 from node.server.methods.table import Call, rpc
 from node.server.metrics import Metrics
 
-#: Lists at least this long have their signatures checked on a worker thread (the event loop
-#: keeps serving other connections meanwhile); shorter ones inline (a thread hop costs more).
+#: Lists at least this long have their signatures checked off the event loop, split over
+#: :data:`VERIFY_THREADS` threads (libsodium releases the GIL, so they run on every core while
+#: the loop serves other connections); shorter ones inline (a thread hop costs more).
 VERIFY_OFF_LOOP_FROM = 16
+VERIFY_THREADS = max(1, os.cpu_count() or 1)
 
 
 def _verify(txs: Sequence[Transaction | NodeError]) -> list[Transaction | NodeError]:
@@ -111,7 +114,10 @@ class AdmissionMethods:
                 over = LimitExceeded("transaction rate limit exceeded")
                 items[granted:] = [over] * (len(items) - granted)
         if granted >= VERIFY_OFF_LOOP_FROM:
-            items = await asyncio.to_thread(_verify, items)
+            step = -(-len(items) // VERIFY_THREADS)
+            parts = await asyncio.gather(*(asyncio.to_thread(_verify, items[i:i + step])
+                                           for i in range(0, len(items), step)))
+            items = [t for part in parts for t in part]
         else:
             items = _verify(items)
         results = self.mempool.submit_many(items, signatures_checked=True)

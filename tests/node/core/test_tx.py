@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -32,6 +34,7 @@ def test_roundtrip_and_signature(
                  read_set=tuple(rs), write_set=tuple(ws), gas_limit=gas)
     back = Transaction.decode(tx.raw)
     assert back == tx
+    assert back.raw == tx.raw == back.encode()  # decode keeps the (canonical) bytes it read
     assert back.hash == tx.hash
     assert back.sender == SIGNER.address == address_of(SIGNER.public_key)
     back.verify_signature()
@@ -51,6 +54,21 @@ def test_tampered_field_fails_signature() -> None:
     with pytest.raises(InvalidTransaction) as e:
         bad.verify_signature()
     assert e.value.cause == "bad_signature"
+
+
+def test_a_signature_verifies_with_openssl_and_libsodium_alike() -> None:
+    """Signed by cryptography (OpenSSL), verified by libsodium: the node's only verifier."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from node.core.tx import DOMAIN
+
+    tx = _tx()
+    Ed25519PublicKey.from_public_bytes(tx.public_key).verify(tx.signature,
+                                                             DOMAIN + tx.unsigned_bytes())
+    tx.verify_signature()
+    for bad_key in (bytes(32), b"\x01" + bytes(31)):  # small-order points: refused
+        with pytest.raises(InvalidTransaction, match="bad_signature"):
+            dataclasses.replace(tx, public_key=bad_key).verify_signature()
 
 
 def test_other_signer_signature_fails() -> None:
