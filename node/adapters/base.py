@@ -7,9 +7,14 @@ A :class:`ChainAdapter` runs three tasks:
   (fetching ranges over HTTP, enriching each new block with its events) and emits events;
 * **ws** - keeps one WebSocket subscription to the best endpoint with a WS URL (keepalive pings,
   reconnect with full-jitter backoff, resubscribe); each (re)connect queues a poll, so whatever was
-  missed while disconnected is backfilled, in order, before newer heads are emitted;
+  missed while disconnected is backfilled, in order, before newer heads are emitted. The session
+  moves to another endpoint when its own endpoint stops being good (down, degraded or slow by the
+  HTTP health) while another is good, and back to the preferred endpoint once that one has
+  answered ``ws_return_after`` requests in a row again;
 * **poll** - queues a poll tick every ``poll_interval_s`` (the only head source without WS, and a
-  safety net with it).
+  safety net with it), and a *silence probe* when no new head arrived for 1.5 times the usual gap
+  between heads: a stalled subscription (a black-holed endpoint keeps its socket open) costs a
+  fraction of a block, not a poll interval or a ping timeout.
 
 Subclasses supply the chain specifics: how to read the latest header, a header range, a block's
 events, and what to subscribe to.
@@ -22,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -106,7 +112,11 @@ class ChainAdapter(abc.ABC):
     * ``poll_interval_s`` - poll of the latest head (safety net with WS, the only source without);
     * ``window`` - headers remembered for reorg detection; ``max_fetch`` - backfill chunk size;
     * ``pool_size`` - pooled HTTP connections per endpoint; ``use_ws`` - False: poll only;
-    * ``start_from`` - anchor at this block number and backfill from it (e.g. a persisted head).
+    * ``start_from`` - anchor at this block number and backfill from it (e.g. a persisted head);
+    * ``hedge`` / ``hedge_min_s`` / ``hedge_max_s`` - hedged requests and the bounds of the hedge
+      delay (see :mod:`node.adapters.transport`);
+    * ``ws_return_after`` - consecutive good answers of a preferred endpoint before the WebSocket
+      moves back to it.
     """
 
     chain: str = "?"
@@ -126,6 +136,10 @@ class ChainAdapter(abc.ABC):
         pool_size: int = 8,
         use_ws: bool = True,
         start_from: int | None = None,
+        hedge: bool = True,
+        hedge_min_s: float = 0.05,
+        hedge_max_s: float = 2.0,
+        ws_return_after: int = 3,
         logger: logging.Logger | None = None,
     ) -> None:
         if not endpoints:
@@ -136,7 +150,15 @@ class ChainAdapter(abc.ABC):
             rng_seed = random.SystemRandom().randrange(2**32)
         self.rng_seed = rng_seed
         self.log = logger or logging.getLogger(f"node.adapters.{self.chain}")
-        self.health_book = HealthBook(self.endpoints)
+        #: Listeners of failover/recovery transitions (``dict`` events, see
+        #: :meth:`~node.adapters.health.HealthBook.served`).
+        self.transition_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.health_book = HealthBook(
+            self.endpoints,
+            hedge_min_s=hedge_min_s,
+            hedge_max_s=max(hedge_min_s, min(hedge_max_s, request_timeout_s)),
+            on_transition=self._on_transition,
+        )
         # separate streams per consumer so a test can recompute each schedule from the seed
         self.rpc = RpcClient(
             self.health_book,
@@ -145,8 +167,10 @@ class ChainAdapter(abc.ABC):
             request_timeout_s=request_timeout_s,
             attempts=call_attempts,
             pool_size=pool_size,
+            hedge=hedge,
             logger=self.log,
         )
+        self.ws_return_after = ws_return_after
         self._ws_rng = random.Random(f"{rng_seed}:ws")
         self.ping_interval_s = ping_interval_s
         self.poll_interval_s = poll_interval_s
@@ -158,6 +182,7 @@ class ChainAdapter(abc.ABC):
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._poll_queued = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[Any]] = set()
         self._streams: set[EventStream] = set()
         self._listeners: list[Callable[[AdapterEvent], None]] = []
         self._ready = asyncio.Event()
@@ -167,8 +192,13 @@ class ChainAdapter(abc.ABC):
         self.ws_delays: list[float] = []
         self.stats: dict[str, int] = {
             "heads": 0, "reorgs": 0, "backfilled": 0, "duplicates": 0, "stale": 0,
-            "ws_connects": 0, "ws_errors": 0, "malformed": 0, "sync_errors": 0, "events": 0,
+            "ws_connects": 0, "ws_errors": 0, "ws_moves": 0, "malformed": 0, "sync_errors": 0,
+            "events": 0, "silence_probes": 0,
         }
+        #: Smoothed wall-clock gap between consecutive heads (seconds; None before two heads).
+        self.head_gap_s: float | None = None
+        self._last_advance_at = 0.0
+        self._last_poll_at = 0.0
         self.last_events: list[AdapterEvent] = []
 
     # ------------------------------------------------------------------ public API
@@ -247,16 +277,38 @@ class ChainAdapter(abc.ABC):
             "head": None if h is None else {"number": h.number, "hash": h.hash},
             "ws_connected": self.ws_connected,
             "rng_seed": self.rng_seed,
-            "stats": dict(self.stats),
+            "stats": {**self.stats, "hedges": self.rpc.hedges, "abandoned": self.rpc.abandoned},
+            "head_gap_ms": None if self.head_gap_s is None else round(self.head_gap_s * 1000, 1),
             "errors": dict(self.rpc.errors_by_kind),
+            "serving": {
+                t: self.endpoints[i].ws_url if t == "ws" else self.endpoints[i].rpc_url
+                for t, i in self.health_book.serving.items()
+            },
+            "failovers": self.health_book.counts["failover"],
+            "recoveries": self.health_book.counts["recovery"],
+            "transitions": list(self.health_book.transitions)[-20:],
             "endpoints": self.health(),
         }
 
-    async def call(self, method: str, params: list[Any] | dict[str, Any]) -> Any:
-        """A raw JSON-RPC call with failover (result unvalidated)."""
+    async def call(
+        self, method: str, params: list[Any] | dict[str, Any], *, timeout_s: float | None = None
+    ) -> Any:
+        """A raw JSON-RPC call with failover and hedging (result unvalidated); ``timeout_s`` is
+        the whole call's budget."""
         if not self._running:
             raise AdapterStopped(f"{self.chain} adapter is not running")
-        return await self.rpc.call(method, params, lambda r: r)
+        return await self.rpc.call(method, params, lambda r: r, timeout_s=timeout_s)
+
+    def _on_transition(self, ev: dict[str, Any]) -> None:
+        ev = {"chain": self.chain, **ev}
+        level = logging.WARNING if ev["kind"] == "failover" else logging.INFO
+        self.log.log(level, "%s %s %s: %s -> %s (%s)", self.chain, ev["transport"], ev["kind"],
+                     ev["from"], ev["to"], ev["reason"])
+        for cb in self.transition_listeners:
+            try:
+                cb(ev)
+            except Exception:
+                self.log.exception("%s transition listener failed", self.chain)
 
     def poll(self) -> None:
         """Ask the sync task to look at the peer's latest head now."""
@@ -294,14 +346,30 @@ class ChainAdapter(abc.ABC):
     # ------------------------------------------------------------------ sync task
 
     def _queue_poll(self) -> None:
+        self._last_poll_at = time.monotonic()
         if not self._poll_queued:
             self._poll_queued = True
             self._inbox.put_nowait(_POLL)
 
+    def silence_s(self) -> float:
+        """How long without a new head before a silence probe (1.5 usual gaps, within
+        [0.2 s, poll_interval_s])."""
+        if self.head_gap_s is None:
+            return self.poll_interval_s
+        return min(self.poll_interval_s, max(0.2, 1.5 * self.head_gap_s))
+
     async def _poll_loop(self) -> None:
+        tick = min(0.05, self.poll_interval_s)
         while True:
-            await asyncio.sleep(self.poll_interval_s)
-            self._queue_poll()
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            since_poll = now - self._last_poll_at
+            if since_poll >= self.poll_interval_s:
+                self._queue_poll()
+            elif (self._last_advance_at and now - self._last_advance_at >= self.silence_s()
+                  and since_poll >= self.silence_s()):
+                self.stats["silence_probes"] += 1
+                self._queue_poll()
 
     async def _sync_loop(self) -> None:
         while True:
@@ -335,6 +403,7 @@ class ChainAdapter(abc.ABC):
         f = self.follower
         actions = f.on_header(header) if f.head is not None else f.anchor(header)
         fetched = False
+        advanced = 0
         while actions:
             a = actions.pop(0)
             if isinstance(a, Fetch):
@@ -352,6 +421,7 @@ class ChainAdapter(abc.ABC):
                     f.truncate(a.header.number - 1)  # not applied: refetched on the next poll
                     raise
                 self.stats["heads"] += 1
+                advanced += 1
                 if fetched:
                     self.stats["backfilled"] += 1
                 self._emit(NewHead(self.chain, a.header))
@@ -369,6 +439,14 @@ class ChainAdapter(abc.ABC):
                 )
             elif isinstance(a, Dropped):
                 self.stats["duplicates" if a.reason == "duplicate" else "stale"] += 1
+        if advanced:
+            now = time.monotonic()
+            if advanced == 1 and self._last_advance_at:
+                gap = min(30.0, max(0.01, now - self._last_advance_at))
+                self.head_gap_s = gap if self.head_gap_s is None else (
+                    self.head_gap_s + 0.2 * (gap - self.head_gap_s)
+                )
+            self._last_advance_at = now
 
     def _emit(self, ev: AdapterEvent) -> None:
         if not isinstance(ev, NewHead):
@@ -388,52 +466,89 @@ class ChainAdapter(abc.ABC):
     async def _ws_loop(self) -> None:
         backoff = Backoff(self.policy, self._ws_rng)
         while True:
-            order = self.health_book.ready(ws=True) or self.health_book.order(ws=True)[:1]
-            eh = order[0]
+            eh = self.health_book.preferred(ws=True)
+            moved = False
             try:
-                await self._ws_session(eh, backoff)
+                moved = await self._ws_session(eh, backoff)
             except AdapterError as e:
                 self.stats["ws_errors"] += 1
                 self.health_book.failure(eh, str(e))
                 self.log.warning("%s ws: %s: %s", self.chain, type(e).__name__, e)
             finally:
                 self.ws_connected = None
+            if moved:
+                continue  # to the better endpoint at once
             delay = backoff.next_delay()
             self.ws_delays.append(delay)
             del self.ws_delays[:-256]
             await asyncio.sleep(delay)
 
-    async def _ws_session(self, eh: EndpointHealth, backoff: Backoff) -> None:
+    def _ws_better(self, current: EndpointHealth) -> EndpointHealth | None:
+        """The endpoint the subscription should move to, or None to stay on ``current``."""
+        hb = self.health_book
+        best = hb.preferred(ws=True)
+        if best is current or not hb.good(best):
+            return None
+        if not hb.good(current):
+            return best  # ours went bad (down, degraded or slow) and another is good
+        if best.index < current.index and best.consecutive_successes >= self.ws_return_after:
+            return best  # the preferred endpoint has been answering again: go back to it
+        return None
+
+    async def _ws_session(self, eh: EndpointHealth, backoff: Backoff) -> bool:
+        """Hold one subscription on ``eh``; True when it ended to move to a better endpoint."""
         url = eh.endpoint.ws_url
         assert url is not None
+        ws: aiohttp.ClientWebSocketResponse | None = None
         try:
-            async with self.rpc.session.ws_connect(
-                url,
-                heartbeat=self.ping_interval_s,
-                timeout=aiohttp.ClientWSTimeout(ws_close=self.request_timeout_s),
-                max_msg_size=16 << 20,
-            ) as ws:
+            async with asyncio.timeout(self.request_timeout_s):
+                ws = await self.rpc.session.ws_connect(
+                    url,
+                    heartbeat=self.ping_interval_s,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=self.request_timeout_s),
+                    max_msg_size=16 << 20,
+                )
                 sub_ids = await self._ws_subscribe(ws, url)
-                backoff.reset()
-                self.stats["ws_connects"] += 1
-                self.ws_connected = url
-                self.log.info("%s ws: subscribed on %s", self.chain, url)
-                self._queue_poll()  # backfill whatever was produced while we were away
-                async for msg in ws:
+            backoff.reset()
+            self.stats["ws_connects"] += 1
+            self.ws_connected = url
+            self.health_book.served(eh, "ws")
+            self.log.info("%s ws: subscribed on %s", self.chain, url)
+            self._queue_poll()  # backfill whatever was produced while we were away
+            while True:
+                try:
+                    msg = await ws.receive(timeout=0.25)
+                except TimeoutError:
+                    msg = None
+                if msg is not None:
                     if msg.type == aiohttp.WSMsgType.TEXT:
                         self._ws_message(msg.data.encode(), sub_ids, url)
                     elif msg.type == aiohttp.WSMsgType.BINARY:
                         self._ws_message(msg.data, sub_ids, url)
-                    elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED,
+                                      aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING):
                         break
-                why = ws.exception() or "closed by the peer"
-                raise EndpointUnavailable(
-                    f"WebSocket closed (code {ws.close_code}): {why}", endpoint=url
-                )
+                better = self._ws_better(eh)
+                if better is not None:
+                    self.stats["ws_moves"] += 1
+                    self.log.info("%s ws: moving from %s to %s", self.chain, url,
+                                  better.endpoint.ws_url)
+                    return True
+            why = ws.exception() or "closed by the peer"
+            raise EndpointUnavailable(
+                f"WebSocket closed (code {ws.close_code}): {why}", endpoint=url
+            )
         except TimeoutError:
             raise EndpointUnavailable("WebSocket timed out", endpoint=url) from None
         except (aiohttp.ClientError, OSError) as e:
             raise EndpointUnavailable(f"WebSocket {type(e).__name__}: {e}", endpoint=url) from None
+        finally:
+            if ws is not None and not ws.closed:
+                # in the background: a stalled peer would hold a polite close for ws_close seconds
+                task = asyncio.ensure_future(ws.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _ws_subscribe(self, ws: aiohttp.ClientWebSocketResponse, url: str) -> set[object]:
         ids: set[object] = set()

@@ -85,5 +85,10 @@ class AllEndpointsFailed(AdapterError):
         self.last = last
 
 
+class BudgetExceeded(AllEndpointsFailed):
+    """The caller's time budget for the whole call ran out (attempts in flight were abandoned);
+    ``last`` is the last error seen before, if any."""
+
+
 class AdapterStopped(errors.LocalError):
     """A call was made on an adapter that is not running."""

@@ -61,7 +61,7 @@ class Clock:
 def test_health_prefers_primary_fails_over_and_returns() -> None:
     clock = Clock()
     eps = [Endpoint("http://127.0.0.1:1/"), Endpoint("http://127.0.0.1:2/")]
-    hb = HealthBook(eps, cooldown_base_s=1.0, clock=clock)
+    hb = HealthBook(eps, cooldown_base_s=1.0, recovery_s=30.0, clock=clock)
     primary, fallback = hb.entries
     assert hb.order() == [primary, fallback]
     hb.failure(primary, "refused")

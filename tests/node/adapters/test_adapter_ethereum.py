@@ -17,6 +17,7 @@ from lab.l1.server import MockL1
 from node.adapters import (
     AllEndpointsFailed,
     BackoffPolicy,
+    BudgetExceeded,
     ChainMismatch,
     CodeUpgrade,
     Endpoint,
@@ -264,12 +265,56 @@ async def test_503_fails_over_without_waiting(eth: MockL1) -> None:
 async def test_stalled_endpoint_times_out_and_fails_over(eth: MockL1) -> None:
     primary = eth.endpoints[0]
     await admin(primary.admin_url, {"cmd": "faults", "count": 1, "stall_ms": 3000})
-    a = eth_adapter(eth, request_timeout_s=0.3)
+    a = eth_adapter(eth, request_timeout_s=0.3, hedge=False)
     try:
         t0 = time.monotonic()
         assert await a.get_chain_id() == 1337
         assert time.monotonic() - t0 < 2.5
         assert a.rpc.errors_by_kind == {"EndpointUnavailable": 1}
+    finally:
+        await a.stop()
+
+
+async def test_stalled_endpoint_loses_a_hedge_and_is_scored(eth: MockL1) -> None:
+    """Hedging: the fallback is asked once the primary is late (its hedge delay, 0.2 s before any
+    latency is known), answers first, and the primary's cancelled attempt counts against it."""
+    primary = eth.endpoints[0]
+    await admin(primary.admin_url, {"cmd": "faults", "count": 1, "stall_ms": 3000})
+    a = eth_adapter(eth, request_timeout_s=5.0)
+    try:
+        t0 = time.monotonic()
+        assert await a.get_chain_id() == 1337
+        took = time.monotonic() - t0
+        assert 0.2 <= took < 1.0, took
+        h = a.health()
+        assert h[0]["abandoned"] == 1 and h[0]["failures"] == 1 and h[0]["hedged"] == 1
+        assert h[0]["latency_ms"] >= 200  # took at least as long as it was waited for
+        assert h[0]["state"] in ("down", "slow")
+        assert h[1]["successes"] == 1
+        assert a.rpc.hedges == 1 and a.rpc.abandoned == 1
+        # the next call goes to the fallback first: no hedge delay to pay
+        t0 = time.monotonic()
+        assert await a.get_chain_id() == 1337
+        assert time.monotonic() - t0 < 0.15
+        assert a.health()[1]["successes"] == 2
+        assert a.status()["failovers"] == 1
+    finally:
+        await a.stop()
+
+
+async def test_call_budget_bounds_every_attempt(eth: MockL1) -> None:
+    """One budget for the whole call: a black-holed single endpoint is given up at the budget,
+    not at its (longer) request timeout, and the cancelled attempt is scored."""
+    primary = eth.endpoints[0]
+    await admin(primary.admin_url, {"cmd": "faults", "count": 10, "stall_ms": 5000})
+    a = eth_adapter(eth, request_timeout_s=5.0)
+    a.health_book.entries.pop()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(BudgetExceeded, match="0.4 s budget"):
+            await a.rpc.call("eth_chainId", [], lambda r: r, timeout_s=0.4)
+        assert 0.39 <= time.monotonic() - t0 < 0.8
+        assert a.health()[0]["failures"] >= 1
     finally:
         await a.stop()
 
