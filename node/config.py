@@ -87,7 +87,21 @@ class BackoffConfig(_Section):
     request_timeout_ms: int = Field(5_000, ge=1)
 
 
-class EthereumAdapterConfig(_Section):
+class _AdapterCommon(_Section):
+    #: Budget of one contract-code fetch, shared by the loader and the adapter (attempts, hedges
+    #: and retries all within it).
+    fetch_timeout_ms: int = Field(2_000, ge=1)
+    #: Longest a block waits for code fetches (capped at half of [node] block_time_ms); a fetch
+    #: still running then goes on in the background and its code applies from a later block.
+    block_wait_ms: int = Field(250, ge=0)
+    #: Hedged requests: ask the next endpoint too when one is late (its latency + 4 deviations,
+    #: within [hedge_min_ms, hedge_max_ms]).
+    hedge: bool = True
+    hedge_min_ms: int = Field(50, ge=1)
+    hedge_max_ms: int = Field(2_000, ge=1)
+
+
+class EthereumAdapterConfig(_AdapterCommon):
     rpc_url: str
     ws_url: str | None = None
     chain_id: int = Field(ge=1)
@@ -95,7 +109,7 @@ class EthereumAdapterConfig(_Section):
     backoff: BackoffConfig = BackoffConfig()
 
 
-class SuiAdapterConfig(_Section):
+class SuiAdapterConfig(_AdapterCommon):
     rpc_url: str
     ws_url: str | None = None
     network_type: Literal["Mainnet", "Testnet", "Devnet", "Localnet"] = "Localnet"

@@ -89,10 +89,15 @@ class EthereumAdapter(ChainAdapter):
 
     # ------------------------------------------------------------------ reads for the loader
 
-    async def get_code(self, address: bytes | str, block: int | str = "latest") -> bytes:
-        """The code at ``address`` (a Dubhe contract's RISC-V ELF); ``b""`` if there is none."""
+    async def get_code(
+        self, address: bytes | str, block: int | str = "latest", *, timeout_s: float | None = None
+    ) -> bytes:
+        """The code at ``address`` (a Dubhe contract's RISC-V ELF); ``b""`` if there is none.
+        ``timeout_s``: the whole fetch's budget (hedges and retries included)."""
         tag = qty(block) if isinstance(block, int) else block
-        return await self.rpc.call("eth_getCode", [_address(address), tag], lambda r: parse_data(r))
+        return await self.rpc.call(
+            "eth_getCode", [_address(address), tag], lambda r: parse_data(r), timeout_s=timeout_s
+        )
 
     async def get_balance(self, address: bytes | str, block: int | str = "latest") -> int:
         tag = qty(block) if isinstance(block, int) else block

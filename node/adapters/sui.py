@@ -105,17 +105,29 @@ class SuiAdapter(ChainAdapter):
         self.package_ids = tuple(normalize_id(p) for p in package_ids)
         self.registry = normalize_id(registry)
         self._filter = {"MoveEventModule": {"package": self.registry, "module": EVENT_MODULE}}
-        self._cursor: dict[str, Any] | None = None
+        self._cursor: Any = None
         self._cursor_ready = False
         self._seen: dict[str, None] = {}
+        #: Transaction digests of recent checkpoints, by checkpoint digest (for reorgs).
+        self._ckpt_txs: dict[str, tuple[str, ...]] = {}
+        #: Cursors reached, oldest first, each with the transaction of its event.
+        self._cursor_log: list[tuple[str, Any]] = []
+        self._start_cursor: Any = None
+        self._start_ms = 0
+        #: Package versions seen per original id, oldest first: (package id, version, tx digest).
+        self._lineage: dict[str, list[tuple[str, int, str]]] = {}
 
     # ------------------------------------------------------------------ reads for the loader
 
-    async def get_package_modules(self, package_id: str) -> dict[str, bytes]:
-        """Module name → bytes (Dubhe RISC-V ELF) of a package; raises :class:`CodeNotFound`."""
+    async def get_package_modules(
+        self, package_id: str, *, timeout_s: float | None = None
+    ) -> dict[str, bytes]:
+        """Module name → bytes (Dubhe RISC-V ELF) of a package; raises :class:`CodeNotFound`.
+        ``timeout_s``: the whole fetch's budget (hedges and retries included)."""
         pid = normalize_id(package_id)
         res = await self.rpc.call(
-            "sui_getObject", [pid, {"showBcs": True, "showType": True}], _object
+            "sui_getObject", [pid, {"showBcs": True, "showType": True}], _object,
+            timeout_s=timeout_s,
         )
         if "error" in res:
             raise CodeNotFound(f"package {pid}: {res['error']}")
@@ -143,11 +155,33 @@ class SuiAdapter(ChainAdapter):
 
     # ------------------------------------------------------------------ ChainAdapter hooks
 
+    def current_package(self, original_id: str) -> str:
+        """The newest package id of a lineage that this adapter has seen (after reorgs: the newest
+        still on the chain); the original id when no upgrade was seen."""
+        pid = normalize_id(original_id)
+        versions = self._lineage.get(pid)
+        return versions[-1][0] if versions else pid
+
+    def current_version(self, original_id: str) -> int:
+        """The version of :meth:`current_package` (1 when no upgrade was seen)."""
+        versions = self._lineage.get(normalize_id(original_id))
+        return versions[-1][1] if versions else 1
+
+    def _checkpoint(self, obj: Any) -> Header:
+        h = parse_checkpoint(obj)
+        txs = obj.get("transactions") if isinstance(obj, dict) else None
+        if isinstance(txs, list):
+            self._ckpt_txs[h.hash] = tuple(str(t) for t in txs)
+            if len(self._ckpt_txs) > 4 * self.follower.window:
+                for k in list(self._ckpt_txs)[: self.follower.window]:
+                    del self._ckpt_txs[k]
+        return h
+
     async def _latest_header(self) -> Header:
         data, _, _ = await self.rpc.call("sui_getCheckpoints", [None, 1, True], _page)
         if not data:
             raise MalformedResponse("sui_getCheckpoints returned no checkpoint")
-        return parse_checkpoint(data[0])
+        return self._checkpoint(data[0])
 
     async def _headers(self, first: int, last: int) -> list[Header]:
         out: list[Header] = []
@@ -155,7 +189,7 @@ class SuiAdapter(ChainAdapter):
             cursor = str(first - 1) if first > 0 else None
             limit = min(_PAGE, last - first + 1)
             data, _, _ = await self.rpc.call("sui_getCheckpoints", [cursor, limit, False], _page)
-            got = [parse_checkpoint(c) for c in data]
+            got = [self._checkpoint(c) for c in data]
             got = [h for h in got if first <= h.number <= last]
             if not got:
                 break
@@ -173,6 +207,9 @@ class SuiAdapter(ChainAdapter):
                 "suix_queryEvents", [self._filter, None, 1, True], _page
             )
             self._cursor = data[0]["id"] if data else None
+            self._start_cursor = self._cursor
+            head = self.follower.head
+            self._start_ms = head.timestamp_ms if head is not None else 0
             self._cursor_ready = True
             return []
         out: list[AdapterEvent] = []
@@ -184,23 +221,56 @@ class SuiAdapter(ChainAdapter):
             except RpcFailure as e:
                 if self._cursor is None or e.code != INVALID_PARAMS:
                     raise
-                # the cursor's transaction is gone (only a reorging mock does this; Sui is final):
-                # restart from the newest event, so events between may be missed - say so loudly
-                self.log.error(
-                    "sui: event cursor %s rejected (%s); restarting from the newest event",
-                    self._cursor,
-                    e,
-                )
-                self._cursor_ready = False
-                return out
-
+                # the cursor's transaction is gone (only a reorging mock does this; Sui is final)
+                # and no reorg told us which: step back to an older cursor and read forward again
+                # (events already reported are skipped by id)
+                self.log.warning("sui: event cursor %s rejected (%s); stepping back", self._cursor,
+                                 e)
+                self._rewind(lambda tx: tx == _tx_of(self._cursor))
+                continue
             for ev in data:
                 out.extend(self._event(ev))
             if next_cursor is not None:
                 self._cursor = next_cursor
+                self._cursor_log.append((_tx_of(next_cursor), next_cursor))
+                del self._cursor_log[:-256]
             if not more or not data:
                 break
         return out
+
+    def _rewind(self, dropped: Any) -> None:
+        """Move the event cursor back to the newest one whose transaction is not ``dropped``."""
+        while self._cursor_log and dropped(self._cursor_log[-1][0]):
+            self._cursor_log.pop()
+        if self._cursor_log:
+            self._cursor = self._cursor_log[-1][1]
+        elif self._start_cursor is not None and not dropped(_tx_of(self._start_cursor)):
+            self._cursor = self._start_cursor
+        else:
+            # nothing older is known: read from the first event, skipping those before our start
+            self._cursor = None
+
+    def _reverted_code(self, dropped: tuple[Header, ...]) -> tuple[str, ...]:
+        """A (mock-only) reorg dropped checkpoints: forget their events (so re-included ones are
+        reported again), move the event cursor back before them, and name the package lineages
+        whose upgrade left the chain (their code must be restored to the newest version still
+        on it)."""
+        txs: set[str] = set()
+        for h in dropped:
+            txs.update(self._ckpt_txs.pop(h.hash, ()))
+        if not txs:
+            return ()
+        for key in [k for k in self._seen if k.split(":", 1)[0] in txs]:
+            del self._seen[key]
+        if self._cursor is not None and _tx_of(self._cursor) in txs:
+            self._rewind(lambda tx: tx in txs)
+        reverted: list[str] = []
+        for original, versions in self._lineage.items():
+            kept = [v for v in versions if v[2] not in txs]
+            if len(kept) != len(versions):
+                self._lineage[original] = kept
+                reverted.append(original)
+        return tuple(reverted)
 
     def _event(self, ev: Any) -> list[AdapterEvent]:
         try:
@@ -216,6 +286,9 @@ class SuiAdapter(ChainAdapter):
         if key in self._seen:
             self.stats["duplicates"] += 1
             return []
+        ts = ev.get("timestampMs")
+        if isinstance(ts, str) and ts.isdigit() and int(ts) < self._start_ms:
+            return []  # older than our start (read again after a rewind to the first event)
         self._seen[key] = None
         if len(self._seen) > 4096:
             for k in list(self._seen)[:1024]:
@@ -226,10 +299,14 @@ class SuiAdapter(ChainAdapter):
         if etype.rsplit("::", 1)[-1] in ("CodePublished", "CodeUpgraded"):
             try:
                 pj = ev["parsedJson"]
-                out.append(CodeUpgrade(
+                up = CodeUpgrade(
                     self.chain, normalize_id(pj["original_id"]), normalize_id(pj["package_id"]),
                     _u64(pj["version"], "version"), str(pj["code_hash"]), None,
-                ))
+                )
+                out.append(up)
+                lineage = self._lineage.setdefault(up.address, [])
+                lineage.append((up.location, up.version, key.split(":", 1)[0]))
+                del lineage[:-64]
             except (KeyError, TypeError, ValueError) as e:
                 self.stats["malformed"] += 1
                 self.log.error("sui: malformed code event (%s): %.160r", e, ev)
@@ -242,6 +319,11 @@ class SuiAdapter(ChainAdapter):
         if not isinstance(result, dict) or "id" not in result:
             raise ValueError("event notification without an id")
         return None  # events are read by cursor; the notification only wakes us up
+
+
+def _tx_of(cursor: Any) -> str:
+    """The transaction digest of an event cursor ``{txDigest, eventSeq}`` ("" if unknown)."""
+    return str(cursor.get("txDigest", "")) if isinstance(cursor, dict) else ""
 
 
 def _object(r: Any) -> dict[str, Any]:

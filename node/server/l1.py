@@ -13,17 +13,29 @@ Address mapping:
   package id but the node address stays, so clients keep calling the same address.
 
 Loading: before a block is built, targets of its transactions that have no code in state are
-fetched (concurrently, bounded by ``fetch_timeout_s``) and written into state as system writes at
-the start of that block. A target that cannot be fetched is remembered for ``failure_ttl_s``;
-transactions to it execute and revert with a receipt naming why (:class:`CodeUnavailable`), so a
-block never waits on a dead L1. Code upgrade events (and code in reorged-away blocks) re-fetch the
-contract and replace it at the next block: hot reload without a restart.
+fetched concurrently and written into state as system writes at the start of that block. Two
+budgets (``[adapters.*]``): a fetch has ``fetch_timeout_ms`` in all, and that one budget is the
+adapter's too (its attempts, hedged requests and retries all fit in it, so a black-holed endpoint
+is abandoned and scored instead of outliving the loader's patience); a block waits at most
+``block_wait_ms`` (capped at half the block time) for fetches. A fetch still running then goes on
+in the background: transactions to it in this block revert naming why ("still loading"), and its
+code is queued for the next block when it arrives. A target that cannot be fetched is remembered
+for ``failure_ttl_s``; transactions to it revert with a receipt naming why
+(:class:`CodeUnavailable`), so a block never waits on a dead L1. Code upgrade events (and code in
+reorged-away blocks: the newest version still on the L1) re-fetch the contract and replace it at
+the next block: hot reload without a restart; reloads of one contract apply in the order their
+events came.
+
+Failover and recovery of each chain's endpoints (which endpoint serves HTTP and the WebSocket) are
+kept as events (``dubhe_status.l1.transitions``) and counted in ``/metrics``
+(``dubhe_l1_endpoint_transitions_total``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -31,10 +43,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Gauge
 
 from node.adapters import (
     AdapterError,
     BackoffPolicy,
+    BudgetExceeded,
     ChainAdapter,
     CodeUpgrade,
     EthereumAdapter,
@@ -46,7 +60,7 @@ from node.adapters import (
 )
 from node.adapters.sui import normalize_id
 from node.chain.mempool import PoolEntry
-from node.config import Config
+from node.config import Config, EthereumAdapterConfig, SuiAdapterConfig
 from node.core import keys
 from node.core.codec import sha3
 from node.core.execution import StateReader
@@ -93,25 +107,24 @@ class L1Service:
         schedule_writes: Callable[[dict[bytes, bytes | None]], object],
         *,
         resolver: L1AwareResolver | None = None,
-        fetch_timeout_s: float = 2.0,
         failure_ttl_s: float = 5.0,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.schedule_writes = schedule_writes
         self.resolver = resolver
-        self.fetch_timeout_s = fetch_timeout_s
         self.failure_ttl_s = failure_ttl_s
         self.adapters: dict[str, ChainAdapter] = {}
+        #: Per chain: a code fetch's whole budget, and the longest a block waits for fetches.
+        self.fetch_timeout_s: dict[str, float] = {}
+        self.block_wait_s: dict[str, float] = {}
+        cap = cfg.node.block_time_ms / 2000
         e, s = cfg.adapters.ethereum, cfg.adapters.sui
         if e is not None:
             self.adapters["ethereum"] = EthereumAdapter(
                 endpoint_list(e.rpc_url, e.ws_url, e.endpoints),
                 chain_id=e.chain_id,
-                backoff=BackoffPolicy.from_ms(
-                    e.backoff.initial_ms, e.backoff.max_ms, e.backoff.factor
-                ),
-                request_timeout_s=e.backoff.request_timeout_ms / 1000,
+                **_common(e),
             )
         self.sui_packages: list[str] = []
         if s is not None:
@@ -120,11 +133,50 @@ class L1Service:
                 endpoint_list(s.rpc_url, s.ws_url, s.endpoints),
                 network_type=s.network_type,
                 package_ids=s.package_ids,
-                backoff=BackoffPolicy.from_ms(
-                    s.backoff.initial_ms, s.backoff.max_ms, s.backoff.factor
-                ),
-                request_timeout_s=s.backoff.request_timeout_ms / 1000,
+                **_common(s),
             )
+        for name, c in (("ethereum", e), ("sui", s)):
+            if c is not None:
+                self.fetch_timeout_s[name] = c.fetch_timeout_ms / 1000
+                self.block_wait_s[name] = min(c.block_wait_ms / 1000, cap)
+                if c.block_wait_ms / 1000 > cap:
+                    log.info("%s: block_wait_ms %d capped at half the block time (%d ms)", name,
+                             c.block_wait_ms, int(cap * 1000))
+        self.transitions: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
+        self._m_transitions = Counter(
+            "dubhe_l1_endpoint_transitions",
+            "L1 endpoint failovers (away from the preferred endpoint) and recoveries (back to it)",
+            ["chain", "transport", "kind"],
+            registry=metrics.registry,
+        )
+        self._m_latency = Gauge(
+            "dubhe_l1_endpoint_latency_ms",
+            "Smoothed request time of an L1 endpoint (failed and abandoned requests included)",
+            ["chain", "endpoint"],
+            registry=metrics.registry,
+        )
+        self._m_requests = Gauge(
+            "dubhe_l1_endpoint_requests",
+            "Requests to an L1 endpoint by outcome (successes, failures, abandoned, hedged)",
+            ["chain", "endpoint", "outcome"],
+            registry=metrics.registry,
+        )
+        self._m_serving = Gauge(
+            "dubhe_l1_endpoint_serving",
+            "1 for the endpoint serving a chain's transport (http, ws)",
+            ["chain", "transport", "endpoint"],
+            registry=metrics.registry,
+        )
+        self._m_block_wait = Counter(
+            "dubhe_l1_block_wait_exceeded",
+            "Blocks that went on without a code fetch still running after block_wait_ms",
+            ["chain"],
+            registry=metrics.registry,
+        )
+        for a in self.adapters.values():
+            a.transition_listeners.append(self._on_transition)
+        self._inflight: dict[bytes, _Fetch] = {}
+        self._reload_gen: dict[bytes, int] = {}
         self.sui_modules: dict[bytes, tuple[str, str]] = {}  # node address -> (original id, module)
         self.loaded: dict[bytes, Loaded] = {}
         self.failures: dict[bytes, tuple[float, str]] = {}
@@ -202,26 +254,71 @@ class L1Service:
                            queued: Mapping[bytes, bytes | None]) -> dict[bytes, bytes | None]:
         """The block-production hook: the code of the block's targets that have none in state
         nor in ``queued`` (the system writes already queued for this block), fetched from the
-        L1s; then the resolver learns the current failures for this block's execution."""
+        L1s within the block-wait budget; then the resolver learns the current failures (and
+        the fetches still running) for this block's execution."""
         missing = set()
         for to in {e.tx.to for e in entries}:
             ck = keys.code_key(to)
             if ck not in queued and self.store.get(ck) is None:
                 missing.add(to)
-        writes = await self.fetch_missing(missing) if missing else {}
+        writes, loading = await self._fetch_within_budget(missing) if missing else ({}, {})
         if self.resolver is not None:
-            self.resolver.failures = self.failure_snapshot()
+            self.resolver.failures = {**self.failure_snapshot(), **loading}
         return writes
 
     async def fetch_missing(self, addresses: set[bytes]) -> dict[bytes, bytes | None]:
-        """Fetch the code of ``addresses`` (none of which has code in state); returns the state
-        writes to apply. Failures are remembered (see :meth:`failure`)."""
-        todo = [a for a in addresses if self.failure(a) is None]
-        if not todo:
-            return {}
-        results = await asyncio.gather(*(self._fetch_one(a) for a in todo))
+        """Fetch the code of ``addresses`` (none of which has code in state), waiting for every
+        fetch (each within its chain's fetch budget); returns the state writes to apply.
+        Failures are remembered (see :meth:`failure`)."""
+        tasks = self._start_fetches(addresses)
+        if tasks:
+            await asyncio.wait(tasks.values())
+        return self._collect(tasks)
+
+    async def _fetch_within_budget(
+        self, addresses: set[bytes]
+    ) -> tuple[dict[bytes, bytes | None], dict[bytes, str]]:
+        """Like :meth:`fetch_missing` but waiting at most the block-wait budget: the writes of
+        the fetches done, and a revert reason for each target still loading (its fetch goes on;
+        its code is queued for a later block when it arrives)."""
+        tasks = self._start_fetches(addresses)
+        if not tasks:
+            return {}, {}
+        chains = {self._chain_of(a) for a in tasks}
+        wait = max((self.block_wait_s.get(c or "", 0.0) for c in chains), default=0.0)
+        _, slow = await asyncio.wait(tasks.values(), timeout=wait)
+        loading: dict[bytes, str] = {}
+        for a, t in list(tasks.items()):
+            if t in slow:
+                chain = self._chain_of(a) or "?"
+                self._m_block_wait.labels(chain).inc()
+                loading[a] = (f"still loading from {chain}: not ready within the "
+                              f"{wait * 1000:.0f} ms block budget; it applies from a later block")
+                t.add_done_callback(functools.partial(self._arrived_late, a))
+                del tasks[a]
+        return self._collect(tasks), loading
+
+    def _start_fetches(
+        self, addresses: set[bytes]
+    ) -> dict[bytes, _Fetch]:
+        tasks = {}
+        for a in addresses:
+            if self.failure(a) is not None:
+                continue
+            t = self._inflight.get(a)
+            if t is None:
+                t = asyncio.get_running_loop().create_task(self._fetch_one(a))
+                self._inflight[a] = t
+                t.add_done_callback(functools.partial(self._forget_fetch, a))
+            tasks[a] = t
+        return tasks
+
+    def _collect(
+        self, tasks: Mapping[bytes, _Fetch]
+    ) -> dict[bytes, bytes | None]:
         writes: dict[bytes, bytes | None] = {}
-        for a, (code, info, err) in zip(todo, results, strict=True):
+        for a, t in tasks.items():
+            code, info, err = t.result()
             if code is not None and info is not None:
                 writes[keys.code_key(a)] = code
                 self._remember(a, info)
@@ -229,21 +326,47 @@ class L1Service:
                 self.failures[a] = (time.monotonic() + self.failure_ttl_s, err)
         return writes
 
+    def _forget_fetch(self, address: bytes, t: _Fetch) -> None:
+        if self._inflight.get(address) is t:
+            del self._inflight[address]
+
+    def _arrived_late(
+        self, address: bytes, t: _Fetch
+    ) -> None:
+        """A fetch that outlived the block-wait budget finished: queue its code for the next
+        block (or remember the failure)."""
+        if t.cancelled():
+            return
+        code, info, err = t.result()
+        if code is not None and info is not None:
+            if address not in self.loaded or self.store.get(keys.code_key(address)) is None:
+                self._remember(address, info)
+                self.schedule_writes({keys.code_key(address): code})
+                log.info("contract 0x%s loaded late; its code applies at the next block",
+                         address.hex())
+        elif err is not None:
+            self.failures[address] = (time.monotonic() + self.failure_ttl_s, err)
+
+    def _chain_of(self, address: bytes) -> str | None:
+        if address in self.sui_modules:
+            return "sui"
+        return "ethereum" if "ethereum" in self.adapters else None
+
     async def _fetch_one(self, address: bytes) -> tuple[bytes | None, Loaded | None, str | None]:
-        chain = (
-            "sui"
-            if address in self.sui_modules
-            else "ethereum"
-            if "ethereum" in self.adapters
-            else None
-        )
+        chain = self._chain_of(address)
         if chain is None:
             return None, None, None  # not an L1 contract: the VM reverts with "no contract"
+        budget = self.fetch_timeout_s[chain]
         try:
-            async with asyncio.timeout(self.fetch_timeout_s):
-                code, info = await self._code(chain, address)
+            # the adapter keeps to the budget itself (and scores what it abandons); the outer
+            # bound only guards against a bug there
+            async with asyncio.timeout(budget + 1.0):
+                code, info = await self._code(chain, address, timeout_s=budget)
+        except BudgetExceeded as e:
+            why = f": {e.last}" if e.last is not None else ""
+            err = f"could not be loaded from {chain}: no answer within {budget:g} s{why}"
         except TimeoutError:
-            err = f"could not be loaded from {chain}: timed out after {self.fetch_timeout_s:.1f} s"
+            err = f"could not be loaded from {chain}: timed out after {budget:g} s"
         except AdapterError as e:
             err = f"could not be loaded from {chain}: {e}"
         else:
@@ -256,15 +379,19 @@ class L1Service:
         return None, None, err
 
     async def _code(
-        self, chain: str, address: bytes, location: str | None = None
+        self, chain: str, address: bytes, location: str | None = None,
+        timeout_s: float | None = None,
     ) -> tuple[bytes, Loaded]:
         a = self.adapters[chain]
+        if timeout_s is None:
+            timeout_s = self.fetch_timeout_s[chain]
         if isinstance(a, EthereumAdapter):
-            code = await a.get_code(address)
+            code = await a.get_code(address, timeout_s=timeout_s)
             return code, Loaded(chain, "0x" + address.hex(), 0, "0x" + sha3(code).hex())
         assert isinstance(a, SuiAdapter)
         original, module = self.sui_modules[address]
-        mods = await a.get_package_modules(location or original)
+        location = location or a.current_package(original)
+        mods = await a.get_package_modules(location, timeout_s=timeout_s)
         code = mods.get(module, b"")
         return code, Loaded(chain, f"{location or original}::{module}", 0, "0x" + sha3(code).hex())
 
@@ -287,18 +414,33 @@ class L1Service:
         elif isinstance(ev, Reorg):
             self.metrics.l1_reorgs.labels(ev.chain).inc()
             for loc in ev.reverted_code:
-                self._spawn(self._reload(ev.chain, loc, loc, -1, ""))
+                # the newest version still on the chain (Ethereum: the code at "latest")
+                self._spawn(self._reload(ev.chain, loc, None, -1, ""))
+
+    def _on_transition(self, ev: dict[str, Any]) -> None:
+        self.transitions.append(ev)
+        self._m_transitions.labels(ev["chain"], ev["transport"], ev["kind"]).inc()
 
     async def _reload(
-        self, chain: str, l1_address: str, location: str, version: int, code_hash: str
+        self, chain: str, l1_address: str, location: str | None, version: int, code_hash: str
     ) -> None:
-        """Re-fetch an upgraded contract the node has loaded, and replace it at the next block."""
+        """Re-fetch an upgraded (or reorged) contract the node has loaded, and replace it at the
+        next block. Reloads of one contract apply in the order their events came: a reload
+        overtaken by a newer one is dropped."""
+        targets = self._reload_targets(chain, l1_address)
+        gens = {}
+        for addr in targets:
+            gens[addr] = self._reload_gen.get(addr, 0) + 1
+            self._reload_gen[addr] = gens[addr]
+        await self._reload_targets_now(chain, l1_address, location, version, gens)
+
+    def _reload_targets(self, chain: str, l1_address: str) -> list[bytes]:
         targets: list[bytes] = []
         if chain == "ethereum":
             try:
                 addr = bytes.fromhex(l1_address.removeprefix("0x"))
             except ValueError:
-                return
+                return []
             if addr in self.loaded:
                 targets = [addr]
         else:
@@ -307,7 +449,11 @@ class L1Service:
                 for a, (orig, _) in self.sui_modules.items()
                 if orig == l1_address and a in self.loaded
             ]
-        for addr in targets:
+        return targets
+
+    async def _reload_targets_now(self, chain: str, l1_address: str, location: str | None,
+                                  version: int, gens: dict[bytes, int]) -> None:
+        for addr, gen in gens.items():
             try:
                 code, info = await self._code(
                     chain, addr, None if chain == "ethereum" else location
@@ -320,7 +466,13 @@ class L1Service:
                     e,
                 )
                 continue
-            info.version = max(version, 0)
+            if self._reload_gen.get(addr) != gen:
+                continue  # a newer event's reload owns this contract now
+            prev = self.loaded.get(addr)
+            info.version = version if version >= 0 else (prev.version if prev else 0)
+            sui = self.adapters[chain]
+            if version < 0 and isinstance(sui, SuiAdapter):
+                info.version = sui.current_version(l1_address)
             self._remember(addr, info)
             self.failures.pop(addr, None)
             self.metrics.l1_reloads.labels(chain).inc()
@@ -344,13 +496,41 @@ class L1Service:
             "loadedContracts": {"0x" + k.hex(): v.as_dict() for k, v in self.loaded.items()},
             "suiModules": {"0x" + k.hex(): f"{p}::{m}" for k, (p, m) in self.sui_modules.items()},
             "recentEvents": list(self.events)[-20:],
+            "transitions": list(self.transitions)[-20:],
+            "budgets": {
+                name: {"fetchTimeoutMs": round(self.fetch_timeout_s[name] * 1000),
+                       "blockWaitMs": round(self.block_wait_s[name] * 1000)}
+                for name in self.adapters
+            },
         }
 
     def refresh_metrics(self) -> None:
         for name, a in self.adapters.items():
-            for ep in a.health():
+            serving = a.health_book.serving
+            for i, ep in enumerate(a.health()):
+                url = str(ep["rpc_url"])
                 score = float(ep["score"])  # type: ignore[arg-type]
-                self.metrics.l1_endpoint_score.labels(name, str(ep["rpc_url"])).set(score)
+                self.metrics.l1_endpoint_score.labels(name, url).set(score)
+                self._m_latency.labels(name, url).set(float(ep["latency_ms"]))  # type: ignore[arg-type]
+                for outcome in ("successes", "failures", "abandoned", "hedged"):
+                    self._m_requests.labels(name, url, outcome).set(int(ep[outcome]))  # type: ignore[call-overload]
+                for transport in ("http", "ws"):
+                    on = int(serving.get(transport, -1) == i)
+                    self._m_serving.labels(name, transport, url).set(on)
+
+
+def _common(c: EthereumAdapterConfig | SuiAdapterConfig) -> dict[str, Any]:
+    """Adapter keywords shared by both chains' config sections."""
+    return {
+        "backoff": BackoffPolicy.from_ms(c.backoff.initial_ms, c.backoff.max_ms, c.backoff.factor),
+        "request_timeout_s": c.backoff.request_timeout_ms / 1000,
+        "hedge": c.hedge,
+        "hedge_min_s": c.hedge_min_ms / 1000,
+        "hedge_max_s": max(c.hedge_min_ms, c.hedge_max_ms) / 1000,
+    }
+
+
+_Fetch = asyncio.Task[tuple[bytes | None, Loaded | None, str | None]]
 
 
 class L1AwareResolver:
