@@ -311,7 +311,7 @@ async def test_call_budget_bounds_every_attempt(eth: MockL1) -> None:
     a.health_book.entries.pop()
     try:
         t0 = time.monotonic()
-        with pytest.raises(BudgetExceeded, match="0.4 s budget"):
+        with pytest.raises(BudgetExceeded, match=r"0\.4 s budget"):
             await a.rpc.call("eth_chainId", [], lambda r: r, timeout_s=0.4)
         assert 0.39 <= time.monotonic() - t0 < 0.8
         assert a.health()[0]["failures"] >= 1
