@@ -203,13 +203,17 @@ class Chain:
         w = Writer().u64(self.seed & (2**64 - 1)).str_("deploy").u64(self._deploys)
         return sha3(w.finish())[: self.address_len]
 
+    def next_nonce(self, sender: bytes) -> int:
+        """The nonce ``sender``'s next transaction gets (pending ones counted)."""
+        return sum(1 for t in self._pending if t.sender == sender) + self.head.state.nonces.get(
+            sender, 0
+        )
+
     def submit(self, op: Op, sender: bytes | None = None) -> Tx:
         """Queue ``op`` for the next block; raises :class:`ChainError` if it cannot apply there."""
         self._check(op, self._pending_state())
         sender = sender if sender is not None else self.accounts[0]
-        nonce = sum(1 for t in self._pending if t.sender == sender) + self.head.state.nonces.get(
-            sender, 0
-        )
+        nonce = self.next_nonce(sender)
         w = Writer().u64(self.seed & (2**64 - 1)).raw(sender).u64(nonce)
         w.str_(type(op).__name__).raw(getattr(op, "address", b"") or getattr(op, "to", b""))
         tx = Tx(sha3(w.finish()), sender, nonce, op)

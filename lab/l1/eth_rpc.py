@@ -1,9 +1,12 @@
 """Ethereum JSON-RPC surface of the mock chain (formats per ethereum/execution-apis).
 
-Methods: ``eth_chainId``, ``net_version``, ``web3_clientVersion``, ``eth_blockNumber``,
-``eth_getBlockByNumber``, ``eth_getBlockByHash``, ``eth_getBalance``, ``eth_getCode``,
-``eth_getStorageAt``, ``eth_getTransactionCount``, ``eth_getLogs``, ``eth_call``; over WebSocket
-also
+Methods: ``eth_chainId``, ``net_version``, ``net_listening``, ``web3_clientVersion``,
+``eth_blockNumber``, ``eth_syncing``, ``eth_accounts``, ``eth_gasPrice``,
+``eth_maxPriorityFeePerGas``, ``eth_feeHistory``, ``eth_estimateGas``, ``eth_getBlockByNumber``,
+``eth_getBlockByHash``, ``eth_getBlockTransactionCountByNumber/ByHash``,
+``eth_getTransactionByHash``, ``eth_getTransactionReceipt``, ``eth_getBalance``, ``eth_getCode``,
+``eth_getStorageAt``, ``eth_getTransactionCount``, ``eth_getLogs``, ``eth_call``,
+``eth_newBlockFilter`` / ``eth_getFilterChanges`` / ``eth_uninstallFilter``; over WebSocket also
 ``eth_subscribe`` (``newHeads``, ``logs``) and ``eth_unsubscribe`` (geth's "Real-time Events").
 
 Dubhe conventions (the node's adapter relies on them; see :mod:`node.adapters.ethereum`):
@@ -11,14 +14,20 @@ Dubhe conventions (the node's adapter relies on them; see :mod:`node.adapters.et
 * a Dubhe contract's code (``eth_getCode``) is its RISC-V ELF;
 * deploying/upgrading it emits a log *from the contract's address* with ``topics[0]`` =
   :data:`TOPIC_CODE_DEPLOYED` / :data:`TOPIC_CODE_UPGRADED` and ``data`` = ABI ``(uint256 version,
-  bytes32 codeHash)``. The topics are SHA3-256 (the node's hash, not keccak) of the signatures
-  ``DubheCodeDeployed(uint256,bytes32)`` / ``DubheCodeUpgraded(uint256,bytes32)``;
+  bytes32 codeHash)``. The topics are Keccak-256 of the signatures
+  ``DubheCodeDeployed(uint256,bytes32)`` / ``DubheCodeUpgraded(uint256,bytes32)`` (as Solidity
+  computes event topics);
 * storage slot 0 holds the code version, slot 1 the code hash; ``eth_call`` answers the selectors
-  :data:`SELECTOR_VERSION` and :data:`SELECTOR_CODE_HASH` (first 4 bytes of SHA3-256 of
+  :data:`SELECTOR_VERSION` and :data:`SELECTOR_CODE_HASH` (first 4 bytes of Keccak-256 of
   ``version()`` / ``codeHash()``) and returns ``0x`` for anything else.
 
-Deviations, because the mock has no EVM: hashes are SHA3-256 not keccak; roots are derived from the
-block hash; ``logsBloom`` uses SHA3-256 in place of keccak; native transfers emit no logs.
+What clients compute matches: Keccak-256 (pycryptodome) for topics, selectors, ``logsBloom`` and
+contract-creation addresses (``keccak(rlp([sender, nonce]))[12:]``); quantities (``r``, ``s``...)
+without leading zeros; the empty-trie root for empty ``transactionsRoot``/``receiptsRoot``/
+``withdrawalsRoot``; a deploy is a contract creation (``to: null``, the code as ``input``, the
+receipt's ``contractAddress``). Deviations, because the mock has no EVM and no signed transactions:
+block and transaction hashes and non-empty roots are SHA3-256-derived, ``r``/``s`` are not real
+signatures, native transfers emit no logs.
 """
 
 from __future__ import annotations
@@ -27,17 +36,53 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lab.l1.chain_model import Block, Chain, Event, State, Tx
+from Crypto.Hash import keccak as _keccak
+
+from lab.l1.chain_model import Block, Chain, Deploy, Event, State, Tx, Upgrade
 from lab.l1.wire import Change, MethodNotFound, ServerError
 from node.core import errors
 from node.core.codec import sha3
 from node.core.hexutil import data, parse_data, parse_qty, qty
 from node.rpc.jsonrpc import Params
 
-TOPIC_CODE_DEPLOYED = sha3(b"DubheCodeDeployed(uint256,bytes32)")
-TOPIC_CODE_UPGRADED = sha3(b"DubheCodeUpgraded(uint256,bytes32)")
-SELECTOR_VERSION = sha3(b"version()")[:4]
-SELECTOR_CODE_HASH = sha3(b"codeHash()")[:4]
+
+def keccak256(b: bytes) -> bytes:
+    """Ethereum's Keccak-256 (not the standardized SHA3-256)."""
+    return _keccak.new(digest_bits=256, data=b).digest()
+
+
+def rlp(item: bytes | list[bytes]) -> bytes:
+    """RLP of a byte string or a flat list of byte strings (enough for creation addresses)."""
+    if isinstance(item, list):
+        body = b"".join(rlp(x) for x in item)
+        return _rlp_len(len(body), 0xC0) + body
+    if len(item) == 1 and item[0] < 0x80:
+        return item
+    return _rlp_len(len(item), 0x80) + item
+
+
+def _rlp_len(n: int, offset: int) -> bytes:
+    if n < 56:
+        return bytes([offset + n])
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([offset + 55 + len(b)]) + b
+
+
+def creation_address(sender: bytes, nonce: int) -> bytes:
+    """The address of a contract created by ``sender`` at ``nonce`` (the CREATE rule)."""
+    n = nonce.to_bytes((nonce.bit_length() + 7) // 8, "big")
+    return keccak256(rlp([sender, n]))[12:]
+
+
+TOPIC_CODE_DEPLOYED = keccak256(b"DubheCodeDeployed(uint256,bytes32)")
+TOPIC_CODE_UPGRADED = keccak256(b"DubheCodeUpgraded(uint256,bytes32)")
+SELECTOR_VERSION = keccak256(b"version()")[:4]
+SELECTOR_CODE_HASH = keccak256(b"codeHash()")[:4]
+#: Root of the empty Merkle-Patricia trie: keccak(rlp("")), what an empty block's transactions,
+#: receipts and withdrawals roots are.
+EMPTY_TRIE_ROOT = keccak256(b"\x80")
+#: secp256k1's group order: a canonical signature has s <= n/2 (EIP-2).
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 #: Keccak-256 of the RLP of an empty list (no uncles), as every post-merge block has.
 EMPTY_UNCLES_HASH = bytes.fromhex(
@@ -46,6 +91,7 @@ EMPTY_UNCLES_HASH = bytes.fromhex(
 CLIENT_VERSION = "DubheMockL1/v0.1.0/ethereum"
 GAS_LIMIT = 30_000_000
 BASE_FEE = 1_000_000_000
+PRIORITY_FEE = 1_000_000
 MAX_LOG_RANGE = 10_000
 _TOPIC_OF = {"CodeDeployed": TOPIC_CODE_DEPLOYED, "CodeUpgraded": TOPIC_CODE_UPGRADED}
 
@@ -55,11 +101,11 @@ def _derived(block: Block, what: bytes) -> bytes:
 
 
 def _bloom(logs: Iterable[tuple[bytes, tuple[bytes, ...]]]) -> bytes:
-    """The 2048-bit log bloom (yellow paper 4.3.1), with SHA3-256 standing in for keccak."""
+    """The 2048-bit log bloom (yellow paper 4.3.1)."""
     bits = 0
     for address, topics in logs:
         for item in (address, *topics):
-            h = sha3(item)
+            h = keccak256(item)
             for i in (0, 2, 4):
                 bits |= 1 << (int.from_bytes(h[i : i + 2], "big") & 2047)
     return bits.to_bytes(256, "big")
@@ -120,7 +166,31 @@ class EthWire:
             "eth_getStorageAt": self._get_storage_at,
             "eth_getLogs": self._get_logs,
             "eth_call": self._call,
+            "net_listening": lambda p: True,
+            "eth_syncing": lambda p: False,
+            "eth_accounts": lambda p: [],
+            "eth_gasPrice": lambda p: qty(BASE_FEE + PRIORITY_FEE),
+            "eth_maxPriorityFeePerGas": lambda p: qty(PRIORITY_FEE),
+            "eth_feeHistory": self._fee_history,
+            "eth_estimateGas": self._estimate_gas,
+            "eth_getTransactionByHash": self._get_tx_by_hash,
+            "eth_getTransactionReceipt": self._get_receipt,
+            "eth_getBlockTransactionCountByNumber": self._tx_count_by_number,
+            "eth_getBlockTransactionCountByHash": self._tx_count_by_hash,
+            "eth_newBlockFilter": self._new_block_filter,
+            "eth_getFilterChanges": self._get_filter_changes,
+            "eth_uninstallFilter": self._uninstall_filter,
         }
+        #: Block filters: id -> number of the last block reported (geth drops idle ones after 5
+        #: minutes; the mock keeps at most 1024).
+        self._filters: dict[str, int] = {}
+        self._filter_seq = 0
+
+    def creation_address(self) -> bytes:
+        """Where the next deploy of the genesis account 0 lands (its next nonce, pending
+        transactions counted)."""
+        sender = self.chain.accounts[0]
+        return creation_address(sender, self.chain.next_nonce(sender))
 
     # ------------------------------------------------------------------ dispatch
 
@@ -212,18 +282,18 @@ class EthWire:
             "nonce": "0x0000000000000000",
             "sha3Uncles": data(EMPTY_UNCLES_HASH),
             "logsBloom": data(_bloom((lg.address, lg.topics) for lg in logs)),
-            "transactionsRoot": data(_derived(b, b"txs")),
+            "transactionsRoot": data(_derived(b, b"txs") if b.txs else EMPTY_TRIE_ROOT),
             "stateRoot": data(_derived(b, b"state")),
-            "receiptsRoot": data(_derived(b, b"receipts")),
+            "receiptsRoot": data(_derived(b, b"receipts") if b.txs else EMPTY_TRIE_ROOT),
             "miner": data(bytes(20)),
             "difficulty": "0x0",
             "extraData": data(b"dubhe-mock"),
             "gasLimit": qty(GAS_LIMIT),
-            "gasUsed": qty(21_000 * len(b.txs)),
+            "gasUsed": qty(sum(_gas(t.op) for t in b.txs)),
             "timestamp": qty(b.timestamp_ms // 1000),
             "baseFeePerGas": qty(BASE_FEE),
             "mixHash": data(_derived(b, b"randao")),
-            "withdrawalsRoot": data(_derived(b, b"withdrawals")),
+            "withdrawalsRoot": data(EMPTY_TRIE_ROOT),  # no withdrawals, ever
             "blobGasUsed": "0x0",
             "excessBlobGas": "0x0",
             "parentBeaconBlockRoot": data(_derived(b, b"beacon")),
@@ -242,18 +312,26 @@ class EthWire:
         return out
 
     def tx_json(self, b: Block, index: int, tx: Tx) -> dict[str, object]:
-        to = getattr(tx.op, "to", None) or getattr(tx.op, "address", None)
-        amount = getattr(tx.op, "amount", 0)
+        op = tx.op
+        # a deploy is a contract creation: no recipient, the code as input; an upgrade is a call
+        # to the contract carrying the new code
+        to = None if isinstance(op, Deploy) else getattr(op, "to", None) or getattr(
+            op, "address", None
+        )
+        code = next(iter(op.modules.values())) if isinstance(op, Deploy | Upgrade) else b""
+        amount = getattr(op, "amount", 0)
+        r = int.from_bytes(sha3(tx.hash + b"r"), "big") % SECP256K1_N or 1
+        s_ = int.from_bytes(sha3(tx.hash + b"s"), "big") % (SECP256K1_N // 2) or 1
         return {
             "blockHash": data(b.hash),
             "blockNumber": qty(b.number),
             "from": data(tx.sender),
-            "gas": qty(21_000),
+            "gas": qty(_gas(op)),
             "gasPrice": qty(BASE_FEE),
             "maxFeePerGas": qty(2 * BASE_FEE),
             "maxPriorityFeePerGas": "0x0",
             "hash": data(tx.hash),
-            "input": "0x",
+            "input": data(code),
             "nonce": qty(tx.nonce),
             "to": data(to) if isinstance(to, bytes) else None,
             "transactionIndex": qty(index),
@@ -263,9 +341,132 @@ class EthWire:
             "chainId": qty(self.chain_id),
             "v": "0x0",
             "yParity": "0x0",
-            "r": data(sha3(tx.hash + b"r")),
-            "s": data(sha3(tx.hash + b"s")),
+            "r": qty(r),
+            "s": qty(s_),
         }
+
+    def receipt_json(self, b: Block, index: int, tx: Tx) -> dict[str, object]:
+        op = tx.op
+        logs = [
+            self.log_json(b, ev, lg)
+            for ev in b.events
+            if ev.tx_hash == tx.hash and (lg := event_log(ev)) is not None
+        ]
+        used = sum(_gas(t.op) for t in b.txs[: index + 1])
+        to = None if isinstance(op, Deploy) else getattr(op, "to", None) or getattr(
+            op, "address", None
+        )
+        return {
+            "transactionHash": data(tx.hash),
+            "transactionIndex": qty(index),
+            "blockHash": data(b.hash),
+            "blockNumber": qty(b.number),
+            "from": data(tx.sender),
+            "to": data(to) if isinstance(to, bytes) else None,
+            "cumulativeGasUsed": qty(used),
+            "gasUsed": qty(_gas(op)),
+            "effectiveGasPrice": qty(BASE_FEE),
+            "contractAddress": data(op.address) if isinstance(op, Deploy) else None,
+            "logs": logs,
+            "logsBloom": data(_bloom(
+                (lg.address, lg.topics) for ev in b.events
+                if ev.tx_hash == tx.hash and (lg := event_log(ev)) is not None
+            )),
+            "type": "0x2",
+            "status": "0x1",
+        }
+
+    # ------------------------------------------------------------------ transactions, fees
+
+    def _found_tx(self, p: Params) -> tuple[Block, int, Tx] | None:
+        p.max_count(1)
+        h = p.get(0, "hash", _hash32)
+        found = self.chain.tx_index.get(h)
+        if found is None:
+            return None
+        b, i = found
+        return b, i, b.txs[i]
+
+    def _get_tx_by_hash(self, p: Params) -> object:
+        found = self._found_tx(p)
+        return None if found is None else self.tx_json(*found)
+
+    def _get_receipt(self, p: Params) -> object:
+        found = self._found_tx(p)
+        return None if found is None else self.receipt_json(*found)
+
+    def _tx_count_by_number(self, p: Params) -> object:
+        p.max_count(1)
+        try:
+            b = self.resolve(p.get(0, "block", lambda v: v))
+        except ValueError as e:
+            raise errors.InvalidParams(f"invalid parameter 0 (block): {e}") from None
+        return None if b is None else qty(len(b.txs))
+
+    def _tx_count_by_hash(self, p: Params) -> object:
+        p.max_count(1)
+        b = self.chain.by_hash.get(p.get(0, "hash", _hash32))
+        return None if b is None else qty(len(b.txs))
+
+    def _estimate_gas(self, p: Params) -> object:
+        p.max_count(3)
+        tx = p.get(0, "transaction", _filter_dict)
+        try:
+            input_ = parse_data(tx.get("input", tx.get("data", "0x")))
+        except ValueError as e:
+            raise errors.InvalidParams(f"invalid parameter 0 (transaction.input): {e}") from None
+        gas = 21_000 + 16 * len(input_)
+        if tx.get("to") is None:
+            gas += 32_000 + 200 * len(input_)  # creation and code deposit
+        return qty(gas)
+
+    def _fee_history(self, p: Params) -> object:
+        p.max_count(3)
+        count = p.get(0, "blockCount", _block_count)
+        try:
+            newest = self.resolve(p.get(1, "newestBlock", lambda v: v))
+        except ValueError as e:
+            raise errors.InvalidParams(f"invalid parameter 1 (newestBlock): {e}") from None
+        pcts = p.opt(2, "rewardPercentiles", _percentiles, None)
+        if newest is None:
+            raise ServerError("header not found")
+        first = max(0, newest.number - count + 1)
+        blocks = [self.chain.blocks[n] for n in range(first, newest.number + 1)]
+        out: dict[str, object] = {
+            "oldestBlock": qty(first),
+            "baseFeePerGas": [qty(BASE_FEE)] * (len(blocks) + 1),
+            "gasUsedRatio": [sum(_gas(t.op) for t in b.txs) / GAS_LIMIT for b in blocks],
+            "baseFeePerBlobGas": ["0x1"] * (len(blocks) + 1),
+            "blobGasUsedRatio": [0.0] * len(blocks),
+        }
+        if pcts is not None:
+            out["reward"] = [[qty(PRIORITY_FEE if b.txs else 0)] * len(pcts) for b in blocks]
+        return out
+
+    def _new_block_filter(self, p: Params) -> object:
+        p.max_count(0)
+        self._filter_seq += 1
+        fid = qty(int.from_bytes(sha3(b"filter" + self._filter_seq.to_bytes(8, "big"))[:16],
+                                 "big"))
+        self._filters[fid] = self.chain.head.number
+        while len(self._filters) > 1024:
+            del self._filters[next(iter(self._filters))]
+        return fid
+
+    def _get_filter_changes(self, p: Params) -> object:
+        p.max_count(1)
+        fid = p.get(0, "id", str)
+        last = self._filters.get(fid)
+        if last is None:
+            raise ServerError("filter not found")
+        head = self.chain.head.number
+        self._filters[fid] = head
+        # after a reorg below the last reported block the new branch is reported from the fork
+        return [data(self.chain.blocks[n].hash) for n in range(min(last, head) + 1, head + 1)]
+
+    def _uninstall_filter(self, p: Params) -> object:
+        p.max_count(1)
+        return self._filters.pop(p.get(0, "id", str), None) is not None
 
     # ------------------------------------------------------------------ state
 
@@ -383,6 +584,29 @@ class EthWire:
         return self.logs_of(
             (self.chain.blocks[n] for n in range(lo, hi + 1)), addresses, topics
         )
+
+
+def _gas(op: object) -> int:
+    """Gas a model transaction is reported to use (no EVM: a plausible fixed cost)."""
+    if isinstance(op, Deploy | Upgrade):
+        code = next(iter(op.modules.values()))
+        return 53_000 + 200 * len(code) if isinstance(op, Deploy) else 21_000 + 16 * len(code)
+    return 21_000
+
+
+def _block_count(v: object) -> int:
+    n = parse_qty(v) if isinstance(v, str) else v
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1024:
+        raise ValueError("expected a block count in 1..1024")
+    return n
+
+
+def _percentiles(v: object) -> list[float]:
+    if not isinstance(v, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x <= 100 for x in v
+    ):
+        raise ValueError("expected an array of percentiles in 0..100")
+    return [float(x) for x in v]
 
 
 def _slot(v: object) -> int:

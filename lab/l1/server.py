@@ -397,7 +397,12 @@ class MockL1:
                 assert address is not None
                 tx = c.submit(Upgrade(address, cmd.modules))
             else:
-                address = address if address is not None else c.new_address()
+                if address is None:
+                    # Ethereum: the CREATE address of the deployer's next nonce, as clients compute
+                    address = (
+                        self.wire.creation_address() if isinstance(self.wire, EthWire)
+                        else c.new_address()
+                    )
                 tx = c.submit(Deploy(address, cmd.modules))
             out: dict[str, object] = {"address": data(address), "tx": data(tx.hash)}
             if cmd.produce:

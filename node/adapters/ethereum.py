@@ -8,7 +8,7 @@ For every block that joins the chain the adapter fetches its logs (``eth_getLogs
 :class:`~node.adapters.events.NewHead`, one :class:`~node.adapters.events.L1Event` per log and a
 :class:`~node.adapters.events.CodeUpgrade` for each Dubhe code log:
 
-* ``topics[0]`` = :data:`TOPIC_CODE_DEPLOYED` or :data:`TOPIC_CODE_UPGRADED` (SHA3-256 of
+* ``topics[0]`` = :data:`TOPIC_CODE_DEPLOYED` or :data:`TOPIC_CODE_UPGRADED` (Keccak-256 of
   ``DubheCodeDeployed(uint256,bytes32)`` / ``DubheCodeUpgraded(uint256,bytes32)``), emitted by the
   contract's own address, ``data`` = ABI ``(uint256 version, bytes32 codeHash)``.
 
@@ -20,14 +20,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from Crypto.Hash import keccak
+
 from node.adapters.base import ChainAdapter
 from node.adapters.errors import AdapterError, MalformedResponse
 from node.adapters.events import AdapterEvent, CodeUpgrade, Endpoint, Header, L1Event
-from node.core.codec import sha3
 from node.core.hexutil import data, parse_data, parse_qty, qty
 
-TOPIC_CODE_DEPLOYED = data(sha3(b"DubheCodeDeployed(uint256,bytes32)"))
-TOPIC_CODE_UPGRADED = data(sha3(b"DubheCodeUpgraded(uint256,bytes32)"))
+
+def keccak256(b: bytes) -> bytes:
+    """Ethereum's Keccak-256 (event topics are Keccak-256 of the event signature)."""
+    return keccak.new(digest_bits=256, data=b).digest()
+
+
+TOPIC_CODE_DEPLOYED = data(keccak256(b"DubheCodeDeployed(uint256,bytes32)"))
+TOPIC_CODE_UPGRADED = data(keccak256(b"DubheCodeUpgraded(uint256,bytes32)"))
 _CODE_TOPICS = (TOPIC_CODE_DEPLOYED, TOPIC_CODE_UPGRADED)
 _ZERO_BLOOM = "0x" + "00" * 256
 

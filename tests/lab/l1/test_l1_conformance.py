@@ -252,6 +252,21 @@ ETH_CASES: list[tuple[str, str, str, list[Any]]] = [
     ("eth_getTransactionCount", "get-nonce", "the deployer's nonce", ["ACCOUNT0", "latest"]),
     ("web3_clientVersion", "client-version", "speconly: any string", []),
     ("eth_unknownMethod", "unknown-method", "methods the mock does not claim", []),
+    ("eth_gasPrice", "gas-price", "base fee plus the suggested tip", []),
+    ("eth_maxPriorityFeePerGas", "max-priority-fee", "the suggested tip", []),
+    ("eth_feeHistory", "fee-history", "the last 3 blocks, two percentiles", ["0x3", "latest",
+                                                                            [25, 75]]),
+    ("eth_syncing", "not-syncing", "a mock is never syncing", []),
+    ("net_listening", "listening", "always listening", []),
+    ("eth_accounts", "no-accounts", "the mock manages no keys", []),
+    ("eth_estimateGas", "estimate-transfer", "a plain transfer", [{"to": "0x" + "11" * 20}]),
+    ("eth_getBlockTransactionCountByNumber", "count-deploy-block", "block 3 holds the deploy",
+     ["0x3"]),
+    ("eth_getTransactionByHash", "deploy-tx", "a deploy is a creation: to null, code as input",
+     ["DEPLOY_TX"]),
+    ("eth_getTransactionReceipt", "deploy-receipt", "contractAddress and the CodeDeployed log",
+     ["DEPLOY_TX"]),
+    ("eth_getTransactionReceipt", "unknown-tx", "an unknown hash: null", ["0x" + "00" * 32]),
 ]
 
 SUI_CASES: list[tuple[str, str, str, list[Any]]] = [
@@ -335,6 +350,7 @@ async def test_regenerate_fixtures(chain: str) -> None:
             "UPGRADED": "0x" + TOPIC_CODE_UPGRADED.hex(),
             "VERSION": "0x" + SELECTOR_VERSION.hex(),
             "ACCOUNT0": "0x" + l1.chain.accounts[0].hex(),
+            "DEPLOY_TX": "0x" + (l1.chain.blocks[3].txs[0].hash.hex() if chain == "eth" else ""),
         }
         for method, name, comment, params in cases:
             req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": _subst(params, env)}
