@@ -336,7 +336,9 @@ def _dur(s: float | None) -> str:
     if s < 60:
         return f"{s:.1f} s"
     m, sec = divmod(round(s), 60)
-    return f"{m} min {sec:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
+    if m >= 60:
+        return f"{m // 60} h {m % 60:02d} min"
+    return f"{m} min {sec:02d} s" if sec else f"{m} min"
 
 
 def git_info(repo: Path) -> dict[str, Any] | None:
@@ -474,13 +476,18 @@ def report_summary(rendered: Any, say: Say) -> None:
     for p in rendered.problems:
         say(f"   unreadable: {p.line()}")
     n = len(rendered.compared_with)
+    judged = sum(j.verdict in ("regression", "improvement", "ok") for j in rendered.judgements)
     if rendered.regressions:
         say(f"== {len(rendered.regressions)} REGRESSION(S) against the previous {n} "
             f"{rendered.run.mode} run(s):")
         for j in rendered.regressions:
             say(f"   {j.metric}: {j.why()}")
+    elif judged:
+        say(f"== no regressions against the previous {n} {rendered.run.mode} run(s) "
+            f"({judged} metrics judged)")
     elif n:
-        say(f"== no regressions against the previous {n} {rendered.run.mode} run(s)")
+        say(f"== nothing judged yet: {n} previous {rendered.run.mode} run(s), a metric needs "
+            "more history (docs/reports.md)")
     else:
         say(f"== no previous {rendered.run.mode} run to compare with")
     say(f"== report: {rendered.page} (rendered in {rendered.seconds:.1f} s)")
