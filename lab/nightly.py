@@ -209,6 +209,7 @@ class Nightly:
                 self.say(f"[{i:>2}/{n}] {spec.name:<16} interrupted; remaining parts skipped")
                 return False
         self.meta["ended"] = time.time()
+        self.meta["load_end"] = list(os.getloadavg())
         self.write()
         return True
 

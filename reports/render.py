@@ -254,9 +254,20 @@ class _View:
             git_s = (f"{git.get('branch') or 'detached'} {str(git.get('commit') or '')[:12]}"
                      f"{' (uncommitted changes)' if git.get('dirty') else ''}")
         ended = r.ended
+        raw = r.meta.get("host")
+        host: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        load = ""
+        start_load, end_load = host.get("load"), r.meta.get("load_end")
+        if isinstance(start_load, list) and start_load:
+            # timings depend on what else the machine ran: say how busy it was
+            load = f"load average {start_load[0]:.1f}"
+            if isinstance(end_load, list) and end_load:
+                load += f" → {end_load[0]:.1f}"
+            if host.get("cpus"):
+                load += f" on {host['cpus']} CPUs"
         return {"id": r.id, "mode": r.mode, "started": _iso(r.started),
                 "duration": _dur(ended - r.started) if ended else "still running or unfinished",
-                "seed": r.meta.get("seed"), "git": git_s}
+                "seed": r.meta.get("seed"), "git": git_s, "load": load}
 
     def parts(self) -> list[dict[str, Any]]:
         out = []
