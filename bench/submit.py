@@ -6,10 +6,10 @@ connection, one list at a time) and over one WebSocket (lists pipelined), and si
 
 The node runs as configured by default where it matters: RocksDB state (every acknowledged
 transaction is in the WAL before the reply; ``--sync-writes`` adds an fsync), the RISC-V VM, 1 s
-blocks produced while the load runs, and the default per-connection limits (so the run also shows
-that they let a load generator through). Transactions are native-token transfers between funded
-accounts, signed before the clock starts (seeded; the seed is printed). Each path gets its own
-senders, so no path's nonces wait on another's.
+blocks produced while the load runs (``--block-time-ms``), and the default per-connection limits
+(so the run also shows that they let a load generator through). Transactions are native-token
+transfers between funded accounts, signed before the clock starts (seeded; the seed is printed).
+Each path gets its own senders, so no path's nonces wait on another's.
 
 After the load, every acknowledged transaction must end in a block: the benchmark waits for the
 mempool to drain and counts the included transactions (an acknowledged transaction missing is an
@@ -35,6 +35,7 @@ import aiohttp
 import orjson
 
 from bench.common import BenchResult, NodeServer, add_json_option, progress, table, verdict
+from bench.scheduler import LoadProbe
 from node.core import keys
 from node.core.codec import pack_u64
 from node.core.hexutil import data, parse_qty
@@ -55,6 +56,7 @@ class PathResult:
     acked: list[str] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    others: float = 0.0  # CPU share of other processes on the machine meanwhile
 
     @property
     def tps(self) -> float:
@@ -205,6 +207,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--in-flight", type=int, default=2,
                     help="lists in flight on the WebSocket (pipelined)")
     ap.add_argument("--senders", type=int, default=1_000, help="senders per path")
+    ap.add_argument("--block-time-ms", type=int, default=1000,
+                    help="[node] block_time_ms (the node's default: 1000)")
     ap.add_argument("--paused", action="store_true",
                     help="pause block production during the load (admission alone; blocks are "
                     "built after it)")
@@ -215,13 +219,14 @@ def main(argv: list[str]) -> int:
                     help="seconds to wait for every acknowledged transaction to be included")
     add_json_option(ap)
     args = ap.parse_args(argv)
-    for name in ("txs", "single_txs", "batch", "in_flight", "senders"):
+    for name in ("txs", "single_txs", "batch", "in_flight", "senders", "block_time_ms"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     result = BenchResult("submit", ["submit", *argv])
     counts = {"single": args.single_txs, "http-batch": args.txs, "ws-batch": args.txs}
-    blocks = "production paused during the load" if args.paused else "1 s blocks meanwhile"
+    blocks = ("production paused during the load" if args.paused
+              else f"{args.block_time_ms} ms blocks meanwhile")
     print(f"dubhe-bench submit: seed {seed}; lists of {args.batch:,} over HTTP and WebSocket "
           f"({args.txs:,} txs each) vs {args.single_txs:,} single requests; one connection per "
           f"path; RocksDB{' + fsync' if args.sync_writes else ''}, {blocks}, default limits; "
@@ -231,10 +236,10 @@ def main(argv: list[str]) -> int:
     with ctx.Pool(os.cpu_count() or 2) as pool:
         txs = {p: sign_path(seed, g, args.senders, counts[p], pool) for g, p in enumerate(PATHS)}
     funded = {a: 10**9 for g in range(len(PATHS)) for a in sender_addresses(seed, g, args.senders)}
-    progress("starting the node (RocksDB, 1 s blocks)")
+    progress(f"starting the node (RocksDB, {args.block_time_ms} ms blocks)")
     node = NodeServer({
         "state": {"sync_writes": args.sync_writes},
-        "node": {"genesis_balances": funded},
+        "node": {"genesis_balances": funded, "block_time_ms": args.block_time_ms},
         "api": {"max_body_bytes": max(1 << 20, args.batch * 700)},
         "security": {"admin_token": ADMIN_TOKEN},
     })
@@ -243,13 +248,17 @@ def main(argv: list[str]) -> int:
         url, ws_url = node.rpc + "/", node.ws + "/"
         if args.paused:
             asyncio.run(admin(url, "dubhe_admin_pauseProduction"))
-        progress(f"single: {len(txs['single']):,} dubhe_sendTransaction requests")
-        results["single"] = asyncio.run(run_single(url, txs["single"]))
-        progress(f"http-batch: {len(txs['http-batch']):,} txs in lists of {args.batch:,}")
-        results["http-batch"] = asyncio.run(run_http_batch(url, txs["http-batch"], args.batch))
-        progress(f"ws-batch: {len(txs['ws-batch']):,} txs, {args.in_flight} lists in flight")
-        results["ws-batch"] = asyncio.run(
-            run_ws_batch(ws_url, txs["ws-batch"], args.batch, args.in_flight))
+        probe = LoadProbe()
+        runs = {
+            "single": lambda: run_single(url, txs["single"]),
+            "http-batch": lambda: run_http_batch(url, txs["http-batch"], args.batch),
+            "ws-batch": lambda: run_ws_batch(ws_url, txs["ws-batch"], args.batch, args.in_flight),
+        }
+        for p in PATHS:
+            progress(f"{p}: {len(txs[p]):,} transactions")
+            probe.start()
+            results[p] = asyncio.run(runs[p]())
+            results[p].others = probe.stop()
         if args.paused:
             asyncio.run(admin(url, "dubhe_admin_resumeProduction"))
         progress("checking that every acknowledged transaction is included")
@@ -265,19 +274,23 @@ def main(argv: list[str]) -> int:
         missing_total += missing
         errors = ", ".join(f"{c} x {n:,}" for c, n in sorted(r.errors.items())) or "-"
         rows.append([p, r.sent, len(r.acked), errors, r.seconds, r.tps,
-                     f"{r.tps / base:.2f}x" if base else "n/a", missing])
+                     f"{r.tps / base:.2f}x" if base else "n/a", missing, f"{r.others:.0%}"])
         result.figure(f"{p}.tps", r.tps)
         result.figure(f"{p}.acked", len(r.acked))
         result.figure(f"{p}.errors", sum(r.errors.values()))
         result.figure(f"{p}.missing", missing)
+        result.figure(f"{p}.others_cpu_share", r.others)
         if p != "single":
             result.figure(f"{p}.ratio_vs_single", r.tps / base if base else None)
     print(table(["path", "sent", "acked", "errors", "seconds", "acked tx/s", "vs single",
-                 "missing after drain"], rows))
+                 "missing after drain", "others"], rows))
+    print("(others: CPU share of other processes on the machine during the path; the node, its "
+          "block production and this client share the rest)")
     print(f"included after the load: {len(seen):,} transactions ({waited:.1f} s to drain)")
     result.figure("drain_seconds", waited)
     result.extra(seed=seed, batch=args.batch, in_flight=args.in_flight, senders=args.senders,
-                 sync_writes=args.sync_writes, paused=args.paused)
+                 sync_writes=args.sync_writes, paused=args.paused,
+                 block_time_ms=args.block_time_ms)
     small = args.txs < 10 * args.batch
     for p in ("http-batch", "ws-batch"):
         result.target(f"{p}.tps", target=TARGET_TPS, value=results[p].tps, direction="higher",
