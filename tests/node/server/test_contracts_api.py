@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import tomli_w
 from server_harness import ADMIN_TOKEN, RunningNode, make_config  # type: ignore[import-not-found]
+from timing import wait_until  # type: ignore[import-not-found]
 
 from lab.clients.rpc import HttpRpc, RpcError
 from node.core.codec import pack_u64, unpack_u64
@@ -52,6 +53,32 @@ async def test_deploy_call_upgrade(fresh_node: Any) -> None:
         # code derived address when none is given
         d3 = await admin.call("dubhe_admin_deployContract", {"code": data(counter)})
         assert len(d3["address"]) == 42
+
+
+async def test_deploy_while_paused_is_queued_and_lands_in_the_next_block(fresh_node: Any) -> None:
+    n = fresh_node(node={"block_time_ms": 50})
+    counter = (BUILD / "counter.elf").read_bytes()
+    addr = "0x" + "cd" * 20
+    async with HttpRpc(n.rpc, token=ADMIN_TOKEN, timeout_s=5) as admin:
+        paused = await admin.call("dubhe_admin_pauseProduction")
+        last = int(paused["lastBlock"], 16)
+        # answered at once (before, it hung until the request timeout), not yet applied
+        d = await admin.call("dubhe_admin_deployContract", {"code": data(counter), "address": addr})
+        assert d["status"] == "queued" and d["blockNumber"] is None
+        st = await admin.call("dubhe_status")
+        assert st["paused"]
+        assert st["queuedDeploys"] == [{"address": addr, "codeHash": d["codeHash"]}]
+        assert int(await admin.call("eth_blockNumber"), 16) == last
+        r = await admin.call("dubhe_call", {"to": addr, "method": "get", "args": data(b"k")})
+        assert not r["success"]  # no code there yet
+        await admin.call("dubhe_admin_resumeProduction")
+
+        async def landed() -> bool:
+            return bool((await admin.call("dubhe_status"))["queuedDeploys"] == [])
+
+        await wait_until(landed, what="the queued deploy taken by a block")
+        r = await admin.call("dubhe_call", {"to": addr, "method": "get", "args": data(b"k")})
+        assert r["success"]  # (the exact block is checked in-process: test_production.py)
 
 
 async def test_deploy_rejections(fresh_node: Any) -> None:
