@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -260,6 +261,39 @@ async def test_http_rate_limit(fresh_node: Any) -> None:
     assert codes[:5] == [None] * 5
     assert codes[5:] == [-32005] * 3
 
+
+
+async def test_default_limits_let_lists_through_one_connection_but_stop_a_flood(
+    fresh_node: Any,
+) -> None:
+    """The defaults: 3,000 transactions in two lists on one connection are all admitted (every
+    transaction takes a token of the 20,000/s transaction bucket, each list one request token),
+    while a flood of requests on one connection gets no more than the request bucket allows
+    (2,000 at once, then 1,000/s)."""
+    n = fresh_node()
+    senders = [Signer.from_seed(b"limits-%d" % i) for i in range(300)]
+    lists = [[data(sign_tx(s, chain_id=0x44554248, nonce=k, to=keys.COUNTER_DEMO,
+                           method="increment", args=b"c" + pack_u64(1),
+                           write_set=(keys.storage_key(keys.COUNTER_DEMO, b"c"),)).raw)
+              for k in range(5 * j, 5 * j + 5) for s in senders] for j in range(2)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
+        for i, txs in enumerate(lists):
+            async with s.post(n.rpc, data=req("dubhe_sendTransactions", [txs], i)) as r:
+                out = (await r.json())["result"]
+            assert len(out) == 1500 and all(isinstance(h, str) for h in out)
+        codes: list[int | None] = []
+        t0 = time.monotonic()
+        for _ in range(40):  # 4,000 requests in JSON-RPC batches of 100, back to back
+            body = orjson.dumps([{"jsonrpc": "2.0", "id": k, "method": "eth_chainId"}
+                                 for k in range(100)])
+            async with s.post(n.rpc, data=body) as r:
+                codes += [x.get("error", {}).get("code") for x in await r.json()]
+        elapsed = time.monotonic() - t0
+    # The bucket: 2,000 at once, then 1,000/s (the two lists above took one token each).
+    served = codes.count(None)
+    assert codes[:1990] == [None] * 1990
+    assert served <= 2000 + 1000 * elapsed + 1, (served, elapsed)
+    assert codes.count(-32005) == len(codes) - served
 
 
 async def test_adaptive_scheduler_reports_its_path(fresh_node: Any) -> None:
