@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/setup-system.sh 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint types imports scenarios nightly nightly-tests bench contracts clean distclean
+.PHONY: setup run test test-fast lint types imports scenarios nightly nightly-tests bench contracts images clean distclean
 
 setup: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "== installing the project and its extras into $(VENV)"
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -e '.[fast,lab,test,dev]'
+	@$(BIN)/python -m pip install -q -e '.[fast,lab,test,dev,docker]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -56,6 +56,10 @@ nightly-tests: setup
 
 bench: setup
 	@$(BIN)/dubhe-bench --help
+
+## images: the container backend's images (base + lab), rebuilt only when their inputs change
+images: setup
+	@$(BIN)/dubhe-lab images $(ARGS)
 
 ## contracts: rebuild the RISC-V contract ELFs (needs gcc-riscv64-unknown-elf)
 contracts:

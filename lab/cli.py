@@ -3,12 +3,15 @@
 ::
 
     dubhe-lab up [--profile FILE ...] [--seed N] [--spec FILE] [--run-dir D] [--toxiproxy-url URL]
+                 [--backend local|docker]
     dubhe-lab down [--run-dir D]
     dubhe-lab status [--run-dir D] [--json]
     dubhe-lab fault apply FILE [--run-dir D]
     dubhe-lab fault clear [LINK] [--run-dir D]
     dubhe-lab logs COMPONENT [--run-dir D] [-n LINES] [-f]
     dubhe-lab links
+    dubhe-lab images [--force] [--check]
+    dubhe-lab compose [--profile FILE ...] [--seed N] [--spec FILE] > lab.compose.yml
     dubhe-lab swarm [--users N] [--spawn-rate R] [--duration T] [--mix M | --user-class C ...]
                     [--shape S] [--profile FILE ...] [--processes K] [--target URL] [--tls]
     dubhe-lab nightly [--quick] [--out DIR] [--only PART ...] [--skip PART ...] [--seed N]
@@ -80,7 +83,7 @@ def load_spec(args: argparse.Namespace) -> LabSpec:
         over["seed"] = args.seed
     if args.profile:
         over["profiles"] = [str(p) for p in args.profile]
-    if args.toxiproxy_url:
+    if getattr(args, "toxiproxy_url", None):
         over["proxy"] = {"toxiproxy_url": args.toxiproxy_url}
     return spec.overlay(over, "command line") if over else spec
 
@@ -99,14 +102,26 @@ def print_endpoints(lab: LabHandle) -> None:
             _say(f"   {key:<12} {eps[key]:<44} {what}")
 
 
-async def _up(args: argparse.Namespace) -> int:
+def _backend(args: argparse.Namespace) -> Any:
+    """None (the local default) or a DockerBackend, its images built first (in the main
+    thread, so Ctrl-C during a build stops it and removes the half image)."""
+    if args.backend != "docker":
+        return None
+    from lab.container.images import ensure_images
+    from lab.orchestrate.docker import DockerBackend
+
+    image = ensure_images(progress=_say).lab
+    return DockerBackend(progress=_say, image=image)
+
+
+async def _up(args: argparse.Namespace, backend: Any = None) -> int:
     spec = load_spec(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     starting = asyncio.create_task(Lab.start(spec, run_dir=args.run_dir, runs_root=args.runs_root,
-                                             progress=_say))
+                                             progress=_say, backend=backend))
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
@@ -327,8 +342,9 @@ def parser() -> argparse.ArgumentParser:
                     "lab/orchestrate/spec.py)")
     up.add_argument("--toxiproxy-url", help="run the links on this external Toxiproxy server "
                     "(standard toxics only)")
-    up.add_argument("--backend", choices=["local"], default="local",
-                    help="where components run (default: local processes)")
+    up.add_argument("--backend", choices=["local", "docker"], default="local",
+                    help="where components run: local processes (default) or docker "
+                    "containers (images built on first use; see docs/containers.md)")
     up.add_argument("--once", action="store_true", help="tear down as soon as it is up")
 
     down = sub.add_parser("down", help="tear a lab down (also one whose owner was killed)")
@@ -353,6 +369,26 @@ def parser() -> argparse.ArgumentParser:
     run_opts(logs)
 
     sub.add_parser("links", help="list the lab's links")
+
+    images = sub.add_parser("images", help="build the container backend's images if their "
+                            "inputs changed (make images)")
+    images.add_argument("--force", action="store_true", help="rebuild both images")
+    images.add_argument("--check", action="store_true",
+                        help="only say whether they are current (exit 1 if not)")
+
+    compose = sub.add_parser("compose", help="print a Compose file of the lab (docker-compose "
+                             "-f FILE up runs it)")
+    compose.add_argument("--profile", action="append", type=Path, metavar="FILE",
+                         help="fault profile applied once the links exist (repeatable)")
+    compose.add_argument("--seed", type=int, help="seed of every random choice (default: "
+                         "random, printed on stderr)")
+    compose.add_argument("--spec", type=Path, help="lab description overlay (TOML)")
+    compose.add_argument("--dir", type=Path, default=None, help="where the lab's files go "
+                         "(configs, TLS, logs; default: reports/compose/<run id>)")
+    compose.add_argument("--port-base", type=int, default=18000,
+                         help="first host port published on 127.0.0.1 (default 18000)")
+    compose.add_argument("--subnet", default="10.213.255.0/24",
+                         help="the lab network's subnet (default 10.213.255.0/24)")
 
     swarm = sub.add_parser("swarm", help="a headless Locust WebSocket swarm against the lab")
     run_opts(swarm)
@@ -440,7 +476,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "report":
             return _report(args)
         if args.cmd == "up":
-            return asyncio.run(_up(args))
+            return asyncio.run(_up(args, _backend(args)))
+        if args.cmd == "images":
+            from lab.container.images import main as images_main
+
+            return images_main((["--force"] if args.force else []) +
+                               (["--check"] if args.check else []))
+        if args.cmd == "compose":
+            from lab.container.compose import compose_main
+
+            return compose_main(args, load_spec(args))
         if args.cmd == "down":
             return _down(args)
         if args.cmd == "status":

@@ -14,7 +14,8 @@ Fixtures
                      ``@pytest.fixture(scope="module") def lab_spec(): return LabSpec(...)``.
 
 Options
-    ``--lab-backend local``    where components run (``local`` processes; the only backend yet)
+    ``--lab-backend B``        where components run: ``local`` processes (default) or ``docker``
+                               containers (docs/containers.md)
     ``--lab-scope S``          scope of ``lab``: function, module (default), package, session
     ``--lab-keep``             keep a lab whose test failed up, print its run directory
                                (``dubhe-lab down --run-dir DIR`` stops it later)
@@ -32,7 +33,7 @@ from typing import Any, Literal
 import pytest
 import pytest_asyncio
 
-from lab.orchestrate import Lab, LabSpec, LocalBackend
+from lab.orchestrate import Backend, Lab, LabSpec, LocalBackend
 from lab.orchestrate.rundir import prune_runs
 
 _SCOPES = ("function", "module", "package", "session")
@@ -41,8 +42,9 @@ _FAILED = pytest.StashKey[dict[int, list[str]]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lab", "Dubhe Channel lab")
-    group.addoption("--lab-backend", choices=["local"], default="local",
-                    help="where lab components run (default: local processes)")
+    group.addoption("--lab-backend", choices=["local", "docker"], default="local",
+                    help="where lab components run: local processes (default) or docker "
+                    "containers (images built on first use)")
     group.addoption("--lab-scope", choices=_SCOPES, default="module",
                     help="scope of the 'lab' fixture (default: module)")
     group.addoption("--lab-keep", action="store_true",
@@ -118,10 +120,32 @@ def _apply_options(spec: LabSpec, config: pytest.Config) -> LabSpec:
     return spec
 
 
+def _say(config: pytest.Config) -> Callable[[str], None]:
+    """Progress lines (an image build) straight to the terminal, past output capturing."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(msg: str) -> None:
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                print(msg, file=sys.stderr, flush=True)
+        else:
+            print(msg, file=sys.stderr, flush=True)
+
+    return say
+
+
+def make_backend(config: pytest.Config) -> Backend:
+    """The backend ``--lab-backend`` names (a docker backend builds its images when needed)."""
+    if config.getoption("--lab-backend") == "docker":
+        from lab.orchestrate.docker import DockerBackend
+
+        return DockerBackend(progress=_say(config))
+    return LocalBackend(die_with_owner=not config.getoption("--lab-keep"))
+
+
 async def _start(spec: LabSpec, config: pytest.Config) -> Lab:
-    keep = bool(config.getoption("--lab-keep"))
     return await Lab.start(_apply_options(spec, config), runs_root=_runs_root(config),
-                           backend=LocalBackend(die_with_owner=not keep))
+                           backend=make_backend(config))
 
 
 async def _finish(lab: Lab, config: pytest.Config) -> None:

@@ -9,6 +9,8 @@ declare -A NEED=(
   [riscv64-unknown-elf-gcc]=gcc-riscv64-unknown-elf
   [wrk]=wrk
   [chromium]=chromium  # the report tests open the HTML in headless Chromium
+  [mmdebstrap]=mmdebstrap          # the container backend's base image (make images)
+  [docker-compose]=docker-compose  # validating the lab's Compose file
 )
 
 missing=()

@@ -64,9 +64,11 @@ def _environment(templates: Path) -> jinja2.Environment:
 
 def render(settings: NginxSpec, *, run_id: str, paths: NginxPaths, listen_http: str,
            listen_https: str, upstream_rpc: str, upstream_ws: str, cert: Path, key: Path,
-           templates: Path = TEMPLATES) -> str:
+           templates: Path = TEMPLATES, trusted: tuple[str, ...] = ()) -> str:
     """The config text; ``listen_*`` are nginx's own addresses, ``upstream_*`` where it reaches
-    the node (through the ``nginx-node-*`` links)."""
+    the node (through the ``nginx-node-*`` links). ``/metrics`` and ``/nginx_status`` answer
+    loopback and the ``trusted`` addresses or networks (a container backend's lab network,
+    where the host's published-port traffic comes from)."""
     context: dict[str, Any] = {
         "s": settings,
         "run_id": run_id,
@@ -74,6 +76,7 @@ def render(settings: NginxSpec, *, run_id: str, paths: NginxPaths, listen_http: 
                   "access_log": paths.access_log, "temp": paths.temp, "cert": cert, "key": key},
         "listen": {"http": listen_http, "https": listen_https},
         "upstream": {"rpc": upstream_rpc, "ws": upstream_ws},
+        "trusted": ["127.0.0.1", "::1", *trusted],
     }
     try:
         return _environment(templates).get_template(TEMPLATE).render(context)

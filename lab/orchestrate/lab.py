@@ -32,7 +32,7 @@ from lab.nginx.check import check_config, find_nginx
 from lab.nginx.render import NginxPaths
 from lab.nginx.tls import write_tls
 from lab.orchestrate.backend import Backend
-from lab.orchestrate.errors import ComponentError
+from lab.orchestrate.errors import ComponentError, EnvironmentProblem, SpecError
 from lab.orchestrate.handle import LabHandle
 from lab.orchestrate.linkctl import LinkControl, ToxiproxyLinks, check_external
 from lab.orchestrate.local import LocalBackend
@@ -43,6 +43,10 @@ from lab.orchestrate.spec import LabSpec
 from lab.proxy.profiles import load_profile
 
 Progress = Callable[[str], None]
+
+#: Component actions :meth:`Lab.act` takes (the last four need a container backend).
+ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume", "unpause",
+           "disconnect", "reconnect", "cut", "uncut")
 
 
 def _quiet(_: str) -> None:
@@ -101,7 +105,8 @@ class Lab(LabHandle):
         if spec.nginx.enabled and nginx_binary is None:
             nginx_binary = find_nginx()
         plan = make_plan(spec, run, seed, backend.allocate, nginx_binary=nginx_binary or "nginx",
-                         tls_ca=run.path / "tls" / "ca.pem" if spec.nginx.enabled else None)
+                         tls_ca=run.path / "tls" / "ca.pem" if spec.nginx.enabled else None,
+                         nginx_trusted=tuple(getattr(backend, "nginx_trusted", ())))
         # Profiles are checked against this run's links before anything starts.
         for path in spec.profiles:
             profile = load_profile(path, addresses=plan.link_addresses())
@@ -303,6 +308,44 @@ class Lab(LabHandle):
         else:
             await self.stop(name)
         return await self.start_component(name)
+
+    # -- container-level faults (a backend that runs components in containers) -----------
+    def _container_fault(self, action: str, name: str) -> Any:
+        self._component(name)
+        method = getattr(self.backend, action, None)
+        if method is None:
+            raise EnvironmentProblem(f"{action} is a container-level fault: this lab runs on the "
+                                     f"{self.backend.name} backend (use --backend docker)")
+        return method
+
+    async def disconnect(self, name: str) -> None:
+        """Take a component off the lab network (a partition: open connections hang)."""
+        await self._container_fault("disconnect", name)(name)
+
+    async def reconnect(self, name: str) -> None:
+        """Put it back with its same address (stalled connections resume)."""
+        await self._container_fault("reconnect", name)(name)
+
+    async def cut(self, name: str, mode: str = "reset") -> None:
+        """Cut the component's TCP in its network namespace: ``reset`` (open connections reset,
+        new ones refused) or ``drop`` (everything hangs)."""
+        await self._container_fault("cut", name)(name, mode)
+
+    async def uncut(self, name: str) -> None:
+        await self._container_fault("uncut", name)(name)
+
+    async def act(self, action: str, name: str) -> None:
+        """A component action by name, for timelines and scenarios: one of :data:`ACTIONS`."""
+        if action not in ACTIONS:
+            raise SpecError("action", [(action, f"unknown action (actions: {', '.join(ACTIONS)})")])
+        if action == "start":
+            await self.start_component(name)
+        elif action == "restart":
+            await self.restart(name)
+        elif action in ("resume", "unpause"):
+            await self.resume(name)
+        else:
+            await getattr(self, action)(name)
 
     def state_of(self, name: str) -> str:
         """``running``, ``paused``, ``exited N`` or ``not started``."""

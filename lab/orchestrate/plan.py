@@ -158,8 +158,9 @@ def node_config(spec: LabSpec, run: RunDir, rpc: Endpoint, ws: Endpoint,
 
 def make_plan(spec: LabSpec, run: RunDir, seed: int, allocate: Allocate, *,
               nginx_binary: str = "nginx", tls_ca: Path | None = None,
-              admin_token: str | None = None) -> Plan:
-    """The plan of a run. ``allocate(component, port)`` reserves ports (a backend's method)."""
+              admin_token: str | None = None, nginx_trusted: tuple[str, ...] = ()) -> Plan:
+    """The plan of a run. ``allocate(component, port)`` reserves ports (a backend's method);
+    ``nginx_trusted`` are addresses besides loopback that may read nginx's status pages."""
     _check_node_overrides(spec)
     admin_token = admin_token or f"lab-{secrets.token_hex(16)}"
     external = spec.proxy.toxiproxy_url is not None
@@ -243,7 +244,8 @@ def make_plan(spec: LabSpec, run: RunDir, seed: int, allocate: Allocate, *,
             spec.nginx, run_id=run.run_id, paths=paths, listen_http=http.bind,
             listen_https=https.bind, upstream_rpc=links["nginx-node-rpc"].listen.peer,
             upstream_ws=links["nginx-node-ws"].listen.peer,
-            cert=run.path / "tls" / "server.pem", key=run.path / "tls" / "server.key")
+            cert=run.path / "tls" / "server.pem", key=run.path / "tls" / "server.key",
+            trusted=nginx_trusted)
         components["nginx"] = ComponentPlan(
             "nginx", ProcessSpec("nginx", tuple(nginx_argv(nginx_binary, paths.root, paths.conf,
                                                            paths.error_log)),

@@ -196,9 +196,15 @@ def clean_dead_lab(run: RunDir) -> list[str]:
     if data is None or owner_alive(data):
         return []
     cleaned = []
-    for name, rec in (data.get("components") or {}).items():
-        if kill_recorded(int(rec["pid"]), float(rec["create_time"])):
-            cleaned.append(name)
+    if data.get("backend") == "docker":
+        # Containers are found by the run's label on the engine, not by pid.
+        from lab.orchestrate.docker import clean_run
+
+        cleaned = clean_run(run.run_id)
+    else:
+        for name, rec in (data.get("components") or {}).items():
+            if kill_recorded(int(rec["pid"]), float(rec["create_time"])):
+                cleaned.append(name)
     run.remove_temp()
     with contextlib.suppress(FileNotFoundError):
         run.pid_file.unlink()
