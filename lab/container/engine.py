@@ -22,6 +22,8 @@ RUN_LABEL = "dubhe.run"
 COMPONENT_LABEL = "dubhe.component"
 OWNER_LABEL = "dubhe.owner"
 RUN_DIR_LABEL = "dubhe.run_dir"
+#: ``process`` (runs the component) or ``net`` (holds its address and ports; see DockerBackend).
+ROLE_LABEL = "dubhe.role"
 
 #: What testcontainers needs on a machine like this one (see docs/containers.md): no reaper
 #: image to pull, and ports reached on the docker host (127.0.0.1), not through a gateway.

@@ -7,24 +7,30 @@ in a container from the lab image (:mod:`lab.container.images`, built on first u
 own network.
 
 * **Network**: one user-defined bridge per run, ``dubhe-<run id>``, on a /24 picked free from
-  ``DUBHE_LAB_SUBNETS`` (default 10.213.0.0/16). Every container gets a fixed address on it (a
-  restarted or reconnected component keeps its address, so nginx and the node, which resolve
-  their upstreams once, keep reaching it), and its component name as an alias. Components reach
-  each other by address (the plan's *peer* view); the host reaches them only through ports
-  published on 127.0.0.1 (the *public* view).
-* **Containers**: ``dubhe-<run id>-<component>``, with ``--init`` (a stop takes ~0.2 s, not 10),
-  the project source bind-mounted read-only at its own path (code changes need no rebuild), the
-  run directory bind-mounted read-write at its own path (every path in the plan is absolute and
-  inside it), the host user's uid:gid, and stdout/stderr appended to ``logs/<component>.log``
-  as with local processes. ``NET_ADMIN`` is granted so the reset-style cut can install an
-  iptables rule in the container's own namespace.
+  ``DUBHE_LAB_SUBNETS`` (default 10.213.0.0/16). Components reach each other by fixed address
+  (the plan's *peer* view); the host reaches them only through ports published on 127.0.0.1
+  (the *public* view).
+* **Two containers per component**: ``dubhe-<run id>-<component>-net`` holds the component's
+  network identity (its fixed address, its name as an alias, its published ports) and runs
+  nothing but ``sleep``; ``dubhe-<run id>-<component>`` runs the component in that network
+  namespace (as Kubernetes pods do). So a killed or stopped component leaves an address that
+  refuses connections at once, as a dead local process does, instead of an unreachable host
+  (connects hanging for seconds); a restart keeps address and ports without touching the
+  network; and nginx and the node, which resolve their upstreams once, keep reaching it.
+* **Process containers** run with ``--init`` (a stop takes ~0.2 s, not 10), the project source
+  bind-mounted read-only at its own path (code changes need no rebuild), the run directory
+  bind-mounted read-write at its own path (every path in the plan is absolute and inside it),
+  the host user's uid:gid, and stdout/stderr appended to ``logs/<component>.log`` as with local
+  processes.
 * **Labels**: containers and the network carry ``dubhe.lab``, ``dubhe.run=<run id>``,
   ``dubhe.component`` and ``dubhe.owner=<pid>:<start time>``. Teardown removes by label; the
   first start of any later docker lab (and ``dubhe-lab down``) removes what a killed owner left.
-* **Faults** beyond the protocol's stop/kill/pause: :meth:`disconnect`/:meth:`reconnect` (a
-  partition: open connections hang, a stalled stream resumes on reconnect) and :meth:`cut` /
-  :meth:`uncut` (``iptables REJECT --reject-with tcp-reset`` in the container's namespace: open
-  connections are reset, new ones refused; ``mode="drop"`` black-holes instead).
+* **Faults** beyond the protocol's stop/kill/pause (which act on the process container):
+  :meth:`disconnect`/:meth:`reconnect` the ``-net`` container (a partition: open connections
+  hang, a stalled stream resumes on reconnect) and :meth:`cut`/:meth:`uncut` (``iptables REJECT
+  --reject-with tcp-reset`` in the component's network namespace, through ``docker exec`` as
+  root with ``NET_ADMIN``: open connections are reset, new ones refused; ``mode="drop"``
+  black-holes instead).
 
 Container state (running, paused, exit code) is kept from the engine's event stream, so the
 readiness loop's ``exit_code`` polls cost nothing. ``start`` returns at once and creates the
@@ -53,6 +59,7 @@ from lab.container.engine import (
     COMPONENT_LABEL,
     LAB_LABEL,
     OWNER_LABEL,
+    ROLE_LABEL,
     RUN_DIR_LABEL,
     RUN_LABEL,
 )
@@ -89,6 +96,14 @@ def container_port(component: str, port: str, used: set[int]) -> int:
     while wanted in used:
         wanted += 1
     return wanted
+
+
+def as_returncode(status: int) -> int:
+    """A container's exit status as ``subprocess`` reports a process's: ``128 + N`` (killed by
+    signal N: what the init process and the engine report) becomes ``-N``."""
+    if 128 < status <= 128 + 64:
+        return -(status - 128)
+    return status
 
 
 def pick_subnet(taken: list[ipaddress.IPv4Network], pool: str = DEFAULT_SUBNETS,
@@ -222,6 +237,7 @@ class DockerBackend:
         self._disconnected: set[str] = set()
         self._cuts: dict[str, str] = {}
         self._nginx_check: asyncio.Task[None] | None = None
+        self._sandboxes: dict[str, str] = {}
 
     # -- addresses -------------------------------------------------------------------------
     def _ip(self, component: str) -> str:
@@ -356,23 +372,42 @@ class DockerBackend:
                 str(PYCACHE): {"bind": str(PYCACHE), "mode": "rw"},
                 str(run_dir): {"bind": str(run_dir), "mode": "rw"}}
 
-    def _create(self, spec: ProcessSpec) -> tuple[str, int, float]:
+    def _sandbox(self, name: str) -> str:
+        """The component's network sandbox (created once): a container that only holds the
+        address, the alias and the published ports. The component's process container joins
+        its network namespace, so a killed or stopped component leaves its address answering
+        "connection refused" (as a dead local process does), not an unreachable host, and a
+        restart keeps the address and ports without touching the network."""
+        if name in self._sandboxes:
+            return self._sandboxes[name]
         api = self.client.api
-        assert self.run_dir is not None and self.image is not None
-        name = spec.name
         eps = self.endpoints_of(name)
         host_config = api.create_host_config(
-            binds=self._binds(self.run_dir),
             port_bindings={ep.port: ("127.0.0.1", ep.public_port) for ep in eps},
             init=True, cap_add=["NET_ADMIN"], network_mode=self.network)
         networking = api.create_networking_config({self.network: api.create_endpoint_config(
             ipv4_address=self._ip(name), aliases=[name])})
         created = api.create_container(
+            self.image, command=["sleep", "infinity"], name=f"{self.container_name(name)}-net",
+            user=f"{os.getuid()}:{os.getgid()}", labels={**self.labels(name), ROLE_LABEL: "net"},
+            hostname=name, ports=[ep.port for ep in eps], host_config=host_config,
+            networking_config=networking, stop_signal="SIGKILL")
+        self._sandboxes[name] = created["Id"]
+        api.start(created["Id"])
+        return str(created["Id"])
+
+    def _create(self, spec: ProcessSpec) -> tuple[str, int, float]:
+        api = self.client.api
+        assert self.run_dir is not None and self.image is not None
+        name = spec.name
+        sandbox = self._sandbox(name)
+        host_config = api.create_host_config(
+            binds=self._binds(self.run_dir), init=True, network_mode=f"container:{sandbox}")
+        created = api.create_container(
             self.image, command=self.command(spec), name=self.container_name(name),
             user=f"{os.getuid()}:{os.getgid()}", working_dir=str(spec.cwd),
-            environment=self._env(spec), labels=self.labels(name), hostname=name,
-            ports=[ep.port for ep in eps], host_config=host_config,
-            networking_config=networking, stop_signal=signal.Signals(spec.stop_signal).name)
+            environment=self._env(spec), labels={**self.labels(name), ROLE_LABEL: "process"},
+            host_config=host_config, stop_signal=signal.Signals(spec.stop_signal).name)
         cid = created["Id"]
         self._containers[name].cid = cid
         self._set_status(cid, "created")
@@ -494,11 +529,14 @@ class DockerBackend:
             self._set_status(cid, "running")
 
     def exit_code(self, name: str) -> int | None:
+        """As the local backend reports it: the process's exit status, or ``-N`` for a death by
+        signal N (the engine's ``128 + N``, as ``--init`` passes it on)."""
         c = self._containers.get(name)
         if c is None or not c.cid or self._status_of(name) != "exited":
             return None
         with self._state_lock:
-            return self._codes.get(c.cid)
+            code = self._codes.get(c.cid)
+        return as_returncode(code) if code is not None else None
 
     def running(self, name: str) -> bool:
         return self._status_of(name) in ("starting", "created", "running", "paused")
@@ -512,64 +550,64 @@ class DockerBackend:
                 for name, c in self._containers.items() if self.running(name)}
 
     # -- container-level faults -------------------------------------------------------------
-    def _need(self, name: str) -> str:
-        cid = self._cid(name)
-        if not cid or self._status_of(name) == "exited":
-            raise EnvironmentProblem(f"{name} has no running container")
-        return cid
+    def _net(self, name: str) -> str:
+        sandbox = self._sandboxes.get(name)
+        if sandbox is None:
+            raise EnvironmentProblem(f"{name} was never started: it has no network to fault")
+        return sandbox
 
     async def disconnect(self, name: str) -> None:
         """Take the component off the lab network (a partition): peers' open connections to it
         hang, new ones by address time out; its published ports stop answering."""
         await self._settled(name)
-        cid = self._need(name)
+        sandbox = self._net(name)
         if name in self._disconnected:
             return
-        await asyncio.to_thread(self.client.api.disconnect_container_from_network, cid,
+        await asyncio.to_thread(self.client.api.disconnect_container_from_network, sandbox,
                                 self.network)
         self._disconnected.add(name)
 
     async def reconnect(self, name: str) -> None:
         """Put it back on the network with its same address: stalled streams resume."""
         await self._settled(name)
-        cid = self._need(name)
+        sandbox = self._net(name)
         if name not in self._disconnected:
             return
-        await asyncio.to_thread(self.client.api.connect_container_to_network, cid, self.network,
-                                ipv4_address=self._ip(name), aliases=[name])
+        await asyncio.to_thread(self.client.api.connect_container_to_network, sandbox,
+                                self.network, ipv4_address=self._ip(name), aliases=[name])
         self._disconnected.discard(name)
 
-    def _iptables(self, cid: str, args: list[str]) -> None:
+    def _iptables(self, name: str, args: list[str]) -> None:
         api = self.client.api
-        exe = api.exec_create(cid, ["iptables", *args], user="0")
+        exe = api.exec_create(self._net(name), ["iptables", *args], user="0")
         out = api.exec_start(exe["Id"]).decode(errors="replace").strip()
         rc = api.exec_inspect(exe["Id"]).get("ExitCode")
         if rc != 0:
-            raise EnvironmentProblem(f"iptables {' '.join(args)} failed in "
-                                     f"{self.container_name('')}…: {out.splitlines()[-1:]}")
+            last = out.splitlines()[-1] if out else f"exit {rc}"
+            raise EnvironmentProblem(f"iptables {' '.join(args)} failed in {name}'s network "
+                                     f"namespace: {last}")
 
     async def cut(self, name: str, mode: str = "reset") -> None:
         """Cut every TCP connection of the component inside its own network namespace:
-        ``reset`` (``REJECT --reject-with tcp-reset``: open connections are reset at the next
+        ``reset`` (``REJECT --reject-with tcp-reset``: open connections are reset at their next
         packet, new ones refused) or ``drop`` (``DROP``: everything hangs)."""
         if mode not in ("reset", "drop"):
             raise SpecError("cut", [("mode", f"{mode!r}: expected 'reset' or 'drop'")])
         await self._settled(name)
-        cid = self._need(name)
+        self._net(name)
         if name in self._cuts:
             await self.uncut(name)
         rule = ["INPUT", "-p", "tcp", "-j"] + (["REJECT", "--reject-with", "tcp-reset"]
                                                if mode == "reset" else ["DROP"])
-        await asyncio.to_thread(self._iptables, cid, ["-I", *rule])
+        await asyncio.to_thread(self._iptables, name, ["-I", *rule])
         self._cuts[name] = " ".join(rule)
 
     async def uncut(self, name: str) -> None:
+        """Remove the cut (connections that were reset stay closed; new ones work)."""
         await self._settled(name)
         rule = self._cuts.pop(name, None)
-        cid = self._cid(name)
-        if rule is None or not cid or self._status_of(name) == "exited":
-            return
-        await asyncio.to_thread(self._iptables, cid, ["-D", *rule.split()])
+        if rule is not None:
+            await asyncio.to_thread(self._iptables, name, ["-D", *rule.split()])
 
     # -- nginx -t in the image ---------------------------------------------------------------
     async def check_nginx(self, spec: ProcessSpec) -> None:
