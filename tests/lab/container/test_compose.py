@@ -3,6 +3,7 @@ runs the lab with its links and profile."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -89,7 +90,8 @@ async def test_docker_compose_runs_the_lab(tmp_path: Path, lab_image: str) -> No
     file.write_text(text)
     assert COMPOSE is not None
     base = [COMPOSE, "-f", str(file), "-p", f"dubhetest{tmp_path.name[-10:].lower()}"]
-    up = subprocess.run([*base, "up", "-d"], capture_output=True, text=True, timeout=180)
+    up = await asyncio.to_thread(subprocess.run, [*base, "up", "-d"], capture_output=True,
+                                 text=True, timeout=180)
     try:
         assert up.returncode == 0, up.stderr
         handle = LabHandle.attach(RunDir(run))
@@ -106,5 +108,6 @@ async def test_docker_compose_runs_the_lab(tmp_path: Path, lab_image: str) -> No
             "nginx-node-rpc", "nginx-node-ws", "client-edge", "client-edge-tls"}
         await handle.close()
     finally:
-        subprocess.run([*base, "down"], capture_output=True, text=True, timeout=120)
+        await asyncio.to_thread(subprocess.run, [*base, "down"], capture_output=True, text=True,
+                                timeout=120)
     assert nothing_left(run.name)

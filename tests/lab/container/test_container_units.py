@@ -36,7 +36,7 @@ def test_subnets_avoid_every_taken_one() -> None:
     taken = [ipaddress.IPv4Network(f"10.213.{i}.0/24") for i in range(256) if i != 77]
     assert pick_subnet(taken, rng=random.Random(1)) == ipaddress.IPv4Network("10.213.77.0/24")
     taken.append(ipaddress.IPv4Network("10.213.0.0/16"))
-    with pytest.raises(EnvironmentProblem, match="no free /24 left in 10.213.0.0/16"):
+    with pytest.raises(EnvironmentProblem, match=r"no free /24 left in 10\.213\.0\.0/16"):
         pick_subnet(taken)
 
 
@@ -70,7 +70,7 @@ async def test_container_faults_need_a_container_backend(tmp_path: Path) -> None
         with pytest.raises(EnvironmentProblem, match="disconnect is a container-level fault: "
                                                      "this lab runs on the fake backend"):
             await lab.disconnect("node")
-        with pytest.raises(SpecError, match="'?explode'?: unknown action"):
+        with pytest.raises(SpecError, match=r"explode: unknown action"):
             await lab.act("explode", "node")
         await lab.act("kill", "node")
         assert lab.state_of("node") == "exited -9"

@@ -1,0 +1,54 @@
+"""The 1006 scenario (s01, idle timeout) gives the same verdict on both backends.
+
+nginx's read timeout is shorter than the gap between heads: naive subscribers die with 1006,
+nginx logs ``upstream timed out (110) while proxying upgraded connection`` at info, and the
+reconnecting client misses nothing. The case runs unchanged on local processes and on
+containers; every expectation, every fault signal and the verdict must agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.orchestrate import Lab, LabSpec, LocalBackend
+from lab.orchestrate.docker import DockerBackend
+from lab.scenarios.model import all_cases
+from lab.scenarios.runner import Outcome, run_case
+
+pytestmark = [pytest.mark.docker, pytest.mark.lab, pytest.mark.scenario]
+
+
+async def _run(backend_name: str, image: str, tmp_path: Path) -> Outcome:
+    case = next(c for c in all_cases("fast", only=["s01"]) if c.variant.name == "incident")
+    made: list[Lab] = []
+
+    async def start(spec: LabSpec) -> Lab:
+        backend = DockerBackend(image=image) if backend_name == "docker" else LocalBackend()
+        lab = await Lab.start(spec, backend=backend, runs_root=tmp_path / "runs")
+        made.append(lab)
+        return lab
+
+    try:
+        return await run_case(case, start_lab=start, results_dir=tmp_path / backend_name)
+    finally:
+        for lab in made:
+            await lab.down()
+
+
+async def test_idle_timeout_1006_same_verdict_on_both_backends(lab_image: str,
+                                                               tmp_path: Path) -> None:
+    local = await _run("local", lab_image, tmp_path)
+    docker = await _run("docker", lab_image, tmp_path)
+    assert local.record["lab"]["run_id"] != docker.record["lab"]["run_id"]
+    for outcome in (local, docker):
+        assert outcome.passed, outcome.failures()
+        assert outcome.record["figures"]["naive.closes_1006"] == 3
+        assert outcome.record["figures"]["nginx.ws_upstream_timeout"] >= 3
+    verdicts = [{e["name"]: e["pass"] for e in o.record["expectations"]} for o in (local, docker)]
+    assert verdicts[0] == verdicts[1] and all(verdicts[0].values())
+    for outcome in (local, docker):
+        log = Path(outcome.record["lab"]["run_dir"]) / "nginx" / "error.log"
+        assert "upstream timed out (110: Connection timed out) while proxying upgraded " \
+               "connection" in log.read_text()
