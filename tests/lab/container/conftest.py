@@ -20,6 +20,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "orchestrate"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+#: A test that needs the images may build them first (one to two minutes cold, more on a loaded
+#: machine): its timeout covers that build.
+IMAGE_BUILD_TIMEOUT_S = 900
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(str(item.fspath)).resolve().parents and \
+                "lab_image" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(IMAGE_BUILD_TIMEOUT_S))
+
+
 @cache
 def engine_problem() -> str | None:
     from lab.container.engine import engine_problem as problem
