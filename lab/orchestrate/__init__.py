@@ -3,8 +3,9 @@
 * :class:`LabSpec` (and :func:`spec_from_dict`): the description;
 * :class:`Lab`: ``async with Lab.up(spec) as lab`` — the running lab this process owns;
 * :class:`LabHandle`: a running lab seen from its ``lab.json`` (another process's);
-* :class:`Backend` and its implementations :class:`LocalBackend` (default) and
-  :class:`FakeBackend` (records calls, for tests of the orchestration itself);
+* :class:`Backend` and its implementations :class:`LocalBackend` (default),
+  ``lab.orchestrate.docker.DockerBackend`` (containers; needs the ``docker`` extra and an engine)
+  and :class:`FakeBackend` (records calls, for tests of the orchestration itself);
 * the errors of :mod:`lab.orchestrate.errors`.
 """
 
