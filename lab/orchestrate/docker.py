@@ -106,6 +106,24 @@ def as_returncode(status: int) -> int:
     return status
 
 
+def component_process(init_pid: int, wait_s: float = 1.0) -> tuple[int, float]:
+    """(pid, start time) on this host of the component a container runs: the child of its
+    init process (``--init``), which is what a caller measuring the component (its memory, its
+    CPU) wants; the init process itself if the child cannot be seen (another pid namespace)."""
+    deadline = time.monotonic() + wait_s
+    try:
+        init = psutil.Process(init_pid)
+        while True:
+            children = init.children()
+            if children:
+                return children[0].pid, children[0].create_time()
+            if time.monotonic() > deadline:
+                return init.pid, init.create_time()
+            time.sleep(0.01)
+    except (psutil.Error, ValueError):
+        return init_pid, 0.0
+
+
 def pick_subnet(taken: list[ipaddress.IPv4Network], pool: str = DEFAULT_SUBNETS,
                 rng: random.Random | None = None) -> ipaddress.IPv4Network:
     """A /24 of ``pool`` that overlaps none of ``taken``."""
@@ -414,13 +432,9 @@ class DockerBackend:
         api.start(cid)
         self._set_status(cid, "running")
         state = api.inspect_container(cid)["State"]
-        pid = int(state.get("Pid") or 0)
-        try:
-            made = psutil.Process(pid).create_time() if pid else 0.0
-        except psutil.Error:
-            made = 0.0
         if not state.get("Running"):
             self._set_status(cid, "exited", int(state.get("ExitCode") or 0))
+        pid, made = component_process(int(state.get("Pid") or 0))
         return cid, pid, made
 
     async def _create_in_background(self, spec: ProcessSpec) -> None:

@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import psutil
 import pytest
 import pytest_asyncio
 from docker_helpers import client, left_by_label, nothing_left
@@ -104,6 +105,10 @@ def test_every_component_is_a_labelled_container_on_the_run_network(lab: Lab) ->
                 assert port["peer"].split(":")[0] == net["IPAMConfig"]["IPv4Address"]
                 assert port["public"].startswith("127.0.0.1:")
             assert (lab.run_dir / "logs" / f"{name}.log").stat().st_size > 0
+        # The pid file's pids are the components' own processes (what callers measure).
+        for name, record in backend.records().items():
+            cmdline = " ".join(psutil.Process(record.pid).cmdline())
+            assert ("nginx" if name == "nginx" else "python") in cmdline, (name, cmdline)
         network = c.api.inspect_network(backend.network)
         assert network["Labels"][RUN_LABEL] == lab.run_id
     finally:
