@@ -32,7 +32,7 @@ from test_lab_local import (  # noqa: F401 - collected here, against containers
 )
 
 from lab.container.engine import COMPONENT_LABEL, LAB_LABEL, OWNER_LABEL, ROLE_LABEL, RUN_LABEL
-from lab.orchestrate import Lab, LabSpec, SpecError
+from lab.orchestrate import Lab, LabSpec, NginxConfigError, SpecError
 from lab.orchestrate.docker import DockerBackend
 from lab.pytest_plugin import _runs_root
 
@@ -145,3 +145,17 @@ async def test_up_and_down_leave_no_container_network_or_volume(lab_factory: Fac
     assert json.loads(lab.run.lab_json.read_text())["state"] == "down"
     assert not lab.run.pid_file.exists()
     assert "dubhe-node ready" in (lab.run_dir / "logs" / "node.log").read_text()
+
+
+async def test_a_config_nginx_refuses_fails_the_lab_before_nginx_starts(
+        lab_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.orchestrate import plan
+
+    real = plan.render_nginx
+    monkeypatch.setattr(plan, "render_nginx", lambda *a, **k: real(*a, **k).replace(
+        "worker_connections ", "worker_connectionz "))
+    backend = DockerBackend(image=lab_image)
+    with pytest.raises(NginxConfigError, match='unknown directive "worker_connectionz"'):
+        await Lab.start(LabSpec(l1=()), backend=backend, runs_root=tmp_path)  # type: ignore[arg-type]
+    assert backend.run_id and nothing_left(backend.run_id), left_by_label(backend.run_id)
+    assert "nginx" not in backend.records()
