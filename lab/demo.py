@@ -276,6 +276,8 @@ async def _demo(
             "== the lab keeps running; in another shell: dubhe-lab status | fault apply FILE "
             "| logs COMPONENT; Ctrl-C stops it"
         )
+        if stop.is_set():  # a signal came while the demo ran (and its cancel was absorbed)
+            raise asyncio.CancelledError
         serving.set()
         await stop.wait()
         return 0
@@ -298,9 +300,11 @@ async def run(args: argparse.Namespace) -> int:
     def on_signal() -> None:
         # While the lab just serves, Ctrl-C ends the wait; before that it interrupts whatever
         # the demo is doing (starting, the workload, the fault). Either way the lab goes down.
-        if serving.is_set():
-            stop.set()
-        else:
+        # ``stop`` is set first: a cancellation absorbed by a library (asyncio.wait_for can
+        # swallow one that races its timeout) still ends the demo before it starts serving.
+        interrupted = not serving.is_set()
+        stop.set()
+        if interrupted:
             demo.cancel()
 
     loop = asyncio.get_running_loop()

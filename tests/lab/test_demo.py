@@ -54,13 +54,21 @@ def test_ctrl_c_during_the_demo_tears_the_lab_down(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "lab.demo", "--seed", "2", "--runs-root",
                              str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:  # interrupt in the middle of the workload
-        if "submitted 14 signed transactions" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    t0 = time.monotonic()
-    rc = proc.wait(60)
-    assert rc == 130 and time.monotonic() - t0 < 30
-    assert "interrupted; the lab was torn down" in (proc.stderr.read() if proc.stderr else "")
-    assert_nothing_left((tmp_path / "latest").resolve())
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # interrupt in the middle of the workload
+            if "submitted 14 signed transactions" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        rc = proc.wait(60)
+        assert rc == 130 and time.monotonic() - t0 < 30
+        assert "interrupted; the lab was torn down" in (proc.stderr.read() if proc.stderr else "")
+        assert_nothing_left((tmp_path / "latest").resolve())
+    finally:
+        if proc.poll() is None:  # never leave a demo (and its lab) behind a failed test
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
