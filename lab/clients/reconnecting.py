@@ -460,6 +460,11 @@ class ReconnectingClient:
             except Closed:
                 if not retry or loop.time() >= deadline:
                     raise
+                # The send can fail before the reader has seen the close, while the connection
+                # still counts as open: wait until the session ends, else this loop would spin
+                # without ever yielding to the reader that ends it.
+                while self._conn is conn and loop.time() < deadline:
+                    await asyncio.sleep(0.005)
 
     # -- heads ------------------------------------------------------------------------------
     def follow_heads(self, start_from: int | None = None) -> None:

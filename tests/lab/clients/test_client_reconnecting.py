@@ -238,6 +238,23 @@ async def test_calls_wait_for_a_connection_and_retry_across_a_drop_when_asked() 
 
 
 @virtual_time
+async def test_a_retried_call_on_a_connection_that_just_died_waits_for_the_next_one() -> None:
+    # The send fails at once (the server closed) while the reader has not yet seen the close:
+    # the retry must yield to it instead of spinning on the dead connection forever.
+    node = FakeNode(scripts=[Script(ignore_requests=True)])
+    c = client(node, backoff=BackoffPolicy(base_s=0.5, cap_s=0.5))
+    async with c:
+        await wait_until(lambda: bool(node.conns), 5, what="the first connection")
+        [first] = list(node.conns)
+        first.closed = Closed()  # dead for send(), its Closed not yet delivered to the reader
+        call = asyncio.create_task(c.call("eth_chainId", timeout_s=10, retry=True))
+        await asyncio.sleep(0.05)
+        first.inbox.put_nowait(first.closed)  # the reader learns of it now
+        assert await asyncio.wait_for(call, 5) == "0x1"
+    assert sum(1 for r in c.history.of("request") if not r["ok"]) <= 20
+
+
+@virtual_time
 async def test_a_drop_before_the_first_notification_loses_nothing() -> None:
     # subscribed at head 5, dropped before block 6 is made, back after blocks 6..8: the client
     # still delivers from the head it subscribed at
