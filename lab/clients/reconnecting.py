@@ -464,7 +464,7 @@ class ReconnectingClient:
                 # still counts as open: wait until the session ends, else this loop would spin
                 # without ever yielding to the reader that ends it.
                 while self._conn is conn and loop.time() < deadline:
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.005)  # noqa: ASYNC110 - no event marks a session end
 
     # -- heads ------------------------------------------------------------------------------
     def follow_heads(self, start_from: int | None = None) -> None:
