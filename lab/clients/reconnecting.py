@@ -463,8 +463,8 @@ class ReconnectingClient:
                 # The send can fail before the reader has seen the close, while the connection
                 # still counts as open: wait until the session ends, else this loop would spin
                 # without ever yielding to the reader that ends it.
-                while self._conn is conn and loop.time() < deadline:
-                    await asyncio.sleep(0.005)  # noqa: ASYNC110 - no event marks a session end
+                while self._conn is conn and loop.time() < deadline:  # noqa: ASYNC110 - no event
+                    await asyncio.sleep(0.005)  # marks a session's end
 
     # -- heads ------------------------------------------------------------------------------
     def follow_heads(self, start_from: int | None = None) -> None:
