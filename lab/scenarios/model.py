@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -182,6 +182,9 @@ class Case:
     faults: tuple[Fault, ...]
     expect: dict[str, dict[str, Condition]]
     signals: dict[str, str]
+    #: The case's id when it is not a numbered scenario's (an incident replay:
+    #: ``incident-<name>/repro``); it also names the case's results directory.
+    label: str | None = None
 
     @property
     def name(self) -> str:
@@ -189,6 +192,8 @@ class Case:
 
     @property
     def id(self) -> str:
+        if self.label is not None:
+            return self.label
         return f"s{self.scenario.number:02d}-{self.scenario.name}/{self.variant.name}"
 
     def expectations(self, figures: Mapping[str, Any]) -> list[Expectation]:
@@ -216,10 +221,23 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+def dotted(loc: Sequence[int | str], brackets: bool = False) -> str:
+    """A pydantic error location as a dotted key; ``brackets``: list indices as ``[i]``
+    (``timeline[0].at_s``) rather than ``.0``."""
+    key = ""
+    for part in loc:
+        if brackets and isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += f".{part}" if key else str(part)
+    return key
+
+
+def _pydantic_problems(exc: ValidationError, prefix: str = "", brackets: bool = False
+                       ) -> list[tuple[str, str]]:
     out = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        key = dotted(err["loc"], brackets) or "(root)"
         if prefix:
             key = f"{prefix}.{key}" if key != "(root)" else prefix
         if err["type"] == "extra_forbidden":
@@ -251,8 +269,6 @@ def load_file(path: Path) -> ScenarioFile:
 def cases(path: Path, profile: str) -> list[Case]:
     """Every variant of the scenario in ``path`` for ``profile`` (variants not in the profile
     are left out), with workloads, parameters, lab overlays and figure names checked."""
-    from lab.scenarios.workloads import REGISTRY, known_figure
-
     if profile not in PROFILES:
         raise ScenarioError(
             str(path), [("profile", f"unknown profile {profile!r} (known: fast, full)")]
@@ -292,57 +308,19 @@ def cases(path: Path, profile: str) -> list[Case]:
         for j, p in enumerate(v2.profiles):
             if not _resolve(p).exists():
                 problems.append((f"{where}.profiles[{j}]", f"no such fault profile {p!r}"))
-        entry = REGISTRY.get(v2.workload)
+        entry, params, found = check_workload(v2.workload, v2.params, f"{where}.workload",
+                                              f"{where}.params")
+        problems.extend(found)
         if entry is None:
-            close = difflib.get_close_matches(v2.workload, list(REGISTRY), n=1)
-            hint = f", did you mean {close[0]!r}?" if close else ""
-            problems.append((f"{where}.workload", f"unknown workload {v2.workload!r}{hint} "
-                                                  f"(known: {', '.join(sorted(REGISTRY))})"))
             continue
-        try:
-            params = entry.params.model_validate(v2.params)
-        except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc, f"{where}.params"))
-            continue
-        for j, f in enumerate(v2.faults):
-            if (f.link is None) == (f.component is None):
-                problems.append(
-                    (
-                        f"{where}.faults[{j}]",
-                        "give either link (with toxic) or component (with action)",
-                    )
-                )
-            elif f.link is not None and f.toxic is None:
-                problems.append((f"{where}.faults[{j}].toxic", "required with link"))
-            elif f.component is not None and f.action is None:
-                problems.append((f"{where}.faults[{j}].action", "required with component"))
+        problems.extend(check_faults(v2.faults, f"{where}.faults"))
         expect: dict[str, dict[str, Condition]] = {}
         for phase, conds in v2.expect.items():
-            expect[phase] = {}
-            for fig, text in conds.items():
-                key = f"{where}.expect.{phase}.{fig}"
-                if not known_figure(entry, params, fig):
-                    problems.append((key, f"unknown figure for workload {v2.workload!r} "
-                                          f"({entry.describe_figures(params)})"))
-                    continue
-                try:
-                    expect[phase][fig] = parse_condition(text)
-                except ValueError as exc:
-                    problems.append((key, str(exc)))
-        for fig in v2.signals:
-            if not known_figure(entry, params, fig):
-                problems.append(
-                    (
-                        f"{where}.signals.{fig}",
-                        f"unknown figure for workload {v2.workload!r} "
-                        f"({entry.describe_figures(params)})",
-                    )
-                )
-        if v2.key_figure is not None and not known_figure(entry, params, v2.key_figure):
-            problems.append((f"{where}.key_figure", f"unknown figure {v2.key_figure!r}"))
-        for fig in re.findall(r"\{([^{}]+)\}", v2.summary or ""):
-            if not known_figure(entry, params, fig):
-                problems.append((f"{where}.summary", f"unknown figure {fig!r}"))
+            expect[phase], found = check_conditions(entry, params, conds,
+                                                    f"{where}.expect.{phase}")
+            problems.extend(found)
+        problems.extend(check_signals(entry, params, v2.signals, f"{where}.signals"))
+        problems.extend(check_verdict(entry, params, v2.key_figure, v2.summary, where))
         if not v2.expect and not v2.signals:
             problems.append((f"{where}.expect", "a variant must expect something"))
         if profile in v2.only:
@@ -351,6 +329,86 @@ def cases(path: Path, profile: str) -> list[Case]:
     if problems:
         raise ScenarioError(str(path), problems)
     return out
+
+
+# -- checks shared by scenario files and incident files (lab.scenarios.incident) --------------
+# Each takes the dotted key its value came from and returns (key, problem) pairs.
+
+def check_workload(name: str, params: Mapping[str, Any], key: str, params_key: str,
+                   brackets: bool = False) -> tuple[Any, Any, list[tuple[str, str]]]:
+    """The registered workload ``name`` and its validated parameters (``(None, None,
+    problems)`` when either is wrong); ``brackets``: list indices as ``[i]`` in keys."""
+    from lab.scenarios.workloads import REGISTRY
+
+    entry = REGISTRY.get(name)
+    if entry is None:
+        close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+        hint = f", did you mean {close[0]!r}?" if close else ""
+        return None, None, [(key, f"unknown workload {name!r}{hint} "
+                                  f"(known: {', '.join(sorted(REGISTRY))})")]
+    try:
+        return entry, entry.params.model_validate(dict(params)), []
+    except ValidationError as exc:
+        return None, None, _pydantic_problems(exc, params_key, brackets)
+
+
+def check_faults(faults: Sequence[Fault], key: str) -> list[tuple[str, str]]:
+    """Each fault is either a toxic on a link or an action on a component."""
+    problems = []
+    for j, f in enumerate(faults):
+        if (f.link is None) == (f.component is None):
+            problems.append((f"{key}[{j}]", "give either link (with toxic) or component "
+                                            "(with action)"))
+        elif f.link is not None and f.toxic is None:
+            problems.append((f"{key}[{j}].toxic", "required with link"))
+        elif f.component is not None and f.action is None:
+            problems.append((f"{key}[{j}].action", "required with component"))
+    return problems
+
+
+def _unknown_figure(entry: Any, params: Any) -> str:
+    return f"unknown figure for workload {entry.name!r} ({entry.describe_figures(params)})"
+
+
+def check_conditions(entry: Any, params: Any, conds: Mapping[str, str], key: str
+                     ) -> tuple[dict[str, Condition], list[tuple[str, str]]]:
+    """``figure = "condition"`` pairs: known figures of the workload, parseable conditions."""
+    from lab.scenarios.workloads import known_figure
+
+    out: dict[str, Condition] = {}
+    problems = []
+    for fig, text in conds.items():
+        if not known_figure(entry, params, fig):
+            problems.append((f"{key}.{fig}", _unknown_figure(entry, params)))
+            continue
+        try:
+            out[fig] = parse_condition(text)
+        except ValueError as exc:
+            problems.append((f"{key}.{fig}", str(exc)))
+    return out, problems
+
+
+def check_signals(entry: Any, params: Any, signals: Mapping[str, str], key: str
+                  ) -> list[tuple[str, str]]:
+    from lab.scenarios.workloads import known_figure
+
+    return [(f"{key}.{fig}", _unknown_figure(entry, params))
+            for fig in signals if not known_figure(entry, params, fig)]
+
+
+def check_verdict(entry: Any, params: Any, key_figure: str | None, summary: str | None,
+                  where: str) -> list[tuple[str, str]]:
+    """The verdict line's key figure and the figures its summary names."""
+    from lab.scenarios.workloads import known_figure
+
+    pre = f"{where}." if where else ""
+    problems = []
+    if key_figure is not None and not known_figure(entry, params, key_figure):
+        problems.append((f"{pre}key_figure", f"unknown figure {key_figure!r}"))
+    for fig in re.findall(r"\{([^{}]+)\}", summary or ""):
+        if not known_figure(entry, params, fig):
+            problems.append((f"{pre}summary", f"unknown figure {fig!r}"))
+    return problems
 
 
 def _resolve(profile_path: str) -> Path:
@@ -379,5 +437,6 @@ def all_cases(profile: str, data_dir: Path = DATA_DIR, only: list[str] | None = 
 
 
 __all__ = ["DATA_DIR", "PHASE_KEYS", "PROFILES", "Case", "Condition", "Fault", "ScenarioError",
-           "ScenarioFile", "Variant", "all_cases", "cases", "load_file", "parse_condition",
+           "ScenarioFile", "Variant", "all_cases", "cases", "check_conditions", "check_faults",
+           "check_signals", "check_verdict", "check_workload", "load_file", "parse_condition",
            "scenario_files"]

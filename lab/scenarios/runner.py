@@ -152,7 +152,8 @@ async def run_case(case: Case, *, start_lab: Callable[[LabSpec], Awaitable[Lab]]
                                       "spec": case.spec.model_dump(mode="json")},
         logs=spans, histories=histories,
         figures=figures, error=error,
-        extra={"number": case.scenario.number, "incident": case.scenario.incident,
+        extra={"number": None if case.label else case.scenario.number,
+               "incident": case.scenario.incident,
                "fix": case.scenario.fix, "file": str(case.source), "fault_windows": windows,
                "details": details})
     path = out_dir / "result.json"
