@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SCRIPTS = ("dubhe-node", "dubhe-bench", "dubhe-lab", "dubhe-config-validate")
+SCRIPTS = ("dubhe-node", "dubhe-bench", "dubhe-lab", "dubhe-config-validate", "dubhe-proxy",
+           "dubhe-l1")
 _PROGRAMS = "|".join(map(re.escape, SCRIPTS))
 _START = re.compile(
     rf"^(?:\$ )?(?P<cmd>(?:{_PROGRAMS})\b.*|python -m [a-z_][a-z0-9_.]*\b.*|make \S.*|tox -e \S.*)$"

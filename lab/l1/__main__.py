@@ -1,4 +1,6 @@
-"""``python -m lab.l1 eth|sui --port N --seed S --block-time-ms T``: run one mock chain.
+"""``dubhe-l1 eth|sui --port N --seed S --block-time-ms T``: run one mock chain.
+
+The same as ``python -m lab.l1``.
 
 Prints one line ``lab.l1 <kind> seed=S http=URL ws=URL admin=URL`` per endpoint once listening
 (``--port 0`` picks a free port; ``--port`` given several times serves one endpoint on each),
@@ -18,7 +20,7 @@ from lab.l1.server import MockL1
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lab.l1", description="Run a mock L1 chain.")
+    ap = argparse.ArgumentParser(prog="dubhe-l1", description="Run a mock L1 chain.")
     ap.add_argument("kind", choices=["eth", "sui"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, action="append",

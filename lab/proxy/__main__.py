@@ -1,6 +1,6 @@
-"""``python -m lab.proxy [--host H] [--port P] [--config profile.toml] [--seed N]``.
+"""``dubhe-proxy [--host H] [--port P] [--config profile.toml] [--seed N]``.
 
-Prints the seed it uses (random unless given) so a run can be replayed with ``--seed``.
+The same as ``python -m lab.proxy``. Prints the seed it uses (random unless given) so a run can be replayed with ``--seed``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m lab.proxy",
+    p = argparse.ArgumentParser(prog="dubhe-proxy",
                                 description="Toxiproxy-compatible fault proxy (lab edition)")
     p.add_argument("--host", default="127.0.0.1", help="API bind host (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8474, help="API port (default 8474; 0 = any)")
