@@ -1,6 +1,7 @@
 """``dubhe-proxy [--host H] [--port P] [--config profile.toml] [--seed N]``.
 
-The same as ``python -m lab.proxy``. Prints the seed it uses (random unless given) so a run can be replayed with ``--seed``.
+The same as ``python -m lab.proxy``. Prints the seed it uses (random unless given) so a run
+can be replayed with ``--seed``.
 """
 
 from __future__ import annotations
