@@ -9,7 +9,10 @@ Signing uses ``cryptography`` (OpenSSL); verification uses libsodium (PyNaCl), w
 twice as fast here and releases the GIL, so admission can verify a list of transactions on
 several threads at once. Ed25519 signatures are deterministic, so both agree on every honest
 signature; libsodium is the stricter of the two (it also refuses small-order public keys and
-non-canonical encodings), and it is the only verifier the node uses.
+non-canonical encodings), and it is the only verifier the node uses. Those strict rules are also
+checked on their own at decode time (:mod:`node.core.ed25519`), so a refusal names its cause
+(``small_order_key``, ``non_canonical_key``, ``small_order_signature``,
+``non_canonical_signature``) instead of a bare ``bad_signature``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
-from node.core import keys
+from node.core import ed25519, keys
 from node.core.codec import DecodeError, Reader, Writer, sha3
 from node.core.errors import InvalidTransaction
 
@@ -38,6 +41,12 @@ MAX_SET_LEN = 128  # Solana's MAX_TX_ACCOUNT_LOCKS
 MAX_METHOD_LEN = 64
 MAX_GAS_LIMIT = 1_000_000_000
 _METHOD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_STRICT = {
+    "non_canonical_key": "public_key: not a canonical Ed25519 point encoding (y >= p)",
+    "small_order_key": "public_key: a small-order Ed25519 point (it would verify any message)",
+    "non_canonical_signature": "signature: not canonical (S >= L or R's y >= p)",
+    "small_order_signature": "signature: R is a small-order Ed25519 point",
+}
 
 
 def address_of(public_key: bytes) -> bytes:
@@ -150,13 +159,25 @@ class Transaction:
                 raise InvalidTransaction("malformed", f"{name}: duplicate keys")
         if len(self.signature) != 64:
             raise InvalidTransaction("malformed", "signature: must be 64 bytes")
+        if len(self.public_key) != 32:
+            raise InvalidTransaction("malformed", "public_key: must be 32 bytes")
+        cause = ed25519.key_problem(self.public_key)
+        if cause is not None:
+            raise InvalidTransaction(cause, _STRICT[cause])
+        cause = ed25519.signature_problem(self.signature)
+        if cause is not None:
+            raise InvalidTransaction(cause, _STRICT[cause])
 
     def verify_signature(self) -> None:
-        """Raises ``InvalidTransaction("bad_signature")`` unless the signature verifies. Safe to
-        call from several threads (libsodium releases the GIL)."""
+        """Raises ``InvalidTransaction("bad_signature")`` unless the signature verifies (or the
+        strict-encoding cause, see the module docstring). Safe to call from several threads
+        (libsodium releases the GIL)."""
         raw = self.raw
         if len(self.signature) != 64 or len(self.public_key) != 32:
             raise InvalidTransaction("bad_signature", "signature does not verify")
+        cause = ed25519.key_problem(self.public_key) or ed25519.signature_problem(self.signature)
+        if cause is not None:
+            raise InvalidTransaction(cause, _STRICT[cause])
         try:
             crypto_sign_open(self.signature + DOMAIN + raw[:-64], self.public_key)
         except (BadSignatureError, NaclValueError, ValueError):

@@ -2,7 +2,9 @@
 
 The reply is sent only after the mempool has made the transactions durable (in RocksDB's WAL; a
 list in **one** write batch). Refusals carry -32003 and ``data.cause`` (``malformed``,
-``oversize``, ``bad_signature``, ``wrong_chain``, ``nonce_too_low``, ``nonce_gap``), or -32005
+``oversize``, ``bad_signature``, ``small_order_key``, ``non_canonical_key``,
+``small_order_signature``, ``non_canonical_signature`` (strict Ed25519, see
+:mod:`node.core.ed25519`), ``wrong_chain``, ``nonce_too_low``, ``nonce_gap``), or -32005
 when the mempool is full or the connection's transaction rate is exceeded. Both are counted in
 ``/metrics``.
 

@@ -132,7 +132,7 @@ async def test_a_list_answers_per_item_in_order(n_good: int) -> None:
     pool = FakeMempool()
     rpc, metrics = setup(pool)
     good = [tx(n) for n in range(n_good)]
-    forged = dataclasses.replace(tx(99), signature=bytes(64))
+    forged = dataclasses.replace(tx(99), signature=tx(98).signature)  # another tx's: no match
     bad_field = as_object(tx(100))
     bad_field["to"] = "0x12"
     items = [data(good[0].raw), as_object(good[1]), data(forged.raw), data(good[2].raw)[:-10],
