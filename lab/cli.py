@@ -14,6 +14,7 @@
     dubhe-lab compose [--profile FILE ...] [--seed N] [--spec FILE] > lab.compose.yml
     dubhe-lab swarm [--users N] [--spawn-rate R] [--duration T] [--mix M | --user-class C ...]
                     [--shape S] [--profile FILE ...] [--processes K] [--target URL] [--tls]
+    dubhe-lab replay FILE [--fixed] [--seed N] [--profile fast|full] [--out DIR]
     dubhe-lab nightly [--quick] [--out DIR] [--only PART ...] [--skip PART ...] [--seed N]
     dubhe-lab report RUN_DIR [--root DIR] [--window N] [--trends FILE]
 
@@ -55,8 +56,11 @@ from lab.orchestrate.rundir import (
     runs_with_pid_files,
 )
 from lab.proxy.profiles import ProfileError
+from lab.scenarios.model import ScenarioError
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+#: Where ``dubhe-lab replay`` puts its run directories.
+REPLAYS_ROOT = Path("reports/replays")
 
 
 def _say(msg: str) -> None:
@@ -314,6 +318,39 @@ async def _swarm(args: argparse.Namespace) -> int:
             await lab.close()
 
 
+async def _replay(args: argparse.Namespace, backend: Any = None) -> int:
+    from lab.scenarios.incident import Mode, load
+    from lab.scenarios.replay import replay
+
+    incident = load(args.file)
+    mode: Mode = "fixed" if args.fixed else "repro"
+    incident.case(mode, args.profile, args.seed)  # bad --seed/--profile: usage, before a lab
+    out = args.out or REPLAYS_ROOT / f"{time.strftime('%Y%m%d-%H%M%S')}-{incident.name}-{mode}"
+    out = Path(os.path.abspath(out))  # noqa: ASYNC240 - no I/O
+    labs: list[Lab] = []
+
+    async def start_lab(spec: LabSpec) -> Lab:
+        lab = await Lab.start(spec, runs_root=out / "labs", backend=backend, progress=_say)
+        labs.append(lab)
+        return lab
+
+    try:
+        r = await replay(incident, mode=mode, profile=args.profile, seed=args.seed,
+                         results_dir=out / "scenarios", start_lab=start_lab, progress=_say)
+    finally:
+        for lab in labs:
+            await asyncio.shield(lab.down())
+    _say(f"== {r.verdict()}")
+    for line in r.outcome.failures():
+        _say(f"   {line}")
+    if r.timeline_html is not None:
+        _say(f"== timeline: {r.timeline_html}")
+    if r.timeline_error:
+        _say(f"   (timeline: {r.timeline_error})")
+    _say(f"== run directory {out} (replay: {r.command})")
+    return 0 if r.holds else EXIT_FAILED
+
+
 def _links(_: argparse.Namespace) -> int:
     _say("links (every hop of the lab goes through the fault proxy):")
     for link in lab_links.LINKS:
@@ -416,6 +453,22 @@ def parser() -> argparse.ArgumentParser:
     swarm.add_argument("--out", type=Path, help="where the swarm's files go "
                        "(default: <run dir>/swarm/<time>)")
 
+    rp = sub.add_parser("replay", help="replay an incident file in a fresh lab: check that "
+                        "the symptom appears (or, with --fixed, that the fix holds) and write "
+                        "its timeline")
+    rp.add_argument("file", type=Path, metavar="FILE",
+                    help="an incident file (scenarios/incidents/*.toml, docs/incidents.md)")
+    rp.add_argument("--fixed", action="store_true", help="apply the file's [fixed] overlay and "
+                    "check the SLOs instead of the symptoms")
+    rp.add_argument("--seed", type=int, help="seed of the lab, the clients and the timeline's "
+                    "jitter (default: the file's; the same seed gives the same fault timeline)")
+    rp.add_argument("--profile", choices=["fast", "full"], default="fast",
+                    help="fast (default): the short version; full: the long one (nightly)")
+    rp.add_argument("--out", type=Path, help="the replay's run directory (default: "
+                    f"{REPLAYS_ROOT}/<time>-<name>-<mode>)")
+    rp.add_argument("--backend", choices=["local", "docker"], default="local",
+                    help="where components run (see dubhe-lab up)")
+
     from lab.nightly import DEFAULT_ROOT as NIGHTLY_ROOT
 
     def trend_opts(p: argparse.ArgumentParser) -> None:
@@ -496,8 +549,10 @@ def main(argv: list[str] | None = None) -> int:
             return _logs(args)
         if args.cmd == "swarm":
             return asyncio.run(_swarm(args))
+        if args.cmd == "replay":
+            return asyncio.run(_replay(args, _backend(args)))
         return _links(args)
-    except (SpecError, ProfileError, NightlyUsage) as exc:
+    except (SpecError, ProfileError, NightlyUsage, ScenarioError) as exc:
         _err(str(exc))
         return EXIT_USAGE
     except ComponentError as exc:

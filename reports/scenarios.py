@@ -122,19 +122,27 @@ def load(directory: Path, run_dir: Path, problems: Problems, *,
         if extra.resolve() not in seen:
             files.append((extra.parent.name, extra))
     for name, path in files:
-        record = read_json(path, problems, SECTION)
-        if record is None:
+        case = load_case(path, run_dir, problems)
+        if case is None:
             out.unreadable.append((name, problems.rel(path)))
-            continue
-        bad = problems_of(record)
-        if bad:
-            problems.add(SECTION, path, "not a v1 result record: " + "; ".join(bad))
-            out.unreadable.append((name, problems.rel(path)))
-            continue
-        case = Case(record, path, _lab_dir(record, run_dir), slug=path.parent.name)
-        case.history = _history(case, problems)
-        out.cases.append(case)
+        else:
+            out.cases.append(case)
     return out
+
+
+def load_case(path: Path, run_dir: Path, problems: Problems) -> Case | None:
+    """One case from its ``result.json`` (with its history), or None (the problem recorded).
+    ``run_dir``: where a moved lab run directory is looked for (``<run_dir>/labs/<run id>``)."""
+    record = read_json(path, problems, SECTION)
+    if record is None:
+        return None
+    bad = problems_of(record)
+    if bad:
+        problems.add(SECTION, path, "not a v1 result record: " + "; ".join(bad))
+        return None
+    case = Case(record, path, _lab_dir(record, run_dir), slug=path.parent.name)
+    case.history = _history(case, problems)
+    return case
 
 
 def _lab_dir(record: dict[str, Any], run_dir: Path) -> Path | None:

@@ -34,8 +34,9 @@ class TlsFiles:
 
 
 def _name(cn: str) -> x509.Name:
+    # X.509 caps a common name at 64 characters; run ids of long lab names exceed it
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Dubhe Channel Lab"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn[:64])])
 
 
 def make_ca(cn: str, not_before: dt.datetime, not_after: dt.datetime

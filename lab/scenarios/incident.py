@@ -171,6 +171,10 @@ class Incident:
 
     def case(self, mode: Mode, profile: str = "fast", seed: int | None = None) -> Case:
         """The scenario case of ``mode`` in ``profile``; ``seed`` replaces the file's."""
+        if seed is not None and not 0 <= seed < 2**63:
+            raise ScenarioError("--seed", [(str(seed), "a seed is 0 <= N < 2**63")])
+        if profile not in PROFILES:
+            raise ScenarioError("--profile", [(profile, "unknown profile (known: fast, full)")])
         case, problems = _build(self, mode, profile, self.data.seed if seed is None else seed)
         if problems or case is None:
             raise ScenarioError(str(self.path), problems)
