@@ -5,6 +5,7 @@ and /metrics."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,27 @@ async def test_black_holed_primary_loads_through_the_fallback_within_the_block(
                     text = await r.text()
                 assert 'dubhe_l1_endpoint_transitions_total{chain="ethereum",kind="failover"' \
                     in text.replace('transport="http",', "").replace('transport="ws",', "")
+                # the primary answers again: HTTP and the subscription go back to it, recorded
+                # as recoveries
+                await admin(primary.admin_url, {"cmd": "clear_faults"})
+
+                async def recovered() -> bool:
+                    s = (await rpc.call("dubhe_status"))["l1"]
+                    kinds = {(t["transport"], t["kind"]) for t in s["transitions"]}
+                    return bool(s["chains"]["ethereum"]["ws_connected"] == primary.ws_url
+                                and {("http", "recovery"), ("ws", "recovery")} <= kinds)
+                await wait_until(recovered, 30, what="HTTP and WebSocket back on the primary")
+                st = (await rpc.call("dubhe_status"))["l1"]
+                back = [t for t in st["transitions"] if t["kind"] == "recovery"]
+                assert all(t["to"] in (primary.http_url, primary.ws_url) for t in back), back
+                assert st["chains"]["ethereum"]["serving"] == {
+                    "http": primary.http_url, "ws": primary.ws_url}
+                async with aiohttp.ClientSession() as http, http.get(node.rpc + "/metrics") as r:
+                    text = await r.text()
+                for transport in ("http", "ws"):
+                    m = re.search(r'dubhe_l1_endpoint_transitions_total\{chain="ethereum",'
+                                  rf'kind="recovery",transport="{transport}"\}} (\S+)', text)
+                    assert m is not None and float(m.group(1)) >= 1, transport
         finally:
             await admin(primary.admin_url, {"cmd": "clear_faults"})
             await asyncio.to_thread(node.stop)
