@@ -74,7 +74,7 @@ class PartRecord:
 # -- what runs ----------------------------------------------------------------------------------
 
 BENCHES = ("lab", "latency", "swarm", "rpc", "ws-fanout", "vm", "loader", "loader-l1",
-           "scheduler", "proxy")
+           "l1-faults", "scheduler", "proxy")
 
 #: Per bench: (quick options, full options). Quick runs are smoke-sized: most targets print
 #: "not judged" there, but every figure is measured and trended against other quick runs.
@@ -90,6 +90,7 @@ BENCH_OPTIONS: dict[str, tuple[list[str], list[str]]] = {
     "vm": (["--seconds", "0.5", "--instances", "10"], []),
     "loader": (["--loads", "5000", "--rounds", "1", "--reps", "5"], []),
     "loader-l1": (["--reps", "1", "--seconds", "2"], []),
+    "l1-faults": (["--phase-s", "3"], []),
     "scheduler": (["--quick", "--workloads", "p2p-1000,hot,compute", "--substrates", "threads",
                    "--executors", "reference", "--max-seconds", "60"], []),
     "proxy": (["--samples", "500", "--seconds", "0.5", "--connections", "100", "--hold", "0.2",

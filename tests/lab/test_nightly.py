@@ -158,7 +158,7 @@ def test_select_by_name_or_kind() -> None:
     parts = nightly.plan(quick=True, seed=1)
     names = [p.name for p in nightly.select(parts, ["bench"], ["bench-proxy", "bench-swarm"])]
     assert names == ["bench-lab", "bench-latency", "bench-rpc", "bench-ws-fanout", "bench-vm",
-                     "bench-loader", "bench-loader-l1", "bench-scheduler"]
+                     "bench-loader", "bench-loader-l1", "bench-l1-faults", "bench-scheduler"]
     with pytest.raises(ValueError, match="unknown part 'bench-nope'; parts: scenarios, swarm"):
         nightly.select(parts, ["bench-nope"], [])
     # every dubhe-bench command is in the plan, each writing its JSON into the run
@@ -188,7 +188,7 @@ def test_cli_dry_run_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     code, out, err = main(capsys, "nightly", "--quick", "--dry-run", "--seed", "9", "--out",
                           str(tmp_path))
     assert code == 0, err
-    assert "== nightly (quick, seed 9): 13 parts, in order" in out
+    assert "== nightly (quick, seed 9): 14 parts, in order" in out
     assert "HYPOTHESIS_PROFILE=default" in out and "--scenario-seed 9" in out
     assert not any(tmp_path.iterdir())  # nothing ran, nothing written
     code, _, err = main(capsys, "nightly", "--only", "nope", "--out", str(tmp_path))
