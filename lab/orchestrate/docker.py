@@ -48,6 +48,7 @@ import random
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,19 @@ def remove_by_label(client: Any, label: str) -> list[str]:
     returns the names of the containers removed."""
     import docker
 
-    removed = []
-    for c in client.api.containers(all=True, filters={"label": label}):
-        with contextlib.suppress(docker.errors.NotFound):
+    def remove(c: dict[str, Any]) -> str | None:
+        try:
             client.api.remove_container(c["Id"], force=True)
-            removed.append(c["Names"][0].lstrip("/") if c.get("Names") else c["Id"][:12])
+        except docker.errors.NotFound:
+            return None
+        return str(c["Names"][0].lstrip("/") if c.get("Names") else c["Id"][:12])
+
+    # Concurrently: a forced removal of a container that holds a network namespace (the
+    # components' -net sandboxes) takes 0.2-0.5 s of the engine's time each, and one after
+    # the other they were most of a docker lab's teardown (1.6 s of 2.5 s).
+    found = client.api.containers(all=True, filters={"label": label})
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(found)))) as pool:
+        removed = [name for name in pool.map(remove, found) if name is not None]
     for n in client.api.networks(filters={"label": label}):
         with contextlib.suppress(docker.errors.NotFound):
             client.api.remove_network(n["Id"])
@@ -674,6 +683,11 @@ class DockerBackend:
             cid = self._cid(name)
             if cid:
                 await asyncio.to_thread(self._remove, cid)
+            # Its network sandbox next, in the same task: each component's teardown runs
+            # beside the others' (a sandbox's forced removal costs the engine 0.2-0.5 s).
+            sandbox = self._sandboxes.pop(name, None)
+            if sandbox:
+                await asyncio.to_thread(self._remove, sandbox)
 
         # Each container stops (its stop signal; --init makes that quick) and is removed
         # concurrently; then whatever else carries the run's label, and the network, go.
