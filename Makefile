@@ -10,7 +10,7 @@ SHELL_NAME := $(or $(notdir $(shell echo $$SHELL)),bash)
 # tox.ini's environments the same commands (tests/test_tooling.py compares them).
 LINT_PATHS := node lab bench reports tests scenarios conftest.py
 
-.PHONY: help setup shell run test test-fast lint types imports scenarios nightly nightly-tests bench contracts images clean distclean
+.PHONY: help setup shell run test test-fast lint types imports scenarios nightly nightly-tests mutation bench contracts images clean distclean
 
 ## help: list the targets (this text)
 help:
@@ -80,6 +80,11 @@ nightly: setup
 nightly-tests: setup
 	@HYPOTHESIS_PROFILE=nightly $(BIN)/python -m pytest -q -m 'slow or nightly or not slow' tests scenarios --scenario-profile full $(PYTEST_ARGS)
 
+## mutation: mutation testing (mutmut 3) of the core modules, one target at a time, into
+## reports/mutation/<time>/<target>.json (slow: not part of make test; MUTATION_ARGS=--only NAME)
+mutation: setup
+	@$(BIN)/python -m lab.mutation $(MUTATION_ARGS)
+
 ## bench: list the benchmarks (dubhe-bench NAME runs one)
 bench: setup
 	@$(BIN)/dubhe-bench --help
@@ -92,9 +97,9 @@ images: setup
 contracts:
 	@$(MAKE) -C contracts
 
-## clean: remove run output and caches (data, reports/out, tool caches)
+## clean: remove run output and caches (data, reports/out, tool caches, mutmut work dirs)
 clean:
-	rm -rf data reports/out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf data reports/out .pytest_cache .mypy_cache .ruff_cache .mutation
 
 ## distclean: clean, and remove the .venv
 distclean: clean

@@ -22,4 +22,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True,
 )
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=False, print_blob=True)
+# mutation testing (make mutation): few examples, the same ones for every mutant, no database,
+# so a mutant's verdict does not depend on luck or on what an earlier mutant's run stored.
+settings.register_profile(
+    "mutation", max_examples=25, derandomize=True, database=None, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=False,
+)
 settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "default"))

@@ -2,13 +2,14 @@
 
 A *part* is one command run as a subprocess (its own session, so a timeout or Ctrl-C stops its
 whole process tree): the scenario suite, a swarm under a fault profile, the scheduler property
-tests, and each ``dubhe-bench`` command with ``--json``. Parts run one after another (the
-benchmarks measure this machine; nothing else of the run shares it). A failing part is
-recorded as failed and the next one runs. Everything lands in ``<root>/<id>/``::
+tests, mutation testing (:mod:`lab.mutation`), and each ``dubhe-bench`` command with
+``--json``. Parts run one after another (the benchmarks measure this machine; nothing else of
+the run shares it). A failing part is recorded as failed and the next one runs. Everything
+lands in ``<root>/<id>/``::
 
     parts.json        mode, seed, git, and per part: status, exit code, duration, log, outputs
     logs/<part>.log   the part's output
-    scenarios/ labs/ swarm/ bench/<name>.json junit/scheduler-properties.xml
+    scenarios/ labs/ swarm/ bench/<name>.json junit/scheduler-properties.xml mutation/<target>.json
 
 then :func:`reports.render.render_run` writes ``report/index.html`` and the index of runs, and
 compares the run's metrics with the previous runs of the same mode.
@@ -48,7 +49,7 @@ class PartSpec:
     directory (``{run}`` in ``argv`` is replaced by the run directory)."""
 
     name: str
-    kind: str  # scenarios | swarm | properties | bench
+    kind: str  # scenarios | swarm | properties | mutation | bench
     argv: list[str]
     outputs: list[str]
     timeout_s: float
@@ -127,6 +128,11 @@ def plan(*, quick: bool, seed: int, python: str = sys.executable) -> list[PartSp
                  ["junit/scheduler-properties.xml"], 900.0 if quick else 6 * 3600.0,
                  env={"HYPOTHESIS_PROFILE": "default" if quick else "nightly"},
                  needs=["tests/node/scheduler"]),
+        PartSpec("mutation", "mutation",
+                 [*py, "lab.mutation", "--out", "{run}/mutation", "--heartbeat", "60",
+                  *(["--quick"] if quick else [])],
+                 ["mutation"], 1200.0 if quick else 8 * 3600.0,
+                 needs=["lab/mutation/targets.toml"]),
     ]
     for name in BENCHES:
         quick_opts, full_opts = BENCH_OPTIONS[name]

@@ -2,7 +2,8 @@
 
 Names (docs/reports.md): ``scenario.<case>.pass`` (1/0), ``scenario.<case>.duration_s``,
 ``scenario.<case>.<figure>``; ``swarm.<figure>``; ``bench.<bench>.<figure>``;
-``properties.<suite>.{tests,failures,duration_s}``; ``mutation.<name>.score``;
+``properties.<suite>.{tests,failures,duration_s}``; ``mutation.<name>.score`` and
+``.score_excluding_messages``;
 ``part.<part>.duration_s``; ``run.*`` totals. Bench targets also give their direction.
 """
 
@@ -57,6 +58,7 @@ def extract(run: Run) -> Metrics:
         m.put(f"{key}.duration_s", s.time_s)
     for mu in run.mutation:
         m.put(f"mutation.{mu.name}.score", mu.score)
+        m.put(f"mutation.{mu.name}.score_excluding_messages", mu.score_excluding_messages)
     for p in run.parts:
         m.put(f"part.{p.name}.duration_s", p.duration_s)
     if run.parts:

@@ -78,7 +78,7 @@ def render_run(run_dir: Path, *, config: trends.Config | None = None, root: Path
     sched = view.scheduler()
     bench = view.benches()
     props = view.properties()
-    mut = view.mutation()
+    mut = view.mutation(history)
     trend_view = view.trends(judgements, history, config)
     problems = [_problem_row(run, p) for p in run.problems]
     env = _env()
@@ -508,11 +508,38 @@ class _View:
              "time": _dur(s.time_s), "failed": s.failed,
              "slowest": [(n, _dur(t)) for n, t in s.slowest]} for s in self.run.properties]}
 
-    def mutation(self) -> dict[str, Any]:
-        return {"problems": self.problems("mutation"), "rows": [
-            {"name": m.name, "score": f"{100 * m.score:.1f} %" if m.score is not None else "",
-             "killed": _fmt(m.killed), "survived": _fmt(m.survived), "total": _fmt(m.total)}
-            for m in self.run.mutation]}
+    def mutation(self, history: trends.History | None = None) -> dict[str, Any]:
+        """Per target: the score (excluding message-only mutants where the file says), all
+        mutants' score, counts, the minimum, the previous runs' scores, and the survivors."""
+        def pct(v: float | None) -> str:
+            return f"{100 * v:.1f} %" if v is not None else ""
+
+        rows = []
+        for m in self.run.mutation:
+            key = "score_excluding_messages" if m.score_excluding_messages is not None \
+                else "score"
+            gate = m.score_excluding_messages if m.score_excluding_messages is not None \
+                else m.score
+            before = [h[f"mutation.{m.name}.{key}"] for h in (history.metrics if history
+                                                               else [])
+                      if f"mutation.{m.name}.{key}" in h][-5:]
+            delta = "" if gate is None or not before else f"{100 * (gate - before[-1]):+.1f}"
+            verdict = ("" if m.passed is None else "PASS" if m.passed else "MISS")
+            if m.complete is False and verdict:
+                verdict = "partial"
+            rows.append({
+                "name": m.name, "module": m.module, "score": pct(gate),
+                "score_all": pct(m.score) if key != "score" else "",
+                "killed": _fmt(m.killed), "survived": _fmt(m.survived), "total": _fmt(m.total),
+                "message_only": _fmt(m.message_only), "min": pct(m.min_score),
+                "verdict": verdict, "profile": m.profile, "duration": _dur(m.duration_s),
+                "error": m.error, "trend": " → ".join(pct(b) for b in before), "delta": delta,
+                "survivors": [{"line": s.line if s.line is not None else "", "change": s.change,
+                               "status": s.status, "function": s.function,
+                               "message_only": s.message_only} for s in m.survivors]})
+        profiles = sorted({m.profile for m in self.run.mutation if m.profile})
+        return {"problems": self.problems("mutation"), "rows": rows,
+                "profiles": ", ".join(profiles)}
 
     def trends(self, judgements: list[trends.Judgement], history: trends.History,
                config: trends.Config) -> dict[str, Any]:

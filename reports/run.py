@@ -45,6 +45,17 @@ class Part:
 
 
 @dataclass
+class Survivor:
+    """A mutant the tests did not notice: where it is and what it changes."""
+
+    line: int | None
+    change: str
+    status: str
+    function: str
+    message_only: bool
+
+
+@dataclass
 class Mutation:
     name: str
     path: Path
@@ -52,6 +63,17 @@ class Mutation:
     killed: int | None
     survived: int | None
     total: int | None
+    #: fields of lab.mutation's result files (absent from other files)
+    score_excluding_messages: float | None = None
+    message_only: int | None = None
+    min_score: float | None = None
+    passed: bool | None = None
+    module: str = ""
+    profile: str = ""
+    complete: bool | None = None
+    error: str = ""
+    duration_s: float | None = None
+    survivors: list[Survivor] = field(default_factory=list)
 
 
 @dataclass
@@ -148,9 +170,16 @@ def _load_parts(run: Run) -> None:
             command=[str(c) for c in p.get("command") or []]))
 
 
+def _fraction(v: object) -> float | None:
+    """A score given as 0..1 or as a percentage, as 0..1."""
+    s = number(v)
+    return s / 100 if s is not None and s > 1 else s
+
+
 def _mutation(directory: Path, problems: Problems) -> list[Mutation]:
     """Scores of mutation testing (issue 22), read leniently: ``score`` (0..1 or percent),
-    ``killed``, ``survived``, ``total`` when present."""
+    ``killed``, ``survived``, ``total`` when present, and what ``lab.mutation`` adds (the score
+    excluding message-only mutants, the minimum, the survivors; lab/mutation/__init__.py)."""
     out: list[Mutation] = []
     if not directory.is_dir():
         return out
@@ -169,11 +198,29 @@ def _mutation(directory: Path, problems: Problems) -> list[Mutation]:
         killed, survived = count("killed"), count("survived")
         total = count("total", "mutants") or (killed + survived if killed is not None and
                                               survived is not None else None)
-        score = number(data.get("score", data.get("mutation_score")))
+        score = _fraction(data.get("score", data.get("mutation_score")))
         if score is None and killed is not None and total:
             score = killed / total
-        elif score is not None and score > 1:
-            score /= 100
-        out.append(Mutation(str(data.get("name") or path.stem), path, score, killed, survived,
-                            total))
+        msg = data.get("message_only")
+        survivors = []
+        for s in data.get("survivors") or []:
+            if not isinstance(s, dict):
+                continue
+            line = number(s.get("line"))
+            survivors.append(Survivor(int(line) if line is not None else None,
+                                      str(s.get("change") or ""), str(s.get("status") or ""),
+                                      str(s.get("function") or ""),
+                                      s.get("message_only") is True))
+        passed, complete = data.get("passed"), data.get("complete")
+        out.append(Mutation(
+            str(data.get("name") or path.stem), path, score, killed, survived, total,
+            score_excluding_messages=_fraction(data.get("score_excluding_messages")),
+            message_only=count("mutants", data=msg) if isinstance(msg, dict) else None,
+            min_score=_fraction(data.get("min_score")),
+            passed=passed if isinstance(passed, bool) else None,
+            module=str(data.get("module") or ""),
+            profile=str(data.get("hypothesis_profile") or ""),
+            complete=complete if isinstance(complete, bool) else None,
+            error=str(data.get("error") or ""), duration_s=number(data.get("duration_s")),
+            survivors=survivors))
     return out

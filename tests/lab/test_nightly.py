@@ -167,6 +167,12 @@ def test_select_by_name_or_kind() -> None:
     full = nightly.plan(quick=False, seed=1)
     props = next(p for p in full if p.name == "properties")
     assert props.env == {"HYPOTHESIS_PROFILE": "nightly"}
+    # mutation testing writes its result files where the report reads them; quick runs only
+    # the targets marked quick
+    mut = {q: next(p for p in nightly.plan(quick=q, seed=1) if p.kind == "mutation").argv
+           for q in (True, False)}
+    assert mut[False][mut[False].index("--out") + 1] == "{run}/mutation"
+    assert "--quick" in mut[True] and "--quick" not in mut[False]
     assert "--scenario-profile" in (s := next(p for p in full if p.name == "scenarios").argv) \
         and s[s.index("--scenario-profile") + 1] == "full"
 

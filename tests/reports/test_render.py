@@ -171,6 +171,29 @@ def test_the_index_lists_the_run_and_rerendering_keeps_the_same_files(rendered: 
     assert images == sorted(Path(s).name for s in parse(rendered.page).images)
 
 
+def test_mutation_scores_show_the_gate_the_survivors_and_the_previous_runs(run_dir: Path
+                                                                         ) -> None:
+    """lab.mutation's result file: the score without message-only mutants against its
+    minimum, every mutant's score beside it, each survivor as file:line and change, and the
+    score of the same target in the previous run of the same mode (its trend)."""
+    before = run_dir.parent / "20261130-163300-quick"
+    before.mkdir()
+    (before / "metrics.json").write_text(json.dumps({
+        "version": 1, "id": before.name, "mode": "quick", "started": 1796142790.0 - 86400,
+        "values": {"mutation.node.rpc.jsonrpc.score_excluding_messages": 0.61}}))
+    r = render_run(run_dir, config=CONFIG, index=False)
+    text = text_of(r.page)
+    assert "node.rpc.jsonrpc 94.7 % 90.8 % 216 22 238 12 90.0 % PASS 61.0 % +33.7" in text
+    assert "node/rpc/jsonrpc.py:119 parse if len(obj) > max_batch: -> if len(obj) >= max_batch:" \
+        in text
+    assert "survived (message)" in text
+    assert "Hypothesis profile mutation" in text
+    assert "node.scheduler 82.0 %" in text  # a plain score file still reads
+    values = json.loads((run_dir / "metrics.json").read_text())["values"]
+    assert values["mutation.node.rpc.jsonrpc.score_excluding_messages"] == pytest.approx(0.947,
+                                                                                        abs=1e-3)
+
+
 @pytest.mark.parametrize("bad", ["[1, 2]", "", "\xff\xfe"])
 def test_parts_json_that_is_not_an_object_is_a_problem(run_dir: Path, bad: str) -> None:
     (run_dir / "parts.json").write_bytes(bad.encode("latin-1"))
