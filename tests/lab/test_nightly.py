@@ -194,7 +194,7 @@ def test_cli_dry_run_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     code, out, err = main(capsys, "nightly", "--quick", "--dry-run", "--seed", "9", "--out",
                           str(tmp_path))
     assert code == 0, err
-    assert "== nightly (quick, seed 9): 14 parts, in order" in out
+    assert "== nightly (quick, seed 9): 15 parts, in order" in out
     assert "HYPOTHESIS_PROFILE=default" in out and "--scenario-seed 9" in out
     assert not any(tmp_path.iterdir())  # nothing ran, nothing written
     code, _, err = main(capsys, "nightly", "--only", "nope", "--out", str(tmp_path))
