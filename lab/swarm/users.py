@@ -128,10 +128,11 @@ class JsonRpcWsUser(User):
         self.report("WS", f"close {code}", 0,
                     exc=None if code in NORMAL_CLOSES else AbnormalClose(code, reason, exc))
 
-    def on_notification(self, kind: str, message: dict[str, Any], received: float) -> None:
+    def on_notification(self, kind: str, message: dict[str, Any], received: float,
+                        size: int = 0) -> None:
         emitted = emit_ms(message)
         latency = received * 1000 - emitted if emitted is not None else 0.0
-        self.report("notify", kind, max(0.0, latency), len(str(message)))
+        self.report("notify", kind, max(0.0, latency), size)
 
     def call(self, method: str, *params: Any, name: str | None = None) -> Any:
         """A timed call reported as ``method``; raises what :meth:`WsRpc.call` raises."""
