@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/setup-system.sh 2>/dev/null | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/setup-system.sh scripts/sdk/*.txt 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 SHELL_NAME := $(or $(notdir $(shell echo $$SHELL)),bash)
 # The checks, each defined once: make test runs them all, the single targets one each, and
@@ -22,12 +22,14 @@ help:
 ## setup: the .venv with the project and its extras, and the Debian packages (idempotent)
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup-system.sh
+$(STAMP): pyproject.toml scripts/setup-system.sh $(wildcard scripts/sdk/*.txt)
 	@bash scripts/setup-system.sh
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "== installing the project and its extras into $(VENV)"
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -m pip install -q -e '.[fast,lab,test,dev,docker]'
+	@echo "== SDK venvs for the mock-L1 SDK tests (scripts/sdk/*.txt -> .venv/sdk/)"
+	@$(BIN)/python scripts/sdk_venvs.py >/dev/null
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

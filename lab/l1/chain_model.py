@@ -29,7 +29,8 @@ from node.core.codec import Writer, sha3
 
 #: Fixed genesis time (2023-11-14T22:13:20Z); block times derive from it, never from the wall clock.
 GENESIS_TIME_MS = 1_700_000_000_000
-#: Native balance given to each genesis account.
+#: Native balance given to each genesis account (the default; the Sui mock gives less: a Sui coin's
+#: balance is a u64).
 GENESIS_BALANCE = 10**24
 
 EventKind = Literal["CodeDeployed", "CodeUpgraded", "Transfer"]
@@ -146,6 +147,7 @@ class Chain:
         block_time_ms: int = 1000,
         finality_depth: int = 64,
         genesis_accounts: int = 4,
+        genesis_balance: int = GENESIS_BALANCE,
     ) -> None:
         if address_len not in (20, 32):
             raise ValueError("address_len must be 20 (Ethereum) or 32 (Sui)")
@@ -160,7 +162,7 @@ class Chain:
             self._rng.randbytes(address_len) for _ in range(genesis_accounts)
         )
         genesis_state = State(
-            balances={a: GENESIS_BALANCE for a in self.accounts}, nonces={}, contracts={}
+            balances={a: genesis_balance for a in self.accounts}, nonces={}, contracts={}
         )
         self._forks = 0
         self._deploys = 0

@@ -25,10 +25,18 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from lab.l1 import admin
-from lab.l1.chain_model import Block, Chain, ChainError, Deploy, Transfer, Upgrade
+from lab.l1.chain_model import (
+    GENESIS_BALANCE,
+    Block,
+    Chain,
+    ChainError,
+    Deploy,
+    Transfer,
+    Upgrade,
+)
 from lab.l1.eth_rpc import EthWire
 from lab.l1.faults import Fault, FaultPlan, mangle
-from lab.l1.sui_rpc import SuiWire, hex_id, package_id
+from lab.l1.sui_rpc import SUI_GENESIS_BALANCE, SuiWire, hex_id, package_id
 from lab.l1.wire import Change, Subscription, Wire
 from node.core import errors
 from node.core.hexutil import data
@@ -320,6 +328,7 @@ class MockL1:
             address_len=20 if kind == "eth" else 32,
             block_time_ms=block_time_ms or 1000,
             finality_depth=finality_depth,
+            genesis_balance=GENESIS_BALANCE if kind == "eth" else SUI_GENESIS_BALANCE,
         )
         self.wire: Wire = (
             EthWire(self.chain, chain_id=chain_id) if kind == "eth" else SuiWire(self.chain)

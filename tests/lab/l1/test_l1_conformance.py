@@ -269,6 +269,8 @@ ETH_CASES: list[tuple[str, str, str, list[Any]]] = [
     ("eth_getTransactionReceipt", "unknown-tx", "an unknown hash: null", ["0x" + "00" * 32]),
 ]
 
+_PUBLISHED = "0x" + "00" * 31 + "db::registry::CodePublished"
+_UPGRADED = "0x" + "00" * 31 + "db::registry::CodeUpgraded"
 SUI_CASES: list[tuple[str, str, str, list[Any]]] = [
     ("sui_getLatestCheckpointSequenceNumber", "latest", "a decimal string", []),
     ("sui_getCheckpoint", "by-sequence", "checkpoint 3 holds the publish transaction", ["3"]),
@@ -323,6 +325,71 @@ SUI_CASES: list[tuple[str, str, str, list[Any]]] = [
         [{"MoveEventType": "0x" + "00" * 31 + "db::registry::CodeUpgraded"}, None, 10, True],
     ),
     ("suix_queryEvents", "bad-filter", "an unknown filter kind", [{"Nope": 1}, None, 10, False]),
+    (
+        "suix_queryEvents",
+        "any",
+        "either event type",
+        [{"Any": [{"MoveEventType": _PUBLISHED}, {"MoveEventType": _UPGRADED}]}, None, 10, False],
+    ),
+    (
+        "suix_queryEvents",
+        "and-sender",
+        "publishes by genesis account 0",
+        [{"And": [{"MoveEventType": _PUBLISHED}, {"Sender": "ACCOUNT0"}]}, None, 10, False],
+    ),
+    (
+        "suix_queryEvents",
+        "or",
+        "publishes or upgrades",
+        [{"Or": [{"MoveEventType": _PUBLISHED}, {"MoveEventType": _UPGRADED}]}, None, 10, False],
+    ),
+    (
+        "suix_queryEvents",
+        "move-event-field",
+        "events whose parsedJson /version is 2",
+        [{"MoveEventField": {"path": "/version", "value": "2"}}, None, 10, False],
+    ),
+    (
+        "suix_queryEvents",
+        "bad-and",
+        "And takes two filters",
+        [{"And": [{"MoveEventType": _PUBLISHED}]}, None, 10, False],
+    ),
+    ("rpc.discover", "document", "the OpenRPC document of exactly the served methods", []),
+    ("suix_getReferenceGasPrice", "price", "a decimal string", []),
+    ("sui_getProtocolConfig", "latest", "limits SDKs check transactions against", [None]),
+    ("suix_getCoins", "genesis-coin", "one gas coin with a u64 balance", ["ACCOUNT0", None, None,
+                                                                            None]),
+    ("suix_getAllBalances", "genesis", "the SUI balance only", ["ACCOUNT0"]),
+    (
+        "sui_getObject",
+        "coin-every-option",
+        "the gas coin: 8-byte BCS balance, no Display object",
+        ["COIN0", {"showType": True, "showOwner": True, "showPreviousTransaction": True,
+                   "showDisplay": True, "showContent": True, "showBcs": True,
+                   "showStorageRebate": True}],
+    ),
+    (
+        "suix_getOwnedObjects",
+        "coins",
+        "objects of a struct type",
+        ["ACCOUNT0", {"filter": {"StructType": "0x2::coin::Coin<0x2::sui::SUI>"},
+                      "options": {"showType": True}}, None, None],
+    ),
+    (
+        "sui_getTransactionBlock",
+        "publish",
+        "the publish transaction, every option",
+        ["PUBLISH_TX", {"showInput": True, "showEffects": True, "showEvents": True,
+                        "showObjectChanges": True, "showBalanceChanges": True}],
+    ),
+    ("sui_getTransactionBlock", "unknown", "a digest not on the chain", ["1" * 32, {}]),
+    ("sui_getTotalTransactionBlocks", "total", "publish and upgrade", []),
+    ("sui_getEvents", "publish", "the publish transaction's event", ["PUBLISH_TX"]),
+    ("sui_getNormalizedMoveModule", "counter", "one module", [SUI_PACKAGE, "counter"]),
+    ("sui_getNormalizedMoveModule", "missing", "no such module", [SUI_PACKAGE, "nope"]),
+    ("suix_getLatestSuiSystemState", "epoch-0", "one validator, epoch 0 for ever", []),
+    ("suix_getCommitteeInfo", "epoch-0", "the validator's key and stake", [None]),
     ("sui_unknownMethod", "unknown-method", "methods the mock does not claim", []),
 ]
 
@@ -352,6 +419,13 @@ async def test_regenerate_fixtures(chain: str) -> None:
             "ACCOUNT0": "0x" + l1.chain.accounts[0].hex(),
             "DEPLOY_TX": "0x" + (l1.chain.blocks[3].txs[0].hash.hex() if chain == "eth" else ""),
         }
+        if chain == "sui":
+            from lab.l1.sui_rpc import SuiWire
+            from lab.l1.wire import b58encode
+
+            assert isinstance(l1.wire, SuiWire)
+            env["COIN0"] = "0x" + l1.wire.coin_id(l1.chain.accounts[0]).hex()
+            env["PUBLISH_TX"] = b58encode(l1.chain.blocks[3].txs[0].hash)
         for method, name, comment, params in cases:
             req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": _subst(params, env)}
             resp = await rpc(l1.endpoints[0].http_url, method, req["params"])
