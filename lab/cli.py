@@ -15,6 +15,7 @@
     dubhe-lab swarm [--users N] [--spawn-rate R] [--duration T] [--mix M | --user-class C ...]
                     [--shape S] [--profile FILE ...] [--processes K] [--target URL] [--tls]
     dubhe-lab replay FILE [--fixed] [--seed N] [--profile fast|full] [--out DIR]
+    dubhe-lab incident from-logs --nginx-error-log F --nginx-access-log G [--out FILE] [--name N]
     dubhe-lab nightly [--quick] [--out DIR] [--only PART ...] [--skip PART ...] [--seed N]
     dubhe-lab report RUN_DIR [--root DIR] [--window N] [--trends FILE]
 
@@ -351,6 +352,67 @@ async def _replay(args: argparse.Namespace, backend: Any = None) -> int:
     return 0 if r.holds else EXIT_FAILED
 
 
+def _from_logs(args: argparse.Namespace) -> int:
+    """``dubhe-lab incident from-logs``: the draft on stdout (or in --out), what was found and
+    guessed on stderr (stdout with --out)."""
+    import re
+    import tempfile
+
+    from lab.scenarios.draft import DraftError, analyse, draft, to_toml
+    from lab.scenarios.incident import load
+
+    if args.nginx_error_log is None and args.nginx_access_log is None:
+        raise SpecError("incident from-logs", [("options", "give --nginx-error-log and/or "
+                                                "--nginx-access-log")])
+    if args.name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", args.name):
+        raise SpecError("--name", [(args.name, "[a-z0-9-], at most 40 characters")])
+    if args.out is not None and args.out.exists() and not args.force:
+        raise SpecError("--out", [(str(args.out), "exists (--force replaces it)")])
+    lines: dict[str, list[str]] = {}
+    for key, path in (("error", args.nginx_error_log), ("access", args.nginx_access_log)):
+        if path is None:
+            lines[key] = []
+            continue
+        try:
+            lines[key] = path.read_bytes().decode(errors="replace").splitlines()
+        except OSError as exc:
+            raise SpecError(str(path), [("(file)", f"cannot read: {exc.strerror or exc}")]
+                            ) from None
+    evidence = analyse(lines["error"], lines["access"])
+    try:
+        data = draft(evidence, name=args.name)
+    except DraftError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    sources = [str(p) for p in (args.nginx_error_log, args.nginx_access_log) if p is not None]
+    text = to_toml(data, sources=sources)
+    say = _say if args.out is not None else _err_plain
+    # the draft must load as an incident file before anyone sees it (written whole or not)
+    target = args.out if args.out is not None else Path(tempfile.gettempdir()) / "draft.toml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        load(tmp)
+        if args.out is not None:
+            tmp.replace(args.out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if args.out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    say(f"== drafted incident {data['name']!r}: {data['description']}")
+    for note in data["notes"]:
+        say(f"   - {note}")
+    if args.out is not None:
+        say(f"== wrote {args.out}; replay it: dubhe-lab replay {args.out} (and --fixed)")
+    return 0
+
+
+def _err_plain(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def _links(_: argparse.Namespace) -> int:
     _say("links (every hop of the lab goes through the fault proxy):")
     for link in lab_links.LINKS:
@@ -469,6 +531,21 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--backend", choices=["local", "docker"], default="local",
                     help="where components run (see dubhe-lab up)")
 
+    inc = sub.add_parser("incident", help="incident files: draft one from nginx logs")
+    isub = inc.add_subparsers(dest="incident_cmd", required=True, metavar="ACTION")
+    fl = isub.add_parser("from-logs", help="draft an incident file from nginx's error and "
+                         "access logs (upstream timeouts, limit rejections, TLS errors, 5xx "
+                         "bursts), noting what could not be inferred")
+    fl.add_argument("--nginx-error-log", type=Path, metavar="F",
+                    help="nginx's error log (1.22 format; level info shows WebSocket timeouts "
+                    "and TLS errors)")
+    fl.add_argument("--nginx-access-log", type=Path, metavar="G",
+                    help="nginx's access log (the lab's format or nginx's combined)")
+    fl.add_argument("--out", type=Path, metavar="FILE",
+                    help="write the draft here (default: print it)")
+    fl.add_argument("--force", action="store_true", help="replace an existing --out file")
+    fl.add_argument("--name", help="the incident's name (default: from-logs-<time>)")
+
     from lab.nightly import DEFAULT_ROOT as NIGHTLY_ROOT
 
     def trend_opts(p: argparse.ArgumentParser) -> None:
@@ -551,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_swarm(args))
         if args.cmd == "replay":
             return asyncio.run(_replay(args, _backend(args)))
+        if args.cmd == "incident":
+            return _from_logs(args)
         return _links(args)
     except (SpecError, ProfileError, NightlyUsage, ScenarioError) as exc:
         _err(str(exc))

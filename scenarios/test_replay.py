@@ -16,6 +16,7 @@ from lab.scenarios.incident import MODES, Mode, incident_files, load
 from lab.scenarios.replay import read_replay, replay
 from lab.scenarios.runner import Outcome
 
+ROOT = Path(__file__).resolve().parents[1]
 CASES = [pytest.param(path, mode, id=f"{path.stem}-{mode}")
          for path in incident_files() for mode in MODES]
 
@@ -84,10 +85,9 @@ def _cli(*args: str, cwd: Path) -> tuple[int, str, str]:
 
 @pytest.mark.lab
 def test_replay_that_does_not_reproduce_exits_1_naming_the_expectation(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
     (tmp_path / "never.toml").write_text(NOT_REPRODUCED)
     code, out, err = _cli("replay", str(tmp_path / "never.toml"), "--seed", "9", "--out",
-                          str(tmp_path / "run"), cwd=root)
+                          str(tmp_path / "run"), cwd=ROOT)
     assert code == 1, out + err
     assert "== NOT REPRODUCED: never (repro, fast, seed 9)" in out
     assert "failed: modern.connected = 1 (want == 0)" in out
@@ -103,6 +103,44 @@ def test_replay_that_does_not_reproduce_exits_1_naming_the_expectation(tmp_path:
     (["scenarios/incidents/l1-outage.toml", "--seed", "-1"], "--seed: -1: a seed is 0 <= N"),
 ])
 def test_replay_bad_input_is_a_usage_error(args: list[str], message: str) -> None:
-    root = Path(__file__).resolve().parents[1]
-    code, out, err = _cli("replay", *args, cwd=root)
+    code, out, err = _cli("replay", *args, cwd=ROOT)
     assert code == 2 and message in err and "Traceback" not in err, out + err
+
+
+@pytest.mark.scenario
+@pytest.mark.lab
+@pytest.mark.timeout(600)
+async def test_from_logs_round_trip(tmp_path: Path, request: pytest.FixtureRequest,
+                                    capsys: pytest.CaptureFixture[str],
+                                    lab_factory: Callable[[LabSpec], Awaitable[Lab]]) -> None:
+    """Replay the 1006 incident, draft an incident from the nginx logs its lab wrote (the whole
+    files: start-up included) with ``dubhe-lab incident from-logs``, replay the draft: the same
+    symptom appears (and, in the full profile, the draft's fix holds)."""
+    from lab.cli import main
+
+    first = await replay(load(ROOT / "scenarios/incidents/1006-upstream-timeout.toml"),
+                         mode="repro", results_dir=tmp_path / "first", start_lab=lab_factory,
+                         progress=progress)
+    assert first.holds, first.verdict()
+    logs = Path(first.outcome.record["lab"]["run_dir"]) / "nginx"
+    capsys.readouterr()
+    code = main(["incident", "from-logs", "--nginx-error-log", str(logs / "error.log"),
+                 "--nginx-access-log", str(logs / "access.log"),
+                 "--out", str(tmp_path / "draft.toml"), "--name", "round-trip"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "proxy_read_timeout is not in the logs" in out and "start-up" in out
+    draft = load(tmp_path / "draft.toml")
+    assert draft.data.workload["kind"] == "subscribers"
+    modes: list[Mode] = ["repro"]
+    if request.config.getoption("--scenario-profile") == "full":
+        modes.append("fixed")
+    for mode in modes:
+        again = await replay(draft, mode=mode, results_dir=tmp_path / "again",
+                             start_lab=lab_factory, progress=progress)
+        assert again.holds, again.verdict() + "\n" + "\n".join(again.outcome.failures())
+        figures = again.outcome.record["figures"]
+        if mode == "repro":  # the same symptom as the original
+            assert figures["users.closes_1006"] >= 1 and figures["nginx.ws_upstream_timeout"] >= 1
+        else:
+            assert figures["users.closes"] == 0

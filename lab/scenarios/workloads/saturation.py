@@ -106,10 +106,10 @@ async def saturation(ctx: RunContext, p: SaturationParams) -> dict[str, Any]:
                     await sampler.sample("surge")
             ctx.progress(f"   surge: {len(held)}/{p.surge} held, "
                          f"{handshake_statuses(surge_history.events)}")
-            late = Group(name="late", count=p.late, transport=p.transport,
-                         backoff_base_s=p.late_backoff_base_s,
-                         backoff_cap_s=p.late_backoff_cap_s, must_catch_up=False)
-            if p.late:
+            if p.late:  # (late = 0: the surge alone)
+                late = Group(name="late", count=p.late, transport=p.transport,
+                             backoff_base_s=p.late_backoff_base_s,
+                             backoff_cap_s=p.late_backoff_cap_s, must_catch_up=False)
                 fleet = Fleet(ctx, [late])
                 await fleet.start()
             deadline = time.monotonic() + p.hold_s
