@@ -20,6 +20,7 @@ State root (documented commitment): ``acc = sum(int(SHA3(u32(len k) + k + v)) fo
 identical for identical state whatever the write order, and is updated incrementally per block
 (subtract the old entry's hash, add the new one's). It is an additive multiset hash: it commits to
 the state but gives no inclusion proofs, and is not meant to resist an adversary choosing keys.
+Known answers another implementation can check itself against: docs/state-root.md.
 
 ``commit_block`` writes the header, receipts, tx locations, state changes, accumulator, head and
 the removal of the included mempool entries in **one** atomic batch: after a crash a transaction
