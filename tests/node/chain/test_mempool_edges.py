@@ -1,0 +1,161 @@
+"""The mempool at its edges: selection at the limit, partial removal of a sender's transactions,
+the restore path that drops stale and duplicate rows, capacity at N, and what each refusal says."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from node.chain.mempool import Mempool
+from node.core import keys
+from node.core.block import ZERO_HASH, BlockHeader, list_root
+from node.core.codec import pack_u64
+from node.core.errors import InvalidTransaction, LimitExceeded
+from node.core.tx import Signer, Transaction, sign_tx
+from node.state.chain_store import ChainStore, root_of
+from node.state.kv import MemoryKV
+
+A = Signer.from_seed(b"a")
+B = Signer.from_seed(b"b")
+
+
+def tx(s: Signer, nonce: int, chain_id: int = 9) -> Transaction:
+    return sign_tx(s, chain_id=chain_id, nonce=nonce, to=keys.COUNTER_DEMO, method="increment",
+                   args=b"k", write_set=(keys.storage_key(keys.COUNTER_DEMO, b"k"),))
+
+
+def pool(store: ChainStore | None = None, max_txs: int = 100) -> Mempool:
+    return Mempool(store or ChainStore(MemoryKV()), chain_id=9, max_txs=max_txs)
+
+
+def commit_nonces(store: ChainStore, nonces: dict[bytes, int]) -> None:
+    """Commit a block that sets senders' nonces (what executing their transactions does)."""
+    writes: dict[bytes, bytes | None] = {keys.nonce_key(a): pack_u64(n)
+                                         for a, n in nonces.items()}
+    acc = store.next_accumulator(writes)
+    head = store.head
+    number = head.number + 1 if head else 0
+    store.commit_block(BlockHeader(number, head.hash if head else ZERO_HASH, 0, list_root([]),
+                                   list_root([]), root_of(acc), 0, 0), [], [], writes, acc, [])
+
+
+def test_pending_returns_the_oldest_up_to_the_limit() -> None:
+    p = pool()
+    order = [tx(A, 0), tx(B, 0), tx(A, 1), tx(B, 1), tx(A, 2)]
+    for t in order:
+        p.submit_tx(t)
+    hashes = [t.hash for t in order]
+    assert [e.tx.hash for e in p.pending(4)] == hashes[:4]  # limit reached: stops there
+    assert [e.tx.hash for e in p.pending(5)] == hashes
+    assert [e.tx.hash for e in p.pending(6)] == hashes
+    assert p.pending(1)[0].tx.hash == hashes[0] and p.pending(0) == []
+    assert [e.seq for e in p.pending(5)] == [0, 1, 2, 3, 4]
+
+
+def test_removing_part_of_a_senders_transactions_keeps_the_rest_in_line() -> None:
+    store = ChainStore(MemoryKV())
+    p = pool(store)
+    a0, a1, a2, b0 = tx(A, 0), tx(A, 1), tx(A, 2), tx(B, 0)
+    for t in (a0, a1, a2, b0):
+        p.submit_tx(t)
+    first = [e for e in p.pending(10) if e.tx in (a0, b0)]
+    commit_nonces(store, {A.address: 1, B.address: 1})  # the block that included a0 and b0
+    p.remove(first)
+    assert len(p) == 2 and p.get(a0.hash) is None and p.get(a1.hash) == a1
+    assert p.next_nonce(A.address) == 3  # a1, a2 still pending: the pool's count goes on
+    assert p.next_nonce(B.address) == 1  # nothing pending: the committed nonce
+    p.remove(first)  # removing them again changes nothing
+    assert len(p) == 2 and p.next_nonce(A.address) == 3
+    p.submit_tx(tx(A, 3))
+    rest = [e for e in p.pending(10) if e.tx in (a1, a2)]
+    p.remove(rest[:1])
+    assert p.next_nonce(A.address) == 4 and [e.tx for e in p.pending(10)] == [a2, tx(A, 3)]
+    commit_nonces(store, {A.address: 4})
+    p.remove(p.pending(10))
+    assert len(p) == 0 and p.next_nonce(A.address) == 4  # back to committed state
+    with pytest.raises(InvalidTransaction, match="nonce_too_low"):
+        p.submit_tx(tx(A, 3))
+    assert p.submit_tx(tx(A, 4)) == tx(A, 4).hash
+
+
+def test_restore_drops_stale_and_duplicate_rows_and_numbers_on() -> None:
+    store = ChainStore(MemoryKV())
+    commit_nonces(store, {A.address: 1})
+    store.pool_put(5, tx(A, 0).raw)  # already executed: stale
+    store.pool_put(6, tx(A, 1).raw)
+    store.pool_put(7, tx(A, 1).raw)  # the same transaction twice: a duplicate
+    store.pool_put(9, tx(B, 0).raw)
+    p = pool(store)
+    assert p.restore() == 2
+    assert store.pool_load() == [(6, tx(A, 1).raw), (9, tx(B, 0).raw)]  # the dropped rows go
+    assert [(e.seq, e.tx) for e in p.pending(10)] == [(6, tx(A, 1)), (9, tx(B, 0))]
+    assert p.next_nonce(A.address) == 2 and p.next_nonce(B.address) == 1
+    p.submit_tx(tx(A, 2))
+    assert store.pool_load()[-1] == (10, tx(A, 2).raw)  # after the highest restored seq
+
+
+def test_restore_numbers_after_a_dropped_row_too() -> None:
+    store = ChainStore(MemoryKV())
+    commit_nonces(store, {A.address: 1})
+    store.pool_put(0, tx(B, 0).raw)
+    store.pool_put(8, tx(A, 0).raw)  # stale, and the highest seq
+    p = pool(store)
+    assert p.restore() == 1
+    p.submit_tx(tx(B, 1))
+    assert [s for s, _ in store.pool_load()] == [0, 9]  # 8 is never reused
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_capacity_admits_n_and_refuses_the_next(n: int) -> None:
+    p = pool(max_txs=n)
+    for i in range(n):
+        p.submit_tx(tx(A, i))
+    with pytest.raises(LimitExceeded, match=rf"^mempool full \({n} transactions\)$"):
+        p.submit_tx(tx(A, n))
+    assert p.submit_tx(tx(A, 0)) == tx(A, 0).hash  # already pending: no capacity needed
+    out = pool(max_txs=n).submit_many([tx(B, i) for i in range(n + 1)])
+    assert out[:n] == [tx(B, i).hash for i in range(n)]
+    assert isinstance(out[n], LimitExceeded)
+
+
+def test_refusals_say_why() -> None:
+    store = ChainStore(MemoryKV())
+    commit_nonces(store, {A.address: 2})
+    p = pool(store)
+    with pytest.raises(InvalidTransaction) as e:
+        p.submit_tx(tx(A, 1))
+    assert str(e.value) == "nonce_too_low: nonce 1 already used (next is 2): replay"
+    with pytest.raises(InvalidTransaction) as e:
+        p.submit_tx(tx(A, 4))
+    assert str(e.value) == "nonce_gap: nonce 4 leaves a gap (next is 2)"
+    with pytest.raises(InvalidTransaction) as e:
+        p.submit_tx(tx(A, 2, chain_id=8))
+    assert str(e.value) == "wrong_chain: chain_id 8 != 9"
+    assert p.committed_nonce(A.address) == 2 and p.committed_nonce(B.address) == 0
+    assert p.get(b"\x00" * 32) is None and len(p) == 0
+
+
+def test_submit_many_checks_signatures_unless_told_they_were() -> None:
+    good = tx(A, 0)
+    forged = dataclasses.replace(good, signature=tx(B, 0).signature)
+    out = pool().submit_many([forged])
+    assert isinstance(out[0], InvalidTransaction) and out[0].cause == "bad_signature"
+    p = pool()
+    assert p.submit_many([forged], signatures_checked=True) == [forged.hash]
+    assert p.get(forged.hash) == forged
+    with pytest.raises(InvalidTransaction, match="bad_signature"):
+        pool().submit_tx(forged)
+
+
+def test_submit_many_follows_a_senders_nonces_within_the_list() -> None:
+    store = ChainStore(MemoryKV())
+    p = pool(store)
+    p.submit_tx(tx(A, 0))
+    out = p.submit_many([tx(A, 1), tx(A, 1), tx(A, 3), tx(A, 2), tx(B, 0)])
+    assert out[0] == out[1] == tx(A, 1).hash  # twice in one call: once admitted
+    assert isinstance(out[2], InvalidTransaction) and out[2].cause == "nonce_gap"
+    assert out[3:] == [tx(A, 2).hash, tx(B, 0).hash]
+    assert [s for s, _ in store.pool_load()] == [0, 1, 2, 3]
+    assert p.next_nonce(A.address) == 3 and len(p) == 4
+    assert p.submit_many([]) == [] and len(store.pool_load()) == 4
