@@ -178,11 +178,13 @@ class Scheduler:
     """The collaborative execution/validation scheduler (paper Algorithms 4 and 5)."""
 
     def __init__(
-        self, n: int, window: int | None = None, *, contention_fallback: bool = True
+        self, n: int, window: int | None = None, *, contention_fallback: bool = True,
+        fallback_after: int | None = None,
     ) -> None:
         """``window``: the largest speculation window, or ``None`` for none (the paper as is).
         ``contention_fallback``: whether a contended block may be abandoned (see below); it
-        applies only with a window."""
+        applies only with a window. ``fallback_after``: the abort count that abandons it
+        (default: 0.5% of the block, at least 32); a lever for tests and tuning."""
         self.n = n
         # Speculation window (not in the paper): execution tasks are handed out only below
         # frontier + window, where the frontier is the lowest transaction not EXECUTED. With
@@ -221,7 +223,8 @@ class Scheduler:
         # then. Low-contention blocks stay far below the threshold (p2p over 1,000 accounts:
         # 0.2%).
         self.fallback_after = (
-            max(32, n // 200) if self.adaptive and contention_fallback else None
+            (max(32, n // 200) if fallback_after is None else fallback_after)
+            if self.adaptive and contention_fallback else None
         )
         self.abandoned = False
 
@@ -442,7 +445,7 @@ class AptosBlockSTM:
 
     def __init__(
         self, executor: TxExecutor, workers: int = 1, *, window: int | None = None,
-        contention_fallback: bool = True,
+        contention_fallback: bool = True, fallback_after: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -454,6 +457,8 @@ class AptosBlockSTM:
         #: :class:`Scheduler`); False always finishes the Block-STM run (``[scheduler]
         #: contention_fallback = false``).
         self.contention_fallback = contention_fallback
+        #: The abort count that abandons a block (see :class:`Scheduler`; None: its default).
+        self.fallback_after = fallback_after
         self._numbers: dict[int, int] = {}  # pool thread ident -> worker number (1..workers)
         self._numbers_lock = threading.Lock()
         # Persistent threads: executors keep per-thread state (the VM's warm instance pools),
@@ -466,7 +471,8 @@ class AptosBlockSTM:
         t0 = time.perf_counter()
         n = len(txs)
         mv = MVMemory(n)
-        sched = Scheduler(n, self.window or None, contention_fallback=self.contention_fallback)
+        sched = Scheduler(n, self.window or None, contention_fallback=self.contention_fallback,
+                          fallback_after=self.fallback_after)
         results: list[TxOutcome | _Raised | None] = [None] * n
         # per worker run: [executions, busy seconds, worker number (0: the coordinator)]
         tallies: list[list[float]] = []

@@ -1,0 +1,126 @@
+"""Block-STM's aborts and its contention fallback, driven deterministically.
+
+Whether a real run crosses the abort threshold depends on thread timing; here the interleaving
+is forced instead. :class:`_Ordered` makes transaction 0's first execution wait until
+transaction 1 has executed, so transaction 1 always reads the key 0 writes before 0 wrote it:
+its validation fails exactly once. ``fallback_after`` (the threshold seam) then decides, with
+nothing left to chance, whether that one abort abandons the block."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sched_model import ADD, CTX, READ, DictState, ScriptExecutor, TxSpec, assert_same, build_block
+
+from node.core.execution import BlockContext, BlockExecution, StateReader, TxOutcome
+from node.core.tx import Transaction
+from node.scheduler.blockstm import EXECUTED, READY_TO_EXECUTE, AptosBlockSTM, Scheduler
+from node.scheduler.serial import Serial
+
+
+def conflict_block(n: int) -> list[Transaction]:
+    """tx 0 adds to key 0, tx 1 reads key 0 and adds to key 1, the rest add to their own key."""
+    specs = [TxSpec(0, 0, (((ADD, 0, 5),),), frozenset(), frozenset(), 100_000),
+             TxSpec(1, 0, (((READ, 0, 0), (ADD, 1, 1)),), frozenset(), frozenset(), 100_000)]
+    specs += [TxSpec(i, 0, (((ADD, i, 1),),), frozenset(), frozenset(), 100_000)
+              for i in range(2, n)]
+    return list(build_block(n, {}, specs).txs)
+
+
+class _Ordered:
+    """Runs scripts; the first execution of tx 0 waits until tx 1's first one has returned."""
+
+    def __init__(self, txs: list[Transaction]) -> None:
+        self.first, self.second = txs[0].hash, txs[1].hash
+        self.second_done = threading.Event()
+        self.waited = False
+        self.inner = ScriptExecutor()
+        self.runs: dict[bytes, int] = {}
+        self._lock = threading.Lock()
+
+    def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
+        with self._lock:
+            self.runs[tx.hash] = self.runs.get(tx.hash, 0) + 1
+            first_run = self.runs[tx.hash] == 1
+        if tx.hash == self.first and first_run:
+            self.waited = self.second_done.wait(timeout=30)
+        out = self.inner.execute(tx, state, ctx)
+        if tx.hash == self.second:
+            self.second_done.set()
+        return out
+
+
+def run(n: int, **kw: Any) -> tuple[BlockExecution, _Ordered, list[Transaction]]:
+    txs = conflict_block(n)
+    serial = Serial(ScriptExecutor()).execute_block(txs, DictState(), CTX)
+    ex = _Ordered(txs)
+    stm = AptosBlockSTM(ex, workers=2, **kw)
+    try:
+        got = stm.execute_block(txs, DictState(), CTX)
+    finally:
+        stm.close()
+    assert ex.waited, "tx 1 never ran while tx 0 waited: the two workers did not both start"
+    assert_same(serial, got, "AptosBlockSTM")
+    return got, ex, txs
+
+
+def test_one_forced_conflict_is_one_abort_and_one_re_execution() -> None:
+    got, ex, txs = run(40)
+    st = got.stats
+    assert st.aborts == 1
+    assert st.executions == 40 + 1  # every transaction once, tx 1 twice
+    assert ex.runs[txs[1].hash] == 2 and ex.runs[txs[0].hash] == 1
+    assert all(ex.runs[t.hash] == 1 for t in txs[2:])
+    assert not st.sequential_fallback and st.path == "strategy"
+
+
+def test_reaching_the_threshold_abandons_the_block_for_an_in_order_run() -> None:
+    got, ex, _ = run(40, fallback_after=1)
+    st = got.stats
+    assert st.sequential_fallback and st.path == "contention-fallback"
+    assert st.aborts == 1  # abandoned at the first abort: no second one
+    speculative = st.executions - 40
+    assert 2 <= speculative <= 40 + 1  # the abandoned run's executions, then all 40 in order
+    assert st.worker_txs[0] == 40  # the in-order run is on the coordinator
+    assert sum(ex.runs.values()) == st.executions
+
+
+def test_one_abort_short_of_the_threshold_finishes_the_run() -> None:
+    got, _, _ = run(40, fallback_after=2)
+    st = got.stats
+    assert st.aborts == 1 and st.executions == 41 and not st.sequential_fallback
+
+
+@pytest.mark.parametrize(("n", "abandoned"), [(8, True), (4, False)])
+def test_the_fallback_is_only_taken_in_the_blocks_first_quarter(n: int, abandoned: bool) -> None:
+    """The abort comes with the frontier at tx 1: within the first quarter of 8, not of 4."""
+    got, _, _ = run(n, fallback_after=1)
+    st = got.stats
+    assert st.aborts == 1 and st.sequential_fallback is abandoned
+    if not abandoned:
+        assert st.executions == n + 1
+
+
+def test_the_switch_off_ignores_the_threshold() -> None:
+    got, _, _ = run(40, fallback_after=1, contention_fallback=False)
+    st = got.stats
+    assert st.aborts == 1 and st.executions == 41 and not st.sequential_fallback
+
+
+def test_only_the_current_executed_incarnation_can_be_aborted() -> None:
+    sched = Scheduler(100, window=8, fallback_after=3)
+    assert sched.fallback_after == 3
+    sched.status[5] = EXECUTED
+    assert not sched.try_validation_abort(5, 1)  # a stale incarnation number
+    sched.status[6] = READY_TO_EXECUTE
+    assert not sched.try_validation_abort(6, 0)  # not executed (yet)
+    assert sched.aborts == 0 and sched.window == 8
+    sched.frontier = 9
+    assert sched.try_validation_abort(5, 0)
+    assert sched.aborts == 1 and sched.window == 4 and sched.frontier == 5
+    assert not sched.try_validation_abort(5, 0)  # already aborting
+    assert sched.aborts == 1 and not sched.abandoned
+    assert Scheduler(100, window=8).fallback_after == 32  # the default is untouched
+    assert Scheduler(100, window=None, fallback_after=1).fallback_after is None  # no window
