@@ -13,13 +13,20 @@ Observed from outside, through ``dubhe_status`` (sampled every ``sample_every_s`
 * loading keeps working: a contract deployed on the mock ``load_at_s`` into the fault is loaded
   by the first transaction that calls it (receipt ``success``);
 * recovery: once the fault is over, RPC traffic goes back to the primary (its successes grow
-  again and it is ``up``) within ``recover_within_s``.
+  again and it is ``up``) within ``recover_within_s``, and so does the WebSocket subscription
+  (``dubhe_status`` ``serving.ws``);
+* head lag in time: the mock's and the node's heads are polled every 25 ms; a block's lag is the
+  instant the node first showed it minus the instant the mock first did (p50/p99 over the blocks
+  the mock made during the fault, and after it);
+* block production: the gaps between the node's blocks made during the fault (``timestampMs``),
+  p99 and its ratio to the lab's ``block_time_ms`` (a block never waits long on an L1 fetch).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import struct
 import time
 from pathlib import Path
@@ -47,7 +54,58 @@ class FailoverParams(BaseModel):
 
 
 def _figures(p: FailoverParams) -> list[str]:
-    return ["failover.*", "l1.*", "loading.*", "recovery.*", "node.blocks_during_fault"]
+    return ["failover.*", "l1.*", "loading.*", "recovery.*", "node.blocks_during_fault",
+            "node.block_interval_p99_ms", "node.block_interval_ratio"]
+
+
+class _Lag:
+    """First-seen wall-clock instants of each L1 block number on the mock and on the node."""
+
+    def __init__(self) -> None:
+        self.mock: dict[int, float] = {}
+        self.node: dict[int, float] = {}
+
+    async def run(self, node: HttpRpc, l1: HttpRpc) -> None:
+        mock_head = node_head = -1
+        while True:
+            got = await asyncio.gather(l1.call("eth_blockNumber"),
+                                       node.call("dubhe_getL1Head", "ethereum"),
+                                       return_exceptions=True)
+            now = time.time()
+            if not isinstance(got[0], BaseException):
+                n = parse_qty(got[0])
+                for k in range(max(mock_head + 1, n - 50), n + 1):
+                    self.mock.setdefault(k, now)
+                mock_head = max(mock_head, n)
+            head = got[1]
+            if isinstance(head, dict):
+                n = int(head["number"])
+                for k in range(max(node_head + 1, n - 50), n + 1):
+                    self.node.setdefault(k, now)
+                node_head = max(node_head, n)
+            await asyncio.sleep(0.025)
+
+    def lags_ms(self, t0: float, t1: float) -> list[float]:
+        """Lags of the blocks the mock showed within ``[t0, t1)`` (wall clock) and the node too."""
+        return [(self.node[n] - t) * 1000 for n, t in self.mock.items()
+                if t0 <= t < t1 and n in self.node]
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return round(s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))], 1)
+
+
+async def _block_gaps(node: HttpRpc, first: int, last: int, t0: float, t1: float) -> list[float]:
+    """Gaps between consecutive node blocks whose later block was made within ``[t0, t1)``."""
+    stamps: list[int] = []
+    for n in range(max(0, first - 1), last + 1):
+        b = await node.call("eth_getBlockByNumber", hex(n), False)
+        if b is not None:
+            stamps.append(parse_qty(b["timestampMs"]))
+    return [float(b - a) for a, b in itertools.pairwise(stamps) if t0 * 1000 <= b < t1 * 1000]
 
 
 _NO_FALLBACK = {"state": "none", "score": 0, "successes": 0, "failures": 0}
@@ -71,7 +129,8 @@ class _Probe:
              "mock": parse_qty(await self.l1.call("eth_blockNumber")),
              "primary": {k: primary[k] for k in ("state", "score", "successes", "failures")},
              "fallback": {k: fallback[k] for k in ("state", "score", "successes", "failures")},
-             "ws": eth.get("ws_connected")}
+             "ws": eth.get("ws_connected"),
+             "ws_serving": eth.get("serving", {}).get("ws"), "primary_ws": primary["ws_url"]}
         self.samples.append(s)
         return s
 
@@ -130,8 +189,13 @@ async def l1_failover(ctx: RunContext, p: FailoverParams) -> dict[str, Any]:
         async def load_during() -> None:
             await asyncio.sleep(p.load_at_s)
             await _deploy(ctx, "0x" + "5b" * 20)
+            t0 = time.monotonic()
             loaded.update(await sender.call("0x" + "5b" * 20))
+            loaded["_took_ms"] = round((time.monotonic() - t0) * 1000, 1)
 
+        lag = _Lag()
+        lag_task = asyncio.create_task(lag.run(node, l1))
+        fault_start = time.time()
         async with ctx.nemesis() as nemesis:
             loader = asyncio.create_task(load_during())
             done = asyncio.create_task(nemesis.done())
@@ -143,20 +207,30 @@ async def l1_failover(ctx: RunContext, p: FailoverParams) -> dict[str, Any]:
         figures["loading.during_fault"] = int(loaded.get("status") == "success")
         ctx.details["loading_during_fault"] = loaded
         end_fault = probe.samples[-1]
-        # recovery: the primary serves RPC again
-        back_s = None
+        # recovery: the primary serves RPC again, and the subscription moves back to it
+        back_s = ws_back_s = None
         deadline = time.monotonic() + p.recover_within_s
         while time.monotonic() < deadline:
             s = await probe.sample("after")
-            if (s["primary"]["state"] == "up"
-                    and s["primary"]["successes"] > end_fault["primary"]["successes"]):
+            if back_s is None and (s["primary"]["state"] == "up"
+                                   and s["primary"]["successes"]
+                                   > end_fault["primary"]["successes"]):
                 back_s = s["t"] - fault_end
+            if ws_back_s is None and s["ws_serving"] == s["primary_ws"]:
+                ws_back_s = s["t"] - fault_end
+            if back_s is not None and ws_back_s is not None:
                 break
             await asyncio.sleep(p.sample_every_s)
         with contextlib.suppress(Exception):
             await asyncio.sleep(0.5)
         final = await probe.sample("end")
+        lag_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag_task
         mock_hash = (await l1.call("eth_getBlockByNumber", hex(final["head"]), False))["hash"]
+        fault_samples = [s for s in probe.samples if s["phase"] == "fault"]
+        gaps = await _block_gaps(node, start["height"], end_fault["height"], fault_start,
+                                 fault_end) if fault_samples else []
     fault = [s for s in probe.samples if s["phase"] == "fault"]
     figures.update(
         {
@@ -177,6 +251,18 @@ async def l1_failover(ctx: RunContext, p: FailoverParams) -> dict[str, Any]:
             "l1.backfilled": final["backfilled"] - start["backfilled"],
             "recovery.primary_back": int(back_s is not None),
             "recovery.primary_back_s": None if back_s is None else round(back_s, 2),
+            "recovery.ws_back": int(ws_back_s is not None),
+            "recovery.ws_back_s": None if ws_back_s is None else round(ws_back_s, 2),
+            "l1.lag_p50_ms": _pct(lag.lags_ms(fault_start, fault_end), 0.5),
+            "l1.lag_p99_ms": _pct(lag.lags_ms(fault_start, fault_end), 0.99),
+            "l1.lag_p99_ms_after": _pct(lag.lags_ms(fault_end, final["t"]), 0.99),
+            "l1.lag_blocks_timed": len(lag.lags_ms(fault_start, fault_end)),
+            "node.block_interval_p99_ms": _pct(gaps, 0.99),
+            "node.block_interval_ratio": (
+                None if not gaps else round((_pct(gaps, 0.99) or 0.0) / ctx.lab.spec.block_time_ms,
+                                            2)
+            ),
+            "loading.during_fault_ms": loaded.get("_took_ms"),
             "node.blocks_during_fault": (fault[-1]["height"] - fault[0]["height"]) if fault else 0,
         }
     )
