@@ -1,5 +1,5 @@
 """``dubhe-bench l1-faults``: how a node follows its L1s and keeps producing blocks while its
-primary L1 endpoint fails, for Ethereum and Sui side by side.
+primary L1 endpoint fails, for Ethereum, Sui over JSON-RPC and Sui over GraphQL side by side.
 
 For each chain: a mock L1 with two endpoints (in this process; it produces a block every
 ``--l1-block-ms`` and records the instant), the lab's fault proxy in front of each endpoint, and a
@@ -54,7 +54,12 @@ TOXICS: dict[str, tuple[str, dict[str, Any]]] = {
 LAG_TARGET_MS = 1000.0
 INTERVAL_FACTOR = 1.5
 MIN_SAMPLES = 8  # fewer L1 blocks in a phase: its lag p99 is not judged
-NODE_CHAIN: dict[str, ChainKind] = {"ethereum": "eth", "sui": "sui"}
+#: --chains names: (mock kind, the node's chain name, Sui protocol)
+CHAINS: dict[str, tuple[ChainKind, str, str | None]] = {
+    "ethereum": ("eth", "ethereum", None),
+    "sui": ("sui", "sui", "jsonrpc"),
+    "sui-graphql": ("sui", "sui", "graphql"),
+}
 
 
 @dataclass
@@ -143,8 +148,8 @@ def _proxied(url: str, proxy: Proxy) -> str:
     return f"{scheme}://{proxy.listen}/{path}"
 
 
-async def run_chain(chain: str, args: argparse.Namespace) -> list[PhaseResult]:
-    kind = NODE_CHAIN[chain]
+async def run_chain(name: str, args: argparse.Namespace) -> list[PhaseResult]:
+    kind, chain, protocol = CHAINS[name]
     results: list[PhaseResult] = []
     async with mock_l1(kind, seed=args.seed, endpoints=2) as l1, \
             ProxyServer(port=0, seed=args.seed) as proxy_server, \
@@ -176,9 +181,13 @@ async def run_chain(chain: str, args: argparse.Namespace) -> list[PhaseResult]:
             "endpoints": [{"rpc_url": _proxied(fallback_ep.http_url, fallback),
                            "ws_url": _proxied(fallback_ep.ws_url, fallback)}],
         }
+        if protocol == "graphql":
+            common = {"protocol": "graphql", "rpc_url": _proxied(primary_ep.graphql_url, primary),
+                      "endpoints": [{"rpc_url": _proxied(fallback_ep.graphql_url, fallback)}]}
+        transports = 1 if protocol == "graphql" else 2  # no subscription over GraphQL
         section = ({**common, "chain_id": 1337} if kind == "eth"
                    else {**common, "package_ids": packages})
-        progress(f"{chain}: starting the node (block time {args.block_time_ms} ms)")
+        progress(f"{name}: starting the node (block time {args.block_time_ms} ms)")
         node_proc = await asyncio.to_thread(
             NodeServer, {"node": {"block_time_ms": args.block_time_ms},
                          "adapters": {chain: section}})
@@ -190,7 +199,7 @@ async def run_chain(chain: str, args: argparse.Namespace) -> list[PhaseResult]:
                 sender = _Sender(node, parse_qty(await node.call("eth_chainId")))
                 tasks.append(asyncio.create_task(_produce(l1, follow, args.l1_block_ms / 1000)))
                 tasks.append(asyncio.create_task(_watch(node, chain, follow)))
-                await _until(lambda: follow.node_head >= 0, 20, f"{chain}: node following")
+                await _until(lambda: follow.node_head >= 0, 20, f"{name}: node following")
                 if kind == "sui":
                     await _sui_mapped(node, targets)
                 await asyncio.sleep(1.0)
@@ -198,12 +207,12 @@ async def run_chain(chain: str, args: argparse.Namespace) -> list[PhaseResult]:
                 for i, phase in enumerate(PHASES):
                     r = PhaseResult(phase)
                     if phase != "recovery":
-                        r.settle_s = await _settle(node, chain, primary)
+                        r.settle_s = await _settle(node, chain, primary, transports)
                     before = await _serving(node, chain)
                     toxic = TOXICS.get(phase)
                     if toxic is not None:
                         await primary.add_toxic(toxic[0], name="fault", attributes=toxic[1])
-                    progress(f"{chain}: phase {phase} ({args.phase_s:g} s)")
+                    progress(f"{name}: phase {phase} ({args.phase_s:g} s)")
                     # "recovery" starts the instant the black hole was lifted
                     t0 = lifted if phase == "recovery" and lifted is not None else time.monotonic()
                     h0 = await _node_height_at(node, t0)
@@ -262,12 +271,13 @@ async def _sui_mapped(node: HttpRpc, targets: list[bytes]) -> None:
     raise TimeoutError("sui: the node did not map the packages' modules within 20 s")
 
 
-async def _settle(node: HttpRpc, chain: str, primary: Proxy) -> float | None:
-    """Wait (at most 30 s) until HTTP and the WebSocket are served by the primary; seconds."""
+async def _settle(node: HttpRpc, chain: str, primary: Proxy, transports: int) -> float | None:
+    """Wait (at most 30 s) until HTTP (and the WebSocket, if used) are served by the primary;
+    seconds."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < 30:
         s = (await _serving(node, chain))["serving"]
-        if all(primary.listen in str(u) for u in s.values()) and len(s) == 2:
+        if all(primary.listen in str(u) for u in s.values()) and len(s) == transports:
             return round(time.monotonic() - t0, 2)
         await asyncio.sleep(0.2)
     return None
@@ -315,8 +325,9 @@ async def _intervals(node: HttpRpc, first: int, last: int, t0: float, t1: float)
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="dubhe-bench l1-faults", description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--chains", default="ethereum,sui",
-                    help="comma-separated: ethereum, sui (default both)")
+    ap.add_argument("--chains", default="ethereum,sui,sui-graphql",
+                    help="comma-separated: ethereum, sui (JSON-RPC + WebSocket), sui-graphql "
+                    "(the node's Sui adapter over GraphQL); default all three")
     ap.add_argument("--phase-s", type=float, default=8.0, help="seconds per phase")
     ap.add_argument("--l1-block-ms", type=int, default=500, help="the mock L1's block time")
     ap.add_argument("--block-time-ms", type=int, default=500, help="the node's block time")
@@ -324,9 +335,9 @@ def main(argv: list[str]) -> int:
     add_json_option(ap)
     args = ap.parse_args(argv)
     chains = [c.strip() for c in args.chains.split(",") if c.strip()]
-    bad = [c for c in chains if c not in NODE_CHAIN]
+    bad = [c for c in chains if c not in CHAINS]
     if bad or not chains:
-        ap.error(f"--chains: unknown chain(s) {bad}; choose from ethereum, sui")
+        ap.error(f"--chains: unknown chain(s) {bad}; choose from {', '.join(CHAINS)}")
     res = BenchResult("l1-faults", argv)
     print(f"dubhe-bench l1-faults: {', '.join(chains)}; phases of {args.phase_s:g} s; L1 block "
           f"{args.l1_block_ms} ms, node block {args.block_time_ms} ms; seed {args.seed}")
@@ -373,8 +384,10 @@ def main(argv: list[str]) -> int:
                 "intervals_ms": r.intervals_ms,
             }
         rec = by_chain[c][-1]
+        ws = ("no subscription over GraphQL" if CHAINS[c][2] == "graphql"
+              else f"the WebSocket in {_s(rec.back_ws_s)}")
         print(f"{c}: after the black hole, HTTP back on the primary in "
-              f"{_s(rec.back_http_s)}, the WebSocket in {_s(rec.back_ws_s)}; "
+              f"{_s(rec.back_http_s)}, {ws}; "
               f"lag p99 vs no fault: " + ", ".join(
                   f"{r.phase} {_ratio(pct(r.lags_ms, 0.99), pct(by_chain[c][0].lags_ms, 0.99))}"
                   for r in by_chain[c][1:]))

@@ -110,6 +110,9 @@ class EthereumAdapterConfig(_AdapterCommon):
 
 
 class SuiAdapterConfig(_AdapterCommon):
+    #: ``jsonrpc`` (``rpc_url`` is a JSON-RPC URL, ``ws_url`` its event subscription) or
+    #: ``graphql`` (every URL is a Sui GraphQL endpoint; heads are polled, ``ws_url`` unused).
+    protocol: Literal["jsonrpc", "graphql"] = "jsonrpc"
     rpc_url: str
     ws_url: str | None = None
     network_type: Literal["Mainnet", "Testnet", "Devnet", "Localnet"] = "Localnet"

@@ -36,6 +36,8 @@ from lab.l1.chain_model import (
 )
 from lab.l1.eth_rpc import EthWire
 from lab.l1.faults import Fault, FaultPlan, mangle
+from lab.l1.sui_graphql import RPC_VERSION as GRAPHQL_RPC_VERSION
+from lab.l1.sui_graphql import SuiGraphQL
 from lab.l1.sui_rpc import SUI_GENESIS_BALANCE, SuiWire, hex_id, package_id
 from lab.l1.wire import Change, Subscription, Wire
 from node.core import errors
@@ -83,6 +85,11 @@ class EndpointServer:
         return f"ws://{self.host}:{self.port}/ws"
 
     @property
+    def graphql_url(self) -> str:
+        """Sui GraphQL (``POST``; the Sui mock only)."""
+        return f"http://{self.host}:{self.port}/graphql"
+
+    @property
     def admin_url(self) -> str:
         return f"http://{self.host}:{self.port}/admin"
 
@@ -93,6 +100,8 @@ class EndpointServer:
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=4 << 20)
         app.router.add_post("/", self._http)
+        if self.l1.graphql is not None:
+            app.router.add_post("/graphql", self._graphql)
         app.router.add_get("/ws", self._ws)
         app.router.add_post("/admin", self._admin)
         app.router.add_get("/admin", self._admin_state)
@@ -184,6 +193,30 @@ class EndpointServer:
         else:
             resp = jsonrpc.result(item.id, value)
         return None if item.notification else resp
+
+    async def _graphql(self, request: web.Request) -> web.StreamResponse:
+        """Sui GraphQL (``POST /graphql``); faults match the method name ``graphql``."""
+        assert self.l1.graphql is not None
+        self.requests += 1
+        fault = self.faults.take("graphql", "http")
+        if fault is not None and fault.stall_ms:
+            await asyncio.sleep(fault.stall_ms / 1000)
+        if fault is not None and fault.http_status is not None:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            return web.Response(
+                status=fault.http_status, text=f"mock fault {fault.http_status}\n", headers=headers
+            )
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as e:
+            return web.json_response({"errors": [{"message": f"invalid JSON body: {e}"}]},
+                                     status=400)
+        result = await self.l1.graphql.execute(body)
+        out = orjson.dumps(result)
+        if fault is not None and fault.malformed is not None:
+            out = mangle(out, fault.malformed)
+        return web.Response(body=out, content_type="application/json",
+                            headers={"x-sui-rpc-version": GRAPHQL_RPC_VERSION})
 
     # ------------------------------------------------------------------ WebSocket
 
@@ -333,6 +366,8 @@ class MockL1:
         self.wire: Wire = (
             EthWire(self.chain, chain_id=chain_id) if kind == "eth" else SuiWire(self.chain)
         )
+        #: Sui's GraphQL surface (``POST /graphql``), over the same chain; None for Ethereum.
+        self.graphql = SuiGraphQL(self.wire) if isinstance(self.wire, SuiWire) else None
         self.endpoints: list[EndpointServer] = []
         self.paused = False
         self._producer: asyncio.Task[None] | None = None

@@ -14,11 +14,20 @@ publishes a new package; ``address`` is the original id). Only events after the 
 sync are reported.
 
 Package modules (Dubhe RISC-V ELFs) are read with :meth:`SuiAdapter.get_package_modules`.
+
+``protocol="graphql"``: the endpoints' ``rpc_url`` are Sui GraphQL URLs (Sui's JSON-RPC is
+deprecated upstream). Checkpoints are polled (``checkpoint``; gaps as ``checkpoints`` pages with a
+checkpoint-range filter) and each new checkpoint's registry events are read with ``events(filter:
+{atCheckpoint, type})`` (paged by cursor) right after its ``NewHead``, like Ethereum's logs per
+block: a (mock-only) reorg re-reads the events of the replacement checkpoints, so no cursor can be
+lost. There is no subscription (Sui's GraphQL has none): heads come from polls every
+``poll_interval_s`` (0.25 s by default in this mode). The same failover, hedging and scoring apply.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -28,9 +37,26 @@ from node.adapters.events import AdapterEvent, CodeUpgrade, Endpoint, Header, L1
 from node.core.errors import INVALID_PARAMS
 
 NetworkType = Literal["Mainnet", "Testnet", "Devnet", "Localnet"]
+Protocol = Literal["jsonrpc", "graphql"]
 REGISTRY = "0x" + "00" * 31 + "db"
 EVENT_MODULE = "registry"
 _PAGE = 50
+
+_CHECKPOINT = """fragment C on Checkpoint { sequenceNumber digest previousCheckpointDigest timestamp
+  transactions(first: 50) { nodes { digest } } }"""
+_Q_LATEST = "query { checkpoint { ...C } }\n" + _CHECKPOINT
+_Q_RANGE = """query ($first: Int!, $after: UInt53!, $before: UInt53!) {
+  checkpoints(first: $first, filter: {afterCheckpoint: $after, beforeCheckpoint: $before}) {
+    nodes { ...C } } }
+""" + _CHECKPOINT
+_Q_EVENTS = """query ($at: UInt53!, $type: String!, $after: String) {
+  events(first: 50, after: $after, filter: {atCheckpoint: $at, type: $type}) {
+    pageInfo { hasNextPage endCursor }
+    nodes { sequenceNumber timestamp sender { address }
+            contents { type { repr } json } transaction { digest } } } }"""
+_Q_MODULES = """query ($id: SuiAddress!, $after: String) {
+  package(address: $id) { modules(first: 50, after: $after) {
+    pageInfo { hasNextPage endCursor } nodes { name bytes } } } }"""
 
 
 class CodeNotFound(AdapterError):
@@ -93,10 +119,18 @@ class SuiAdapter(ChainAdapter):
         network_type: NetworkType = "Localnet",
         package_ids: Iterable[str] = (),
         registry: str = REGISTRY,
-        poll_interval_s: float = 0.5,
+        poll_interval_s: float | None = None,
+        protocol: Protocol = "jsonrpc",
         **kw: Any,
     ) -> None:
+        if protocol not in ("jsonrpc", "graphql"):
+            raise ValueError(f"protocol must be jsonrpc or graphql, not {protocol!r}")
+        if protocol == "graphql":
+            kw["use_ws"] = False  # Sui's GraphQL has no subscriptions: heads come from polls
+        if poll_interval_s is None:
+            poll_interval_s = 0.25 if protocol == "graphql" else 0.5
         super().__init__(endpoints, poll_interval_s=poll_interval_s, **kw)
+        self.protocol: Protocol = protocol
         if network_type not in ("Mainnet", "Testnet", "Devnet", "Localnet"):
             raise ValueError(
                 f"network_type must be Mainnet, Testnet, Devnet or Localnet, not {network_type!r}"
@@ -125,6 +159,8 @@ class SuiAdapter(ChainAdapter):
         """Module name → bytes (Dubhe RISC-V ELF) of a package; raises :class:`CodeNotFound`.
         ``timeout_s``: the whole fetch's budget (hedges and retries included)."""
         pid = normalize_id(package_id)
+        if self.protocol == "graphql":
+            return await self._modules_gql(pid, timeout_s)
         res = await self.rpc.call(
             "sui_getObject", [pid, {"showBcs": True, "showType": True}], _object,
             timeout_s=timeout_s,
@@ -142,13 +178,42 @@ class SuiAdapter(ChainAdapter):
         except (ValueError, TypeError) as e:
             raise MalformedResponse(f"package {pid}: module is not base64 ({e})") from None
 
+    async def _modules_gql(self, pid: str, timeout_s: float | None) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        after: str | None = None
+        for _ in range(100):
+            data = await self.rpc.graphql(_Q_MODULES, {"id": pid, "after": after}, _gql_obj,
+                                          what="package modules", timeout_s=timeout_s)
+            pkg = data.get("package")
+            if pkg is None:
+                raise CodeNotFound(f"package {pid}: no package with that id")
+            try:
+                page = pkg["modules"]
+                for m in page["nodes"]:
+                    out[str(m["name"])] = base64.b64decode(m["bytes"], validate=True)
+                more, after = bool(page["pageInfo"]["hasNextPage"]), page["pageInfo"]["endCursor"]
+            except (KeyError, TypeError, ValueError) as e:
+                raise MalformedResponse(f"package {pid}: bad modules page ({e})") from None
+            if not more:
+                return out
+        raise MalformedResponse(f"package {pid}: more than 5000 modules")
+
     async def get_balance(self, owner: str, coin_type: str = "0x2::sui::SUI") -> int:
         def parse(r: Any) -> int:
             return _u64(r["totalBalance"], "totalBalance")
 
+        if self.protocol == "graphql":
+            return await self.rpc.graphql(
+                "query ($a: SuiAddress!, $t: String) { address(address: $a) {"
+                " balance(coinType: $t) { totalBalance } } }",
+                {"a": normalize_id(owner), "t": coin_type},
+                lambda d: parse(_gql_obj(d)["address"]["balance"]), what="balance")
+
         return await self.rpc.call("suix_getBalance", [normalize_id(owner), coin_type], parse)
 
     async def latest_checkpoint(self) -> int:
+        if self.protocol == "graphql":
+            return (await self._latest_header()).number
         return await self.rpc.call(
             "sui_getLatestCheckpointSequenceNumber", [], lambda r: _u64(r, "sequence number")
         )
@@ -177,7 +242,35 @@ class SuiAdapter(ChainAdapter):
                     del self._ckpt_txs[k]
         return h
 
+    def _checkpoint_gql(self, obj: Any) -> Header:
+        """A GraphQL ``Checkpoint`` → :class:`Header` (and its transactions, for reorgs)."""
+        if not isinstance(obj, dict):
+            raise ValueError("expected a checkpoint object")
+        seq, digest = obj.get("sequenceNumber"), obj.get("digest")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValueError(f"sequenceNumber: expected a u53, got {seq!r}")
+        if not isinstance(digest, str) or not digest:
+            raise ValueError("checkpoint digest missing")
+        prev = obj.get("previousCheckpointDigest")
+        h = Header(number=seq, hash=digest, parent_hash=prev or "",
+                   timestamp_ms=_iso_ms(obj.get("timestamp")))
+        txs = obj.get("transactions")
+        if isinstance(txs, dict) and isinstance(txs.get("nodes"), list):
+            self._ckpt_txs[h.hash] = tuple(str(t["digest"]) for t in txs["nodes"])
+            if len(self._ckpt_txs) > 4 * self.follower.window:
+                for k in list(self._ckpt_txs)[: self.follower.window]:
+                    del self._ckpt_txs[k]
+        return h
+
     async def _latest_header(self) -> Header:
+        if self.protocol == "graphql":
+            def parse(d: Any) -> Header:
+                cp = _gql_obj(d).get("checkpoint")
+                if cp is None:
+                    raise ValueError("no checkpoint")
+                return self._checkpoint_gql(cp)
+
+            return await self.rpc.graphql(_Q_LATEST, {}, parse, what="latest checkpoint")
         data, _, _ = await self.rpc.call("sui_getCheckpoints", [None, 1, True], _page)
         if not data:
             raise MalformedResponse("sui_getCheckpoints returned no checkpoint")
@@ -185,6 +278,23 @@ class SuiAdapter(ChainAdapter):
 
     async def _headers(self, first: int, last: int) -> list[Header]:
         out: list[Header] = []
+        if self.protocol == "graphql":
+            while first <= last:
+                n = min(_PAGE, last - first + 1)
+
+                def parse(d: Any) -> list[Header]:
+                    nodes = _gql_obj(d)["checkpoints"]["nodes"]
+                    return [self._checkpoint_gql(c) for c in nodes]
+
+                got = await self.rpc.graphql(
+                    _Q_RANGE, {"first": n, "after": first - 1, "before": first + n}, parse,
+                    what=f"checkpoints {first}..{first + n - 1}")
+                got = [h for h in got if first <= h.number <= last]
+                if not got:
+                    break
+                out.extend(got)
+                first = got[-1].number + 1
+            return out
         while first <= last:
             cursor = str(first - 1) if first > 0 else None
             limit = min(_PAGE, last - first + 1)
@@ -198,9 +308,29 @@ class SuiAdapter(ChainAdapter):
         return out
 
     async def _block_events(self, header: Header) -> list[AdapterEvent]:
-        return []
+        if self.protocol != "graphql":
+            return []  # JSON-RPC: events are read by cursor after each sync step
+        out: list[AdapterEvent] = []
+        after: str | None = None
+        etype = f"{self.registry}::{EVENT_MODULE}"
+        for _ in range(100):  # at most 5000 registry events per checkpoint
+            page = await self.rpc.graphql(
+                _Q_EVENTS, {"at": header.number, "type": etype, "after": after},
+                lambda d: _gql_obj(d)["events"], what=f"events of checkpoint {header.number}")
+            try:
+                nodes, info = page["nodes"], page["pageInfo"]
+                for node in nodes:
+                    out.extend(self._event(_event_from_gql(node, header, self.registry)))
+                more, after = bool(info["hasNextPage"]), info["endCursor"]
+            except (KeyError, TypeError) as e:
+                raise MalformedResponse(f"events of checkpoint {header.number}: {e}") from None
+            if not more:
+                break
+        return out
 
     async def _after_sync(self) -> list[AdapterEvent]:
+        if self.protocol == "graphql":
+            return []  # events are read per checkpoint (_block_events)
         if not self._cursor_ready:
             # start from now: the newest existing event is the cursor
             data, _, _ = await self.rpc.call(
@@ -324,6 +454,39 @@ class SuiAdapter(ChainAdapter):
 def _tx_of(cursor: Any) -> str:
     """The transaction digest of an event cursor ``{txDigest, eventSeq}`` ("" if unknown)."""
     return str(cursor.get("txDigest", "")) if isinstance(cursor, dict) else ""
+
+
+def _gql_obj(d: Any) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise ValueError("GraphQL data is not an object")
+    return d
+
+
+def _iso_ms(v: Any) -> int:
+    """An ISO-8601 ``DateTime`` (``2023-11-14T22:13:20.000Z``) in milliseconds since the epoch."""
+    if not isinstance(v, str):
+        raise ValueError(f"timestamp: expected an ISO-8601 string, got {v!r}")
+    t = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.UTC)
+    return round(t.timestamp() * 1000)
+
+
+def _event_from_gql(node: Any, header: Header, registry: str) -> dict[str, Any]:
+    """A GraphQL ``Event`` in the JSON-RPC event shape the adapter reads (id, type, parsedJson)."""
+    try:
+        return {
+            "id": {"txDigest": node["transaction"]["digest"],
+                   "eventSeq": str(node["sequenceNumber"])},
+            "packageId": registry,
+            "transactionModule": EVENT_MODULE,
+            "sender": (node.get("sender") or {}).get("address"),
+            "type": node["contents"]["type"]["repr"],
+            "parsedJson": node["contents"]["json"],
+            "timestampMs": str(header.timestamp_ms),
+        }
+    except (KeyError, TypeError):
+        return {"malformed": node}  # reported (and counted) by _event
 
 
 def _object(r: Any) -> dict[str, Any]:

@@ -133,6 +133,7 @@ class L1Service:
                 endpoint_list(s.rpc_url, s.ws_url, s.endpoints),
                 network_type=s.network_type,
                 package_ids=s.package_ids,
+                protocol=s.protocol,
                 **_common(s),
             )
         for name, c in (("ethereum", e), ("sui", s)):

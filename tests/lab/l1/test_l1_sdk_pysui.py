@@ -1,12 +1,15 @@
 """Real Sui SDKs, unmodified, against the mock Sui L1: pysui 0.99's JSON-RPC client (discovery at
 start-up, coins and balances, objects with every option, modules, checkpoints, transactions,
-events under every filter kind, system state, committee). Each SDK runs in its own venv
-(scripts/sdk_venvs.py; built on first use from PyPI) as a subprocess printing what it read."""
+events under every filter kind, system state, committee) and pysui 1.5's GraphQL client (start-up
+introspection and config query, checkpoints, coin and package objects, events paged by cursor).
+Each SDK runs in its own venv (scripts/sdk_venvs.py; built on first use from PyPI) as a
+subprocess printing what it read."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +75,31 @@ async def test_pysui_099_jsonrpc_client_reads_the_mock() -> None:
     assert ev["and"] == [["CodePublished", d["address"]]]
     assert got["system"] == {"epoch": "0", "validators": 1, "gas_price": "1000"}
     assert got["committee"] == 1
+
+
+async def test_pysui_15_graphql_client_reads_the_mock() -> None:
+    python = await asyncio.to_thread(sdk_python, "pysui-1.5")
+    async with mock_l1("sui", seed=3) as l1:
+        ep = l1.endpoints[0]
+        d = await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": "0x7f454c4601"}})
+        up = await admin(ep.admin_url, {"cmd": "upgrade", "address": d["address"],
+                                        "modules": {"dubhe": "0x7f454c4602"}})
+        l1.produce(2)
+        owner = l1.chain.accounts[0]
+        coin = "0x" + l1.wire.coin_id(owner).hex()  # type: ignore[attr-defined]
+        with tempfile.TemporaryDirectory() as cfg_dir:
+            got = await _run(python, "pysui_graphql_probe.py", ep.graphql_url, coin,
+                             d["package_id"], b58encode(bytes.fromhex(d["tx"][2:])), cfg_dir)
+    chain = l1.chain
+    assert got["chain_id"] == chain.blocks[0].hash[:4].hex()
+    assert got["gas_price"] == 1000 and got["protocol_version"] == 98
+    assert got["schema_version"] == "1.60.0"
+    assert got["latest"] == {"sequence": chain.head.number, "digest": b58encode(chain.head.hash)}
+    assert got["checkpoint1"] == {"sequence": 1, "digest": b58encode(chain.blocks[1].hash)}
+    assert got["coin"] == {"id": coin, "type": "0x2::coin::Coin<0x2::sui::SUI>",
+                           "balance": SUI_GENESIS_BALANCE, "version": 3}
+    assert got["package"] == {"id": d["package_id"], "version": 1}
+    assert got["events"] == [
+        ["CodePublished", "1", b58encode(bytes.fromhex(d["tx"][2:]))],
+        ["CodeUpgraded", "2", b58encode(bytes.fromhex(up["tx"][2:]))],
+    ]

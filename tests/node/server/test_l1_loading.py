@@ -153,3 +153,46 @@ async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
                 assert await rpc.call("dubhe_getL1Head", "sui") is not None
         finally:
             await asyncio.to_thread(node.stop)
+
+
+async def test_sui_modules_load_over_graphql(tmp_path: Path) -> None:
+    """[adapters.sui] protocol = "graphql": the node follows checkpoints and loads a package's
+    module over the mock's Sui GraphQL endpoint, and reloads it after an upgrade event."""
+    from node.server.l1 import sui_module_address
+
+    compute, counter = (BUILD / "compute.elf").read_bytes(), (BUILD / "counter.elf").read_bytes()
+    async with mock_l1("sui", seed=4, block_time_ms=50) as l1:
+        ep = l1.endpoints[0]
+        pkg = (await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": data(compute)}}))[
+            "package_id"
+        ]
+        cfg = make_config(
+            tmp_path,
+            node={"block_time_ms": 50},
+            adapters={"sui": {"protocol": "graphql", "rpc_url": ep.graphql_url,
+                              "package_ids": [pkg]}},
+        )
+        node = await asyncio.to_thread(RunningNode(tmp_path, cfg).start)
+        try:
+            async with HttpRpc(node.rpc) as rpc:
+                target = sui_module_address(pkg, "dubhe")
+
+                async def mapped() -> bool:
+                    st = (await rpc.call("dubhe_status"))["l1"]
+                    return "0x" + target.hex() in st["suiModules"]
+
+                await wait_until(mapped, what="the Sui package's modules mapped over GraphQL")
+                rc = await send(rpc, 0, target, "hash_loop", pack_u64(10))
+                assert rc["status"] == "success", rc
+                await admin(ep.admin_url, {"cmd": "upgrade", "address": pkg,
+                                           "modules": {"dubhe": data(counter)}})
+
+                async def reloaded() -> bool:
+                    s = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"][
+                        "0x" + target.hex()]
+                    return bool(s["version"] >= 2)
+                await wait_until(reloaded, what="the node reloading the upgraded module")
+                st = (await rpc.call("dubhe_status"))["l1"]["chains"]["sui"]
+                assert st["ws_connected"] is None and st["serving"]["http"] == ep.graphql_url
+        finally:
+            await asyncio.to_thread(node.stop)
