@@ -24,7 +24,8 @@ Wiring (the node's server owns the adapters; nothing here reads config)::
 
 ``SuiAdapter(endpoint_list(...), network_type=s.network_type, package_ids=s.package_ids,
 protocol=s.protocol, ...)`` (``protocol``: ``jsonrpc`` or ``graphql``) has the same shape, with
-``get_package_modules(package_id) -> dict[str, bytes]`` (raises ``CodeNotFound``); its heads are checkpoints and its ``CodeUpgrade.location`` is the new package id.
+``get_package_modules(package_id) -> dict[str, bytes]`` (raises ``CodeNotFound``); its heads are
+checkpoints and its ``CodeUpgrade.location`` is the new package id.
 
 Errors: every failure of a call is an :class:`AdapterError` (peer's fault: ``AllEndpointsFailed``
 after all retries, ``RpcFailure`` for a JSON-RPC error answer, ``CodeNotFound``...);
