@@ -163,3 +163,69 @@ def test_declared_reads_cover_the_write_set_too() -> None:
     nonce = keys.nonce_key(SIGNER.address)
     assert tx.declared_reads() == {r, w, nonce}
     assert tx.declared_writes() == {w, nonce}
+
+
+def test_a_truncated_encoding_names_the_field_it_stopped_in() -> None:
+    k = keys.storage_key(CONTRACT, b"a")
+    tx = _tx(read_set=(k,), write_set=(keys.storage_key(CONTRACT, b"b"),), args=b"xy")
+    raw = tx.raw
+    fields = []  # (name, end offset of the field)
+    pos = 1 + 8
+    fields.append(("chain_id", pos))
+    pos += 8
+    fields.append(("nonce", pos))
+    pos += 20
+    fields.append(("to", pos))
+    pos += 4 + len("transfer")
+    fields.append(("method", pos))
+    pos += 4 + 2
+    fields.append(("args", pos))
+    pos += 4 + 4 + len(k)
+    fields.append(("read_set", pos - len(k) - 4))  # its count
+    fields.append(("read_set[0]", pos))
+    pos += 4 + 4 + len(k)
+    fields.append(("write_set", pos - len(k) - 4))
+    fields.append(("write_set[0]", pos))
+    pos += 8
+    fields.append(("gas_limit", pos))
+    pos += 32
+    fields.append(("public_key", pos))
+    assert pos + 64 == len(raw)
+    for name, end in fields:
+        with pytest.raises(InvalidTransaction) as e:
+            Transaction.decode(raw[: end - 1])
+        assert str(e.value).startswith(f"malformed: {name}: truncated"), (name, str(e.value))
+
+
+def test_signers_and_sign_tx_defaults() -> None:
+    assert Signer().address != Signer().address  # a fresh random key each
+    seeded = Signer.from_seed(b"test")  # deterministic: SHA3-256(b"dubhe-key" + seed)
+    assert seeded.public_key.hex() == (
+        "2a29524a377916a55400447fdc1d0aedae73ab47748a9fdefece67bf7a12ed01")
+    assert seeded.address == address_of(seeded.public_key)
+    tx = sign_tx(seeded, chain_id=1, nonce=0, to=CONTRACT, method="m")
+    assert (tx.args, tx.read_set, tx.write_set, tx.gas_limit) == (b"", (), (), 1_000_000)
+    assert tx.public_key == seeded.public_key
+    Transaction.decode(tx.raw).verify_signature()
+
+
+def test_strict_refusals_say_what_is_wrong() -> None:
+    from node.core import ed25519
+
+    tx = _tx()
+    small = dataclasses.replace(tx, public_key=bytes.fromhex("01" + "00" * 31))
+    for check in (small.check_fields, small.verify_signature):
+        with pytest.raises(InvalidTransaction) as e:
+            check()
+        assert str(e.value) == ("small_order_key: public_key: a small-order Ed25519 point "
+                                "(it would verify any message)")
+    high_s = dataclasses.replace(tx, signature=tx.signature[:32] + ed25519.L.to_bytes(32,
+                                                                                     "little"))
+    for check in (high_s.check_fields, high_s.verify_signature):
+        with pytest.raises(InvalidTransaction) as e:
+            check()
+        assert str(e.value) == ("non_canonical_signature: signature: not canonical "
+                                "(S >= L or R's y >= p)")
+    with pytest.raises(InvalidTransaction) as e:
+        dataclasses.replace(tx, signature=tx.signature[:63]).verify_signature()
+    assert str(e.value) == "bad_signature: signature does not verify"
