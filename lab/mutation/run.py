@@ -146,6 +146,9 @@ def run_target(t: Target, *, out: Path, work_root: Path, repo: Path = REPO, jobs
             record["error"] = f"stopped: {stopped}"
         elif code != 0:
             record["error"] = f"mutmut exited {code}: {_tail(work / 'mutmut.log')}"
+            if "stats" in record["error"] or "clean test" in record["error"]:
+                record["error"] += (f" (a selected test fails in the work directory: "
+                                    f"cd {work / 'mutants'} && pytest {' '.join(t.tests)})")
         elif problem:
             record["error"] = problem
         else:
