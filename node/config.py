@@ -165,9 +165,17 @@ class VmConfig(_Section):
 class StateConfig(_Section):
     backend: Literal["rocksdb", "memory"] = "rocksdb"
     path: str = "./data"
-    #: fsync every write (survives OS crashes); off, writes survive process kills (WAL in page
-    #: cache).
-    sync_writes: bool = False
+    #: fsync every acknowledgement before the reply (survives an OS crash or power loss), with
+    #: group commit: concurrent submissions share one fsync. ``false`` (explicit opt-in, faster):
+    #: an acknowledged write survives a process kill but not an OS crash.
+    sync_writes: bool = True
+    #: Start even though RocksDB cannot replay the end of its write-ahead log: recover to the last
+    #: consistent write and log every dropped block and transaction. Prefer the one-off
+    #: ``dubhe-node --accept-tail-loss``; left ``true``, every future loss is accepted (and logged).
+    accept_tail_loss: bool = False
+    #: Read every stored block at start-up, checking its checksum (a damaged table file refuses
+    #: the start); ``false`` starts without it, and reads of damaged blocks answer -32020.
+    verify_on_open: bool = True
 
 
 class NodeSection(_Section):

@@ -2,7 +2,8 @@
 
 Admission (:meth:`Mempool.submit`) checks, in order: structure and size, chain id, signature,
 nonce, capacity; then persists the transaction (``ChainStore.pool_put``) *before* returning its
-hash, so an acknowledged transaction survives a ``kill -9``. Nonces must be exactly the next one
+hash, so an acknowledged transaction survives a ``kill -9`` (and, with ``sync_writes``, an OS
+crash). Nonces must be exactly the next one
 for the sender (committed nonce + pending count): lower is a replay, higher is a gap; both are
 rejected. Resubmitting an identical pending transaction returns its hash again (idempotent).
 
@@ -10,18 +11,30 @@ rejected. Resubmitting an identical pending transaction returns its hash again (
 transactions in one list may follow each other), and persists every accepted one in **one**
 write batch before returning: one RocksDB write (WAL append) instead of one per transaction.
 
+On the event loop, :meth:`Mempool.asubmit_tx` and :meth:`Mempool.asubmit_many` admit at once
+(the transactions are pending, a sender's next nonce counts them) and wait for the write without
+blocking the loop, so concurrent submissions share one fsync (group commit,
+:mod:`node.state.writer`). Their callers acknowledge only after they return. If the write fails
+the transactions are forgotten again and the call raises StorageError (-32020). The synchronous
+:meth:`submit_tx` / :meth:`submit_many` block until durable (tests and tools).
+
+Sequence numbers are never reused: they continue from the store's ``next_seq`` after a restart,
+so the acknowledgement journal can name each acknowledged transaction by its number.
+
 Threading: call every method from one thread (the event loop). The block producer executes on
 another thread but hands results back to the loop before calling :meth:`remove`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from node.core import keys
 from node.core.codec import unpack_u64
-from node.core.errors import InvalidTransaction, LimitExceeded, NodeError
+from node.core.errors import InvalidTransaction, LimitExceeded, NodeError, StorageError
 from node.core.tx import Transaction
 from node.state.chain_store import ChainStore
 
@@ -41,6 +54,7 @@ class Mempool:
         self._by_hash: dict[bytes, PoolEntry] = {}
         self._next_nonce: dict[bytes, int] = {}  # sender -> next acceptable nonce (if pending)
         self._pending_count: dict[bytes, int] = {}
+        self._inflight: dict[bytes, Future[None]] = {}  # tx hash -> its write, until durable
         self._seq = 0
 
     def __len__(self) -> int:
@@ -61,6 +75,7 @@ class Mempool:
 
     def restore(self) -> int:
         """Reload persisted pending transactions after a restart; returns how many."""
+        self._seq = max(self._seq, self.store.next_seq())
         for seq, raw in self.store.pool_load():
             tx = Transaction.decode(raw)
             self._seq = max(self._seq, seq + 1)
@@ -77,25 +92,83 @@ class Mempool:
         return self.submit_tx(Transaction.decode(raw))
 
     def submit_tx(self, tx: Transaction) -> bytes:
-        if self._check(tx, None, len(self._entries)):
-            return tx.hash  # already pending: idempotent
-        entry = PoolEntry(self._seq, tx)
-        self._seq += 1
-        self.store.pool_put(entry.seq, tx.raw)  # durable before the acknowledgement
-        self._index(entry)
-        return tx.hash
+        """Admit ``tx``; returns its hash once it is durable (blocking)."""
+        out = self.submit_many([tx])[0]
+        if isinstance(out, NodeError):
+            raise out
+        return out
+
+    async def asubmit_tx(self, tx: Transaction) -> bytes:
+        """:meth:`submit_tx` for the event loop: returns once durable, without blocking it."""
+        out = (await self.asubmit_many([tx]))[0]
+        if isinstance(out, NodeError):
+            raise out
+        return out
 
     def submit_many(
         self, txs: Sequence[Transaction | NodeError], *, signatures_checked: bool = False
     ) -> list[bytes | NodeError]:
         """Admit ``txs`` in order; per item its hash or the error that refused it (items given
         as errors, e.g. undecodable ones, are passed through). Every accepted transaction is
-        persisted in one atomic write batch before this returns; if that write fails, it raises
-        and nothing was admitted.
+        persisted in one atomic write batch before this returns (blocking); if that write
+        fails, it raises and nothing was admitted.
 
         ``signatures_checked=True`` skips signature verification: only for transactions whose
         ``verify_signature()`` the caller has already run (off the event loop, say)."""
+        out, accepted, durable, others = self._admit(txs, signatures_checked)
+        for f in others:
+            f.exception()  # (blocks until that write is done)
+        self._settle(accepted, durable, others)
+        return out
+
+    async def asubmit_many(
+        self, txs: Sequence[Transaction | NodeError], *, signatures_checked: bool = False
+    ) -> list[bytes | NodeError]:
+        """:meth:`submit_many` for the event loop: admitted at once, returns once durable
+        without blocking the loop (concurrent calls share the fsync)."""
+        out, accepted, durable, others = self._admit(txs, signatures_checked)
+        try:
+            for f in (durable, *others):
+                if not f.done():
+                    await asyncio.shield(asyncio.wrap_future(f))
+        except asyncio.CancelledError:
+            # The write goes on; settle its entries when it ends (a failed one is forgotten).
+            loop = asyncio.get_running_loop()
+            durable.add_done_callback(
+                lambda f: loop.call_soon_threadsafe(self._written, accepted, f)
+            )
+            raise
+        self._settle(accepted, durable, others)
+        return out
+
+    def _settle(
+        self, accepted: list[PoolEntry], durable: Future[None], others: list[Future[None]]
+    ) -> None:
+        """Raise the write's error (after forgetting its entries), if it failed; also when a
+        write this call's already-pending items wait for failed."""
+        self._written(accepted, durable)
+        err = durable.exception()
+        for f in others:
+            err = err or f.exception()
+        if err is not None:
+            raise err if isinstance(err, StorageError) else StorageError(str(err))
+
+    def _written(self, accepted: list[PoolEntry], durable: Future[None]) -> None:
+        """The write of ``accepted`` ended: no longer in flight; forgotten if it failed."""
+        for a in accepted:
+            if self._inflight.get(a.tx.hash) is durable:
+                del self._inflight[a.tx.hash]
+        if durable.exception() is not None:
+            self._forget(accepted)
+
+    def _admit(
+        self, txs: Sequence[Transaction | NodeError], signatures_checked: bool
+    ) -> tuple[list[bytes | NodeError], list[PoolEntry], Future[None], list[Future[None]]]:
+        """Check and index ``txs``, starting the write of the accepted ones. Returns the results,
+        the accepted entries, their write, and the writes still in flight of items that were
+        already pending (an identical resubmission is acknowledged once durable too)."""
         out: list[bytes | NodeError] = []
+        others: list[Future[None]] = []
         accepted: list[PoolEntry] = []
         hashes: set[bytes] = set()
         nxt: dict[bytes, int] = {}  # sender -> next nonce, counting this call's accepted items
@@ -114,16 +187,20 @@ class Mempool:
                     hashes.add(tx.hash)
                     nxt[tx.sender] = tx.nonce + 1
                     seq += 1
+                elif (f := self._inflight.get(tx.hash)) is not None:
+                    others.append(f)
                 out.append(tx.hash)
             except (InvalidTransaction, LimitExceeded) as e:
                 out.append(e)
-        if accepted:
-            # durable before the acknowledgement, all or nothing
-            self.store.pool_put_many((a.seq, a.tx.raw) for a in accepted)
+        # durable before the acknowledgement, all or nothing
+        durable = self.store.pool_put_many_async([(a.seq, a.tx.raw) for a in accepted])
+        if accepted and not (durable.done() and durable.exception() is not None):
             self._seq = seq
             for a in accepted:
                 self._index(a)
-        return out
+                if not durable.done():
+                    self._inflight[a.tx.hash] = durable
+        return out, accepted, durable, others
 
     def _check(
         self, tx: Transaction, expected: int | None, pending: int, verify: bool = True
@@ -166,6 +243,23 @@ class Mempool:
                 break
             out.append(e)
         return out
+
+    def _forget(self, entries: list[PoolEntry]) -> None:
+        """Un-admit entries whose write failed (any order; a sender's next nonce is recomputed
+        from what stays pending)."""
+        senders = set()
+        for e in entries:
+            if self._entries.pop(e.seq, None) is not None:
+                del self._by_hash[e.tx.hash]
+                senders.add(e.tx.sender)
+        for s in senders:
+            left = [e.tx.nonce for e in self._entries.values() if e.tx.sender == s]
+            if left:
+                self._next_nonce[s] = max(left) + 1
+                self._pending_count[s] = len(left)
+            else:
+                self._next_nonce.pop(s, None)
+                self._pending_count.pop(s, None)
 
     def remove(self, entries: list[PoolEntry]) -> None:
         """Forget entries that a committed block included (their store rows are already gone)."""

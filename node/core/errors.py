@@ -21,6 +21,7 @@ RESOURCE_UNAVAILABLE = -32002  # EIP-1474 "resource unavailable"
 TX_REJECTED = -32003  # EIP-1474 "transaction rejected"
 LIMIT_EXCEEDED = -32005  # EIP-1474 "limit exceeded"
 UNAUTHORIZED = -32010  # server-defined: admin method without a valid bearer token
+STORAGE_ERROR = -32020  # server-defined: the node's own storage failed (damaged data, I/O)
 
 
 class NodeError(Exception):
@@ -107,4 +108,17 @@ class ConfigError(RemoteError):
 
 
 class StorageError(LocalError):
-    """The state store failed (I/O, corruption)."""
+    """The state store failed (I/O, corruption): -32020, never -32603, so a client can tell a
+    damaged or failing disk from a bug. Counted in ``/metrics`` (``dubhe_storage_errors``)."""
+
+    rpc_code = STORAGE_ERROR
+
+
+class StorageCorruption(StorageError):
+    """Stored data failed its checksum (or RocksDB found it inconsistent) when read: the data
+    directory is damaged. The message names the file and offset RocksDB reported."""
+
+
+class StorageDamage(StorageError):
+    """The data directory is damaged and the node refuses to start on it. The message is one
+    line naming the damage and the operator's options (``dubhe-node`` prints it and exits 1)."""

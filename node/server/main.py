@@ -9,7 +9,7 @@ import signal
 import sys
 
 from node.config import Config, load
-from node.core.errors import ConfigError, StorageError
+from node.core.errors import ConfigError, StorageDamage, StorageError
 from node.server import logs
 from node.vm.unicorn_backend import SelfTestFailed
 
@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="dubhe-node", description="Dubhe Channel reference node")
     ap.add_argument("--config", help="config.toml (default: the embedded defaults)")
     ap.add_argument("--log-format", choices=["text", "json"], help="override [logging] format")
+    ap.add_argument(
+        "--accept-tail-loss", action="store_true",
+        help="start even though RocksDB cannot replay the end of its write-ahead log: recover to "
+        "the last consistent write and log every dropped block and transaction "
+        "([state] accept_tail_loss for this start only)",
+    )
     args = ap.parse_args(argv)
     try:
         cfg = load(args.config)
@@ -48,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, msg in e.errors:
             print(f"dubhe-node: {e.source}: {key}: {msg}", file=sys.stderr)
         return 1
+    if args.accept_tail_loss:
+        cfg = cfg.model_copy(
+            update={"state": cfg.state.model_copy(update={"accept_tail_loss": True})}
+        )
     logs.setup(cfg.logging.level, args.log_format or cfg.logging.format)
     try:
         import uvloop
@@ -67,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"dubhe-node: the RISC-V VM self-test failed, refusing to start: {e}", file=sys.stderr
         )
+        return 1
+    except StorageDamage as e:
+        print(f"dubhe-node: refusing to start: {e.message}", file=sys.stderr)
         return 1
     except StorageError as e:
         print(f"dubhe-node: storage error: {e.message}", file=sys.stderr)

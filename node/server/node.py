@@ -37,9 +37,11 @@ from node.server.production import BlockProduction, BlockPublisher
 from node.server.pubsub import PubSub
 from node.server.security import AuditLog
 from node.server.status import NodeStatus
+from node.server.storage_metrics import StorageCollector
 from node.server.vm_stack import VmStack, build_vm_stack
 from node.server.ws import WsShell
-from node.state.chain_store import ChainStore, open_store
+from node.state.chain_store import ChainStore, open_memory_store
+from node.state.integrity import OpenOptions, open_checked
 
 log = logging.getLogger("node")
 
@@ -54,9 +56,14 @@ class Node:
             if cfg.state.backend == "rocksdb" or cfg.security.audit_log
             else None
         )
-        self.store: ChainStore = open_store(
-            cfg.state.backend, cfg.state.path, sync_writes=cfg.state.sync_writes
+        st = cfg.state
+        self.store: ChainStore = (
+            open_memory_store()
+            if st.backend == "memory"
+            else open_checked(st.path, OpenOptions(st.sync_writes, st.accept_tail_loss,
+                                                   st.verify_on_open))
         )
+        self.metrics.registry.register(StorageCollector(self.store.stats))
         try:
             self.vm_stack: VmStack = build_vm_stack(cfg, self.store)
         except BaseException:

@@ -12,7 +12,8 @@ Layout (one keyspace, one-byte namespace prefixes)::
     G + tx hash              -> cumulative gas used(u64) + first log index(u32) in its block
     E + number(u64)          -> execution digest of the block (node.core.block.execution_digest)
     B + number(u64)          -> block execution stats (JSON; measurements, not consensus data)
-    M + name                 -> metadata (head, state accumulator, chain parameters)
+    M + name                 -> metadata (head, state accumulator, next mempool sequence number,
+                                chain parameters)
     X + key                  -> auxiliary caches outside consensus (e.g. compiled contracts)
 
 State root (documented commitment): ``acc = sum(int(SHA3(u32(len k) + k + v)) for every live
@@ -30,19 +31,33 @@ index (``G``), so one receipt costs a constant number of reads (:meth:`ChainStor
 and a block's receipts a number linear in its size (:meth:`ChainStore.block_receipts`), and the
 block's execution digest (``E``). Blocks committed before ``G``/``E`` existed are still served:
 their positions are recomputed from the earlier receipts and their digest from the receipts.
+
+Durability: every write goes through a :mod:`~node.state.writer` (inline, or fsync'd with group
+commit) and, on RocksDB, records what it acknowledges or announces in the journal
+(:mod:`node.state.journal`): each mempool write an ``ACK`` (its sequence numbers and transaction
+hashes; the batch also stores the next sequence number, ``Mseq``, so sequence numbers are never
+reused and the database's watermark can be compared with the journal's), each block a ``BLOCK``.
+Methods that write return once the write is durable; :meth:`ChainStore.pool_put_many_async`
+returns a future instead, for the event loop.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from node.core.block import BlockHeader, execution_digest
 from node.core.codec import U64, sha3
 from node.core.execution import Receipt
+from node.state.journal import Journal, Record, ack_record, block_record
 from node.state.kv import KV, MemoryKV
+from node.state.writer import GroupCommitWriter, InlineWriter, StorageStats, Writer
+
+log = logging.getLogger("node.storage")
 
 _LOC = struct.Struct(">QI")
 _POS = struct.Struct(">QI")  # cumulative gas used, first log index
@@ -60,6 +75,7 @@ NS_DIGEST = b"E"
 NS_STATS = b"B"
 META_HEAD = b"Mhead"
 META_ACC = b"Macc"
+META_SEQ = b"Mseq"
 META_PARAM = b"Mparam/"
 NS_AUX = b"X"
 
@@ -95,12 +111,29 @@ class ChainStore:
     """Blocks, receipts, state and the durable mempool. Thread-safe for one writer, many readers.
 
     ``get`` implements :class:`~node.core.execution.StateReader` over *committed* state.
+    ``sync_writes`` selects the group-commit writer (fsync'd); ``journal`` (RocksDB only) is the
+    open acknowledgement journal, ``stats`` the counters ``/metrics`` shows.
     """
 
-    def __init__(self, kv: KV, *, sync_writes: bool = False) -> None:
+    def __init__(
+        self,
+        kv: KV,
+        *,
+        sync_writes: bool = False,
+        journal: Journal | None = None,
+        stats: StorageStats | None = None,
+    ) -> None:
         self.kv = kv
         self.sync = sync_writes
+        self.journal = journal
+        self.stats = stats or StorageStats()
+        self.writer: Writer = (
+            GroupCommitWriter(kv, journal, stats=self.stats)
+            if sync_writes
+            else InlineWriter(kv, journal)
+        )
         self._lock = threading.Lock()
+        self._rotating = False
         raw_acc = self.kv.get(META_ACC)
         self._acc = int.from_bytes(raw_acc, "big") if raw_acc else 0
         raw_head = self.kv.get(META_HEAD)
@@ -257,7 +290,7 @@ class ChainStore:
         ops[META_ACC] = acc.to_bytes(32, "big")
         ops[META_HEAD] = num
         with self._lock:
-            self.kv.write(ops, sync=self.sync)
+            self._write(ops, [block_record(header.number, header.hash, (h for h, _ in txs))])
             self._acc = acc
             self._head = header
 
@@ -267,13 +300,14 @@ class ChainStore:
         return self.kv.get(META_PARAM + name.encode())
 
     def set_param(self, name: str, value: bytes) -> None:
-        self.kv.write({META_PARAM + name.encode(): value}, sync=self.sync)
+        self._write({META_PARAM + name.encode(): value})
 
     def aux_get(self, key: bytes) -> bytes | None:
         """Non-consensus data (caches): never part of the state root."""
         return self.kv.get(NS_AUX + key)
 
     def aux_put(self, key: bytes, value: bytes) -> None:
+        """Written directly, never fsync'd: a cache lost in a crash is rebuilt."""
         self.kv.write({NS_AUX + key: value})
 
     def aux_iter(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
@@ -281,28 +315,76 @@ class ChainStore:
 
     # -- mempool --------------------------------------------------------------------------
     def pool_put(self, seq: int, raw: bytes) -> None:
-        """Persist an accepted transaction before it is acknowledged."""
-        self.kv.write({NS_POOL + U64.pack(seq): raw}, sync=self.sync)
+        """Persist an accepted transaction before it is acknowledged (returns once durable)."""
+        self.pool_put_many([(seq, raw)])
 
     def pool_put_many(self, entries: Iterable[tuple[int, bytes]]) -> None:
         """Persist accepted transactions ``[(seq, raw)]`` in one atomic write batch: after a
-        crash either all of them are pending or none."""
-        self.kv.write({NS_POOL + U64.pack(seq): raw for seq, raw in entries}, sync=self.sync)
+        crash either all of them are pending or none. Returns once durable."""
+        self.pool_put_many_async(entries).result()
+
+    def pool_put_many_async(self, entries: Iterable[tuple[int, bytes]]) -> Future[None]:
+        """:meth:`pool_put_many` without waiting: the future resolves once the transactions are
+        durable (at once, already resolved, with the inline writer). Sequence numbers must be
+        consecutive and increasing across calls."""
+        items = list(entries)
+        if not items:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        ops: dict[bytes, bytes | None] = {NS_POOL + U64.pack(seq): raw for seq, raw in items}
+        ops[META_SEQ] = U64.pack(items[-1][0] + 1)
+        record = ack_record(items[0][0], [sha3(raw) for _, raw in items])
+        return self._submit(ops, [record])
+
+    def next_seq(self) -> int:
+        """The mempool sequence number after the last one ever stored (0 for a new store)."""
+        raw = self.kv.get(META_SEQ)
+        return int(U64.unpack(raw)[0]) if raw is not None else 0
 
     def pool_load(self) -> list[tuple[int, bytes]]:
         return [(int(U64.unpack(k[1:])[0]), v) for k, v in self.kv.iter_prefix(NS_POOL)]
 
     def pool_delete(self, seqs: Iterable[int]) -> None:
-        self.kv.write({NS_POOL + U64.pack(s): None for s in seqs}, sync=self.sync)
+        self._write({NS_POOL + U64.pack(s): None for s in seqs})
+
+    # -- durability -----------------------------------------------------------------------
+    def _submit(self, ops: Mapping[bytes, bytes | None], records: list[Record]) -> Future[None]:
+        fut = self.writer.submit(ops, records)
+        j = self.journal
+        if j is not None and records and j.size > j.max_bytes and not self._rotating:
+            self._rotating = True
+            threading.Thread(target=self._rotate_journal, name="journal-rotation",
+                             daemon=True).start()
+        return fut
+
+    def _write(
+        self, ops: Mapping[bytes, bytes | None], records: list[Record] | None = None
+    ) -> None:
+        self._submit(ops, records or []).result()
+
+    def _rotate_journal(self) -> None:
+        """Restart the journal once RocksDB has flushed what its older records cover."""
+        j = self.journal
+        assert j is not None
+        try:
+            offset, mark = j.rotation_point()
+            self.kv.flush()
+            j.rotate(offset, mark)
+            log.info("journal restarted at block %s, sequence %d", mark.head, mark.next_seq)
+        except Exception:
+            log.exception("journal rotation failed; it keeps growing")
+        finally:
+            self._rotating = False
 
     def close(self) -> None:
+        """Write what is queued, then close the journal and the store."""
+        self.writer.close()
+        if self.journal is not None:
+            self.journal.close()
         self.kv.close()
 
 
-def open_store(backend: str, path: str, *, sync_writes: bool = False) -> ChainStore:
-    """Open the configured backend (``rocksdb`` at ``path``, or ``memory``)."""
-    if backend == "memory":
-        return ChainStore(MemoryKV(), sync_writes=sync_writes)
-    from node.state.rocks import RocksKV
-
-    return ChainStore(RocksKV(path), sync_writes=sync_writes)
+def open_memory_store() -> ChainStore:
+    """The in-memory reference store (nothing survives a restart; nothing to sync)."""
+    return ChainStore(MemoryKV())

@@ -23,6 +23,11 @@ class KV(Protocol):
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
 
+    def flush(self) -> None:
+        """Make every write so far independent of the write-ahead log (RocksDB: memtables to
+        table files)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -62,6 +67,9 @@ class MemoryKV:
                 i += 1
             items = [(k, self._d[k]) for k in keys]
         yield from items
+
+    def flush(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

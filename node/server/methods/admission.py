@@ -1,8 +1,9 @@
 """Mempool admission: ``dubhe_sendTransaction`` (one) and ``dubhe_sendTransactions`` (a list).
 
-The reply is sent only after the mempool has made the transactions durable (in RocksDB's WAL; a
-list in **one** write batch). Refusals carry -32003 and ``data.cause`` (``malformed``,
-``oversize``, ``bad_signature``, ``small_order_key``, ``non_canonical_key``,
+The reply is sent only after the mempool has made the transactions durable (in RocksDB's WAL,
+fsync'd by default with group commit: concurrent submissions share one fsync; a list in **one**
+write batch). A storage failure answers -32020. Refusals carry -32003 and ``data.cause``
+(``malformed``, ``oversize``, ``bad_signature``, ``small_order_key``, ``non_canonical_key``,
 ``small_order_signature``, ``non_canonical_signature`` (strict Ed25519, see
 :mod:`node.core.ed25519`), ``wrong_chain``, ``nonce_too_low``, ``nonce_gap``), or -32005
 when the mempool is full or the connection's transaction rate is exceeded. Both are counted in
@@ -82,14 +83,14 @@ class AdmissionMethods:
         self._accepted_many = metrics.tx_accepted.labels("dubhe_sendTransactions")
 
     @rpc("dubhe_sendTransaction")
-    def send_transaction(self, p: Params, c: Call) -> str:
+    async def send_transaction(self, p: Params, c: Call) -> str:
         p.max_count(1)
         tx = p.get(0, "transaction", params.transaction)
         if c.tx_bucket is not None and not c.tx_bucket.take():
             self.metrics.rate_limited.labels(c.transport).inc()
             raise LimitExceeded("transaction rate limit exceeded")
         try:
-            h = self.mempool.submit_tx(tx)
+            h = await self.mempool.asubmit_tx(tx)
         except InvalidTransaction as e:
             self.metrics.tx_rejected.labels(e.cause).inc()
             raise
@@ -122,7 +123,7 @@ class AdmissionMethods:
             items = [t for part in parts for t in part]
         else:
             items = _verify(items)
-        results = self.mempool.submit_many(items, signatures_checked=True)
+        results = await self.mempool.asubmit_many(items, signatures_checked=True)
         out: list[Any] = []
         accepted = 0
         for r in results:

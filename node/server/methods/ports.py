@@ -73,12 +73,12 @@ class PendingView(Protocol):
 class Admission(Protocol):
     """Mempool admission (``node.chain.mempool.Mempool``)."""
 
-    def submit_tx(self, tx: Transaction) -> bytes:
-        """Admit ``tx`` durably; returns its hash. Raises ``InvalidTransaction`` (-32003, with
-        its cause) or ``LimitExceeded`` (-32005)."""
+    async def asubmit_tx(self, tx: Transaction) -> bytes:
+        """Admit ``tx``; returns its hash once durable. Raises ``InvalidTransaction`` (-32003,
+        with its cause), ``LimitExceeded`` (-32005) or ``StorageError`` (-32020)."""
         ...
 
-    def submit_many(
+    async def asubmit_many(
         self, txs: Sequence[Transaction | NodeError], *, signatures_checked: bool = False
     ) -> list[bytes | NodeError]:
         """Admit ``txs`` in order, all accepted ones durable in one write before returning;

@@ -27,14 +27,14 @@ class FakeMempool:
     lists: list[list[Transaction | NodeError]] = field(default_factory=list)
     checked: list[bool] = field(default_factory=list)
 
-    def submit_tx(self, tx: Transaction) -> bytes:
+    async def asubmit_tx(self, tx: Transaction) -> bytes:
         if self.refuse is not None:
             raise self.refuse
         self.got.append(tx)
         return tx.hash
 
-    def submit_many(self, txs: Sequence[Transaction | NodeError], *,
-                    signatures_checked: bool = False) -> list[bytes | NodeError]:
+    async def asubmit_many(self, txs: Sequence[Transaction | NodeError], *,
+                           signatures_checked: bool = False) -> list[bytes | NodeError]:
         self.lists.append(list(txs))
         self.checked.append(signatures_checked)
         out: list[bytes | NodeError] = []
