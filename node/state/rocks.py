@@ -36,12 +36,13 @@ _NOISE = re.compile(r": stored\(context removed\) = \d+, computed = \d+, type = 
 _DIR = re.compile(r"/\S*/(?=[^/\s]+)")
 
 
-def storage_error(e: BaseException, doing: str) -> StorageError:
-    """RocksDB's exception as the node's error: corruption or other, naming what failed."""
+def storage_error(e: BaseException, doing: str, lead: str = "") -> StorageError:
+    """RocksDB's exception as the node's error: corruption or other, naming what failed
+    (``lead`` replaces the usual "storage corruption/failure while <doing>")."""
     msg = _DIR.sub("", " ".join(_NOISE.sub(" ", str(e)).split()))
     if "Corruption" in msg:
-        return StorageCorruption(f"storage corruption while {doing}: {msg}")
-    return StorageError(f"storage failure while {doing}: {msg}")
+        return StorageCorruption(f"{lead or 'storage corruption while ' + doing}: {msg}")
+    return StorageError(f"{lead or 'storage failure while ' + doing}: {msg}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ class RocksKV:
         try:
             self._db = rocksdict.Rdict(str(path), options=opts, access_type=access)
         except Exception as e:  # rocksdict raises plain Exception with RocksDB's message
-            raise storage_error(e, f"opening RocksDB at {path}") from None
+            raise storage_error(e, "opening", f"cannot open RocksDB at {path}") from None
         self._ro = rocksdict.ReadOptions()
         self._ro.set_verify_checksums(True)
         self._db.set_read_options(self._ro)
