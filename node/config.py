@@ -50,11 +50,42 @@ def split_bind(v: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _check_networks(v: list[str]) -> list[str]:
+    for spec in v:
+        try:
+            ipaddress.ip_network(spec, strict=False)
+        except ValueError:
+            raise ValueError(f"{spec!r} is not an IP address or CIDR block") from None
+    return v
+
+
 class ApiConfig(_Section):
     rpc_bind: str = "127.0.0.1:8545"
     ws_bind: str = "127.0.0.1:8546"
     grpc_bind: str = "127.0.0.1:9090"
+    #: Concurrent WebSocket connections (TCP connections to ``ws_bind``, handshakes included).
     max_connections: int = Field(1000, ge=1, le=1_000_000)
+    #: Concurrent TCP connections to ``rpc_bind`` (keep-alive ones included).
+    max_http_connections: int = Field(1000, ge=1, le=1_000_000)
+    #: From a request's first byte until its head (request line and headers) is complete.
+    header_timeout_s: float = Field(10.0, gt=0)
+    #: Reading a request body, from the end of its head.
+    body_timeout_s: float = Field(30.0, gt=0)
+    #: A connection with no request in progress and no byte of a next one received.
+    idle_timeout_s: float = Field(60.0, gt=0)
+    #: Connections per client address across both listeners; 0 = no cap.
+    max_connections_per_ip: int = Field(256, ge=0)
+    #: Request and transaction token buckets per client address, shared by all its
+    #: connections (each connection also has its own, ``rate_limit_*``); 0 = off.
+    ip_rate_limit_per_s: float = Field(5000.0, ge=0)
+    ip_rate_limit_burst: int = Field(10_000, ge=1)
+    ip_tx_rate_limit_per_s: float = Field(40_000.0, ge=0)
+    ip_tx_rate_limit_burst: int = Field(40_000, ge=1)
+    #: Client addresses (or CIDR blocks) the per-address limits do not apply to: loopback,
+    #: because every client of a node behind a local proxy (the lab's nginx) comes from it.
+    per_ip_exempt: list[str] = ["127.0.0.1", "::1"]
+    #: Subscriptions one WebSocket connection may hold (-32005 beyond).
+    max_subscriptions_per_connection: int = Field(128, ge=1)
     request_timeout_ms: int = Field(30_000, ge=1)
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_batch: int = Field(100, ge=1)
@@ -71,8 +102,12 @@ class ApiConfig(_Section):
     #: Most transactions in one ``dubhe_sendTransactions`` call (a longer list is refused whole).
     max_submit_txs: int = Field(5000, ge=1)
     ws_rate_violations_close: int = Field(50, ge=1)
+    #: Deepest JSON nesting accepted in a request (HTTP body or WebSocket message; the
+    #: top-level value is level 1); deeper input answers -32600 naming the limit.
+    max_json_depth: int = Field(64, ge=2, le=1000)
 
     _v_rpc = field_validator("rpc_bind", "ws_bind", "grpc_bind")(_check_bind)
+    _v_nets = field_validator("per_ip_exempt")(_check_networks)
 
 
 class EndpointConfig(_Section):

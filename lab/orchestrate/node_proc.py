@@ -49,8 +49,10 @@ def default_config(workdir: Path, **overrides: dict[str, Any]) -> dict[str, Any]
 
 class NodeProcess:
     def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None,
-                 config_name: str = "config.toml") -> None:
+                 config_name: str = "config.toml", prefix: tuple[str, ...] = ()) -> None:
+        """``prefix`` runs the node under a wrapper command (``("prlimit", "--nofile=512")``)."""
         self.workdir = workdir
+        self.prefix = prefix
         self.config = config
         self.config_path = workdir / config_name
         self.env = env
@@ -73,7 +75,7 @@ class NodeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_bytes(tomli_w.dumps(self.config).encode())
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node", "--config", str(self.config_path)],
+            [*self.prefix, sys.executable, "-m", "node", "--config", str(self.config_path)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -123,9 +123,13 @@ def _check_node_overrides(spec: LabSpec) -> None:
 
 
 def node_config(spec: LabSpec, run: RunDir, rpc: Endpoint, ws: Endpoint,
-                l1_links: dict[str, list[LinkPlan]], admin_token: str) -> dict[str, Any]:
-    """The node's config: the lab's defaults, the spec's overrides, then the lab-owned keys."""
+                l1_links: dict[str, list[LinkPlan]], admin_token: str,
+                trusted: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The node's config: the lab's defaults, the spec's overrides, then the lab-owned keys.
+    ``trusted`` (the lab's container network) joins loopback in ``per_ip_exempt``: every client
+    reaches the node through the lab's proxies, so the node sees them all as one address."""
     cfg: dict[str, Any] = {
+        "api": {"per_ip_exempt": ["127.0.0.1", "::1", *trusted]},
         "node": {"block_time_ms": spec.block_time_ms},
         "security": {"admin_token": admin_token},
         "logging": {"level": "INFO", "format": "text"},
@@ -212,7 +216,7 @@ def make_plan(spec: LabSpec, run: RunDir, seed: int, allocate: Allocate, *,
 
     # The node.
     rpc, ws = allocate("node", "rpc"), allocate("node", "ws")
-    cfg = node_config(spec, run, rpc, ws, l1_links, admin_token)
+    cfg = node_config(spec, run, rpc, ws, l1_links, admin_token, nginx_trusted)
     conf_path = run.path / "node" / "config.toml"
     components["node"] = ComponentPlan(
         "node", ProcessSpec("node", ("python", "-P", "-m", "node", "--config", str(conf_path)),

@@ -7,9 +7,22 @@ so the HTTP and WebSocket shells (and the lab's mock chains) share it.
 Rules (https://www.jsonrpc.org/specification):
 
 * invalid JSON -> one ``-32700`` response with ``id: null``;
+* JSON nested deeper than ``max_depth`` levels (the top-level value is level 1) -> one
+  ``-32600`` response naming the limit, whatever the transport: the one depth limit of every
+  JSON input (without it, deep input reaches recursive code and fails as ``-32603``);
 * an empty array, or a non-object entry -> ``-32600`` (per entry in a batch);
-* a notification (no ``id``) gets no response, even on error;
+* a notification (no ``id`` member) gets no response, even when its method is unknown or empty
+  (``"method": ""`` is a valid, unknown method name); an entry that is not a valid Request object
+  (``method`` not a string, ``params`` neither array nor object, a bad ``id``) is answered
+  ``-32600`` even without an ``id``, as in the specification's examples;
 * a batch longer than ``max_batch`` -> one ``-32005`` response (the whole batch is refused).
+
+Ids: a string, ``null``, or an integer in the int64 range ``[-2**63, 2**63 - 1]``, echoed
+exactly. A number written with a fraction or exponent (``1.5``, ``1.0``, ``1e3``) or an integer
+outside int64 is refused with ``-32600`` and ``id: null``: the specification says ids SHOULD NOT
+have fractional parts, and JSON parsers disagree on such numbers (beyond 2**53 many clients
+round them), so the node would not be able to echo them back as sent. A number too large even
+for a double (``1e400``) makes the body invalid JSON (``-32700``).
 """
 
 from __future__ import annotations
@@ -25,7 +38,10 @@ from node.core import errors
 Id = str | int | None
 T = TypeVar("T")
 
-_VALID_ID = (str, int)
+_INT64 = (-(2**63), 2**63 - 1)
+
+#: Default nesting limit of JSON inputs (``[api] max_json_depth``).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,22 +97,29 @@ def request(method: str, params: object, id_: Id) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params})
 
 
+def _valid_id(id_: object) -> bool:
+    if id_ is None or isinstance(id_, str):
+        return True
+    return type(id_) is int and _INT64[0] <= id_ <= _INT64[1]
+
+
 def _one(obj: object) -> Request | bytes:
     if not isinstance(obj, dict):
         return error(None, errors.INVALID_REQUEST, "invalid request: expected a JSON object")
     id_ = obj.get("id")
     has_id = "id" in obj
-    if has_id and id_ is not None and (not isinstance(id_, _VALID_ID) or isinstance(id_, bool)):
+    if has_id and not _valid_id(id_):
         return error(
-            None, errors.INVALID_REQUEST, "invalid request: id must be a string, number or null"
+            None,
+            errors.INVALID_REQUEST,
+            "invalid request: id must be a string, null or an integer in the int64 range "
+            "(no fraction or exponent)",
         )
     if obj.get("jsonrpc") != "2.0":
         return error(id_, errors.INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"')
     method = obj.get("method")
-    if not isinstance(method, str) or not method:
-        return error(
-            id_, errors.INVALID_REQUEST, 'invalid request: "method" must be a non-empty string'
-        )
+    if not isinstance(method, str):
+        return error(id_, errors.INVALID_REQUEST, 'invalid request: "method" must be a string')
     params = obj.get("params", [])
     if not isinstance(params, list | dict):
         return error(
@@ -105,12 +128,43 @@ def _one(obj: object) -> Request | bytes:
     return Request(method, params, id_, not has_id)
 
 
-def parse(body: bytes, *, max_batch: int = 100) -> Parsed:
+def too_deep(obj: object, limit: int) -> bool:
+    """True when ``obj`` (parsed JSON) nests containers deeper than ``limit`` levels (the
+    top-level value is level 1). Iterative: deep input cannot exhaust the Python stack."""
+    stack: list[tuple[object, int]] = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, dict):
+            children: Any = o.values()
+        elif isinstance(o, list):
+            children = o
+        else:
+            continue
+        if d > limit:
+            return True
+        for c in children:
+            if isinstance(c, dict | list):
+                stack.append((c, d + 1))
+    return False
+
+
+def _depth_error(limit: int) -> bytes:
+    return error(
+        None, errors.INVALID_REQUEST, f"invalid request: JSON nested deeper than {limit} levels"
+    )
+
+
+def parse(body: bytes, *, max_batch: int = 100, max_depth: int = MAX_DEPTH) -> Parsed:
     """Parse a request body. Never raises: every problem becomes an error response."""
     try:
         obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as e:
+        if "depth" in str(e):  # orjson's own limit (1024) is beyond ours
+            return Parsed([], False, _depth_error(max_depth))
         return Parsed([], False, error(None, errors.PARSE_ERROR, "parse error: invalid JSON"))
+    # A body cannot nest deeper than it has brackets: only then walk it.
+    if body.count(b"[") + body.count(b"{") > max_depth and too_deep(obj, max_depth):
+        return Parsed([], isinstance(obj, list), _depth_error(max_depth))
     if isinstance(obj, list):
         if not obj:
             return Parsed(

@@ -42,12 +42,14 @@ class Dispatcher:
         audit: AuditLog,
         timeout_s: float,
         max_batch: int,
+        max_depth: int = jsonrpc.MAX_DEPTH,
     ) -> None:
         self.table = table
         self.metrics = metrics
         self.audit = audit
         self.timeout_s = timeout_s
         self.max_batch = max_batch
+        self.max_depth = max_depth
         self._handlers: dict[str, Handler] = {m.name: m.handler for m in table}
         self._async = frozenset(m.name for m in table if m.is_async)
         self._ws_only = frozenset(m.name for m in table if m.ws_only)
@@ -60,7 +62,7 @@ class Dispatcher:
     async def handle(self, body: bytes, call: Call) -> bytes | None:
         t0 = time.perf_counter()
         call.new_request()
-        parsed = jsonrpc.parse(body, max_batch=self.max_batch)
+        parsed = jsonrpc.parse(body, max_batch=self.max_batch, max_depth=self.max_depth)
         if parsed.fatal is not None:
             self._count_error(parsed.fatal)
             self._observe(call.transport, time.perf_counter() - t0)

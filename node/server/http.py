@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import compression_utils, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from node.config import ApiConfig
 from node.core import errors
@@ -14,10 +17,19 @@ from node.rpc import jsonrpc
 from node.server.dispatch import Call, Dispatcher
 from node.server.methods.table import PeerAddr
 from node.server.metrics import Metrics
-from node.server.security import TokenBucket, check_bearer
+from node.server.security import Bucket, IpBuckets, TokenBucket, check_bearer
 
 _JSON = "application/json"
 _MAX_BUCKETS = 65_536
+
+#: ``Content-Encoding`` values a request body may carry: aiohttp decodes them as it reads, and
+#: ``client_max_size`` bounds the *decoded* size (a gzip bomb answers 413 after at most
+#: ``max_body_bytes`` of output). Anything else answers 415 with ``Accept-Encoding``.
+ENCODINGS = tuple(
+    e for e, ok in (("identity", True), ("gzip", True), ("deflate", True),
+                    ("br", compression_utils.HAS_BROTLI), ("zstd", compression_utils.HAS_ZSTD))
+    if ok
+)
 
 
 class HttpShell:
@@ -33,8 +45,11 @@ class HttpShell:
         metrics: Metrics,
         health: Callable[[], dict[str, Any]],
         refresh_gauges: Callable[[], None],
+        ip_buckets: IpBuckets | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.ip_buckets = ip_buckets
+        self.body_timeout_s = api.body_timeout_s
         self.node_metrics = metrics
         self.node_health = health
         self.refresh_gauges = refresh_gauges
@@ -47,7 +62,7 @@ class HttpShell:
         # Per TCP connection (keyed by its transport): request and transaction rate buckets and
         # peer address. Entries of closed connections are swept whenever the table doubles; the
         # oldest are evicted past a hard bound.
-        self._conns: dict[object, tuple[TokenBucket, TokenBucket, PeerAddr]] = {}
+        self._conns: dict[object, tuple[Bucket, Bucket, PeerAddr]] = {}
         self._sweep_at = 1024
 
     def app(self) -> web.Application:
@@ -58,17 +73,49 @@ class HttpShell:
         return app
 
     async def rpc(self, request: web.Request) -> web.Response:
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding and encoding not in ENCODINGS:
+            return self._refuse(
+                415,
+                errors.INVALID_REQUEST,
+                f"unsupported Content-Encoding {encoding[:40]!r}: use one of "
+                + ", ".join(ENCODINGS),
+                headers={"Accept-Encoding": ", ".join(e for e in ENCODINGS if e != "identity")},
+            )
         try:
-            body = await request.read()  # aiohttp enforces client_max_size
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await request.read()  # aiohttp enforces client_max_size (decoded size)
         except web.HTTPRequestEntityTooLarge:
             return self._too_big()
+        except TimeoutError:
+            self.node_metrics.http_timeouts.labels("http", "body").inc()
+            resp = self._refuse(
+                408, errors.LIMIT_EXCEEDED,
+                f"request body not received within {self.body_timeout_s:g} s "
+                "(api.body_timeout_s)",
+            )
+            resp.force_close()
+            return resp
+        except (RequestPayloadError, HttpProcessingError):
+            # A body that does not decode as its Content-Encoding says (or a broken chunked
+            # encoding): the client's fault, answered, never a 500.
+            resp = self._refuse(
+                400,
+                errors.PARSE_ERROR,
+                f"parse error: the body is not valid {encoding or 'chunked data'}",
+            )
+            resp.force_close()  # the rest of the stream cannot be trusted
+            return resp
         transport = request.transport
         conn = self._conns.get(transport)
         if conn is None:
             peer = transport.get_extra_info("peername") if transport is not None else None
-            conn = self._conns[transport] = (
-                TokenBucket(self.rate, self.burst), TokenBucket(self.tx_rate, self.tx_burst), peer
-            )
+            req, tx = TokenBucket(self.rate, self.burst), TokenBucket(self.tx_rate, self.tx_burst)
+            if self.ip_buckets is not None and peer:
+                conn = (*self.ip_buckets.link(str(peer[0]), req, tx), peer)
+            else:
+                conn = (req, tx, peer)
+            self._conns[transport] = conn
             if len(self._conns) > self._sweep_at:
                 self._sweep()
         auth = request.headers.get("Authorization")
@@ -85,6 +132,13 @@ class HttpShell:
         while len(self._conns) > _MAX_BUCKETS:
             del self._conns[next(iter(self._conns))]
         self._sweep_at = max(1024, 2 * len(self._conns))
+
+    def _refuse(self, status: int, code: int, message: str,
+                headers: dict[str, str] | None = None) -> web.Response:
+        """An HTTP-level refusal carrying a JSON-RPC error body (``id: null``), counted."""
+        self.node_metrics.errors.labels(str(code)).inc()
+        return web.Response(status=status, body=jsonrpc.error(None, code, message),
+                            content_type=_JSON, headers=headers)
 
     def _too_big(self) -> web.Response:
         self.node_metrics.errors.labels(str(errors.LIMIT_EXCEEDED)).inc()

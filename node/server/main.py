@@ -11,6 +11,7 @@ import sys
 from node.config import Config, load
 from node.core.errors import ConfigError, StorageDamage, StorageError
 from node.server import logs
+from node.server.descriptors import plan, raise_soft_limit
 from node.vm.unicorn_backend import SelfTestFailed
 
 log = logging.getLogger("node")
@@ -24,7 +25,11 @@ async def serve(cfg: Config, *, ready_line: bool = True) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    node = Node(cfg)
+    before, soft, hard = raise_soft_limit()
+    cfg, budget = plan(cfg, soft, hard=hard, before=before)  # ConfigError: cannot be served
+    log.info("descriptors: limit %d (started with %d), %d reserved, connections http %d + ws %d",
+             budget.limit, budget.before, budget.reserved, budget.http, budget.ws)
+    node = Node(cfg, descriptors=budget)
     await node.start()
     if ready_line:
         # One machine-readable line for supervisors and tests (ports may be OS-chosen).

@@ -137,6 +137,43 @@ class Metrics:
             registry=r,
         )
         self.ws_subscriptions = Gauge("dubhe_ws_subscriptions", "Active subscriptions", registry=r)
+        # Connection protection (node.server.conn_guard), by listener (http, ws).
+        self.connections = Gauge(
+            "dubhe_connections", "Open TCP connections by listener", ["listener"], registry=r
+        )
+        self.conn_refused = Counter(
+            "dubhe_connections_refused",
+            "Connections refused with 503 (max_connections: the listener is full and none is "
+            "idle; per_ip: the address is at max_connections_per_ip)",
+            ["listener", "reason"],
+            registry=r,
+        )
+        self.conn_drained = Counter(
+            "dubhe_connections_drained",
+            "Idle keep-alive connections closed to admit a new one at the cap",
+            ["listener"],
+            registry=r,
+        )
+        self.http_timeouts = Counter(
+            "dubhe_http_timeouts",
+            "Requests ended by a timeout (header: head not complete in header_timeout_s; "
+            "body: body not received in body_timeout_s)",
+            ["listener", "phase"],
+            registry=r,
+        )
+        self.http_malformed = Counter(
+            "dubhe_http_malformed",
+            "Malformed HTTP requests refused (400, or 415 for an unsupported Content-Encoding)",
+            ["listener", "status"],
+            registry=r,
+        )
+        self.descriptors = Gauge(
+            "dubhe_descriptor_budget",
+            "File descriptors: limit (the soft RLIMIT_NOFILE after raising it), connections "
+            "(what the listeners may hold), reserved (the rest of the node)",
+            ["part"],
+            registry=r,
+        )
         self.notifications = Counter(
             "dubhe_ws_notifications", "Notifications queued", ["kind"], registry=r
         )

@@ -21,6 +21,15 @@ from node.chain.producer import BlockProducer
 from node.config import Config, split_bind
 from node.core.execution import BlockExecutor
 from node.scheduler import registry
+from node.server.conn_guard import (
+    ConnTable,
+    GuardedRunner,
+    Listener,
+    PeerLogLimiter,
+    Policy,
+    networks,
+)
+from node.server.descriptors import DescriptorBudget
 from node.server.dispatch import Dispatcher
 from node.server.http import HttpShell
 from node.server.l1 import L1Service
@@ -35,7 +44,7 @@ from node.server.methods.table import MethodTable
 from node.server.metrics import Metrics
 from node.server.production import BlockProduction, BlockPublisher
 from node.server.pubsub import PubSub
-from node.server.security import AuditLog
+from node.server.security import AuditLog, IpBuckets
 from node.server.status import NodeStatus
 from node.server.storage_metrics import StorageCollector
 from node.server.vm_stack import VmStack, build_vm_stack
@@ -47,7 +56,10 @@ log = logging.getLogger("node")
 
 
 class Node:
-    def __init__(self, cfg: Config) -> None:
+    """``descriptors``: the budget ``dubhe-node`` planned (node.server.descriptors), reported in
+    ``dubhe_status`` and ``/metrics``; None when the caller did not plan one (in-process use)."""
+
+    def __init__(self, cfg: Config, *, descriptors: DescriptorBudget | None = None) -> None:
         self.cfg = cfg
         chain_id = cfg.node.chain_id
         self.metrics = Metrics()
@@ -76,7 +88,7 @@ class Node:
         )
         self.producer = BlockProducer(self.store, self.block_executor, chain_id=chain_id)
         self.mempool = Mempool(self.store, chain_id=chain_id, max_txs=cfg.node.max_mempool_txs)
-        self.pubsub = PubSub(self.metrics)
+        self.pubsub = PubSub(self.metrics, max_per_conn=cfg.api.max_subscriptions_per_connection)
         self.production = BlockProduction(
             self.producer, self.mempool, block_time_s=cfg.node.block_time_ms / 1000,
             max_block_txs=cfg.node.max_block_txs,
@@ -99,13 +111,32 @@ class Node:
             self.metrics,
             open_connections=lambda: len(self.ws.conns),
             subscriptions=lambda: len(self.pubsub.subs),
+            connections=lambda: {k: len(ls.conns) for k, ls in self.listeners.items()},
+            descriptors=descriptors.as_dict() if descriptors else None,
         )
+        if descriptors is not None:
+            d = self.metrics.descriptors
+            d.labels("limit").set(descriptors.limit)
+            d.labels("connections").set(descriptors.http + descriptors.ws)
+            d.labels("reserved").set(descriptors.reserved)
         self.methods = self.method_table()
         self.dispatcher = Dispatcher(
             self.methods, metrics=self.metrics, audit=self.audit,
             timeout_s=cfg.api.request_timeout_ms / 1000, max_batch=cfg.api.max_batch,
+            max_depth=cfg.api.max_json_depth,
         )
         token = cfg.security.admin_token
+        api = cfg.api
+        conn_table = ConnTable(api.max_connections_per_ip, networks(api.per_ip_exempt))
+        ip_buckets = IpBuckets(api.ip_rate_limit_per_s, api.ip_rate_limit_burst,
+                               api.ip_tx_rate_limit_per_s, api.ip_tx_rate_limit_burst,
+                               is_exempt=conn_table.is_exempt)
+        limiter = PeerLogLimiter()
+        self.listeners = {
+            label: Listener(Policy(label, cap, api.header_timeout_s, api.idle_timeout_s),
+                            conn_table, self.metrics, limiter)
+            for label, cap in (("http", api.max_http_connections), ("ws", api.max_connections))
+        }
         self.http = HttpShell(
             cfg.api,
             admin_token=token,
@@ -113,6 +144,7 @@ class Node:
             metrics=self.metrics,
             health=self.status.health,
             refresh_gauges=self.status.refresh_gauges,
+            ip_buckets=ip_buckets,
         )
         self.ws = WsShell(
             cfg.api,
@@ -121,6 +153,7 @@ class Node:
             metrics=self.metrics,
             audit=self.audit,
             on_close=self.pubsub.drop,
+            ip_buckets=ip_buckets,
         )
         self._runners: list[web.AppRunner] = []
         self.rpc_port = 0
@@ -159,14 +192,18 @@ class Node:
         self.metrics.mempool.set(restored)
         log.info("chain at block %d, %d pending transactions restored", head.number, restored)
         await self.l1.start()
-        self.rpc_port = await self._serve(self.http.app(), self.cfg.api.rpc_bind)
-        self.ws_port = await self._serve(self.ws.app(), self.cfg.api.ws_bind)
+        self.rpc_port = await self._serve(self.http.app(), self.cfg.api.rpc_bind,
+                                          self.listeners["http"])
+        self.ws_port = await self._serve(self.ws.app(), self.cfg.api.ws_bind,
+                                         self.listeners["ws"])
         self.production.start()
 
-    async def _serve(self, app: web.Application, bind: str) -> int:
-        """Listen on ``bind``; returns the bound port (the OS's choice when ``bind`` says 0)."""
+    async def _serve(self, app: web.Application, bind: str, listener: Listener) -> int:
+        """Listen on ``bind`` under ``listener``'s protections (:mod:`node.server.conn_guard`);
+        returns the bound port (the OS's choice when ``bind`` says 0)."""
         host, port = split_bind(bind)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        runner = GuardedRunner(app, listener, access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
         await site.start()

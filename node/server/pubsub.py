@@ -16,6 +16,7 @@ from typing import Protocol
 import orjson
 
 from node.core.block import BlockHeader
+from node.core.errors import LimitExceeded
 from node.core.execution import Receipt
 from node.core.tx import Transaction
 from node.rpc import eth
@@ -56,13 +57,24 @@ class Subscription:
 
 
 class PubSub:
-    def __init__(self, metrics: Metrics) -> None:
+    """``max_per_conn``: subscriptions one connection may hold (every block visits every
+    subscription, so one socket with thousands of never-matching filters slows every block's
+    fan-out and with it the event loop)."""
+
+    def __init__(self, metrics: Metrics, *, max_per_conn: int = 128) -> None:
         self.metrics = metrics
+        self.max_per_conn = max_per_conn
         self.subs: dict[str, Subscription] = {}
 
     # -- registry -------------------------------------------------------------------------
     def add(self, sub: Subscription) -> str:
-        """Register ``sub`` (and attach it to its connection); returns its id."""
+        """Register ``sub`` (and attach it to its connection); returns its id. Raises
+        :class:`~node.core.errors.LimitExceeded` when the connection holds ``max_per_conn``."""
+        if len(sub.conn.subs) >= self.max_per_conn:
+            raise LimitExceeded(
+                f"this connection already has {len(sub.conn.subs)} subscriptions; the limit is "
+                f"{self.max_per_conn} (api.max_subscriptions_per_connection)"
+            )
         self.subs[sub.id] = sub
         sub.conn.subs[sub.id] = sub
         self.metrics.ws_subscriptions.set(len(self.subs))

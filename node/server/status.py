@@ -39,6 +39,10 @@ class NodeStatus:
     open_connections: Callable[[], int]
     subscriptions: Callable[[], int]
     started: float = field(default_factory=time.monotonic)
+    #: Open TCP connections by listener (``{"http": n, "ws": n}``).
+    connections: Callable[[], dict[str, int]] = dict
+    #: The descriptor budget the node started with (node.server.descriptors), if planned.
+    descriptors: dict[str, Any] | None = None
 
     def health(self) -> dict[str, Any]:
         """``{"status": "ok" | "stopping", "height", "paused"}``."""
@@ -81,6 +85,8 @@ class NodeStatus:
             "loader": self.loader.stats().as_dict() if self.loader else None,
             "mempoolSize": len(self.mempool),
             "openConnections": self.open_connections(),
+            "connections": self.connections(),
+            "descriptors": self.descriptors,
             "subscriptions": self.subscriptions(),
             "paused": self.production.paused,
             "queuedDeploys": self.production.queued_deploys(),

@@ -21,7 +21,7 @@ from node.config import ApiConfig
 from node.server.dispatch import Call, Dispatcher
 from node.server.metrics import Metrics
 from node.server.pubsub import Subscription
-from node.server.security import AuditLog, TokenBucket, check_bearer
+from node.server.security import AuditLog, IpBuckets, TokenBucket, check_bearer
 from node.server.ws_text_frame import text_frame
 
 log = logging.getLogger("node.ws")
@@ -93,8 +93,10 @@ class WsShell:
         metrics: Metrics,
         audit: AuditLog,
         on_close: Callable[[WsConn], None],
+        ip_buckets: IpBuckets | None = None,
     ) -> None:
         self.api = api
+        self.ip_buckets = ip_buckets
         self.token = admin_token
         self.dispatcher = dispatcher
         self.metrics = metrics
@@ -138,13 +140,18 @@ class WsShell:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         conn = WsConn(ws, request.transport, self.api.ws_queue_messages, self._overflow)
         bucket = TokenBucket(self.api.rate_limit_per_s, self.api.rate_limit_burst)
+        tx_bucket = TokenBucket(self.api.tx_rate_limit_per_s, self.api.tx_rate_limit_burst)
+        req_b, tx_b = (
+            self.ip_buckets.link(str(peer[0]), bucket, tx_bucket)
+            if self.ip_buckets is not None and peer else (bucket, tx_bucket)
+        )
         call = Call(
             "ws",
             peer,
             check_bearer(request.headers.get("Authorization"), self.token),
-            bucket,
+            req_b,
             conn=conn,
-            tx_bucket=TokenBucket(self.api.tx_rate_limit_per_s, self.api.tx_rate_limit_burst),
+            tx_bucket=tx_b,
         )
         self.conns.add(conn)
         m.ws_connections.set(len(self.conns))
@@ -156,7 +163,7 @@ class WsShell:
                     out = await self.dispatcher.handle(body, call)
                     if out is not None:
                         conn.enqueue(out.decode())
-                    if bucket.violations >= self.api.ws_rate_violations_close:
+                    if req_b.violations >= self.api.ws_rate_violations_close:
                         m.ws_closed.labels("rate_limit").inc()
                         self.audit.record(
                             "limit_close", peer=call.peer, request_id=call.request_id, reason="rate"

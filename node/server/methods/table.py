@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from node.rpc.jsonrpc import Params
-from node.server.security import TokenBucket, is_admin_method
+from node.server.security import Bucket, is_admin_method
 
 if TYPE_CHECKING:
     from node.server.pubsub import Subscriber
@@ -65,9 +65,9 @@ class Call:
     transport: str
     peer_addr: PeerAddr
     admin: bool
-    bucket: TokenBucket | None
+    bucket: Bucket | None
     conn: Subscriber | None = None
-    tx_bucket: TokenBucket | None = None
+    tx_bucket: Bucket | None = None
     _rid: str = ""
 
     @property

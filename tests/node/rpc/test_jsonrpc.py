@@ -23,6 +23,7 @@ def err(body: bytes) -> tuple[object, int]:
         (b'"a string"', -32600),
         (b'{"jsonrpc":"1.0","id":1,"method":"x"}', -32600),
         (b'{"jsonrpc":"2.0","id":1,"method":5}', -32600),
+        (b'{"jsonrpc":"2.0","method":5}', -32600),  # not a Request: answered, id null
         (b'{"jsonrpc":"2.0","id":1,"method":"x","params":"p"}', -32600),
         (b'{"jsonrpc":"2.0","id":{},"method":"x"}', -32600),
         (b'{"jsonrpc":"2.0","id":true,"method":"x"}', -32600),
@@ -72,13 +73,12 @@ def test_result_raw_matches_result() -> None:
 @pytest.mark.parametrize(("entry", "id_", "message"), [
     (1, None, "invalid request: expected a JSON object"),
     ({"jsonrpc": "2.0", "id": [1], "method": "m"}, None,
-     "invalid request: id must be a string, number or null"),
+     "invalid request: id must be a string, null or an integer in the int64 range "
+     "(no fraction or exponent)"),
     ({"jsonrpc": "1.0", "id": 5, "method": "m"}, 5, 'invalid request: "jsonrpc" must be "2.0"'),
     ({"id": "a", "method": "m"}, "a", 'invalid request: "jsonrpc" must be "2.0"'),
-    ({"jsonrpc": "2.0", "id": "a", "method": ""}, "a",
-     'invalid request: "method" must be a non-empty string'),
     ({"jsonrpc": "2.0", "id": 0, "method": ["m"]}, 0,
-     'invalid request: "method" must be a non-empty string'),
+     'invalid request: "method" must be a string'),
     ({"jsonrpc": "2.0", "id": 9, "method": "m", "params": 3}, 9,
      'invalid request: "params" must be an array or object'),
     ({"jsonrpc": "2.0", "id": None, "method": "m", "params": "p"}, None,
@@ -177,3 +177,61 @@ def test_max_count_refuses_more_positional_params_than_n(given: int, ok: bool) -
                            match=r"^too many parameters: expected at most 2, got 3$"):
             p.max_count(2)
     Params({"a": 1, "b": 2, "c": 3}).max_count(2)  # named params are not counted
+
+
+# -- issue #18: edge cases -------------------------------------------------------------------
+def test_empty_method_is_a_valid_unknown_name_so_a_notification_of_it_is_not_answered() -> None:
+    p = jsonrpc.parse(b'{"jsonrpc":"2.0","method":""}')
+    assert p.items == [Request("", [], None, True)]
+    p = jsonrpc.parse(b'{"jsonrpc":"2.0","id":3,"method":""}')
+    assert p.items == [Request("", [], 3, False)]  # a call: the dispatcher answers -32601
+
+
+@pytest.mark.parametrize(
+    "id_text",
+    [b"1.5", b"1.0", b"1e3", b"-0.0", b"9223372036854775808", b"-9223372036854775809",
+     b"18446744073709551616", b"123456789012345678901234567890"],
+)
+def test_fractional_and_beyond_int64_ids_are_refused(id_text: bytes) -> None:
+    p = jsonrpc.parse(b'{"jsonrpc":"2.0","id":' + id_text + b',"method":"m"}')
+    out = p.items[0]
+    assert isinstance(out, bytes)
+    assert err(out) == (None, -32600)
+    assert b"int64" in out
+
+
+@pytest.mark.parametrize("id_", [0, -1, 2**63 - 1, -(2**63), "", "x" * 100, None])
+def test_ids_in_range_are_echoed_exactly(id_: object) -> None:
+    body = orjson.dumps({"jsonrpc": "2.0", "id": id_, "method": "m"})
+    item = jsonrpc.parse(body).items[0]
+    assert isinstance(item, Request) and item.id == id_ and type(item.id) is type(id_)
+    assert orjson.loads(jsonrpc.result(item.id, 1))["id"] == id_
+
+
+def _nested(depth: int) -> bytes:
+    """A call whose top level is depth 1 and whose params nest to exactly ``depth``."""
+    inner = b"[" * (depth - 1) + b"]" * (depth - 1)
+    return b'{"jsonrpc":"2.0","id":7,"method":"m","params":' + inner + b"}"
+
+
+@pytest.mark.parametrize("depth", [2, 10, 64])
+def test_nesting_up_to_the_limit_parses(depth: int) -> None:
+    p = jsonrpc.parse(_nested(depth), max_depth=64)
+    assert p.fatal is None and isinstance(p.items[0], Request)
+
+
+@pytest.mark.parametrize("depth", [65, 980, 990, 1024, 1025, 5000])
+def test_one_depth_limit_names_itself(depth: int) -> None:
+    """Every depth past the limit gets the same clear -32600, including those beyond orjson's
+    own limit (1024), and as a batch too."""
+    for body in (_nested(depth), b"[" + _nested(depth) + b"]"):
+        p = jsonrpc.parse(body, max_depth=64)
+        assert p.fatal is not None, depth
+        assert err(p.fatal) == (None, -32600)
+        assert b"nested deeper than 64 levels" in p.fatal
+
+
+def test_depth_counts_objects_and_arrays_alike() -> None:
+    assert not jsonrpc.too_deep({"a": [{"b": [1]}]}, 4)
+    assert jsonrpc.too_deep({"a": [{"b": [1]}]}, 3)
+    assert not jsonrpc.too_deep("[[[[" * 100, 1)  # brackets inside strings do not count

@@ -3,12 +3,19 @@ edge cases, HTTP strictness (content types, encodings, hosts, origins)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import dataclasses
+import gzip
+import os
+import zlib
 from typing import Any
 
 import aiohttp
+import brotli
 import orjson
 import pytest
+from timing import scaled  # type: ignore[import-not-found]
 
 from node.core import keys
 from node.core.hexutil import data
@@ -58,3 +65,194 @@ async def test_small_order_key_forgery_refused_with_its_cause(node: Any) -> None
     }
     status, resp = await post(node.rpc, req("dubhe_sendTransaction", [obj]))
     assert resp["error"]["data"] == {"cause": "small_order_key"}, resp
+
+
+# -- RFC 6455 (section 4) --------------------------------------------------------------------
+def _ws_port(url: str) -> int:
+    return int(url.rstrip("/").rsplit(":", 1)[1].split("/")[0])
+
+
+async def ws_raw(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket opened by hand, so the test can send frames a library would not."""
+    r, w = await asyncio.open_connection("127.0.0.1", _ws_port(url))
+    key = base64.b64encode(os.urandom(16)).decode()
+    w.write((f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), scaled(5))
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return r, w
+
+
+def frame(opcode: int, payload: bytes, *, masked: bool = True) -> bytes:
+    assert len(payload) < 126
+    if not masked:
+        return bytes((0x80 | opcode, len(payload))) + payload
+    key = os.urandom(4)
+    return (bytes((0x80 | opcode, 0x80 | len(payload))) + key
+            + bytes(b ^ key[i % 4] for i, b in enumerate(payload)))
+
+
+async def server_close(r: asyncio.StreamReader) -> int:
+    """Read frames until the server's Close frame; returns its code."""
+    async with asyncio.timeout(scaled(5)):
+        while True:
+            b0, b1 = await r.readexactly(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(await r.readexactly(2), "big")
+            elif n == 127:
+                n = int.from_bytes(await r.readexactly(8), "big")
+            payload = await r.readexactly(n)
+            if b0 & 0x0F == 0x8:
+                return int.from_bytes(payload[:2], "big")
+
+
+async def test_an_unmasked_client_frame_fails_the_connection_with_1002(node: Any) -> None:
+    """RFC 6455 section 5.1. Before: aiohttp accepted it and answered the request."""
+    r, w = await ws_raw(node.ws)
+    w.write(frame(0x1, req("eth_chainId"), masked=False))
+    assert await server_close(r) == 1002
+    assert await asyncio.wait_for(r.read(), scaled(5)) == b""  # and the TCP connection ends
+
+
+@pytest.mark.parametrize("code", [1005, 1006, 1015])
+async def test_a_close_frame_with_a_reserved_code_fails_with_1002(node: Any, code: int) -> None:
+    """RFC 6455 section 7.4.1: 1005/1006/1015 never appear on the wire. Before: 1006 was
+    answered with 1000."""
+    r, w = await ws_raw(node.ws)
+    w.write(frame(0x8, code.to_bytes(2, "big") + b"bye"))
+    assert await server_close(r) == 1002
+
+
+async def test_a_normal_close_is_echoed(node: Any) -> None:
+    r, w = await ws_raw(node.ws)
+    w.write(frame(0x8, (1000).to_bytes(2, "big")))
+    assert await server_close(r) == 1000
+
+
+async def test_protocol_errors_are_counted(node: Any) -> None:
+    async def count() -> float:
+        async with aiohttp.ClientSession() as s, s.get(node.rpc.rstrip("/") + "/metrics") as resp:
+            text = await resp.text()
+        line = [x for x in text.splitlines()
+                if x.startswith('dubhe_ws_closed_total{reason="protocol_error"}')]
+        return float(line[0].split()[-1]) if line else 0.0
+
+    before = await count()
+    r, w = await ws_raw(node.ws)
+    w.write(frame(0x1, b"{}", masked=False))
+    assert await server_close(r) == 1002
+    assert await count() == before + 1
+
+
+# -- JSON-RPC edge cases and depth (section 4) ----------------------------------------------
+async def test_an_empty_method_notification_gets_no_reply(node: Any) -> None:
+    """Before: answered -32600 (a notification must never be answered)."""
+    status, body = await post(node.rpc, b'{"jsonrpc":"2.0","method":""}')
+    assert status == 204 and body is None
+    status, body = await post(node.rpc, b'{"jsonrpc":"2.0","id":5,"method":""}')
+    assert body["id"] == 5 and body["error"]["code"] == -32601
+    async with aiohttp.ClientSession() as s, s.ws_connect(node.ws) as ws:
+        await ws.send_str('{"jsonrpc":"2.0","method":""}')
+        await ws.send_str(req("eth_chainId", [], 8).decode())
+        first = orjson.loads((await ws.receive(timeout=scaled(5))).data)
+        assert first["id"] == 8  # the notification was not answered
+
+
+@pytest.mark.parametrize("depth", [980, 990, 2000])
+async def test_one_depth_limit_over_http_and_websocket(node: Any, depth: int) -> None:
+    """Before: over WebSocket, 980 levels answered -32602 and 990 levels -32603."""
+    body = (b'{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":'
+            + b"[" * depth + b"]" * depth + b"}")
+    _status, resp = await post(node.rpc, body)
+    assert resp["error"]["code"] == -32600
+    assert "nested deeper than 64 levels" in resp["error"]["message"]
+    async with aiohttp.ClientSession() as s, s.ws_connect(node.ws) as ws:
+        await ws.send_bytes(body)
+        resp = orjson.loads((await ws.receive(timeout=scaled(5))).data)
+    assert resp["error"]["code"] == -32600
+    assert "nested deeper than 64 levels" in resp["error"]["message"]
+
+
+async def test_fractional_and_big_ids_are_refused_and_in_range_ones_echoed(node: Any) -> None:
+    for text in (b"1.5", b"18446744073709551616", b"9223372036854775808"):
+        _, resp = await post(node.rpc, b'{"jsonrpc":"2.0","id":' + text
+                             + b',"method":"eth_chainId"}')
+        assert resp["id"] is None and resp["error"]["code"] == -32600, text
+    _, resp = await post(node.rpc, b'{"jsonrpc":"2.0","id":9223372036854775807,'
+                         b'"method":"eth_chainId"}')
+    assert resp["id"] == 2**63 - 1 and "result" in resp
+
+
+# -- Content-Encoding (section 4) ----------------------------------------------------------
+CHAIN_ID = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}'
+
+
+async def post_encoded(url: str, body: bytes, encoding: str) -> tuple[int, Any, str]:
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as s, s.post(
+        url, data=body, headers={**JSON, "Content-Encoding": encoding}
+    ) as r:
+        raw = await r.read()
+        try:
+            parsed: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            parsed = raw
+        return r.status, parsed, r.headers.get("Accept-Encoding", "")
+
+
+@pytest.mark.parametrize(("encoding", "body"), [
+    ("gzip", gzip.compress(CHAIN_ID)),
+    ("deflate", zlib.compress(CHAIN_ID)),
+    ("br", brotli.compress(CHAIN_ID)),
+    ("identity", CHAIN_ID),
+])
+async def test_supported_encodings_are_decoded(node: Any, encoding: str, body: bytes) -> None:
+    status, resp, _ = await post_encoded(node.rpc, body, encoding)
+    assert status == 200 and resp["result"] == hex(0x44554248)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
+async def test_a_body_that_does_not_decode_is_400_not_500(node: Any, encoding: str) -> None:
+    """Before: HTTP 500 'Server got itself in trouble' with a traceback in the node's log."""
+    status, resp, _ = await post_encoded(node.rpc, CHAIN_ID, encoding)
+    assert status == 400
+    assert resp["error"]["code"] == -32700 and encoding in resp["error"]["message"]
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "compress", "gzip, br", "x-custom"])
+async def test_unsupported_encodings_are_415(node: Any, encoding: str) -> None:
+    status, resp, accept = await post_encoded(node.rpc, CHAIN_ID, encoding)
+    assert status == 415, (status, resp)
+    assert "gzip" in accept and "deflate" in accept
+
+
+async def test_a_64_mib_gzip_bomb_is_refused_at_the_body_limit(node: Any) -> None:
+    bomb = gzip.compress(b'{"jsonrpc":"2.0","id":1,"method":"m","params":["'
+                         + b"0" * (64 << 20) + b'"]}', 9)
+    assert len(bomb) < 100_000
+    status, resp, _ = await post_encoded(node.rpc, bomb, "gzip")
+    assert status == 413 and resp["error"]["code"] == -32005
+    assert "65536" in resp["error"]["message"]  # the node fixture's max_body_bytes
+
+
+async def test_malformed_http_is_answered_counted_and_logged_once_without_traceback(
+        node: Any) -> None:
+    """Before: each malformed request wrote an ERROR line with a traceback (580 bytes of log
+    per 48-byte request)."""
+    log_before = len("".join(node.output))
+    for _ in range(20):
+        r, w = await asyncio.open_connection("127.0.0.1", _ws_port(node.rpc),
+                                             local_addr=("127.0.0.9", 0))
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Without Colon\r\n\r\n")
+        got = await asyncio.wait_for(r.read(), scaled(5))
+        assert got.split(b" ", 2)[1] == b"400", got
+        w.close()
+    async with aiohttp.ClientSession() as s, s.get(node.rpc.rstrip("/") + "/metrics") as resp:
+        text = await resp.text()
+    assert 'dubhe_http_malformed_total{listener="http",status="400"} 2' in text
+    await asyncio.sleep(0.2)  # the node's output reaches the reader thread
+    log = "".join(node.output)[log_before:]
+    assert "Traceback" not in log and "ERROR" not in log
+    assert log.count("malformed HTTP request answered 400") == 1, log
+    assert "from 127.0.0.9" in log
