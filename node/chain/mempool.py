@@ -38,6 +38,9 @@ from node.core.errors import InvalidTransaction, LimitExceeded, NodeError, Stora
 from node.core.tx import Transaction
 from node.state.chain_store import ChainStore
 
+#: A write's completion: a concurrent future (blocking callers) or an asyncio one (the loop).
+Durable = Future[None] | asyncio.Future[None]
+
 
 @dataclass(frozen=True, slots=True)
 class PoolEntry:
@@ -54,7 +57,7 @@ class Mempool:
         self._by_hash: dict[bytes, PoolEntry] = {}
         self._next_nonce: dict[bytes, int] = {}  # sender -> next acceptable nonce (if pending)
         self._pending_count: dict[bytes, int] = {}
-        self._inflight: dict[bytes, Future[None]] = {}  # tx hash -> its write, until durable
+        self._inflight: dict[bytes, Durable] = {}  # tx hash -> its write, until durable
         self._seq = 0
 
     def __len__(self) -> int:
@@ -126,23 +129,27 @@ class Mempool:
     ) -> list[bytes | NodeError]:
         """:meth:`submit_many` for the event loop: admitted at once, returns once durable
         without blocking the loop (concurrent calls share the fsync)."""
-        out, accepted, durable, others = self._admit(txs, signatures_checked)
+        out, accepted, durable, others = self._admit(txs, signatures_checked, aio=True)
         try:
             for f in (durable, *others):
                 if not f.done():
-                    await asyncio.shield(asyncio.wrap_future(f))
+                    await asyncio.shield(f if isinstance(f, asyncio.Future)
+                                         else asyncio.wrap_future(f))
         except asyncio.CancelledError:
             # The write goes on; settle its entries when it ends (a failed one is forgotten).
-            loop = asyncio.get_running_loop()
-            durable.add_done_callback(
-                lambda f: loop.call_soon_threadsafe(self._written, accepted, f)
-            )
+            if isinstance(durable, asyncio.Future):
+                durable.add_done_callback(lambda f: self._written(accepted, f))
+            else:
+                loop = asyncio.get_running_loop()
+                durable.add_done_callback(
+                    lambda f: loop.call_soon_threadsafe(self._written, accepted, f)
+                )
             raise
         self._settle(accepted, durable, others)
         return out
 
     def _settle(
-        self, accepted: list[PoolEntry], durable: Future[None], others: list[Future[None]]
+        self, accepted: list[PoolEntry], durable: Durable, others: list[Durable]
     ) -> None:
         """Raise the write's error (after forgetting its entries), if it failed; also when a
         write this call's already-pending items wait for failed."""
@@ -153,7 +160,7 @@ class Mempool:
         if err is not None:
             raise err if isinstance(err, StorageError) else StorageError(str(err))
 
-    def _written(self, accepted: list[PoolEntry], durable: Future[None]) -> None:
+    def _written(self, accepted: list[PoolEntry], durable: Durable) -> None:
         """The write of ``accepted`` ended: no longer in flight; forgotten if it failed."""
         for a in accepted:
             if self._inflight.get(a.tx.hash) is durable:
@@ -162,13 +169,13 @@ class Mempool:
             self._forget(accepted)
 
     def _admit(
-        self, txs: Sequence[Transaction | NodeError], signatures_checked: bool
-    ) -> tuple[list[bytes | NodeError], list[PoolEntry], Future[None], list[Future[None]]]:
+        self, txs: Sequence[Transaction | NodeError], signatures_checked: bool, aio: bool = False
+    ) -> tuple[list[bytes | NodeError], list[PoolEntry], Durable, list[Durable]]:
         """Check and index ``txs``, starting the write of the accepted ones. Returns the results,
         the accepted entries, their write, and the writes still in flight of items that were
         already pending (an identical resubmission is acknowledged once durable too)."""
         out: list[bytes | NodeError] = []
-        others: list[Future[None]] = []
+        others: list[Durable] = []
         accepted: list[PoolEntry] = []
         hashes: set[bytes] = set()
         nxt: dict[bytes, int] = {}  # sender -> next nonce, counting this call's accepted items
@@ -193,7 +200,9 @@ class Mempool:
             except (InvalidTransaction, LimitExceeded) as e:
                 out.append(e)
         # durable before the acknowledgement, all or nothing
-        durable = self.store.pool_put_many_async([(a.seq, a.tx.raw) for a in accepted])
+        entries = [(a.seq, a.tx.raw) for a in accepted]
+        durable: Durable = (self.store.pool_put_many_aio(entries) if aio
+                            else self.store.pool_put_many_async(entries))
         if accepted and not (durable.done() and durable.exception() is not None):
             self._seq = seq
             for a in accepted:

@@ -43,6 +43,7 @@ returns a future instead, for the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 import threading
@@ -332,10 +333,26 @@ class ChainStore:
             done: Future[None] = Future()
             done.set_result(None)
             return done
+        return self._submit(*self._pool_ops(items))
+
+    def pool_put_many_aio(self, entries: list[tuple[int, bytes]]) -> asyncio.Future[None]:
+        """:meth:`pool_put_many_async` for the running event loop: an asyncio future (a finished
+        group commit wakes the loop once for all its writes)."""
+        if not entries:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        ops, records = self._pool_ops(entries)
+        fut = self.writer.submit_aio(ops, records)
+        self._maybe_rotate()
+        return fut
+
+    def _pool_ops(
+        self, items: list[tuple[int, bytes]]
+    ) -> tuple[dict[bytes, bytes | None], list[Record]]:
         ops: dict[bytes, bytes | None] = {NS_POOL + U64.pack(seq): raw for seq, raw in items}
         ops[META_SEQ] = U64.pack(items[-1][0] + 1)
-        record = ack_record(items[0][0], [sha3(raw) for _, raw in items])
-        return self._submit(ops, [record])
+        return ops, [ack_record(items[0][0], [sha3(raw) for _, raw in items])]
 
     def next_seq(self) -> int:
         """The mempool sequence number after the last one ever stored (0 for a new store)."""
@@ -351,12 +368,16 @@ class ChainStore:
     # -- durability -----------------------------------------------------------------------
     def _submit(self, ops: Mapping[bytes, bytes | None], records: list[Record]) -> Future[None]:
         fut = self.writer.submit(ops, records)
+        if records:
+            self._maybe_rotate()
+        return fut
+
+    def _maybe_rotate(self) -> None:
         j = self.journal
-        if j is not None and records and j.size > j.max_bytes and not self._rotating:
+        if j is not None and j.size > j.max_bytes and not self._rotating:
             self._rotating = True
             threading.Thread(target=self._rotate_journal, name="journal-rotation",
                              daemon=True).start()
-        return fut
 
     def _write(
         self, ops: Mapping[bytes, bytes | None], records: list[Record] | None = None

@@ -10,7 +10,9 @@ announce anything before the future resolves.
 - :class:`GroupCommitWriter` (the default, ``sync_writes = true``) hands writes to one writer
   thread. While it fsyncs a group, new writes queue; the next group takes all of them in **one**
   RocksDB batch, one WAL fsync and one journal fdatasync, so concurrent submissions share the
-  cost of durability (group commit, as in databases' commit logs). Writes keep their order: the
+  cost of durability (group commit, as in databases' commit logs). Writes submitted from the
+  event loop (:meth:`~GroupCommitWriter.submit_aio`) get asyncio futures, and a finished group
+  wakes the loop once for all of them. Writes keep their order: the
   merged batch applies them in submission order (a later write to the same key wins), so a block
   that includes a transaction is never durable before the transaction's own acknowledgement.
 
@@ -22,6 +24,7 @@ after it either.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Mapping
@@ -60,7 +63,11 @@ class StorageStats:
 class Writer(Protocol):
     def submit(self, ops: Ops, records: list[Record]) -> Future[None]:
         """Apply ``ops`` then append ``records``; the future resolves once both are done (and
-        fsync'd, for a syncing writer), or fails with StorageError."""
+        fsync'd, for a syncing writer), or fails with StorageError. Any thread."""
+        ...
+
+    def submit_aio(self, ops: Ops, records: list[Record]) -> asyncio.Future[None]:
+        """:meth:`submit` from the running event loop: an asyncio future of that loop."""
         ...
 
     def close(self) -> None: ...
@@ -77,20 +84,49 @@ class InlineWriter:
         self.kv = kv
         self.journal = journal
 
-    def submit(self, ops: Ops, records: list[Record]) -> Future[None]:
-        fut: Future[None] = Future()
+    def _write(self, ops: Ops, records: list[Record]) -> StorageError | None:
         try:
             self.kv.write(ops)
             if self.journal is not None and records:
                 self.journal.append(records, sync=False)
         except Exception as e:
-            fut.set_exception(_as_storage_error(e))
-            return fut
-        fut.set_result(None)
+            return _as_storage_error(e)
+        return None
+
+    def submit(self, ops: Ops, records: list[Record]) -> Future[None]:
+        fut: Future[None] = Future()
+        err = self._write(ops, records)
+        if err is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(err)
+        return fut
+
+    def submit_aio(self, ops: Ops, records: list[Record]) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        err = self._write(ops, records)
+        if err is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(err)
         return fut
 
     def close(self) -> None:
         pass
+
+
+AnyFuture = Future[None] | asyncio.Future[None]
+
+
+def _settle(futs: list[asyncio.Future[None]], err: StorageError | None) -> None:
+    """On the loop: resolve a finished group's futures (a cancelled waiter is skipped)."""
+    for f in futs:
+        if f.done():
+            continue
+        if err is None:
+            f.set_result(None)
+        else:
+            f.set_exception(err)
 
 
 class GroupCommitWriter:
@@ -110,19 +146,27 @@ class GroupCommitWriter:
         self.stats = stats or StorageStats()
         self.max_group = max_group
         self._cv = threading.Condition()
-        self._queue: list[tuple[Ops, list[Record], Future[None]]] = []
+        self._queue: list[tuple[Ops, list[Record], AnyFuture]] = []
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, ops: Ops, records: list[Record]) -> Future[None]:
-        fut: Future[None] = Future()
+    def _enqueue(self, ops: Ops, records: list[Record], fut: AnyFuture) -> None:
         with self._cv:
             if self._closed:
                 fut.set_exception(StorageError("the store is closed"))
-                return fut
+                return
             self._queue.append((ops, records, fut))
             self._cv.notify()
+
+    def submit(self, ops: Ops, records: list[Record]) -> Future[None]:
+        fut: Future[None] = Future()
+        self._enqueue(ops, records, fut)
+        return fut
+
+    def submit_aio(self, ops: Ops, records: list[Record]) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(ops, records, fut)
         return fut
 
     def _run(self) -> None:
@@ -136,7 +180,7 @@ class GroupCommitWriter:
                 del self._queue[: self.max_group]
             self._commit(group)
 
-    def _commit(self, group: list[tuple[Ops, list[Record], Future[None]]]) -> None:
+    def _commit(self, group: list[tuple[Ops, list[Record], AnyFuture]]) -> None:
         t0 = time.perf_counter()
         if len(group) == 1:
             merged = group[0][0]
@@ -148,18 +192,29 @@ class GroupCommitWriter:
                 merged_d.update(ops)
                 records.extend(recs)
             merged = merged_d
+        err: StorageError | None = None
         try:
             self.kv.write(merged, sync=True)
             if self.journal is not None and records:
                 self.journal.append(records, sync=True)
         except Exception as e:
             err = _as_storage_error(e)
-            for _, _, f in group:
-                f.set_exception(err)
-            return
-        self.stats.group(len(group), time.perf_counter() - t0)
+        else:
+            self.stats.group(len(group), time.perf_counter() - t0)
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, _, f in group:
-            f.set_result(None)
+            if isinstance(f, Future):
+                if err is None:
+                    f.set_result(None)
+                else:
+                    f.set_exception(err)
+            else:
+                by_loop.setdefault(f.get_loop(), []).append(f)
+        for loop, futs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, futs, err)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
     def close(self) -> None:
         """Write what is queued, then stop the thread."""

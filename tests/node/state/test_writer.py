@@ -137,3 +137,28 @@ def test_journal_rotation_keeps_what_came_after_the_rotation_point(tmp_path: Pat
     got = jr.read(p)
     assert got is not None and got.checkpoint == mark
     assert got.acks == [(1, b"\x03" * 32), (2, b"\x04" * 32)] and got.blocks == []
+
+
+async def test_a_group_from_the_event_loop_wakes_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    kv = SlowSyncKV(0.05)
+    w = GroupCommitWriter(kv, None)
+    loop = asyncio.get_running_loop()
+    wakeups = 0
+    real = loop.call_soon_threadsafe
+
+    def counting(*args: object, **kw: object) -> object:
+        nonlocal wakeups
+        wakeups += 1
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    try:
+        first = w.submit_aio({b"a": b"0"}, [])
+        await asyncio.sleep(0.01)  # the writer is inside the first fsync
+        rest = [w.submit_aio({b"k%d" % i: b"v"}, []) for i in range(64)]
+        await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+    finally:
+        w.close()
+    assert [len(b) for b, _ in kv.batches] == [1, 64] and wakeups == 2
