@@ -9,6 +9,7 @@ a different program: mypy then reports ``no-any-return`` where an optional packa
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shlex
 import subprocess
@@ -22,8 +23,12 @@ STAGES = ("imports", "lint", "types", "tests")
 @cache
 def make_n(*targets: str) -> tuple[str, ...]:
     """The recipe lines ``make`` would run for ``targets`` (set-up not remade)."""
-    out = subprocess.run(["make", "-n", "-o", "setup", *targets, "PYTEST_ARGS="], cwd=ROOT,
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+    # --no-print-directory, and no MAKEFLAGS/MAKELEVEL from a `make test` this runs under:
+    # a nested make prints "make[1]: Entering directory ..." lines otherwise (CI does that).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-o", "setup", *targets,
+                          "PYTEST_ARGS="], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True, timeout=60).stdout
     return tuple(line.strip() for line in out.splitlines() if line.strip())
 
 
