@@ -135,6 +135,7 @@ class ChainStore:
         )
         self._lock = threading.Lock()
         self._rotating = False
+        self._rotation: threading.Thread | None = None
         raw_acc = self.kv.get(META_ACC)
         self._acc = int.from_bytes(raw_acc, "big") if raw_acc else 0
         raw_head = self.kv.get(META_HEAD)
@@ -376,8 +377,9 @@ class ChainStore:
         j = self.journal
         if j is not None and j.size > j.max_bytes and not self._rotating:
             self._rotating = True
-            threading.Thread(target=self._rotate_journal, name="journal-rotation",
-                             daemon=True).start()
+            self._rotation = threading.Thread(target=self._rotate_journal,
+                                              name="journal-rotation", daemon=True)
+            self._rotation.start()
 
     def _write(
         self, ops: Mapping[bytes, bytes | None], records: list[Record] | None = None
@@ -399,8 +401,11 @@ class ChainStore:
             self._rotating = False
 
     def close(self) -> None:
-        """Write what is queued, then close the journal and the store."""
+        """Write what is queued (and finish a journal rotation), then close the journal and the
+        store."""
         self.writer.close()
+        if self._rotation is not None:
+            self._rotation.join()
         if self.journal is not None:
             self.journal.close()
         self.kv.close()
