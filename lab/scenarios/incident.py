@@ -193,6 +193,9 @@ def load(path: Path) -> Incident:
         raise ScenarioError(str(path), [("(file)", "a directory, not an incident file")]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), [("(file)", f"not valid TOML: {exc}")]) from None
+    except OSError as exc:
+        raise ScenarioError(str(path), [("(file)", f"cannot read: {exc.strerror or exc}")]
+                            ) from None
     try:
         data = IncidentFile.model_validate(raw)
     except ValidationError as exc:
