@@ -527,6 +527,8 @@ class _View:
             verdict = ("" if m.passed is None else "PASS" if m.passed else "MISS")
             if m.complete is False and verdict:
                 verdict = "partial"
+            elif gate is None and m.error:
+                verdict = "error"
             rows.append({
                 "name": m.name, "module": m.module, "score": pct(gate),
                 "score_all": pct(m.score) if key != "score" else "",

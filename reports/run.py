@@ -199,8 +199,9 @@ def _mutation(directory: Path, problems: Problems) -> list[Mutation]:
         total = count("total", "mutants") or (killed + survived if killed is not None and
                                               survived is not None else None)
         score = _fraction(data.get("score", data.get("mutation_score")))
-        if score is None and killed is not None and total:
-            score = killed / total
+        if "score" not in data and "mutation_score" not in data and killed is not None \
+                and total:
+            score = killed / total  # a plain count file; a null score means nothing was scored
         msg = data.get("message_only")
         survivors = []
         for s in data.get("survivors") or []:

@@ -15,8 +15,9 @@ writes them into its run directory's ``mutation/``, where the report reads them)
     not_checked    not run (budget spent, interrupted)
     statuses       mutmut's status -> count
     score          killed / (killed + survived), 0..1 (null when nothing was scored)
-    message_only   {mutants, survived}: mutants that only change a message (a string in a
-                   raise, an exception's arguments, an assert's message, a logging call)
+    message_only   {mutants, survived}: mutants that only change a message (an exception's
+                   message argument, an assert's message, a logging call's format; not an
+                   exception's other arguments: lab.mutation.results.message_only)
     score_excluding_messages   the score without them: the one min_score gates
     min_score, passed
     survivors      [{key, status, function, line, change, message_only, diff}], by line

@@ -10,10 +10,10 @@ mutmut keeps, per mutated file ``F``:
 
 From these this module derives the status of each mutant (:data:`STATUS_BY_EXIT_CODE`, the
 table of mutmut 3.8's ``stats.py``), the line of the original file each surviving mutant
-changes and the change itself, and whether a mutant only changes a *message* (a string in a
-``raise``, an exception's constructor, an ``assert``'s message or a logging call), which the
-score excluding messages leaves out. No mutmut import: the files are the interface, and a
-format change shows up as a failing smoke test (tests/lab/test_mutation.py).
+changes and the change itself, and whether a mutant only changes a *message* (an exception's
+message argument, an ``assert``'s message, a logging call's format: :func:`message_only`),
+which the score excluding messages leaves out. No mutmut import: the files are the interface,
+and a format change shows up as a failing smoke test (tests/lab/test_mutation.py).
 """
 
 from __future__ import annotations
@@ -205,16 +205,33 @@ def _locate(m: Mutant, cls: str | None, fn: str, generated: str, mutated: _Funct
 
 
 def message_only(before: str, after: str) -> bool:
-    """Whether the two versions of a function differ only in strings used as messages:
-    a string (or f-string) replaced by another string or by ``None`` inside a ``raise``, an
-    ``assert``'s message, the arguments of a call to ``*Error``/``*Exception``/``*Warning``,
-    or a logging call (``log.warning(...)`` etc.)."""
+    """Whether the two versions of a function differ only in strings used as messages: a string
+    (or f-string) replaced by another string or by ``None`` as the *message argument* of an
+    exception (the last positional argument of a raised call or of a call to
+    ``*Error``/``*Exception``/``*Warning``, or a ``message``/``msg``/``reason`` keyword), as an
+    ``assert``'s message, or as the format of a logging call (``log.warning("...", x)``).
+    Other arguments of an exception (``InvalidTransaction("malformed", ...)``'s cause,
+    ``UndeclaredAccess("read", key)``'s operation) are data, and so is every other string."""
     try:
         a = ast.parse(textwrap.dedent(before))
         b = ast.parse(textwrap.dedent(after))
     except SyntaxError:
         return False
     found: list[bool] = []
+
+    def call(x: ast.Call, y: ast.Call, kind: str | None) -> bool:
+        if not same(x.func, y.func, False) or len(x.args) != len(y.args) \
+                or len(x.keywords) != len(y.keywords):
+            return False
+        for i, (p, q) in enumerate(zip(x.args, y.args, strict=True)):
+            msg = (kind == "exception" and i == len(x.args) - 1) or (kind == "log" and i == 0)
+            if not same(p, q, msg):
+                return False
+        for kp, kq in zip(x.keywords, y.keywords, strict=True):
+            if kp.arg != kq.arg or not same(kp.value, kq.value, kind is not None and kp.arg in (
+                    "message", "msg", "reason")):
+                return False
+        return True
 
     def same(x: Any, y: Any, ctx: bool) -> bool:
         if isinstance(x, ast.AST):
@@ -226,14 +243,16 @@ def message_only(before: str, after: str) -> bool:
                 return ctx
             if type(x) is not type(y):
                 return False
-            inner = ctx or _message_context(x)
+            if isinstance(x, ast.Call) and isinstance(y, ast.Call):
+                return call(x, y, _call_kind(x))
+            if isinstance(x, ast.Raise) and isinstance(y, ast.Raise):
+                if isinstance(x.exc, ast.Call) and isinstance(y.exc, ast.Call):
+                    return call(x.exc, y.exc, "exception") and same(x.cause, y.cause, False)
+                return same(x.exc, y.exc, False) and same(x.cause, y.cause, False)
             for name in x._fields:
                 if isinstance(x, ast.FunctionDef | ast.AsyncFunctionDef) and name == "name":
                     continue  # the copies are named after the mutant
-                if isinstance(x, ast.Assert) and name == "msg":
-                    if not same(getattr(x, name), getattr(y, name), True):
-                        return False
-                    continue
+                inner = True if isinstance(x, ast.Assert) and name == "msg" else ctx
                 if not same(getattr(x, name), getattr(y, name), inner):
                     return False
             return True
@@ -250,20 +269,20 @@ def _is_text(node: ast.AST) -> bool:
         isinstance(node, ast.Constant) and isinstance(node.value, str))
 
 
-def _message_context(node: ast.AST) -> bool:
-    if isinstance(node, ast.Raise):
-        return True
-    if isinstance(node, ast.Call):
-        f = node.func
-        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-        if _EXC_NAME.search(name):
-            return True
-        if isinstance(f, ast.Attribute) and name in _LOG_METHODS:
-            owner = f.value
-            oname = owner.id if isinstance(owner, ast.Name) else \
-                owner.attr if isinstance(owner, ast.Attribute) else ""
-            return "log" in oname.lower() or oname == "warnings"
-    return False
+def _call_kind(node: ast.Call) -> str | None:
+    """``exception`` for a call to ``*Error``/``*Exception``/``*Warning``, ``log`` for a
+    logging call (``log.info``, ``logger.warning``, ``warnings.warn``), else None."""
+    f = node.func
+    name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+    if _EXC_NAME.search(name):
+        return "exception"
+    if isinstance(f, ast.Attribute) and name in _LOG_METHODS:
+        owner = f.value
+        oname = owner.id if isinstance(owner, ast.Name) else \
+            owner.attr if isinstance(owner, ast.Attribute) else ""
+        if "log" in oname.lower() or oname == "warnings":
+            return "log"
+    return None
 
 
 def summarize(mutants: list[Mutant]) -> dict[str, Any]:

@@ -80,6 +80,16 @@ def test_a_missing_module_or_test_path_is_named(tmp_path: Path) -> None:
     ('if n < 0:\n    raise ValueError("negative")', 'if n <= 0:\n    raise ValueError("negative")',
      False),
     ("x = 1", "x = 1", False),  # no change at all is not a message change
+    # other arguments of an exception are data: a cause, an operation
+    ('raise InvalidTransaction("malformed", "bad")', 'raise InvalidTransaction("MALFORMED", "bad")',
+     False),
+    ('raise InvalidTransaction("malformed", "bad")', 'raise InvalidTransaction("malformed", None)',
+     True),
+    ('raise UndeclaredAccess("read", n)', 'raise UndeclaredAccess("READ", n)', False),
+    ('raise ToxicAttributeError(t, "k", f"got {n}")', 'raise ToxicAttributeError(t, "k", None)',
+     True),
+    ('e = ValueError("a", reason="b")', 'e = ValueError("a", reason="B")', True),
+    ('log.info("seen %s", "x")', 'log.info("seen %s", "X")', False),
 ])
 def test_message_only_mutants_are_told_apart(before: str, after: str, expected: bool) -> None:
     wrap = "def f(n, d, log, errors):\n{}\n"

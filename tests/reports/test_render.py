@@ -181,9 +181,17 @@ def test_mutation_scores_show_the_gate_the_survivors_and_the_previous_runs(run_d
     (before / "metrics.json").write_text(json.dumps({
         "version": 1, "id": before.name, "mode": "quick", "started": 1796142790.0 - 86400,
         "values": {"mutation.node.rpc.jsonrpc.score_excluding_messages": 0.61}}))
+    (run_dir / "mutation" / "node.core.block.json").write_text(json.dumps({
+        "version": 1, "name": "node.core.block", "module": "node/core/block.py",
+        "mutants": 91, "killed": 0, "survived": 0, "not_checked": 91, "score": None,
+        "score_excluding_messages": None, "min_score": 0.85, "passed": None, "complete": False,
+        "error": "mutmut exited 1: failed to collect stats", "survivors": []}))
     r = render_run(run_dir, config=CONFIG, index=False)
     text = text_of(r.page)
     assert "node.rpc.jsonrpc 94.7 % 90.8 % 216 22 238 12 90.0 % PASS 61.0 % +33.7" in text
+    # a target mutmut could not run has no score (not 0 %) and says why
+    assert "node.core.block 0 0 91 85.0 % error" in text
+    assert "mutmut exited 1: failed to collect stats" in text
     assert "node/rpc/jsonrpc.py:119 parse if len(obj) > max_batch: -> if len(obj) >= max_batch:" \
         in text
     assert "survived (message)" in text
