@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = _previous(out)
     _say(f"== mutation testing: {len(chosen)} target(s) -> {out}")
     records: list[dict[str, Any]] = []
+    # SIGTERM (the nightly's timeout, kill) stops mutmut too: it runs in its own session
+    previous_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for i, t in enumerate(chosen, 1):
             _say(f"[{i}/{len(chosen)}] {t.name}")
@@ -88,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_ERROR
             _say(f"   {line(records[-1], previous.get(t.name))}")
     except KeyboardInterrupt:
-        _say("== interrupted")
+        _say("== interrupted (the target's results so far are written)")
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
     _say("== scores (excluding message-only mutants; all mutants in brackets)")
     for r in records:
         _say(f"   {line(r, previous.get(r['name']))}")
@@ -98,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     return EXIT_OK if all(r.get("passed") and r.get("complete") for r in records) \
         else EXIT_BELOW
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def select(all_targets: list[targets_mod.Target], only: list[str],

@@ -137,7 +137,11 @@ def run_target(t: Target, *, out: Path, work_root: Path, repo: Path = REPO, jobs
         say(f"-- {t.name}: mutmut on {t.module} with {' '.join(t.tests)} "
             f"(budget {_dur(budget)}, {jobs} worker(s), HYPOTHESIS_PROFILE="
             f"{t.hypothesis_profile}; log {work / 'mutmut.log'})")
-        code, stopped = _supervise(argv, work, env, t.name, budget, say, heartbeat_s)
+        interrupted = False
+        try:
+            code, stopped = _supervise(argv, work, env, t.name, budget, say, heartbeat_s)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (cli): mutmut is stopped; keep its results
+            code, stopped, interrupted = None, "interrupted", True
         record["exit_code"] = code
         record["duration_s"] = round(time.time() - started, 1)
         mutants, problem = results.read_module(work, t.module, repo=repo)
@@ -161,6 +165,8 @@ def run_target(t: Target, *, out: Path, work_root: Path, repo: Path = REPO, jobs
     tmp = out / f".{t.name}.json.tmp"
     tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(out / f"{t.name}.json")
+    if interrupted:
+        raise KeyboardInterrupt
     return record
 
 

@@ -205,3 +205,33 @@ def test_usage_errors(tmp_path: Path) -> None:
         p.stderr
     p = run_cli(tmp_path, "--list")
     assert p.returncode == 0 and "pkg.calc" in p.stdout and not (tmp_path / "out").exists()
+
+
+def test_sigterm_stops_mutmut_and_keeps_what_it_found(tmp_path: Path) -> None:
+    """The nightly stops a part with SIGTERM: mutmut (in its own session) goes too, and the
+    target's result file says it was interrupted."""
+    import signal
+    import time
+
+    import psutil
+
+    tiny_project(tmp_path)
+    proc = subprocess.Popen([PY, "-m", "lab.mutation", "--targets", str(tmp_path / "targets.toml"),
+                             "--repo", str(tmp_path), "--out", str(tmp_path / "out"), "--work",
+                             str(tmp_path / "work"), "--jobs", "1", "--heartbeat", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    log = tmp_path / "work" / "pkg.calc" / "mutmut.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and "Running" in log.read_text(
+            errors="replace")):
+        time.sleep(0.1)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children, "mutmut did not start"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == cli.EXIT_INTERRUPTED, out
+    assert "interrupted" in out
+    r = json.loads((tmp_path / "out" / "pkg.calc.json").read_text())
+    assert r["complete"] is False and r["error"] == "stopped: interrupted"
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
