@@ -233,5 +233,5 @@ def test_sigterm_stops_mutmut_and_keeps_what_it_found(tmp_path: Path) -> None:
     assert "interrupted" in out
     r = json.loads((tmp_path / "out" / "pkg.calc.json").read_text())
     assert r["complete"] is False and r["error"] == "stopped: interrupted"
-    gone, alive = psutil.wait_procs(children, timeout=15)
+    _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [p.cmdline() for p in alive]
