@@ -5,6 +5,7 @@ own modules: those run in ``make mutation`` and the nightly)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -154,11 +155,16 @@ def tiny_project(root: Path, budget_s: float = 120) -> Path:
     return f
 
 
+#: The tiny project needs no pytest plugin: without loading them each mutant's run takes a
+#: fraction of the time (the smoke test stays well under 30 s on the shared machine).
+ENV = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
 def run_cli(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PY, "-m", "lab.mutation", "--targets", str(root / "targets.toml"),
                            "--repo", str(root), "--out", str(root / "out"), "--work",
                            str(root / "work"), "--jobs", "2", "--heartbeat", "5", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO, env=ENV)
 
 
 def test_a_real_run_writes_scores_and_survivors_by_line(tmp_path: Path) -> None:
@@ -219,7 +225,8 @@ def test_sigterm_stops_mutmut_and_keeps_what_it_found(tmp_path: Path) -> None:
     proc = subprocess.Popen([PY, "-m", "lab.mutation", "--targets", str(tmp_path / "targets.toml"),
                              "--repo", str(tmp_path), "--out", str(tmp_path / "out"), "--work",
                              str(tmp_path / "work"), "--jobs", "1", "--heartbeat", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                            env=ENV)
     log = tmp_path / "work" / "pkg.calc" / "mutmut.log"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (log.exists() and "Running" in log.read_text(
