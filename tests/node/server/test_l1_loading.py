@@ -1,6 +1,7 @@
 """Dynamic mainchain loading end to end: a contract deployed on the mock Ethereum L1 is fetched
 the first time a transaction targets it, hot-reloaded after an upgrade, and a dead L1 gives a
-clear receipt error instead of a stuck block. Also the Sui module mapping."""
+clear receipt error instead of a stuck block. Also the Sui module mapping (over JSON-RPC and
+GraphQL), and a Sui reorg that drops an upgrade restoring the old code."""
 
 from __future__ import annotations
 
@@ -194,5 +195,54 @@ async def test_sui_modules_load_over_graphql(tmp_path: Path) -> None:
                 await wait_until(reloaded, what="the node reloading the upgraded module")
                 st = (await rpc.call("dubhe_status"))["l1"]["chains"]["sui"]
                 assert st["ws_connected"] is None and st["serving"]["http"] == ep.graphql_url
+        finally:
+            await asyncio.to_thread(node.stop)
+
+
+@pytest.mark.parametrize("protocol", ["jsonrpc", "graphql"])
+async def test_sui_reorg_removing_an_upgrade_restores_the_old_code(
+    tmp_path: Path, protocol: str
+) -> None:
+    """A (mock-only) Sui reorg drops the checkpoint of an upgrade: the node goes back to the
+    package version still on the chain (the old module answers calls again)."""
+    from node.core import keys
+    from node.server.l1 import sui_module_address
+
+    compute, counter = (BUILD / "compute.elf").read_bytes(), (BUILD / "counter.elf").read_bytes()
+    async with mock_l1("sui", seed=8, block_time_ms=0) as l1:
+        ep = l1.endpoints[0]
+        pkg = (await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": data(compute)}}))[
+            "package_id"]
+        l1.produce(1)
+        section: dict[str, Any] = {"rpc_url": ep.http_url, "ws_url": ep.ws_url,
+                                   "package_ids": [pkg]}
+        if protocol == "graphql":
+            section = {"protocol": "graphql", "rpc_url": ep.graphql_url, "package_ids": [pkg]}
+        cfg = make_config(tmp_path, node={"block_time_ms": 50}, adapters={"sui": section})
+        node = await asyncio.to_thread(RunningNode(tmp_path, cfg).start)
+        target = sui_module_address(pkg, "dubhe")
+
+        async def loaded(version: int) -> bool:
+            st = (await rpc.call("dubhe_status"))["l1"]["loadedContracts"]
+            return bool(st.get("0x" + target.hex(), {}).get("version") == version)
+        try:
+            async with HttpRpc(node.rpc) as rpc:
+                async def mapped() -> bool:
+                    st = (await rpc.call("dubhe_status"))["l1"]
+                    return "0x" + target.hex() in st["suiModules"]
+
+                await wait_until(mapped, what="the package's modules mapped")
+                assert (await send(rpc, 0, target, "hash_loop", pack_u64(3)))["status"] == "success"
+                await admin(ep.admin_url, {"cmd": "upgrade", "address": pkg,
+                                           "modules": {"dubhe": data(counter)}})
+                await wait_until(lambda: loaded(2), what="the upgrade loaded")
+                slot = keys.storage_key(target, b"k")
+                rc = await send(rpc, 1, target, "increment", b"k" + pack_u64(1), (slot,))
+                assert rc["status"] == "success", rc  # the counter module now
+                # the upgrade's checkpoint leaves the chain, its transaction is not re-included
+                await admin(ep.admin_url, {"cmd": "reorg", "depth": 1, "keep_txs": False})
+                await wait_until(lambda: loaded(1), what="the old package version restored")
+                rc = await send(rpc, 2, target, "hash_loop", pack_u64(3))
+                assert rc["status"] == "success", rc  # compute's method answers again
         finally:
             await asyncio.to_thread(node.stop)
