@@ -278,7 +278,10 @@ def open_checked(
         if not drops:
             raise _table_damage(e, path, verifying=False) from None
         damage = _wal_damage(drops)
-        ro = RocksKV(path, recovery="point_in_time", read_only=True)
+        try:
+            ro = RocksKV(path, recovery="point_in_time", read_only=True)
+        except StorageCorruption as e2:
+            raise _table_damage(e2, path, verifying=False) from None
         try:
             acc = account(ro, jc)
         except StorageCorruption as e2:

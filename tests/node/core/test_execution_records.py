@@ -81,7 +81,8 @@ def test_statistics_derived_from_a_blocks_counts() -> None:
     (errors.MethodUnavailable("m"), -32601), (errors.NotFound("n"), -32001),
     (errors.StateUnavailable("s"), -32000), (errors.LimitExceeded("l"), -32005),
     (errors.Unauthorized("u"), -32010), (errors.StorageError("disk"), -32020),
-    (errors.InvalidTransaction("nonce_gap", "gap"), -32003),
+    (errors.StorageCorruption("crc"), -32020), (errors.StorageDamage("wal"), -32020),
+    (errors.LocalError("bug"), -32603), (errors.InvalidTransaction("nonce_gap", "gap"), -32003),
 ])
 def test_each_error_carries_its_wire_code(error: errors.NodeError, code: int) -> None:
     assert error.rpc_code == code
