@@ -7,14 +7,30 @@ them and exits 1, or prints ``ok`` and exits 0. Every key is documented in CONFI
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import ipaddress
+import os
 import re
 import sys
+import tempfile
 import tomllib
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import annotated_types
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from node.core.errors import ConfigError
 
@@ -43,6 +59,29 @@ def _check_address(v: str) -> str:
     except ValueError:
         raise ValueError(f"{v!r} is not a 0x-prefixed 20-byte hex address") from None
     return v
+
+
+def _url_check(*schemes: str) -> AfterValidator:
+    def check(v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in schemes or not parts.hostname:
+            want = " or ".join(f"{s}://" for s in schemes)
+            raise ValueError(f"{v!r} is not a {want} URL (expected {schemes[0]}://HOST[:PORT]"
+                             "[/PATH])")
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise ValueError(f"{v!r}: the port is not in 0..65535") from None
+        return v
+
+    return AfterValidator(check)
+
+
+#: An L1 HTTP JSON-RPC endpoint and its WebSocket.
+HttpUrl = Annotated[str, _url_check("http", "https")]
+WsUrl = Annotated[str, _url_check("ws", "wss")]
+#: ``0x`` + 40 hex digits.
+Address = Annotated[str, AfterValidator(_check_address)]
 
 
 def split_bind(v: str) -> tuple[str, int]:
@@ -111,8 +150,8 @@ class ApiConfig(_Section):
 
 
 class EndpointConfig(_Section):
-    rpc_url: str
-    ws_url: str | None = None
+    rpc_url: HttpUrl
+    ws_url: WsUrl | None = None
 
 
 class BackoffConfig(_Section):
@@ -137,8 +176,8 @@ class _AdapterCommon(_Section):
 
 
 class EthereumAdapterConfig(_AdapterCommon):
-    rpc_url: str
-    ws_url: str | None = None
+    rpc_url: HttpUrl
+    ws_url: WsUrl | None = None
     chain_id: int = Field(ge=1)
     endpoints: list[EndpointConfig] = []
     backoff: BackoffConfig = BackoffConfig()
@@ -148,8 +187,8 @@ class SuiAdapterConfig(_AdapterCommon):
     #: ``jsonrpc`` (``rpc_url`` is a JSON-RPC URL, ``ws_url`` its event subscription) or
     #: ``graphql`` (every URL is a Sui GraphQL endpoint; heads are polled, ``ws_url`` unused).
     protocol: Literal["jsonrpc", "graphql"] = "jsonrpc"
-    rpc_url: str
-    ws_url: str | None = None
+    rpc_url: HttpUrl
+    ws_url: WsUrl | None = None
     network_type: Literal["Mainnet", "Testnet", "Devnet", "Localnet"] = "Localnet"
     package_ids: list[str] = []
     endpoints: list[EndpointConfig] = []
@@ -218,20 +257,11 @@ class NodeSection(_Section):
     block_time_ms: int = Field(1000, ge=10)
     max_block_txs: int = Field(10_000, ge=1)
     max_mempool_txs: int = Field(100_000, ge=1)
-    #: Genesis balances: 0x-prefixed 20-byte address -> native-token amount.
-    genesis_balances: dict[str, int] = {}
+    #: Genesis balances: 0x-prefixed 20-byte address -> native-token amount (each entry checked).
+    genesis_balances: dict[Address, Annotated[int, Field(ge=0, le=2**64 - 1)]] = {}
     #: Address allowed to mint the native token; empty = the well-known dev authority
     #: (``Signer.from_seed(b"mint-authority")``), for local labs only.
     mint_authority: str = ""
-
-    @field_validator("genesis_balances")
-    @classmethod
-    def _v_balances(cls, v: dict[str, int]) -> dict[str, int]:
-        for addr, amount in v.items():
-            _check_address(addr)
-            if not 0 <= amount < 2**64:
-                raise ValueError(f"{addr}: amount must be in 0..2**64-1")
-        return v
 
     @field_validator("mint_authority")
     @classmethod
@@ -268,6 +298,82 @@ class Config(_Section):
         return self
 
 
+#: What each key means, for error messages (``api.max_batch: 0 is out of range: the longest
+#: JSON-RPC batch, an integer >= 1``); CONFIG.md says more. Keyed by section model and key.
+MEANINGS: dict[type[BaseModel], dict[str, str]] = {
+    ApiConfig: {
+        "rpc_bind": "where JSON-RPC over HTTP listens",
+        "ws_bind": "where the WebSocket listens",
+        "grpc_bind": "the reserved gRPC address",
+        "max_connections": "the most concurrent WebSocket connections",
+        "request_timeout_ms": "the time limit of one JSON-RPC request, in ms",
+        "max_body_bytes": "the largest HTTP request body, in bytes",
+        "max_batch": "the longest JSON-RPC batch",
+        "max_frame_bytes": "the largest WebSocket message, in bytes",
+        "ws_queue_messages": "the per-connection outgoing message queue",
+        "ws_ping_interval_s": "the server's WebSocket ping period, in s (0: no pings)",
+        "rate_limit_per_s": "the requests per second each connection may send",
+        "rate_limit_burst": "the request bucket size",
+        "tx_rate_limit_per_s": "the transactions per second each connection may submit",
+        "tx_rate_limit_burst": "the transaction bucket size",
+        "max_submit_txs": "the longest dubhe_sendTransactions list",
+        "ws_rate_violations_close": "consecutive refused requests before a WebSocket is closed",
+    },
+    EndpointConfig: {
+        "rpc_url": "a fallback endpoint's HTTP JSON-RPC URL",
+        "ws_url": "a fallback endpoint's WebSocket URL",
+    },
+    BackoffConfig: {
+        "initial_ms": "the first reconnect delay, in ms",
+        "max_ms": "the longest reconnect delay, in ms",
+        "factor": "the growth factor of the reconnect delay",
+        "request_timeout_ms": "one L1 request attempt's time limit, in ms",
+    },
+    _AdapterCommon: {
+        "rpc_url": "the L1's primary HTTP JSON-RPC URL",
+        "ws_url": "the L1's primary WebSocket URL",
+        "chain_id": "the L1's expected eth_chainId",
+        "network_type": "the Sui network",
+        "protocol": "the Sui RPC protocol",
+        "package_ids": "the Sui packages the loader may fetch",
+        "endpoints": "the fallback endpoints",
+        "backoff": "the reconnect backoff",
+        "fetch_timeout_ms": "the budget of one contract-code fetch, in ms",
+        "block_wait_ms": "the longest a block waits for code fetches, in ms",
+        "hedge": "whether a late request is also sent to the next endpoint",
+        "hedge_min_ms": "the shortest hedge delay, in ms",
+        "hedge_max_ms": "the longest hedge delay, in ms",
+    },
+    AdaptersConfig: {"ethereum": "the Ethereum adapter", "sui": "the Sui adapter"},
+    SchedulerConfig: {
+        "worker_threads": "the parallel strategies' workers",
+        "strategy": "the block execution strategy",
+        "substrate": "where parallel transactions run",
+        "adaptive": "the adaptive gate",
+        "contention_fallback": "AptosBlockSTM's fallback to block order",
+    },
+    VmConfig: {"default_vm": "the contract VM", "max_instances": "the warm VM instances kept"},
+    StateConfig: {
+        "backend": "the state store",
+        "path": "the RocksDB directory",
+        "sync_writes": "whether every write is fsynced",
+        "accept_tail_loss": "whether a damaged write-ahead-log tail is dropped at start",
+        "verify_on_open": "whether stored blocks are checksummed at start",
+    },
+    NodeSection: {
+        "chain_id": "the chain id served and required in transactions",
+        "block_time_ms": "the block period, in ms",
+        "max_block_txs": "the most transactions per block",
+        "max_mempool_txs": "the most pending transactions",
+        "genesis_balances": "a genesis balance (native-token amount)",
+        "mint_authority": "the address allowed to mint",
+    },
+    SecurityConfig: {"admin_token": "the admin bearer token", "audit_log": "the audit log file"},
+    LoggingConfig: {"level": "the log level", "format": "the log format"},
+    Config: {name: f"the [{name}] section" for name in
+             ("api", "adapters", "scheduler", "vm", "state", "node", "security", "logging")},
+}
+
 _TYPE_NAMES = {
     "int_type": "an integer",
     "int_parsing": "an integer",
@@ -278,30 +384,122 @@ _TYPE_NAMES = {
     "dict_type": "a table",
     "model_type": "a table",
     "model_attributes_type": "a table",
-    "extra_forbidden": None,
-    "literal_error": None,
-    "missing": None,
 }
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The section model inside ``annotation`` (``X``, ``X | None``, ``list[X]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType, list):
+        for arg in get_args(annotation):
+            m = _model_of(arg)
+            if m is not None:
+                return m
+    return None
+
+
+def _resolve(loc: tuple[str | int, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None, str]:
+    """The model holding the last key of ``loc``, its field (None if unknown) and the key."""
+    model: type[BaseModel] | None = Config
+    parent: type[BaseModel] | None = Config
+    info: FieldInfo | None = None
+    key = ""
+    for part in loc:
+        if isinstance(part, int):  # a list index: stay on the list's element model
+            continue
+        if model is None:  # inside a dict (genesis_balances): the dict's field describes it
+            return parent, info, key
+        parent, key = model, str(part)
+        info = model.model_fields.get(key)
+        if info is None:
+            return parent, None, key
+        model = _model_of(info.annotation)
+    return parent, info, key
+
+
+def _meaning(model: type[BaseModel] | None, key: str) -> str:
+    for cls in (model.__mro__ if model is not None else ()):
+        found = MEANINGS.get(cls, {}).get(key)
+        if found:
+            return found
+    return f"'{key}'"
+
+
+def _bounds(info: FieldInfo | None) -> str:
+    """``an integer in 1..256``, ``a number > 0``, from the field's constraints."""
+    if info is None:
+        return ""
+    meta = list(info.metadata)
+    ann = info.annotation
+    if get_origin(ann) is dict:  # genesis_balances: the value type's own constraints
+        value = get_args(ann)[1]
+        meta = [m for a in get_args(value)[1:] for m in getattr(a, "metadata", [a])]
+        ann = get_args(value)[0]
+    kind = "a number" if ann is float else "an integer"
+    lo = next((m for m in meta if isinstance(m, annotated_types.Ge | annotated_types.Gt)), None)
+    hi = next((m for m in meta if isinstance(m, annotated_types.Le | annotated_types.Lt)), None)
+    if isinstance(lo, annotated_types.Ge) and isinstance(hi, annotated_types.Le):
+        top = "2**64-1" if hi.le == 2**64 - 1 else "2**63-1" if hi.le == 2**63 - 1 else f"{hi.le:,}"
+        return f"{kind} in {lo.ge}..{top}"
+    parts = []
+    if isinstance(lo, annotated_types.Ge):
+        parts.append(f">= {lo.ge}")
+    elif isinstance(lo, annotated_types.Gt):
+        parts.append(f"> {lo.gt}")
+    if isinstance(hi, annotated_types.Le):
+        parts.append(f"<= {hi.le:,}")
+    elif isinstance(hi, annotated_types.Lt):
+        parts.append(f"< {hi.lt:,}")
+    return f"{kind} {' and '.join(parts)}".strip()
+
+
+def _unknown_key(model: type[BaseModel] | None, key: str) -> str:
+    if model is None:
+        return "unknown key"
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown key; {hint}known keys here: {', '.join(known)}"
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        p = str(part)
+        if p.startswith("function-after") or p == "[key]":
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p):
+            out += f".{p}" if out else p
+        else:  # a table key that is data (a genesis address): quoted as TOML quotes it
+            out += f'."{p}"' if out else f'"{p}"'
+    return out or "(root)"
 
 
 def _format(e: ValidationError) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for err in e.errors():
-        loc = (
-            ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-            or "(root)"
-        )
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-after"))
+        dotted = _dotted(loc)
         kind = err["type"]
+        got = err.get("input")
         if kind == "extra_forbidden":
-            msg = "unknown key"
+            model, _, key = _resolve(loc)
+            msg = _unknown_key(model, key)
         elif kind == "missing":
-            msg = "required key is missing"
-        elif _TYPE_NAMES.get(kind):
-            got = err.get("input")
+            model, _, key = _resolve(loc)
+            msg = f"required key is missing ({_meaning(model, key)})"
+        elif kind in _RANGE_ERRORS:
+            model, info, key = _resolve(loc)
+            msg = f"{got!r} is out of range: {_meaning(model, key)}, {_bounds(info)}"
+        elif kind in _TYPE_NAMES:
             msg = f"expected {_TYPE_NAMES[kind]}, got {type(got).__name__} {got!r}"
         else:
             msg = err["msg"].removeprefix("Value error, ")
-        out.append((loc, msg))
+        out.append((dotted, msg))
     return out
 
 
@@ -314,34 +512,96 @@ def from_dict(data: dict[str, Any], source: str = "config") -> Config:
 
 
 def load(path: str | Path | None) -> Config:
-    """Load a TOML file, or the embedded defaults when ``path`` is None."""
+    """Load a TOML file, or the embedded defaults when ``path`` is None.
+
+    Raises :class:`ConfigError` for every problem of the file: unreadable (missing, a
+    directory, no permission, not UTF-8), bad TOML, or invalid keys and values (all at once).
+    Paths inside the file (``state.path``, ``security.audit_log``) are relative to the working
+    directory the node runs in, not to the file: :func:`check_paths` checks them."""
     if path is None:
         return Config()
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text())
+        text = p.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([("(file)", "no such file")], str(p)) from None
+    except IsADirectoryError:
+        raise ConfigError([("(file)", "is a directory, not a TOML file")], str(p)) from None
+    except OSError as e:
+        raise ConfigError([("(file)", f"cannot read: {e.strerror or e}")], str(p)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([("(file)", f"not UTF-8 text (byte {e.start}: "
+                                      f"{e.object[e.start:e.start + 1]!r}); TOML files are "
+                                      "UTF-8")], str(p)) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([("(syntax)", str(e))], str(p)) from None
     return from_dict(data, str(p))
 
 
-def validate_main(argv: list[str] | None = None) -> int:
-    """``dubhe-config-validate FILE``: print every error (exit 1) or ``ok`` (exit 0)."""
-    args = sys.argv[1:] if argv is None else argv
-    usage = "usage: dubhe-config-validate FILE"
-    if args in (["-h"], ["--help"]):
-        print(f"{usage}\n\nValidate a node config.toml: print every error (exit 1) or ok (exit 0).")
-        return 0
-    if len(args) != 1:
-        print(usage, file=sys.stderr)
-        return 2
+def _writable_dir(d: Path) -> str | None:
+    """Why the node could not create files in directory ``d`` (created if missing), or None.
+
+    Probes with a real temporary file in the nearest existing directory (``os.access`` says yes
+    to root on a read-only file system)."""
+    probe = d
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a directory"
     try:
-        load(args[0])
-    except ConfigError as e:
-        for key, msg in e.errors:
-            print(f"{e.source}: {key}: {msg}")
-        return 1
-    print("ok")
-    return 0
+        fd, name = tempfile.mkstemp(prefix=".dubhe-write-probe-", dir=probe)
+    except OSError as e:
+        return f"cannot create files in {probe}: {e.strerror or e}"
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def check_paths(cfg: Config, source: str = "config") -> None:
+    """Raise :class:`ConfigError` naming each key whose path the node could not write.
+
+    Relative paths resolve against the working directory (shown resolved in the message)."""
+    errors: list[tuple[str, str]] = []
+    if cfg.state.backend == "rocksdb":
+        d = Path(cfg.state.path).absolute()
+        why_dir = f"{d} exists and is not a directory" if d.exists() and not d.is_dir() \
+            else _writable_dir(d)
+        if why_dir:
+            errors.append(("state.path", f"{cfg.state.path!r} ({d}): {why_dir}"))
+    if cfg.security.audit_log:
+        f = Path(cfg.security.audit_log).absolute()
+        if f.is_dir():
+            why: str | None = "is a directory, not a file"
+        elif f.exists():
+            why = None if os.access(f, os.W_OK) else "is not writable by this user"
+        else:
+            why = _writable_dir(f.parent)
+        if why:
+            errors.append(("security.audit_log", f"{cfg.security.audit_log!r} ({f}): {why}"))
+    if errors:
+        raise ConfigError(errors, source)
+
+
+def validate_main(argv: list[str] | None = None) -> int:
+    """``dubhe-config-validate FILE...``: print every error of every file (exit 1) or ``ok``."""
+    ap = argparse.ArgumentParser(
+        prog="dubhe-config-validate",
+        description="Validate node config files (TOML, CONFIG.md): print every problem of each "
+        "file as FILE: dotted.key: message and exit 1, or print 'FILE: ok' and exit 0. Paths in "
+        "the file are checked as the node would use them from the current directory.",
+    )
+    ap.add_argument("files", nargs="+", metavar="FILE", help="config.toml files to check")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    status = 0
+    for f in args.files:
+        try:
+            check_paths(load(f), f)
+        except ConfigError as e:
+            for key, msg in e.errors:
+                print(f"{e.source}: {key}: {msg}")
+            status = 1
+        else:
+            print("ok" if len(args.files) == 1 else f"{f}: ok")
+    return status

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import re
 import signal
 import sys
 
-from node.config import Config, load
+from node.config import Config, check_paths, load, split_bind
 from node.core.errors import ConfigError, StorageDamage, StorageError
 from node.server import logs
 from node.server.descriptors import plan, raise_soft_limit
@@ -42,10 +44,49 @@ async def serve(cfg: Config, *, ready_line: bool = True) -> int:
     return 0
 
 
+def _config_errors(e: ConfigError) -> int:
+    for key, msg in e.errors:
+        print(f"dubhe-node: {e.source}: {key}: {msg}", file=sys.stderr)
+    return 2
+
+
+def _bind_error(cfg: Config, e: OSError) -> str:
+    """An OSError from binding, told as the key to change and how to find who holds the port."""
+    m = re.search(r"\('?([^',)]*)'?, (\d+)\)", str(e))
+    port = int(m.group(2)) if m else None
+    keys = [k for k, v in (("api.rpc_bind", cfg.api.rpc_bind), ("api.ws_bind", cfg.api.ws_bind))
+            if port is not None and split_bind(v)[1] == port]
+    where = f"{keys[0]} = \"{getattr(cfg.api, keys[0].split('.')[1])}\"" if keys else "a bind"
+    if e.errno == errno.EADDRINUSE:
+        who = f"ss -ltnp 'sport = :{port}'" if port else "ss -ltnp"
+        return (f"{where}: the address is already in use by another process (find it with: "
+                f"{who}); stop it, or change {keys[0] if keys else 'api.rpc_bind/ws_bind'} "
+                "(port 0 picks a free port)")
+    return f"{where}: cannot listen: {e.strerror or e}"
+
+
+def _storage_error(cfg: Config, e: StorageError) -> str:
+    msg = e.message
+    if "lock" in msg.lower():
+        lock = f"{cfg.state.path.rstrip('/')}/LOCK"
+        return (f"state.path = \"{cfg.state.path}\": the RocksDB directory is in use by another "
+                f"process (find it with: fuser -v {lock}, or lsof {lock}); stop it, or give "
+                "this node its own state.path")
+    return f"storage error (state.path = \"{cfg.state.path}\"): {msg}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-node", description="Dubhe Channel reference node")
-    ap.add_argument("--config", help="config.toml (default: the embedded defaults)")
-    ap.add_argument("--log-format", choices=["text", "json"], help="override [logging] format")
+    ap = argparse.ArgumentParser(
+        prog="dubhe-node",
+        description="Dubhe Channel reference node: JSON-RPC over HTTP and WebSocket on the "
+        "config's api.rpc_bind and api.ws_bind until SIGTERM or SIGINT (exit 0). Exit 2: the "
+        "config is invalid (every problem is printed); 1: the node could not start.",
+    )
+    ap.add_argument("--config", metavar="FILE",
+                    help="node config, TOML (CONFIG.md; default: the embedded defaults, which "
+                    "are the shipped config.toml)")
+    ap.add_argument("--log-format", choices=["text", "json"],
+                    help="override [logging] format (default: the config's)")
     ap.add_argument(
         "--accept-tail-loss", action="store_true",
         help="start even though RocksDB cannot replay the end of its write-ahead log: recover to "
@@ -55,10 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         cfg = load(args.config)
+        check_paths(cfg, args.config or "defaults")
     except ConfigError as e:
-        for key, msg in e.errors:
-            print(f"dubhe-node: {e.source}: {key}: {msg}", file=sys.stderr)
-        return 1
+        return _config_errors(e)
     if args.accept_tail_loss:
         cfg = cfg.model_copy(
             update={"state": cfg.state.model_copy(update={"accept_tail_loss": True})}
@@ -75,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             return uvloop.run(serve(cfg))
         return asyncio.run(serve(cfg))
     except ConfigError as e:
-        for key, msg in e.errors:
-            print(f"dubhe-node: {e.source}: {key}: {msg}", file=sys.stderr)
-        return 1
+        return _config_errors(e)
     except SelfTestFailed as e:
         print(
             f"dubhe-node: the RISC-V VM self-test failed, refusing to start: {e}", file=sys.stderr
@@ -87,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dubhe-node: refusing to start: {e.message}", file=sys.stderr)
         return 1
     except StorageError as e:
-        print(f"dubhe-node: storage error: {e.message}", file=sys.stderr)
+        print(f"dubhe-node: {_storage_error(cfg, e)}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"dubhe-node: cannot start: {e}", file=sys.stderr)
+        print(f"dubhe-node: {_bind_error(cfg, e)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return 130
 
 
 if __name__ == "__main__":
