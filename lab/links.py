@@ -50,7 +50,7 @@ _BY_NAME = {link.name: link for link in LINKS}
 _EXTRA_ENDPOINT = re.compile(r"^node-l1-(eth|sui)-([2-9]|[1-9][0-9]+)$")
 
 #: Addresses a profile's proxies get when it is loaded outside a lab run
-#: (``python -m lab.proxy --config FILE``): listen, upstream. Inside a lab the orchestrator
+#: (``dubhe-proxy --profile FILE``): listen, upstream. Inside a lab the orchestrator
 #: allocates free ports per run and passes them instead.
 STANDALONE_ADDRESSES: dict[str, tuple[str, str]] = {
     "client-edge": ("127.0.0.1:28080", "127.0.0.1:18080"),

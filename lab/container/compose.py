@@ -183,7 +183,7 @@ def compose_document(plan: Plan, run: RunDir, image: str, alloc: ComposeAllocato
     for name, comp in plan.components.items():
         argv = list(comp.process.argv)
         if name == "proxy" and proxy_conf is not None:
-            argv += ["--config", str(proxy_conf)]
+            argv += ["--profile", str(proxy_conf)]
         ports = [f"127.0.0.1:{ep.public_port}:{ep.port}" for (c, _), ep in
                  alloc.endpoints.items() if c == name]
         first = next(iter(comp.endpoints.values()))

@@ -10,6 +10,14 @@ toxiproxy-python's class attributes)::
         async with proxy.down():
             ...                      # connections refused, live ones closed
 
+``Proxy.toxics`` is what the client last knew: the server's list when the proxy was read
+(``tp.proxy(name)``, :meth:`Proxy.refresh`, :meth:`Proxy.list_toxics`), kept up to date by this
+client's own ``add_toxic``/``update_toxic``/``remove_toxic`` and ``proxy.toxic(...)`` blocks. Toxics
+added by another client, a profile or a schedule show only after :meth:`Proxy.list_toxics`,
+which asks the server. Cleanup: a ``proxy.toxic(...)`` block removes its toxic on exit, even on
+error; :meth:`ToxiproxyClient.reset` removes every toxic of every proxy and enables them all
+(Toxiproxy's ``POST /reset``); :meth:`Proxy.delete` removes the proxy.
+
 Errors raise :class:`ToxiproxyError` (``status`` and ``message`` from the server's
 ``{"error", "status"}`` body) or its subclasses :class:`NotFound` (404), :class:`Conflict` (409)
 and :class:`BadRequest` (400). ``schedule``/``target`` and the ``ws_*`` toxics are lab extras: a
@@ -78,7 +86,8 @@ class Toxic:
 
 @dataclass
 class Proxy:
-    """A proxy snapshot plus methods acting on it (refresh with :meth:`refresh`)."""
+    """A proxy snapshot plus methods acting on it (refresh with :meth:`refresh`). ``toxics``
+    follows this client's own changes; :meth:`list_toxics` reads the server's current list."""
 
     client: ToxiproxyClient = field(repr=False)
     name: str
@@ -138,8 +147,13 @@ class Proxy:
             await self.enable()
 
     async def list_toxics(self) -> list[Toxic]:
+        """The server's toxics of this proxy now (also stored in ``toxics``)."""
         data = await self.client._call("GET", f"/proxies/{self.name}/toxics")
-        return [Toxic.from_json(t) for t in data]
+        self.toxics = [Toxic.from_json(t) for t in data]
+        return list(self.toxics)
+
+    def _forget(self, name: str) -> None:
+        self.toxics = [t for t in self.toxics if t.name != name]
 
     async def get_toxic(self, name: str) -> Toxic:
         return Toxic.from_json(
@@ -159,9 +173,12 @@ class Proxy:
             body["schedule"] = dict(schedule)
         if target is not None:
             body["target"] = dict(target)
-        return Toxic.from_json(
+        toxic = Toxic.from_json(
             await self.client._call("POST", f"/proxies/{self.name}/toxics", body)
         )
+        self._forget(toxic.name)
+        self.toxics.append(toxic)
+        return toxic
 
     async def update_toxic(self, name: str, *, attributes: Mapping[str, Any] | None = None,
                            toxicity: float | None = None) -> Toxic:
@@ -171,16 +188,22 @@ class Proxy:
             body["attributes"] = dict(attributes)
         if toxicity is not None:
             body["toxicity"] = toxicity
-        return Toxic.from_json(
+        toxic = Toxic.from_json(
             await self.client._call("PATCH", f"/proxies/{self.name}/toxics/{name}", body)
         )
+        self.toxics = [toxic if t.name == name else t for t in self.toxics]
+        return toxic
 
     async def remove_toxic(self, name: str) -> None:
-        await self.client._call("DELETE", f"/proxies/{self.name}/toxics/{name}")
+        try:
+            await self.client._call("DELETE", f"/proxies/{self.name}/toxics/{name}")
+        finally:
+            self._forget(name)
 
     @asynccontextmanager
     async def toxic(self, type: str, **kwargs: Any) -> AsyncIterator[Toxic]:
-        """Add a toxic for the duration of the block (arguments as :meth:`add_toxic`)."""
+        """Add a toxic for the duration of the block (arguments as :meth:`add_toxic`); it is in
+        ``toxics`` inside the block and removed (from the server and ``toxics``) after it."""
         toxic = await self.add_toxic(type, **kwargs)
         try:
             yield toxic

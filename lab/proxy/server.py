@@ -5,7 +5,7 @@ Use it in-process (tests, the lab)::
     async with ProxyServer(port=0, seed=7) as server:
         url = server.base_url  # "http://127.0.0.1:<port>"
 
-or as a program: ``python -m lab.proxy --host 127.0.0.1 --port 8474 [--config f.toml] [--seed N]``.
+or as a program: ``dubhe-proxy --host 127.0.0.1 --port 8474 [--profile f.toml] [--seed N]``.
 """
 
 from __future__ import annotations
