@@ -17,7 +17,7 @@ help:
 	@awk '/^## [a-z-]+: / { t = $$2; sub(/:$$/, "", t); sub(/^## [a-z-]+: /, ""); \
 	    printf "  make %-14s %s\n", t, $$0; next } \
 	  /^## / { sub(/^## /, ""); printf "  %-19s %s\n", "", $$0 }' $(firstword $(MAKEFILE_LIST))
-	@echo "  (the tools: source $(BIN)/activate, or make shell)"
+	@echo "  (the tools: source $(BIN)/activate, or make shell; docs/cli.md: their conventions)"
 
 ## setup: the .venv with the project and its extras, and the Debian packages (idempotent)
 setup: $(STAMP)

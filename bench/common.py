@@ -4,9 +4,11 @@ the machine-readable result every command writes with ``--json FILE`` (:class:`B
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -14,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from lab.orchestrate.node_proc import NodeProcess, default_config
 
@@ -29,7 +31,10 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 def progress(msg: str) -> None:
-    print(f"  .. {msg}", file=sys.stderr, flush=True)
+    """A progress line on stderr (stdout carries the results), in the style every tool uses
+    (docs/cli.md): ``== stage`` lines pass as they are, anything else is an indented detail."""
+    line = msg if msg.startswith(("== ", "   ")) else f"   {msg}"
+    print(line, file=sys.stderr, flush=True)
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -180,9 +185,65 @@ class BenchResult:
                   f"(target {op} {t.target:,.4g} {t.unit}){why}")
 
 
+_RST = [(re.compile(r":[a-z]+:`~?([^`]*)`"), r"\1"), (re.compile(r"``([^`]*)``"), r"\1"),
+        (re.compile(r"`([^`]*)`"), r"\1")]
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText markup (roles, double and single backticks)."""
+    for pattern, repl in _RST:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (``(default: 3)``) unless it says it already
+    or there is none; texts are plain (no reST backticks)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = re.sub(r"\(default ([^):]+)\)", r"(default: \1)", plain(action.help or ""))
+        default = action.default
+        if (action.option_strings and "default" not in text and default is not None
+                and default is not False and default is not argparse.SUPPRESS):
+            shown = f"{default:,}" if isinstance(default, int) and not isinstance(
+                default, bool) and abs(default) >= 10_000 else str(default)
+            text = f"{text} (default: {shown.replace('%', '%%')})".strip()
+        return text
+
+
+EPILOG = ("Prints what it measured, the baseline measured in the same run and the ratio, then a "
+          "verdict per target: PASS, MISS, or 'not judged' (with the reason) when the options "
+          "shrink the run below what the target assumes. Exit status: 0 no judged target "
+          "missed, 1 a target was missed (CI can gate on it), 2 bad options, 130 interrupted "
+          "(Ctrl-C). Progress goes to stderr, results to stdout (docs/cli.md).")
+
+
+def bench_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of ``dubhe-bench NAME``: prog, the module docstring's first paragraph
+    as plain sentences, defaults shown, the shared epilog (verdicts, exit status)."""
+    first = (doc or "").strip().split("\n\n")[0]
+    description = " ".join(plain(first).split())
+    return argparse.ArgumentParser(prog=f"dubhe-bench {name}", description=description,
+                                   epilog=EPILOG, formatter_class=_HelpFormatter)
+
+
+def output_file(value: str) -> Path:
+    """An argparse type for a file the command will write: its directory must exist and be
+    writable now, not only when the run (minutes later) is done."""
+    path = Path(value)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a directory; give a file name")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{value}: directory {parent} is not writable")
+    return path
+
+
 def add_json_option(ap: argparse.ArgumentParser) -> None:
     """The ``--json FILE`` option every ``dubhe-bench`` command takes."""
-    ap.add_argument("--json", type=Path, metavar="FILE",
+    ap.add_argument("--json", type=output_file, metavar="FILE",
                     help="also write the figures and targets as JSON to FILE (the schema every "
                     "dubhe-bench command shares: docs/reports.md)")
 
@@ -207,13 +268,23 @@ def _clean(o: Any) -> Any:
 
 class NodeServer(NodeProcess):
     """``dubhe-node`` in a subprocess with a temporary config (loopback, OS-chosen ports), started
-    on construction; ``stop()`` also removes the temporary directory."""
+    on construction; ``stop()`` also removes the temporary directory. :meth:`stop_all` stops the
+    ones still running (an interrupted benchmark)."""
+
+    _live: ClassVar[set[NodeServer]] = set()
 
     def __init__(self, sections: dict[str, dict[str, Any]]) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="dubhe-bench-")
         wd = Path(self.tmp.name)
         super().__init__(wd, default_config(wd, **sections))
+        NodeServer._live.add(self)
         self.start()
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for node in list(cls._live):
+            with contextlib.suppress(Exception):
+                node.stop()
 
     @property
     def pid(self) -> int:
@@ -221,6 +292,7 @@ class NodeServer(NodeProcess):
         return self.proc.pid
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+        NodeServer._live.discard(self)
         rc = super().stop(sig, timeout_s)
         self.tmp.cleanup()
         return rc

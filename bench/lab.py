@@ -18,7 +18,6 @@ Targets on this machine: local up < 2 s, down < 1 s; docker up < 5 s, down < 2 s
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import tempfile
@@ -26,7 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchResult, NodeServer, add_json_option, progress, table, verdict
+from bench.common import (
+    BenchResult,
+    NodeServer,
+    add_json_option,
+    bench_parser,
+    progress,
+    table,
+    verdict,
+)
 from lab.orchestrate import Backend, Lab, LabSpec, LocalBackend
 
 #: (up, down) targets in seconds per backend.
@@ -95,8 +102,7 @@ def _summary(samples: list[dict[str, float]]) -> tuple[dict[str, float], list[li
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-bench lab", description=__doc__.splitlines()[0]
-                                 if __doc__ else None)
+    ap = bench_parser("lab", __doc__)
     ap.add_argument("--runs", type=int, default=5, help="labs brought up and down per backend "
                     "(default 5)")
     ap.add_argument("--backend", default="local",

@@ -17,7 +17,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchResult, add_json_option, pct, progress, table, verdict
+from bench.common import BenchResult, add_json_option, bench_parser, pct, progress, table, verdict
 from bench.ws_fanout import _measure
 from lab.orchestrate import Lab, LabSpec
 from lab.swarm.runner import sized_lab_spec
@@ -32,14 +32,20 @@ async def _up(spec: LabSpec, root: Path | None) -> Lab:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-bench latency", description=__doc__.splitlines()[0]
-                                 if __doc__ else None)
+    ap = bench_parser("latency", __doc__)
     ap.add_argument("--subscribers", type=int, default=1000, help="WebSocket subscribers "
                     "(default 1000)")
-    ap.add_argument("--block-ms", type=int, default=200, help="block time (default 200 ms)")
+    ap.add_argument("--block-time-ms", dest="block_ms", type=int, default=200, metavar="MS",
+                    help="the node's block period in ms ([node] block_time_ms)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per path "
                     "(default 10)")
-    ap.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
+    ap.add_argument("--processes", dest="procs", type=int, default=2, metavar="N",
+                    help="client processes the subscribers are spread over")
+    # old spellings (docs/cli.md), hidden
+    ap.add_argument("--block-ms", dest="block_ms", type=int, help=argparse.SUPPRESS,
+                    default=argparse.SUPPRESS)
+    ap.add_argument("--procs", dest="procs", type=int, help=argparse.SUPPRESS,
+                    default=argparse.SUPPRESS)
     ap.add_argument("--runs-root", type=Path, help="where the lab's run directory goes")
     add_json_option(ap)
     args = ap.parse_args(argv)

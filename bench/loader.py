@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BenchResult, add_json_option, progress, table, verdict
+from bench.common import BenchResult, add_json_option, bench_parser, progress, table, verdict
 from node.core import keys
 from node.loader.loader import Loader
 from node.loader.store import DirectoryCodeCache, MemoryCodeCache
@@ -134,9 +134,7 @@ def bench_restart(rounds: int, n_codes: int) -> tuple[float, float]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="dubhe-bench loader", description=(__doc__ or "").split("\n\n")[0]
-    )
+    p = bench_parser("loader", __doc__)
     p.add_argument("--loads", type=int, default=50_000, help="loads in the mixed workload")
     p.add_argument("--codes", type=int, default=24, help="distinct codes in the mixed workload")
     p.add_argument(
@@ -145,7 +143,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lru", type=int, default=16, help="in-memory LRU size (programs)")
     p.add_argument("--rounds", type=int, default=5, help="restart rounds")
     p.add_argument("--reps", type=int, default=50, help="repetitions per prepare timing")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="seed of the workload's choices")
     add_json_option(p)
     return p.parse_args(argv)
 

@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import statistics
 import time
 
-from bench.common import BenchResult, add_json_option, pct, progress, table, verdict
+from bench.common import BenchResult, add_json_option, bench_parser, pct, progress, table, verdict
 from lab.l1.harness import admin, mock_l1, spawn_mock
 from node.adapters import EthereumAdapter, NewHead, endpoint_list
 from node.core import keys
@@ -104,9 +103,7 @@ async def follow_lag(rate: float, seconds: float) -> tuple[list[float], int, int
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(
-        prog="dubhe-bench loader-l1", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    ap = bench_parser("loader-l1", __doc__)
     ap.add_argument("--reps", type=int, default=5, help="cold/hit repetitions per contract")
     ap.add_argument("--rate", type=float, default=10.0, help="L1 blocks per second")
     ap.add_argument("--seconds", type=float, default=10.0, help="how long to follow")

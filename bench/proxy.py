@@ -39,7 +39,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from bench.common import BenchResult, add_json_option
+from bench.common import BenchResult, add_json_option, bench_parser
 
 TARGET_P50_US = 150.0
 TARGET_P99_US = 1000.0
@@ -539,10 +539,11 @@ def _measure(args: argparse.Namespace, procs: list[subprocess.Popen[str]],
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dubhe-bench proxy", description=__doc__.split("\n\n")[0])
+    p = bench_parser("proxy", __doc__)
     p.add_argument("--samples", type=int, default=5000, help="echo round trips per side")
     p.add_argument("--seconds", type=float, default=2.0, help="throughput window per run")
-    p.add_argument("--connections", type=int, default=TARGET_CONNS)
+    p.add_argument("--connections", type=int, default=TARGET_CONNS,
+                   help="concurrent connections held open through the proxy")
     p.add_argument("--hold", type=float, default=2.0, help="seconds to hold the connections")
     p.add_argument("--aimed-connections", type=int, default=1000,
                    help="open connections on the proxy the aimed toxics are measured on")
@@ -564,6 +565,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.serve:
+        # a helper of the benchmark: Ctrl-C reaches the whole group, and the benchmark process
+        # stops this one (terminate) as part of its own cleanup
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         _run_loop(_serve())
         return 0
     t_begin = time.perf_counter()

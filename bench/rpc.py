@@ -8,7 +8,6 @@ Target: node >= 0.7x the bare handler's req/s at 64 clients.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import multiprocessing as mp
 import os
@@ -22,7 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BenchResult, NodeServer, add_json_option, pct, progress, table, verdict
+from bench.common import (
+    BenchResult,
+    NodeServer,
+    add_json_option,
+    bench_parser,
+    pct,
+    progress,
+    table,
+    verdict,
+)
 
 BODY = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
 TARGET_RATIO = 0.7
@@ -137,12 +145,11 @@ def _python_load(url: str, clients: int, seconds: float) -> tuple[float, float, 
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(
-        prog="dubhe-bench rpc", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    ap = bench_parser("rpc", __doc__)
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
     ap.add_argument("--clients", default="1,16,64", help="comma-separated concurrency levels")
-    ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
+                    help="load generator: wrk, or Python clients (auto: wrk when installed)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating bare/node rounds per level; the median round is reported")
     add_json_option(ap)

@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 from node.core import keys
@@ -624,7 +625,7 @@ def _targets(cells: list[Cell]) -> list[Check]:
     return res
 
 
-def write_csv(path: str, cells: list[Cell]) -> None:
+def write_csv(path: str | Path, cells: list[Cell]) -> None:
     cols = [
         "executor",
         "workload",
@@ -682,9 +683,9 @@ def write_csv(path: str, cells: list[Cell]) -> None:
 def parse(argv: list[str]) -> argparse.Namespace:
     # bench.common imports the lab's process helpers: imported here, not at module level, so the
     # worker processes that import this module for its executor factories stay light.
-    from bench.common import add_json_option
+    from bench.common import add_json_option, bench_parser, output_file
 
-    p = argparse.ArgumentParser(prog="dubhe-bench scheduler", description=__doc__.split("\n\n")[0])
+    p = bench_parser("scheduler", __doc__)
     p.add_argument(
         "--block-size", type=int, default=10_000, help="transactions per block (default 10000)"
     )
@@ -714,7 +715,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="on: strategies behind the adaptive gate (the node's default); off: the algorithm "
         "always runs; on,off (default): both, as separate cells",
     )
-    p.add_argument("--csv", metavar="PATH", help="also write the cells as CSV")
+    p.add_argument("--csv", metavar="FILE", type=output_file, help="also write the cells as CSV")
     add_json_option(p)
     p.add_argument("--quick", action="store_true",
                    help="short run: 2,000-tx blocks, workers 1,2, one timed run per cell")

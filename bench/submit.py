@@ -43,7 +43,15 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.common import BenchResult, NodeServer, add_json_option, progress, table, verdict
+from bench.common import (
+    BenchResult,
+    NodeServer,
+    add_json_option,
+    bench_parser,
+    progress,
+    table,
+    verdict,
+)
 from bench.scheduler import LoadProbe
 from node.core import keys
 from node.core.codec import pack_u64
@@ -320,8 +328,7 @@ async def included(url: str, timeout_s: float) -> tuple[set[str], float]:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-bench submit",
-                                 description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = bench_parser("submit", __doc__)
     ap.add_argument("--only", choices=["paths", "fsync"],
                     help="run only the submission paths, or only the fsync comparison")
     ap.add_argument("--txs", type=int, default=30_000,
@@ -339,7 +346,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--group-rounds", type=int, default=2,
                     help="fsync/no-fsync node pairs of the comparison (ABBA order)")
     ap.add_argument("--block-time-ms", type=int, default=1000,
-                    help="[node] block_time_ms (the node's default: 1000)")
+                    help="the node's block period in ms ([node] block_time_ms; the value the "
+                    "node ships with)")
     ap.add_argument("--paused", action="store_true",
                     help="pause block production during the paths' load (admission alone; "
                     "blocks are built after it)")

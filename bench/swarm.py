@@ -15,14 +15,13 @@ a run where it fires is marked. Every step is a fresh lab (no state carried over
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import resource
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchResult, add_json_option, pct, progress, table, verdict
+from bench.common import BenchResult, add_json_option, bench_parser, pct, progress, table, verdict
 from lab.orchestrate import Lab
 from lab.swarm.runner import SwarmConfig, load_requests, run_swarm, sized_lab_spec
 
@@ -80,16 +79,17 @@ def _why(m: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-bench swarm", description=__doc__.splitlines()[0]
-                                 if __doc__ else None)
+    ap = bench_parser("swarm", __doc__)
     ap.add_argument("--users", type=int, default=1000, help="target users (default 1000)")
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds held (default 60)")
-    ap.add_argument("--baseline-users", type=int, default=10)
+    ap.add_argument("--baseline-users", type=int, default=10,
+                    help="users of the baseline run (the same swarm, small)")
     ap.add_argument("--step-users", default="1000,2000,3000,5000,7500,10000",
                     help="ceiling steps (comma-separated; empty: skip the ceiling search)")
-    ap.add_argument("--step-seconds", type=float, default=20.0)
+    ap.add_argument("--step-seconds", type=float, default=20.0,
+                    help="seconds per step of the step-load ceiling search")
     ap.add_argument("--processes", type=int, default=2, help="Locust worker processes")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="seed of the users' choices")
     ap.add_argument("--runs-root", type=Path, help="where the labs' run directories go "
                     "(default: a temporary directory)")
     add_json_option(ap)

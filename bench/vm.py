@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench.common import BenchResult, add_json_option, progress, table, verdict
+from bench.common import BenchResult, add_json_option, bench_parser, progress, table, verdict
 from node.core import keys
 from node.core.execution import BlockContext, StateReader
 from node.core.tx import Signer, Transaction, sign_tx
@@ -222,7 +222,7 @@ def bench_rss(count: int) -> tuple[float, float]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dubhe-bench vm", description=(__doc__ or "").split("\n\n")[0])
+    p = bench_parser("vm", __doc__)
     p.add_argument("--seconds", type=float, default=3.0, help="time budget per phase (default 3)")
     p.add_argument("--instances", type=int, default=50, help="live instances for the RSS phase")
     p.add_argument("--rss-child", choices=["1mib", "default"], help=argparse.SUPPRESS)
@@ -262,6 +262,10 @@ def main(argv: list[str]) -> int:
     print(
         table(["kernel", "native gas M insn/s", "python gas M insn/s", "native / python"], rows_i)
     )
+    print("   M insn/s: millions of guest RV64IM instructions retired per second, as the gas meter "
+          "counts them (per translated block).\n   unicorn's JIT runs the guest as host machine "
+          "code, so an ALU-bound loop retires about one guest\n   instruction per host cycle: "
+          "billions per second are the JIT's speed, not a counting error.")
     rss, rss_default = bench_rss(args.instances)
     print(f"\n4. RSS per live instance ({args.instances} instances)")
     print(

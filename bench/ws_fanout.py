@@ -22,7 +22,16 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from bench.common import BenchResult, NodeServer, add_json_option, pct, progress, table, verdict
+from bench.common import (
+    BenchResult,
+    NodeServer,
+    add_json_option,
+    bench_parser,
+    pct,
+    progress,
+    table,
+    verdict,
+)
 
 _TS = re.compile(rb'"emittedMs":"0x([0-9a-f]+)"')  # the node's emit time of the notification
 _NUM = re.compile(rb'"number":"0x([0-9a-f]+)"')
@@ -170,13 +179,19 @@ def _measure(
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(
-        prog="dubhe-bench ws-fanout", description=__doc__.splitlines()[0] if __doc__ else None
-    )
-    ap.add_argument("--subscribers", type=int, default=1000)
-    ap.add_argument("--block-ms", type=int, default=200)
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--procs", type=int, default=1, help="client processes")
+    ap = bench_parser("ws-fanout", __doc__)
+    ap.add_argument("--subscribers", type=int, default=1000,
+                    help="WebSocket subscribers, each subscribed to newHeads")
+    ap.add_argument("--block-time-ms", dest="block_ms", type=int, default=200, metavar="MS",
+                    help="the node's block period in ms ([node] block_time_ms)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds")
+    ap.add_argument("--processes", dest="procs", type=int, default=1, metavar="N",
+                    help="client processes the subscribers are spread over")
+    # old spellings (docs/cli.md), hidden
+    ap.add_argument("--block-ms", dest="block_ms", type=int, help=argparse.SUPPRESS,
+                    default=argparse.SUPPRESS)
+    ap.add_argument("--procs", dest="procs", type=int, help=argparse.SUPPRESS,
+                    default=argparse.SUPPRESS)
     add_json_option(ap)
     args = ap.parse_args(argv)
     res = BenchResult("ws-fanout", argv)

@@ -56,7 +56,7 @@ from lab.orchestrate.rundir import (
     read_pid_file,
     runs_with_pid_files,
 )
-from lab.proxy.profiles import ProfileError
+from lab.proxy.profiles import ProfileError, load_profile
 from lab.scenarios.model import ScenarioError
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -80,7 +80,10 @@ def load_spec(args: argparse.Namespace) -> LabSpec:
         except OSError as exc:
             raise SpecError(str(args.spec),
                             [("(file)", f"cannot read: {exc.strerror or exc}")]) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise SpecError(str(args.spec), [("(file)", f"not UTF-8 text (byte {exc.start})")]
+                            ) from None
+        except tomllib.TOMLDecodeError as exc:
             raise SpecError(str(args.spec), [("(syntax)", str(exc))]) from None
         spec = spec.overlay(data, str(args.spec))
     over: dict[str, Any] = {}
@@ -218,6 +221,8 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _fault(args: argparse.Namespace) -> int:
+    if args.fault_cmd == "apply":
+        load_profile(args.file)  # the file's own problems first, with or without a lab
     handle = LabHandle.attach(resolve_run_dir(args.run_dir, args.runs_root))
     try:
         if args.fault_cmd == "apply":
@@ -276,6 +281,8 @@ async def _swarm(args: argparse.Namespace) -> int:
     if args.target and args.profile:
         raise SpecError("swarm", [("--profile", "fault profiles need a lab; --target runs "
                                    "against a plain URL")])
+    for path in args.profile or []:  # the files' own problems, before a lab starts for nothing
+        load_profile(path)
     owned: Lab | None = None
     lab: LabHandle | None = None
     if not args.target:
@@ -463,7 +470,8 @@ def parser() -> argparse.ArgumentParser:
 
     logs = sub.add_parser("logs", help="print a component's log")
     logs.add_argument("component", help="node, nginx, proxy, l1-eth, l1-sui")
-    logs.add_argument("-n", "--lines", type=int, default=50, help="last N lines (0: all)")
+    logs.add_argument("-n", "--lines", type=int, default=50,
+                      help="last N lines (0: all; default: 50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     run_opts(logs)
 
@@ -504,11 +512,11 @@ def parser() -> argparse.ArgumentParser:
     swarm.add_argument("--shape", default="constant",
                        choices=["constant", "ramp", "spike", "step", "soak"],
                        help="load shape (default constant)")
-    swarm.add_argument("--steps", type=int, default=5, help="steps of the step shape")
+    swarm.add_argument("--steps", type=int, default=5, help="steps of the step shape (default: 5)")
     swarm.add_argument("--profile", action="append", type=Path, metavar="FILE",
                        help="fault profile applied when the swarm starts (repeatable)")
     swarm.add_argument("--processes", type=int, default=1,
-                       help="Locust worker processes (its own master/worker mode)")
+                       help="Locust worker processes (its own master/worker mode; default: 1)")
     swarm.add_argument("--target", help="a ws:// or wss:// URL instead of a lab")
     swarm.add_argument("--tls", action="store_true", help="wss:// through client-edge-tls")
     swarm.add_argument("--seed", type=int, help="seed of the users' choices (printed)")
@@ -632,7 +640,8 @@ def main(argv: list[str] | None = None) -> int:
             return _from_logs(args)
         return _links(args)
     except (SpecError, ProfileError, NightlyUsage, ScenarioError) as exc:
-        _err(str(exc))
+        for line in str(exc).splitlines():  # a profile lists every problem, one per line
+            _err(line)
         return EXIT_USAGE
     except ComponentError as exc:
         _err(exc.details())

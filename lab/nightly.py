@@ -81,13 +81,13 @@ BENCHES = ("lab", "latency", "swarm", "rpc", "ws-fanout", "vm", "loader", "loade
 #: "not judged" there, but every figure is measured and trended against other quick runs.
 BENCH_OPTIONS: dict[str, tuple[list[str], list[str]]] = {
     "lab": (["--runs", "1"], []),
-    "latency": (["--subscribers", "50", "--seconds", "2", "--procs", "1",
+    "latency": (["--subscribers", "50", "--seconds", "2", "--processes", "1",
                  "--runs-root", "{run}/labs"], ["--runs-root", "{run}/labs"]),
     "swarm": (["--users", "20", "--seconds", "5", "--baseline-users", "5", "--step-users", "",
                "--processes", "1", "--runs-root", "{run}/labs"], ["--runs-root", "{run}/labs"]),
     "rpc": (["--seconds", "1", "--rounds", "1", "--clients", "1,16"], []),
     "ws-fanout": (["--subscribers", "100", "--seconds", "2"],
-                  ["--subscribers", "1000", "--procs", "2"]),
+                  ["--subscribers", "1000", "--processes", "2"]),
     "vm": (["--seconds", "0.5", "--instances", "10"], []),
     "loader": (["--loads", "5000", "--rounds", "1", "--reps", "5"], []),
     "loader-l1": (["--reps", "1", "--seconds", "2"], []),
@@ -206,14 +206,14 @@ class Nightly:
         n = len(self.parts)
         for i, (spec, rec) in enumerate(zip(self.parts, self.records, strict=True), 1):
             try:
-                self._run_part(f"[{i:>2}/{n}]", spec, rec)
+                self._run_part(f"   [{i:>2}/{n}]", spec, rec)
             except Interrupted:
                 rec.status, rec.note = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
                 for later in self.records[i:]:
                     later.status, later.note = "skipped", "the run was interrupted"
                 self.meta["ended"] = time.time()
                 self.write()
-                self.say(f"[{i:>2}/{n}] {spec.name:<16} interrupted; remaining parts skipped")
+                self.say(f"   [{i:>2}/{n}] {spec.name:<16} interrupted; remaining parts skipped")
                 return False
         self.meta["ended"] = time.time()
         self.meta["load_end"] = list(os.getloadavg())

@@ -20,23 +20,35 @@ from lab.l1.server import MockL1
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="dubhe-l1", description="Run a mock L1 chain.")
-    ap.add_argument("kind", choices=["eth", "sui"])
-    ap.add_argument("--host", default="127.0.0.1")
+    ap = argparse.ArgumentParser(
+        prog="dubhe-l1",
+        description="Run a mock L1 chain (Ethereum or Sui JSON-RPC, WebSocket at /ws, admin "
+        "API at /admin; lab/l1/README.md). Prints one ready line per endpoint; SIGINT or "
+        "SIGTERM stops it (exit 0).")
+    ap.add_argument("kind", choices=["eth", "sui"], help="which chain to mock")
+    ap.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
     ap.add_argument("--port", type=int, action="append",
-                    help="listen port, 0 picks a free one (repeat for several endpoints)")
-    ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
-    ap.add_argument(
-        "--block-time-ms", type=int, default=1000, help="0: produce only on admin request"
-    )
-    ap.add_argument("--chain-id", type=int, default=1337, help="Ethereum chain id")
-    ap.add_argument("--finality-depth", type=int, default=64)
+                    help="listen port, 0 picks a free one (repeat for several endpoints; "
+                    "default: 0)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="seed of the chain's random choices (default: random, printed)")
+    ap.add_argument("--block-time-ms", type=int, default=1000, metavar="MS",
+                    help="block period in ms; 0 produces only on admin request (default: 1000)")
+    ap.add_argument("--chain-id", type=int, default=1337,
+                    help="Ethereum chain id, what eth_chainId answers (default: 1337)")
+    ap.add_argument("--finality-depth", type=int, default=64,
+                    help="blocks behind the head that count as finalized (default: 64)")
     ap.add_argument("--endpoints", type=int, default=1,
-                    help="listeners serving the same chain (when --port is given once or not)")
+                    help="listeners serving the same chain when --port is given once or not "
+                    "(default: 1)")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
 
     async def run() -> None:
+        stop = asyncio.Event()  # handlers first: a signal while starting still stops cleanly
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         l1 = MockL1(
             args.kind, seed=seed, block_time_ms=args.block_time_ms, chain_id=args.chain_id,
             finality_depth=args.finality_depth,
@@ -51,10 +63,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"admin={ep.admin_url}",
                 flush=True,
             )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()
         finally:

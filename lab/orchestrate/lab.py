@@ -176,8 +176,17 @@ class Lab(LabHandle):
         for comp in self.plan.components.values():
             await self.backend.start(comp.process)
         self._save_pids()
-        await asyncio.gather(*(self._ready(name) for name in self.plan.components),
-                             self._create_links())
+        waits = [asyncio.ensure_future(w) for w in (
+            *(self._ready(name) for name in self.plan.components), self._create_links())]
+        try:
+            await asyncio.gather(*waits)
+        except BaseException:
+            # one component failed: stop waiting for the others before the lab goes down (a
+            # probe still running would open a client session after the prober was closed)
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+            raise
         await self._check_edge()
         self.timings["up"] = time.monotonic() - self._t0
         self._save("up")

@@ -233,7 +233,7 @@ def test_smoke_a_real_quick_part_end_to_end(tmp_path: Path) -> None:
     assert data["bench"] == "loader" and data["version"] == 1
     assert data["targets"]["hit_ratio"]["judged"] is False  # quick: below the target's run
     out = done.stdout
-    assert "[ 1/1] bench-loader     running" in out and "== report: " in out
+    assert "   [ 1/1] bench-loader     running" in out and "== report: " in out
     page = (run_dir / "report" / "index.html").read_text()
     assert "cached_speedup" in page and "not judged" in page
     assert time.monotonic() - t0 < 120
