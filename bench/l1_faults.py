@@ -2,9 +2,9 @@
 primary L1 endpoint fails, for Ethereum, Sui over JSON-RPC and Sui over GraphQL side by side.
 
 For each chain: a mock L1 with two endpoints (in this process; it produces a block every
-``--l1-block-ms`` and records the instant), the lab's fault proxy in front of each endpoint, and a
-``dubhe-node`` (a subprocess) following the chain through the proxies, the primary first. Phases
-of ``--phase-s`` seconds each, the proxy's toxic on the primary only:
+``--l1-block-time-ms`` and records the instant), the lab's fault proxy in front of each endpoint,
+and a ``dubhe-node`` (a subprocess) following the chain through the proxies, the primary first.
+Phases of ``--phase-s`` seconds each, the proxy's toxic on the primary only:
 
 * ``none`` - no fault (the baseline of the same run);
 * ``reset`` - every connection to the primary reset (``reset_peer``);
@@ -34,7 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchResult, NodeServer, add_json_option, pct, progress, table
+from bench.common import (
+    BenchResult,
+    NodeServer,
+    add_json_option,
+    bench_parser,
+    pct,
+    progress,
+    table,
+)
 from lab.clients.rpc import HttpRpc
 from lab.l1.harness import admin, mock_l1
 from lab.l1.server import ChainKind, MockL1
@@ -323,14 +331,17 @@ async def _intervals(node: HttpRpc, first: int, last: int, t0: float, t1: float)
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(
-        prog="dubhe-bench l1-faults", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = bench_parser("l1-faults", __doc__)
     ap.add_argument("--chains", default="ethereum,sui,sui-graphql",
                     help="comma-separated: ethereum, sui (JSON-RPC + WebSocket), sui-graphql "
-                    "(the node's Sui adapter over GraphQL); default all three")
+                    "(the node's Sui adapter over GraphQL); default: all three")
     ap.add_argument("--phase-s", type=float, default=8.0, help="seconds per phase")
-    ap.add_argument("--l1-block-ms", type=int, default=500, help="the mock L1's block time")
-    ap.add_argument("--block-time-ms", type=int, default=500, help="the node's block time")
+    ap.add_argument("--l1-block-time-ms", dest="l1_block_ms", type=int, default=500, metavar="MS",
+                    help="the mock L1's block period in ms")
+    ap.add_argument("--l1-block-ms", dest="l1_block_ms", type=int, help=argparse.SUPPRESS,
+                    default=argparse.SUPPRESS)  # the old spelling (docs/cli.md)
+    ap.add_argument("--block-time-ms", type=int, default=500, metavar="MS",
+                    help="the node's block period in ms ([node] block_time_ms)")
     ap.add_argument("--seed", type=int, default=20, help="mock chains' and proxy's seed")
     add_json_option(ap)
     args = ap.parse_args(argv)

@@ -537,7 +537,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, help="the replay's run directory (default: "
                     f"{REPLAYS_ROOT}/<time>-<name>-<mode>)")
     rp.add_argument("--backend", choices=["local", "docker"], default="local",
-                    help="where components run (see dubhe-lab up)")
+                    help="where components run (see dubhe-lab up; default: local)")
 
     inc = sub.add_parser("incident", help="incident files: draft one from nginx logs")
     isub = inc.add_subparsers(dest="incident_cmd", required=True, metavar="ACTION")
