@@ -245,7 +245,8 @@ def test_every_constrained_key_has_a_meaning() -> None:
             out.append(f"{where}{name}")
         return out
 
-    assert walk(config.Config, "") == []
+    missing = walk(config.Config, "")
+    assert not missing, f"add what these keys mean to node.config.MEANINGS: {missing}"
 
 
 def test_every_bad_genesis_balance_is_reported() -> None:
