@@ -37,6 +37,7 @@ from node.server.methods.admission import AdmissionMethods
 from node.server.methods.chain_reads import ChainReadMethods
 from node.server.methods.contracts import ContractMethods
 from node.server.methods.control import ControlMethods
+from node.server.methods.eth_compat import EthCompatMethods
 from node.server.methods.l1 import L1Methods
 from node.server.methods.node_info import NodeInfoMethods
 from node.server.methods.subscriptions import SubscriptionMethods
@@ -178,6 +179,7 @@ class Node:
                     vm.loader, vm.vm_executor, self.production, self.store, chain_id=chain_id
                 )
             )
+            .add_group(EthCompatMethods(vm.loader, vm.vm_executor, self.store, chain_id=chain_id))
             .add_group(L1Methods(self.l1))
             .add_group(SubscriptionMethods(self.pubsub))
         )
