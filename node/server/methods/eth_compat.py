@@ -47,6 +47,7 @@ from node.vm.runtime import DEFAULT_CALL_GAS
 
 #: Tags that name the latest state (the node's only state).
 _LATEST_STATE_TAGS = ("latest", "pending", "safe", "finalized")
+_LATEST: int | str = "latest"
 #: execution-apis' ``GenericTransaction`` fields; the fee fields are accepted and ignored (a call
 #: pays nothing), ``value`` must be zero.
 CALL_FIELDS = ("type", "nonce", "to", "from", "gas", "value", "input", "data", "gasPrice",
@@ -219,7 +220,7 @@ class EthCompatMethods:
         """params: ``[address, block]``: the contract's code (its RISC-V ELF), ``0x`` if none."""
         p.max_count(2)
         addr = p.get(0, "address", params.address)
-        self._latest(p.opt(1, "block", params.block_tag, "latest"))
+        self._latest(p.opt(1, "block", params.block_tag, _LATEST))
         return data(self.chain.get(keys.code_key(addr)) or b"")
 
     @rpc("eth_call")
@@ -228,7 +229,7 @@ class EthCompatMethods:
         nothing is written. A call to an address without code returns ``0x``."""
         p.max_count(2)
         q = p.get(0, "call", eth_call_object)
-        self._latest(p.opt(1, "block", params.block_tag, "latest"))
+        self._latest(p.opt(1, "block", params.block_tag, _LATEST))
         gas = q.gas or DEFAULT_CALL_GAS
         o = await self._run(q, gas)
         if o is None:
@@ -243,7 +244,7 @@ class EthCompatMethods:
         limit). Use it as the transaction's ``gas_limit``."""
         p.max_count(2)
         q = p.get(0, "call", eth_call_object)
-        self._latest(p.opt(1, "block", params.block_tag, "latest"))
+        self._latest(p.opt(1, "block", params.block_tag, _LATEST))
         gas = q.gas or MAX_GAS_LIMIT
         o = await self._run(q, gas)
         if o is None:
