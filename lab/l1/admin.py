@@ -1,7 +1,8 @@
 """The admin command language of a mock chain, free of I/O.
 
 ``POST /admin`` takes one JSON object ``{"cmd": NAME, ...}``; :func:`parse` validates it into a
-command dataclass (raising :class:`AdminError` naming the bad field) and the server executes it.
+command dataclass (raising :class:`AdminError` naming the bad field; a key the command does not
+take is an error, see :data:`KEYS`) and the server executes it.
 
 ==============  ==============================================================================
 ``produce``     ``{"count": 1}`` seal blocks now (pending transactions go into the first)
@@ -29,6 +30,7 @@ command dataclass (raising :class:`AdminError` naming the bad field) and the ser
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,11 +149,46 @@ def _modules(d: dict[str, Any], default_name: str) -> dict[str, bytes]:
     return {str(k): _hex(v, f"modules.{k}") for k, v in mods.items()}
 
 
+#: Each command's keys besides ``cmd``: anything else is refused (a typo is never ignored).
+KEYS: dict[str, tuple[str, ...]] = {
+    "produce": ("count",),
+    "pause": (),
+    "resume": (),
+    "deploy": ("code", "modules", "address", "produce"),
+    "upgrade": ("address", "code", "modules", "produce"),
+    "transfer": ("to", "amount", "produce"),
+    "reorg": ("depth", "new_length", "keep_txs"),
+    "faults": ("count", "http_status", "retry_after", "rpc_error", "stall_ms", "malformed",
+               "methods", "transport"),
+    "clear_faults": (),
+    "disconnect": (),
+    "ws_stall": ("on",),
+    "outage": ("ms",),
+    "state": (),
+}
+
+
+def _check_keys(cmd: str, body: dict[str, Any]) -> None:
+    if cmd not in KEYS:
+        close = difflib.get_close_matches(cmd, list(KEYS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise AdminError(f"cmd: unknown command {cmd!r}; {hint}commands: {', '.join(KEYS)}")
+    known = KEYS[cmd]
+    for key in body:
+        if key != "cmd" and key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            takes = ", ".join(known) if known else "no other keys"
+            raise AdminError(f"{key}: unknown key for {cmd}; {hint}{cmd} takes: {takes}")
+
+
 def parse(body: object, *, address_len: int) -> Command:
-    """Validate one admin command; raises :class:`AdminError`."""
+    """Validate one admin command; raises :class:`AdminError` (an unknown command lists the
+    valid ones, an unknown key the command's keys)."""
     if not isinstance(body, dict) or not isinstance(body.get("cmd"), str):
         raise AdminError('expected a JSON object with a string "cmd"')
     cmd = body["cmd"]
+    _check_keys(cmd, body)
     mod_name = "code" if address_len == 20 else "dubhe"
     if cmd == "produce":
         return Produce(_int(body, "count", 1, lo=1))
