@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--targets", type=Path, default=targets_mod.DEFAULT_FILE, metavar="FILE",
                     help="targets file (default: lab/mutation/targets.toml)")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
-                    help="run only this target (repeatable, or comma-separated)")
+                    help="run only this target (repeatable, or comma-separated; in the order "
+                    "given)")
     ap.add_argument("--quick", action="store_true",
                     help="only the targets marked quick (the quick nightly)")
     ap.add_argument("--out", type=Path, metavar="DIR", help="where the result files go "
@@ -116,7 +117,9 @@ def select(all_targets: list[targets_mod.Target], only: list[str],
     if unknown:
         raise targets_mod.TargetsError(f"unknown target(s) {', '.join(unknown)}; targets: "
                                        f"{', '.join(sorted(known))}")
-    chosen = [t for t in all_targets if (not only or t.name in only) and (not quick or t.quick)]
+    by_name = {t.name: t for t in all_targets}
+    ordered = [by_name[n] for n in dict.fromkeys(only)] if only else all_targets
+    chosen = [t for t in ordered if not quick or t.quick]  # --only's order, else the file's
     if not chosen:
         raise targets_mod.TargetsError("no target selected")
     return chosen

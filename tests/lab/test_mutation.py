@@ -242,3 +242,11 @@ def test_sigterm_stops_mutmut_and_keeps_what_it_found(tmp_path: Path) -> None:
     assert r["complete"] is False and r["error"] == "stopped: interrupted"
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_only_runs_the_named_targets_in_the_order_given() -> None:
+    ts = targets.load(targets.DEFAULT_FILE)
+    names = ["node.chain.mempool", "node.rpc.jsonrpc", "node.chain.mempool"]
+    assert [t.name for t in cli.select(ts, names, False)] == names[:2]
+    assert [t.name for t in cli.select(ts, [], False)] == [t.name for t in ts]
+    assert all(t.quick for t in cli.select(ts, [], True))
