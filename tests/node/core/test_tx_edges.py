@@ -229,3 +229,34 @@ def test_strict_refusals_say_what_is_wrong() -> None:
     with pytest.raises(InvalidTransaction) as e:
         dataclasses.replace(tx, signature=tx.signature[:63]).verify_signature()
     assert str(e.value) == "bad_signature: signature does not verify"
+
+
+def test_every_field_refusal_is_malformed_with_its_exact_message() -> None:
+    tx = _tx()
+    nonce_key = keys.nonce_key(SIGNER.address)
+    k = keys.storage_key(CONTRACT, b"a")
+    cases = [
+        (dataclasses.replace(tx, method="9lives"),
+         "method: must be an identifier [A-Za-z_][A-Za-z0-9_]*"),
+        (dataclasses.replace(tx, gas_limit=0), "gas_limit: must be 1..1000000000"),
+        (dataclasses.replace(tx, write_set=(k, nonce_key)),
+         "write_set[1]: not a storage key (b's' + contract(20) + slot)"),
+        (dataclasses.replace(tx, read_set=(k, k)), "read_set: duplicate keys"),
+        (dataclasses.replace(tx, signature=tx.signature[:10]), "signature: must be 64 bytes"),
+        (dataclasses.replace(tx, public_key=tx.public_key[:10]), "public_key: must be 32 bytes"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(InvalidTransaction) as e:
+            bad.check_fields()
+        assert (e.value.cause, str(e.value)) == ("malformed", f"malformed: {message}")
+
+
+def test_a_signature_that_does_not_verify_says_so() -> None:
+    tx = _tx()
+    other = sign_tx(Signer.from_seed(b"other"), chain_id=1, nonce=0, to=CONTRACT,
+                    method="transfer", args=b"x")
+    forged = Transaction.decode(tx.unsigned_bytes() + other.signature)
+    with pytest.raises(InvalidTransaction) as e:
+        forged.verify_signature()
+    assert (e.value.cause, str(e.value)) == ("bad_signature",
+                                             "bad_signature: signature does not verify")
