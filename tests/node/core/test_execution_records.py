@@ -34,11 +34,13 @@ def test_a_receipt_from_an_outcome_keeps_what_the_execution_produced() -> None:
 
 
 @pytest.mark.parametrize(("cut", "field"), [
+    (31, "tx_hash"), (32 + 7, "block_number"), (32 + 8 + 3, "index"),
     (32 + 8 + 4, "status"), (32 + 8 + 4 + 1 + 3, "gas_used"),
     (32 + 8 + 4 + 1 + 8 + 2, "return_data"), (32 + 8 + 4 + 1 + 8 + 4 + 1 + 1, "events"),
     (32 + 8 + 4 + 1 + 8 + 4 + 1 + 4 + 10, "event.address"),
     (32 + 8 + 4 + 1 + 8 + 4 + 1 + 4 + 20 + 4 + 4 + 5, "event.topics[0]"),
     (32 + 8 + 4 + 1 + 8 + 4 + 1 + 4 + 20 + 4 + 4 + 32 + 4 + 1, "event.data"),
+    (32 + 8 + 4 + 1 + 8 + 4 + 1 + 4 + 20 + 4 + 4 + 32 + 4 + 2 + 3, "reason"),
 ])
 def test_a_truncated_receipt_names_the_field(cut: int, field: str) -> None:
     raw = Receipt(b"\x01" * 32, 9, 2, TxStatus.REVERT, 300, b"\xaa", (EV,), "no").encode()
@@ -68,6 +70,11 @@ def test_statistics_derived_from_a_blocks_counts() -> None:
                  "aborts": 2, "deferrals": 1, "dagDepth": 0, "dagWidth": 0,
                  "sequentialFallback": False, "mode": "", "gain": 1.2346, "path": "strategy",
                  "workerTxs": [1, 6, 6], "chunks": 2, "handedBack": 0}
+    third = BlockStats(workers=3, txs=3, exec_seconds=1.23456789,
+                       serial_equivalent_seconds=1.23456789, executions=3, aborts=1,
+                       gain=2 / 3).as_dict()
+    assert (third["execSeconds"], third["parallelEfficiency"], third["conflictRate"],
+            third["gain"]) == (1.234568, 0.3333, 0.3333, 0.6667)  # rounded: 6, 4, 4, 4 places
     empty = BlockStats(executions=4)
     assert (empty.parallel_efficiency, empty.conflict_rate, empty.re_executions) == (0.0, 0.0, 4)
     assert empty.as_dict()["workerTxs"] == [4]  # no per-worker counts: all on the coordinator
