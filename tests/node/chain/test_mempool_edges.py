@@ -159,3 +159,114 @@ def test_submit_many_follows_a_senders_nonces_within_the_list() -> None:
     assert [s for s, _ in store.pool_load()] == [0, 1, 2, 3]
     assert p.next_nonce(A.address) == 3 and len(p) == 4
     assert p.submit_many([]) == [] and len(store.pool_load()) == 4
+
+
+def test_removing_a_gone_entry_skips_it_and_goes_on() -> None:
+    p = pool()
+    a0, a1 = tx(A, 0), tx(A, 1)
+    p.submit_tx(a0)
+    p.submit_tx(a1)
+    first, second = p.pending(2)
+    p.remove([first])
+    p.remove([first, second])  # first is gone already: second is still removed
+    assert len(p) == 0 and p.get(a1.hash) is None
+
+
+def test_with_nothing_pending_the_next_nonce_is_the_committed_one() -> None:
+    store = ChainStore(MemoryKV())
+    commit_nonces(store, {A.address: 3})
+    p = pool(store)
+    for n in (3, 4, 5):
+        p.submit_tx(tx(A, n))
+    entries = p.pending(10)
+    p.remove(entries[:2])
+    assert p.next_nonce(A.address) == 6  # one still pending
+    p.remove(entries[2:])  # dropped without a block: the committed nonce again
+    assert p.next_nonce(A.address) == 3 and len(p) == 0
+    assert p.submit_tx(tx(A, 3)) == tx(A, 3).hash
+
+
+def test_restore_of_rows_written_before_sequence_numbers_were_kept() -> None:
+    from node.core.codec import U64
+
+    store = ChainStore(MemoryKV())
+    store.kv.write({b"P" + U64.pack(9): tx(A, 0).raw})  # a row, and no stored next sequence
+    p = pool(store)
+    assert p.restore() == 1
+    p.submit_tx(tx(A, 1))
+    assert [s for s, _ in store.pool_load()] == [9, 10]
+
+
+class FailingKV(MemoryKV):
+    """MemoryKV whose writes fail while ``fail`` is set (a disk error)."""
+
+    fail = False
+
+    def write(self, ops: dict[bytes, bytes | None], *, sync: bool = False) -> None:  # type: ignore[override]
+        if self.fail:
+            raise OSError("disk on fire")
+        super().write(ops, sync=sync)
+
+
+def test_a_failed_group_commit_un_admits_only_what_it_carried() -> None:
+    from node.core.errors import StorageError
+
+    kv = FailingKV()
+    store = ChainStore(kv, sync_writes=True)  # the group-commit writer thread
+    try:
+        p = pool(store)
+        p.submit_tx(tx(A, 0))
+        p.submit_tx(tx(B, 0))
+        kv.fail = True
+        with pytest.raises(StorageError, match="disk on fire"):
+            p.submit_many([tx(A, 1), tx(A, 2), tx(B, 1)])
+        # what was durable stays; the failed write's transactions are forgotten
+        assert [e.tx for e in p.pending(10)] == [tx(A, 0), tx(B, 0)]
+        assert p.next_nonce(A.address) == 1 and p.next_nonce(B.address) == 1
+        assert p.get(tx(A, 1).hash) is None
+        kv.fail = False
+        assert p.submit_many([tx(A, 1), tx(B, 1)]) == [tx(A, 1).hash, tx(B, 1).hash]
+        seqs = [s for s, _ in store.pool_load()]
+        assert len(p) == 4 and seqs[:2] == [0, 1] and 1 < seqs[2] < seqs[3]  # increasing
+    finally:
+        store.close()
+
+
+def test_a_failed_group_commit_forgets_a_sender_with_nothing_left() -> None:
+    from node.core.errors import StorageError
+
+    kv = FailingKV()
+    store = ChainStore(kv, sync_writes=True)
+    commit_nonces(store, {B.address: 2})
+    try:
+        p = pool(store)
+        kv.fail = True
+        with pytest.raises(StorageError):
+            p.submit_tx(tx(B, 2))
+        assert len(p) == 0 and p.next_nonce(B.address) == 2  # back to the committed nonce
+        kv.fail = False
+        assert p.submit_tx(tx(B, 2)) == tx(B, 2).hash and p.next_nonce(B.address) == 3
+    finally:
+        store.close()
+
+
+def test_the_event_loop_submits_wait_for_durability() -> None:
+    import asyncio
+
+    async def main() -> None:
+        store = ChainStore(MemoryKV(), sync_writes=True)
+        try:
+            p = pool(store)
+            h = await p.asubmit_tx(tx(A, 0))
+            assert h == tx(A, 0).hash and store.pool_load()[0][1] == tx(A, 0).raw
+            out = await p.asubmit_many([tx(A, 1), tx(A, 1), tx(B, 5)])
+            assert out[:2] == [tx(A, 1).hash] * 2 and isinstance(out[2], InvalidTransaction)
+            # two concurrent submissions of one transaction: both answered once it is durable
+            a, b = await asyncio.gather(p.asubmit_tx(tx(B, 0)), p.asubmit_tx(tx(B, 0)))
+            assert a == b == tx(B, 0).hash and len(p) == 3
+            with pytest.raises(InvalidTransaction, match="nonce_gap"):
+                await p.asubmit_tx(tx(A, 9))
+        finally:
+            store.close()
+
+    asyncio.run(main())
