@@ -207,3 +207,39 @@ def test_truncate_forgets_without_a_rollback_and_withdraws_a_backfill() -> None:
     f.truncate(8)
     assert f.on_fetched(c.range(9, 9)) == []  # nothing was asked for any more
     assert f.head == c.blocks[8]
+
+
+def test_a_stray_header_withdraws_the_outstanding_request() -> None:
+    c = Chain()
+    c.extend(5)
+    f = Follower()
+    f.anchor(c.blocks[1])
+    assert f.on_header(c.blocks[5]) == [Fetch(2, 5)]
+    assert f.on_header(c.blocks[1]) == [Dropped(c.blocks[1], "duplicate")]
+    assert f.awaiting is None
+    assert f.on_fetched(c.range(2, 5)) == []  # the answer to a withdrawn request is ignored
+    assert f.head == c.blocks[1]
+
+
+def test_one_missing_header_is_backfilled_not_walked_back() -> None:
+    c = Chain()
+    c.extend(7)
+    f = Follower()
+    f.anchor(c.blocks[5])
+    assert f.on_header(c.blocks[7]) == [Fetch(6, 7)]
+
+
+def test_the_default_walk_back_starts_at_4_and_a_bad_reply_starts_it_over() -> None:
+    c = Chain()
+    c.extend(30)
+    f = Follower(max_fetch=64)
+    follow_all(f, c)
+    c.reorg(12, 13)  # forks after 18; the new branch runs to 31
+    assert f.on_header(c.blocks[-1]) == [Fetch(27, 30)]  # 4 (the default walk_start)
+    assert f.on_fetched(c.range(27, 30)) == [Fetch(19, 26)]  # then 8
+    assert f.on_fetched([c.blocks[19], c.blocks[21]]) == []  # an unlinked reply
+    assert f.on_header(c.blocks[-1]) == [Fetch(27, 30)]  # the walk starts over at 4
+    out, spans = drain(f, c, [Fetch(27, 30)])
+    assert spans == [(27, 30), (19, 26)]
+    rollback = next(a for a in out if isinstance(a, Rollback))
+    assert rollback.fork_point == c.blocks[18] and f.chain() == c.blocks
