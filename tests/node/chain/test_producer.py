@@ -96,3 +96,30 @@ def test_system_writes_apply_before_the_blocks_transactions() -> None:
     empty = prod.build([], 3, system_writes={b"sys": None})  # alone, and a delete
     assert store.get(b"sys") is None and empty.header.state_root == store.state_root()
     assert prod.build([], 4, system_writes={}).header.state_root == store.state_root()
+
+
+def test_the_block_context_is_what_the_header_says() -> None:
+    from node.core.execution import BlockContext, BlockExecution, StateReader
+
+    seen: list[BlockContext] = []
+
+    class Recording:
+        name = "recording"
+        inner = Serial(ReferenceExecutor(bytes(20)))
+
+        def execute_block(self, txs: list[Transaction], state: StateReader,
+                          ctx: BlockContext) -> BlockExecution:
+            seen.append(ctx)
+            return self.inner.execute_block(txs, state, ctx)
+
+        def close(self) -> None:
+            pass
+
+    store = ChainStore(MemoryKV())
+    prod = BlockProducer(store, Recording(), chain_id=9)  # type: ignore[arg-type]
+    prod.genesis({}, 10)
+    pool = Mempool(store, chain_id=9, max_txs=10)
+    pool.submit_tx(inc(0))
+    block = prod.build(pool.pending(1), 3)
+    assert seen == [BlockContext(number=1, timestamp_ms=11, chain_id=9)]
+    assert (block.header.number, block.header.timestamp_ms) == (1, 11)
