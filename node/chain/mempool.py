@@ -145,6 +145,8 @@ class Mempool:
                     lambda f: loop.call_soon_threadsafe(self._written, accepted, f)
                 )
             raise
+        except Exception:  # a failed write: _settle below forgets its entries and raises
+            pass
         self._settle(accepted, durable, others)
         return out
 

@@ -4,6 +4,7 @@ the restore path that drops stale and duplicate rows, capacity at N, and what ea
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
 
@@ -215,19 +216,20 @@ def test_a_failed_group_commit_un_admits_only_what_it_carried() -> None:
     store = ChainStore(kv, sync_writes=True)  # the group-commit writer thread
     try:
         p = pool(store)
-        p.submit_tx(tx(A, 0))
-        p.submit_tx(tx(B, 0))
+        for t in (tx(A, 0), tx(B, 0), tx(B, 1)):
+            p.submit_tx(t)
         kv.fail = True
         with pytest.raises(StorageError, match="disk on fire"):
-            p.submit_many([tx(A, 1), tx(A, 2), tx(B, 1)])
-        # what was durable stays; the failed write's transactions are forgotten
-        assert [e.tx for e in p.pending(10)] == [tx(A, 0), tx(B, 0)]
-        assert p.next_nonce(A.address) == 1 and p.next_nonce(B.address) == 1
+            p.submit_many([tx(A, 1), tx(A, 2), tx(B, 2)])
+        # what was durable stays; the failed write's transactions are forgotten, and each
+        # sender's next nonce follows its own transactions still pending
+        assert [e.tx for e in p.pending(10)] == [tx(A, 0), tx(B, 0), tx(B, 1)]
+        assert p.next_nonce(A.address) == 1 and p.next_nonce(B.address) == 2
         assert p.get(tx(A, 1).hash) is None
         kv.fail = False
-        assert p.submit_many([tx(A, 1), tx(B, 1)]) == [tx(A, 1).hash, tx(B, 1).hash]
+        assert p.submit_many([tx(A, 1), tx(B, 2)]) == [tx(A, 1).hash, tx(B, 2).hash]
         seqs = [s for s, _ in store.pool_load()]
-        assert len(p) == 4 and seqs[:2] == [0, 1] and 1 < seqs[2] < seqs[3]  # increasing
+        assert len(p) == 5 and seqs[:3] == [0, 1, 2] and 2 < seqs[3] < seqs[4]  # increasing
     finally:
         store.close()
 
@@ -246,6 +248,8 @@ def test_a_failed_group_commit_forgets_a_sender_with_nothing_left() -> None:
         assert len(p) == 0 and p.next_nonce(B.address) == 2  # back to the committed nonce
         kv.fail = False
         assert p.submit_tx(tx(B, 2)) == tx(B, 2).hash and p.next_nonce(B.address) == 3
+        p.remove(p.pending(1))  # nothing pending again: the committed nonce
+        assert len(p) == 0 and p.next_nonce(B.address) == 2
     finally:
         store.close()
 
@@ -266,6 +270,113 @@ def test_the_event_loop_submits_wait_for_durability() -> None:
             assert a == b == tx(B, 0).hash and len(p) == 3
             with pytest.raises(InvalidTransaction, match="nonce_gap"):
                 await p.asubmit_tx(tx(A, 9))
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+class GatedKV(MemoryKV):
+    """MemoryKV whose writes wait for ``gate`` (a write in flight) and may then fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = 0
+        self.fail = False
+
+    def write(self, ops: dict[bytes, bytes | None], *, sync: bool = False) -> None:  # type: ignore[override]
+        self.waiting += 1
+        self.gate.wait(30)
+        self.waiting -= 1
+        if self.fail:
+            raise OSError("disk on fire")
+        super().write(ops, sync=sync)
+
+
+def test_an_identical_submission_waits_for_the_write_in_flight() -> None:
+    import asyncio
+
+    from timing import wait_until
+
+    async def main() -> None:
+        kv = GatedKV()
+        store = ChainStore(kv, sync_writes=True)
+        try:
+            p = pool(store)
+            kv.gate.clear()
+            first = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
+            await wait_until(lambda: kv.waiting, what="the write held")
+            second = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
+            await asyncio.sleep(0)
+            assert not first.done() and not second.done()  # neither before it is durable
+            kv.gate.set()
+            assert await first == await second == tx(A, 0).hash
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_when_the_write_in_flight_fails_every_submission_of_it_fails() -> None:
+    """And the transaction is forgotten: it was never durable (it once stayed admitted, so a
+    block could include what the client had been told failed)."""
+    import asyncio
+
+    from timing import wait_until
+
+    from node.core.errors import StorageError
+
+    async def main() -> None:
+        kv = GatedKV()
+        store = ChainStore(kv, sync_writes=True)
+        try:
+            p = pool(store)
+            kv.gate.clear()
+            kv.fail = True
+            first = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
+            await wait_until(lambda: kv.waiting, what="the write held")
+            second = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
+            await asyncio.sleep(0)
+            kv.gate.set()
+            for t in (first, second):
+                with pytest.raises(StorageError, match="disk on fire"):
+                    await t
+            assert len(p) == 0 and p.next_nonce(A.address) == 0
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_cancelled_submission_is_settled_when_its_write_ends(fails: bool) -> None:
+    """The caller went away (a closed connection): the write goes on, and a failed one's
+    transaction is forgotten as if the caller had waited."""
+    import asyncio
+
+    from timing import wait_until
+
+    async def main() -> None:
+        kv = GatedKV()
+        store = ChainStore(kv, sync_writes=True)
+        try:
+            p = pool(store)
+            kv.gate.clear()
+            kv.fail = fails
+            task = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
+            await wait_until(lambda: kv.waiting, what="the write held")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert len(p) == 1  # admitted, its write still going
+            kv.gate.set()
+            await wait_until(lambda: not kv.waiting, what="the write ended")
+            await wait_until(lambda: len(p) == (0 if fails else 1), what="settled")
+            assert p.next_nonce(A.address) == (0 if fails else 1)
+            if not fails:  # durable: a resubmission is answered at once
+                assert await p.asubmit_tx(tx(A, 0)) == tx(A, 0).hash
         finally:
             store.close()
 
