@@ -293,7 +293,8 @@ async def _demo(
 
 async def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    _print(f"== Dubhe Channel lab demo (seed {seed}; replay with: make run ARGS='--seed {seed}')")
+    _print(f"== Dubhe Channel lab demo (seed {seed}; replay with: make run ARGS='--seed {seed}'); "
+           "a fresh chain in a new run directory, nothing carried over from earlier runs")
     serving, stop = asyncio.Event(), asyncio.Event()
     demo = asyncio.create_task(_demo(args, seed, serving, stop))
 

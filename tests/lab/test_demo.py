@@ -37,7 +37,9 @@ def test_demo_runs_the_lab_the_workload_and_a_fault(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_demo_accounts(tmp_path: Path) -> None:
-    """A seeded run starts from a fresh state: the same seed gives the same senders again."""
+    """A seeded run starts from a fresh state: the same seed gives the same senders, the same
+    state root and a chain that starts again at the first blocks (the issue saw height 281 and
+    another root when ./data was reused)."""
     runs = [subprocess.run([sys.executable, "-m", "lab.demo", "--seed", "3", "--once",
                             "--fault-seconds", "0.5", "--runs-root", str(tmp_path / str(i))],
                            capture_output=True, text=True, timeout=150, check=False)
@@ -45,6 +47,12 @@ def test_same_seed_same_demo_accounts(tmp_path: Path) -> None:
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     senders = [re.findall(r"^   \w+\s+from (\w+)…", r.stdout, re.M) for r in runs]
     assert senders[0] == senders[1] and len(senders[0]) == 14
+    ends = [re.search(r"^== height (\d+), state root (0x[0-9a-f]+)…, 14/14 receipts", r.stdout,
+                      re.M) for r in runs]
+    assert ends[0] and ends[1], [r.stdout[-500:] for r in runs]
+    assert ends[0].group(2) == ends[1].group(2)  # the same state
+    assert all(int(m.group(1)) <= 5 for m in ends if m)  # a fresh chain, not a continued one
+    assert all("a fresh chain in a new run directory" in r.stdout for r in runs)
 
 
 def test_ctrl_c_during_the_demo_tears_the_lab_down(tmp_path: Path) -> None:
