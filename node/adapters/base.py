@@ -153,11 +153,14 @@ class ChainAdapter(abc.ABC):
         #: Listeners of failover/recovery transitions (``dict`` events, see
         #: :meth:`~node.adapters.health.HealthBook.served`).
         self.transition_listeners: list[Callable[[dict[str, Any]], None]] = []
+        #: The last sync error (logged once while it repeats), None after a good sync.
+        self._sync_error: str | None = None
         self.health_book = HealthBook(
             self.endpoints,
             hedge_min_s=hedge_min_s,
             hedge_max_s=max(hedge_min_s, min(hedge_max_s, request_timeout_s)),
             on_transition=self._on_transition,
+            on_recovered=self._on_recovered,
         )
         # separate streams per consumer so a test can recompute each schedule from the seed
         self.rpc = RpcClient(
@@ -299,6 +302,10 @@ class ChainAdapter(abc.ABC):
             raise AdapterStopped(f"{self.chain} adapter is not running")
         return await self.rpc.call(method, params, lambda r: r, timeout_s=timeout_s)
 
+    def _on_recovered(self, e: EndpointHealth, failures: int, seconds: float) -> None:
+        self.log.info("%s endpoint %s recovered: answering again after %d failure(s) over "
+                      "%.1f s", self.chain, e.endpoint.rpc_url, failures, seconds)
+
     def _on_transition(self, ev: dict[str, Any]) -> None:
         ev = {"chain": self.chain, **ev}
         level = logging.WARNING if ev["kind"] == "failover" else logging.INFO
@@ -386,9 +393,16 @@ class ChainAdapter(abc.ABC):
                 await self._feed(header)
                 for ev in await self._after_sync():
                     self._emit(ev)
+                if self._sync_error is not None:
+                    self.log.info("%s sync: recovered (was: %s)", self.chain, self._sync_error)
+                    self._sync_error = None
             except AdapterError as e:
                 self.stats["sync_errors"] += 1
-                self.log.warning("%s sync: %s: %s", self.chain, type(e).__name__, e)
+                msg = f"{type(e).__name__}: {e}"
+                # the same error at every poll is logged once (then at DEBUG) until it changes
+                level = logging.DEBUG if msg == self._sync_error else logging.WARNING
+                self._sync_error = msg
+                self.log.log(level, "%s sync: %s", self.chain, msg)
             except Exception:  # our bug: log it and keep following
                 self.stats["sync_errors"] += 1
                 self.log.exception("%s sync failed", self.chain)
@@ -483,6 +497,10 @@ class ChainAdapter(abc.ABC):
             del self.ws_delays[:-256]
             await asyncio.sleep(delay)
 
+    def _trusted(self, eh: EndpointHealth) -> bool:
+        """Whether what ``eh`` pushes may be followed (it is known to serve our chain)."""
+        return eh.wrong_chain is None
+
     def _ws_better(self, current: EndpointHealth) -> EndpointHealth | None:
         """The endpoint the subscription should move to, or None to stay on ``current``."""
         hb = self.health_book
@@ -521,7 +539,10 @@ class ChainAdapter(abc.ABC):
                 except TimeoutError:
                     msg = None
                 if msg is not None:
-                    if msg.type == aiohttp.WSMsgType.TEXT:
+                    if (msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
+                            and not self._trusted(eh)):
+                        self._queue_poll()  # not known to serve our chain: poll (checks) instead
+                    elif msg.type == aiohttp.WSMsgType.TEXT:
                         self._ws_message(msg.data.encode(), sub_ids, url)
                     elif msg.type == aiohttp.WSMsgType.BINARY:
                         self._ws_message(msg.data, sub_ids, url)

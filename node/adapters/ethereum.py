@@ -25,6 +25,7 @@ from Crypto.Hash import keccak
 from node.adapters.base import ChainAdapter
 from node.adapters.errors import AdapterError, MalformedResponse
 from node.adapters.events import AdapterEvent, CodeUpgrade, Endpoint, Header, L1Event
+from node.adapters.health import EndpointHealth
 from node.core.hexutil import data, parse_data, parse_qty, qty
 
 
@@ -68,9 +69,12 @@ def _address(a: bytes | str) -> str:
 class EthereumAdapter(ChainAdapter):
     """Follows an Ethereum-JSON-RPC chain over ``endpoints`` (the first is the primary).
 
-    ``chain_id``: when given, the first sync checks ``eth_chainId`` and refuses to follow another
-    chain (:class:`ChainMismatch`, logged). ``batch_size``: blocks per JSON-RPC batch when
-    backfilling (1: single calls). Other keywords: see :class:`~node.adapters.base.ChainAdapter`.
+    ``chain_id``: when given, each endpoint's ``eth_chainId`` is checked (at the first sync, or
+    at the first sync after it is reachable): one serving another chain is marked ``wrong_chain``
+    in its health (``dubhe_status``) and logged once, and is not used while another endpoint can
+    be (asked again every 30 s); when every endpoint serves another chain, syncing fails with
+    :class:`ChainMismatch`. ``batch_size``: blocks per JSON-RPC batch when backfilling (1: single
+    calls). Other keywords: see :class:`~node.adapters.base.ChainAdapter`.
     """
 
     chain = "ethereum"
@@ -90,7 +94,9 @@ class EthereumAdapter(ChainAdapter):
         #: Blocks per JSON-RPC batch when backfilling; 1 sends single calls (providers without
         #: batches).
         self.batch_size = batch_size
-        self._chain_checked = chain_id is None
+        #: Endpoints (indices) whose chain id is still to be checked.
+        self._unchecked: set[int] = set() if chain_id is None else set(range(len(endpoints)))
+        self._checked_at: dict[int, float] = {}
         self._bloom_empty: dict[str, bool] = {}
         self._code_blocks: dict[int, list[str]] = {}
 
@@ -133,12 +139,44 @@ class EthereumAdapter(ChainAdapter):
                     del self._bloom_empty[k]
         return h
 
+    async def _check_chains(self) -> None:
+        """Ask each endpoint not yet checked (and reachable now) which chain it serves."""
+        book = self.health_book
+        now = book.clock()
+        for eh in book.entries:
+            if eh.wrong_chain is not None and now - self._checked_at.get(eh.index, now) >= 30:
+                self._unchecked.add(eh.index)  # asked again: the endpoint may have been fixed
+            if eh.index not in self._unchecked or not eh.available(now):
+                continue
+            self._checked_at[eh.index] = now
+            try:
+                got = await self.rpc.call_on(eh, "eth_chainId", [], parse_qty)
+            except AdapterError:
+                continue  # unreachable now: asked again at a later sync
+            self._unchecked.discard(eh.index)
+            if got == self.chain_id:
+                if eh.wrong_chain is not None:
+                    self.log.info("%s endpoint %s serves chain id %d again: used again",
+                                  self.chain, eh.endpoint.rpc_url, got)
+                book.chain_ok(eh)
+                continue
+            if eh.wrong_chain is not None:
+                continue  # still wrong: logged when first found
+            why = f"serves chain id {got}, but adapters.ethereum.chain_id is {self.chain_id}"
+            book.wrong_chain(eh, why)
+            self.log.error("%s endpoint %s %s: it is not used (fix the endpoint, or chain_id "
+                           "if the endpoint is right)", self.chain, eh.endpoint.rpc_url, why)
+        if all(e.wrong_chain is not None for e in book.entries):
+            raise ChainMismatch("every endpoint serves another chain: " + "; ".join(
+                f"{e.endpoint.rpc_url} {e.wrong_chain}" for e in book.entries))
+
+    def _trusted(self, eh: EndpointHealth) -> bool:
+        return eh.wrong_chain is None and eh.index not in self._unchecked
+
     async def _latest_header(self) -> Header:
-        if not self._chain_checked:
-            got = await self.get_chain_id()
-            if got != self.chain_id:
-                raise ChainMismatch(f"endpoint serves chain id {got}, configured {self.chain_id}")
-            self._chain_checked = True
+        if self.chain_id is not None and (self._unchecked or any(
+                e.wrong_chain is not None for e in self.health_book.entries)):
+            await self._check_chains()
         h = await self.get_block("latest")
         if h is None:
             raise MalformedResponse("eth_getBlockByNumber(latest) returned null")

@@ -26,6 +26,11 @@ one too (``latency + 4 * deviation``, clamped to ``[hedge_min_s, hedge_max_s]``)
 Which endpoint serves (the first that answered a request) is tracked per transport: a change is a
 *failover* (away from the preferred endpoint) or a *recovery* (back to it), kept in
 :attr:`HealthBook.transitions` and passed to ``on_transition`` (metrics).
+
+An endpoint found serving another chain (:meth:`HealthBook.wrong_chain`) is ``wrong_chain``: it is
+ordered after every other endpoint (it serves only if nothing else can be asked) until
+:meth:`HealthBook.chain_ok`. An endpoint that answers again after failing is reported to
+``on_recovered`` (the adapter logs it), with how many failures and how long it was failing.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class EndpointState(StrEnum):
     DEGRADED = "degraded"
     DOWN = "down"
     RATE_LIMITED = "rate_limited"
+    WRONG_CHAIN = "wrong_chain"
 
 
 @dataclass(slots=True)
@@ -68,6 +74,10 @@ class EndpointHealth:
     limited: bool = False
     last_failure_at: float = 0.0
     last_slow_at: float = 0.0
+    #: When the current run of failures began (0: not failing).
+    failing_since: float = 0.0
+    #: Why the endpoint is not used: it serves another chain (None: it does not, or unchecked).
+    wrong_chain: str | None = None
 
     def available(self, now: float) -> bool:
         return now >= self.cooldown_until
@@ -84,6 +94,8 @@ class EndpointHealth:
         return self.last_slow_at > 0.0 and now - self.last_slow_at < recovery_s
 
     def state(self, now: float, healthy_score: float, recovery_s: float) -> EndpointState:
+        if self.wrong_chain is not None:
+            return EndpointState.WRONG_CHAIN
         if not self.available(now):
             return EndpointState.RATE_LIMITED if self.limited else EndpointState.DOWN
         if self.effective_score(now, recovery_s) < healthy_score:
@@ -109,6 +121,7 @@ class HealthBook:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         on_transition: Callable[[dict[str, Any]], None] | None = None,
+        on_recovered: Callable[[EndpointHealth, int, float], None] | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint is required")
@@ -126,6 +139,8 @@ class HealthBook:
         self.clock = clock
         self.wall_clock = wall_clock
         self.on_transition = on_transition
+        #: ``(endpoint, failures, seconds failing)`` when a failing endpoint answers again.
+        self.on_recovered = on_recovered
         #: The endpoint serving each transport ("http", "ws"): index into ``entries``.
         self.serving: dict[str, int] = {}
         #: Failovers and recoveries, newest last (bounded).
@@ -137,7 +152,8 @@ class HealthBook:
     def order(self, *, ws: bool = False) -> list[EndpointHealth]:
         """Endpoints to try, best first (``ws``: only those with a WebSocket URL)."""
         now = self.clock()
-        pool = [e for e in self.entries if not ws or e.endpoint.ws_url]
+        every = [e for e in self.entries if not ws or e.endpoint.ws_url]
+        pool = [e for e in every if e.wrong_chain is None]
         ready = [e for e in pool if e.available(now)]
         score = {e.index: e.effective_score(now, self.recovery_s) for e in pool}
         healthy = [e for e in ready if score[e.index] >= self.healthy_score]
@@ -151,12 +167,13 @@ class HealthBook:
             key=lambda e: (-score[e.index], e.index),
         )
         resting = sorted((e for e in pool if not e.available(now)), key=lambda e: e.cooldown_until)
-        return fast + slow + weak + resting
+        wrong = [e for e in every if e.wrong_chain is not None]
+        return fast + slow + weak + resting + wrong
 
     def ready(self, *, ws: bool = False) -> list[EndpointHealth]:
         """Like :meth:`order` but only endpoints not cooling down."""
         now = self.clock()
-        return [e for e in self.order(ws=ws) if e.available(now)]
+        return [e for e in self.order(ws=ws) if e.available(now) and e.wrong_chain is None]
 
     def preferred(self, *, ws: bool = False) -> EndpointHealth:
         """The endpoint a new connection should go to (the first of :meth:`order`)."""
@@ -194,6 +211,9 @@ class HealthBook:
             e.last_slow_at = self.clock()
 
     def success(self, e: EndpointHealth, latency_s: float, *, transport: str = "http") -> None:
+        if e.consecutive_failures and self.on_recovered is not None:
+            self.on_recovered(e, e.consecutive_failures, self.clock() - e.failing_since)
+        e.failing_since = 0.0
         e.successes += 1
         e.consecutive_failures = 0
         e.consecutive_successes += 1
@@ -203,13 +223,15 @@ class HealthBook:
         self.served(e, transport)
 
     def failure(self, e: EndpointHealth, error: str, elapsed_s: float | None = None) -> None:
+        now = self.clock()
+        if not e.consecutive_failures:
+            e.failing_since = now
         e.failures += 1
         e.consecutive_failures += 1
         e.consecutive_successes = 0
         e.limited = False
         e.last_error = error
         e.score -= self.alpha * e.score
-        now = self.clock()
         e.last_failure_at = now
         if elapsed_s is not None:
             self._observe(e, elapsed_s, lower_bound=True)
@@ -232,6 +254,18 @@ class HealthBook:
         e.limited = True
         e.score -= self.alpha * e.score / 4
         e.cooldown_until = self.clock() + retry_after_s
+
+    def wrong_chain(self, e: EndpointHealth, why: str) -> None:
+        """``e`` serves another chain: not used while another endpoint can be (``why`` is shown
+        in its state and ``last_error``)."""
+        e.wrong_chain = why
+        e.last_error = why
+
+    def chain_ok(self, e: EndpointHealth) -> None:
+        """``e`` serves the configured chain (again)."""
+        if e.wrong_chain is not None and e.last_error == e.wrong_chain:
+            e.last_error = None
+        e.wrong_chain = None
 
     def served(self, e: EndpointHealth, transport: str) -> None:
         """``e`` now serves ``transport``; a change is recorded as a failover or recovery."""
@@ -279,6 +313,7 @@ class HealthBook:
                 "consecutive_failures": e.consecutive_failures,
                 "cooldown_s": round(max(0.0, e.cooldown_until - now), 3),
                 "last_error": e.last_error,
+                "wrong_chain": e.wrong_chain,
             }
             for e in self.entries
         ]

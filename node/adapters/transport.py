@@ -187,6 +187,23 @@ class RpcClient:
         )
         return results[0]
 
+    async def call_on(
+        self,
+        eh: EndpointHealth,
+        method: str,
+        params: list[Any] | dict[str, Any],
+        parse: Callable[[Any], T],
+        *,
+        timeout_s: float | None = None,
+    ) -> T:
+        """Call ``method`` on one endpoint only (no failover, no retry), scored like any
+        attempt: for questions about that endpoint itself (which chain it serves)."""
+        calls: list[tuple[str, list[Any] | dict[str, Any]]] = [(method, params)]
+        results = await self._attempt(
+            eh, lambda e, t: self._post(e, calls, t), method, lambda rs: [parse(rs[0])],
+            timeout_s or self.request_timeout_s, 0)
+        return results[0]
+
     async def call_batch(
         self,
         calls: Sequence[tuple[str, list[Any] | dict[str, Any]]],
