@@ -10,6 +10,7 @@ is 130; no traceback, no warnings about unclosed sessions (docs/cli.md).
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import importlib
 import logging
@@ -18,6 +19,7 @@ import os
 import pkgutil
 import signal
 import sys
+import threading
 import warnings
 from asyncio import events as asyncio_events
 from types import FrameType
@@ -28,6 +30,27 @@ _MAIN_PID = os.getpid()
 
 
 _interrupts = 0
+_redelivering = False
+#: Python functions the RISC-V VM's unicorn engine calls from C (ctypes callbacks): an exception
+#: raised in them is printed and dropped by ctypes ("Exception ignored on calling ctypes callback
+#: function"), so an interrupt arriving there is delivered again a moment later instead.
+_C_CALLBACKS = {("unicorn_backend.py", "_on_intr"), ("unicorn_backend.py", "probe_intr"),
+                ("gasmeter.py", "hook")}
+
+
+def _in_c_callback(frame: FrameType | None) -> bool:
+    while frame is not None:
+        code = frame.f_code
+        if (os.path.basename(code.co_filename), code.co_name) in _C_CALLBACKS:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _redeliver() -> None:
+    global _redelivering
+    _redelivering = True
+    threading.Timer(0.02, _thread.interrupt_main, (signal.SIGINT,)).start()
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -35,10 +58,17 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     ``asyncio.run`` does) so that their cleanups run (a lab being started is torn down);
     otherwise, or at the second Ctrl-C, KeyboardInterrupt. Forked worker processes inherit this
     handler and ignore the signal (the parent terminates them)."""
-    global _interrupts
+    global _interrupts, _redelivering
     if os.getpid() != _MAIN_PID:
         return
-    _interrupts += 1
+    if _in_c_callback(frame):
+        if not _redelivering:
+            _interrupts += 1
+        _redeliver()
+        return
+    if not _redelivering:
+        _interrupts += 1
+    _redelivering = False
     loop = asyncio_events._get_running_loop()
     if loop is not None and _interrupts == 1:
         for task in asyncio.all_tasks(loop):

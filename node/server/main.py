@@ -44,10 +44,10 @@ async def serve(cfg: Config, *, ready_line: bool = True) -> int:
     return 0
 
 
-def _config_errors(e: ConfigError) -> int:
+def _config_errors(e: ConfigError, code: int) -> int:
     for key, msg in e.errors:
         print(f"dubhe-node: {e.source}: {key}: {msg}", file=sys.stderr)
-    return 2
+    return code
 
 
 def _bind_error(cfg: Config, e: OSError) -> str:
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="dubhe-node",
         description="Dubhe Channel reference node: JSON-RPC over HTTP and WebSocket on the "
         "config's api.rpc_bind and api.ws_bind until SIGTERM or SIGINT (exit 0). Exit 2: the "
-        "config is invalid (every problem is printed); 1: the node could not start.",
+        "config file is invalid (every problem is printed); 1: the node cannot run it here "
+        "(a path not writable, a port in use, storage locked or damaged, too few descriptors).",
     )
     ap.add_argument("--config", metavar="FILE",
                     help="node config, TOML (CONFIG.md; default: the embedded defaults, which "
@@ -96,9 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         cfg = load(args.config)
+    except ConfigError as e:  # the file itself is invalid: bad input
+        return _config_errors(e, 2)
+    try:
         check_paths(cfg, args.config or "defaults")
-    except ConfigError as e:
-        return _config_errors(e)
+    except ConfigError as e:  # a valid config this machine cannot run (docs/cli.md): exit 1
+        return _config_errors(e, 1)
     if args.accept_tail_loss:
         cfg = cfg.model_copy(
             update={"state": cfg.state.model_copy(update={"accept_tail_loss": True})}
@@ -114,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         if use_uvloop:
             return uvloop.run(serve(cfg))
         return asyncio.run(serve(cfg))
-    except ConfigError as e:
-        return _config_errors(e)
+    except ConfigError as e:  # valid, but not here (descriptor limits, the chain's VM)
+        return _config_errors(e, 1)
     except SelfTestFailed as e:
         print(
             f"dubhe-node: the RISC-V VM self-test failed, refusing to start: {e}", file=sys.stderr

@@ -165,7 +165,7 @@ def test_a_component_that_dies_is_named_with_its_last_log_lines(tmp_path: Path) 
     done = run_cli("up", "--once", "--spec", str(spec), "--runs-root", str(tmp_path))
     assert done.returncode == 1
     err = done.stderr
-    assert "dubhe-lab: node: exited with code 2 before it was ready" in err  # a config error
+    assert "dubhe-lab: node: exited with code 2 before it was ready" in err  # an invalid config
     assert "Unclosed" not in err
     assert "--- last lines of the node log" in err and "block_time_ms" in err
     assert "Traceback" not in err
