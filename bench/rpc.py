@@ -37,6 +37,9 @@ TARGET_RATIO = 0.7
 TARGET_CLIENTS = 64  # the concurrency the target is stated at
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 def _bare_server(port_q: mp.Queue) -> None:  # type: ignore[type-arg]
     """The baseline: aiohttp returning a fixed eth_blockNumber response, nothing else."""
     from aiohttp import web
@@ -124,7 +127,7 @@ def _py_client(
             async def worker() -> None:
                 while time.monotonic() < stop:
                     t0 = time.perf_counter()
-                    async with s.post(url, data=BODY) as r:
+                    async with s.post(url, data=BODY, headers=JSON_HEADERS) as r:
                         await r.read()
                     lat.append((time.perf_counter() - t0) * 1000)
 

@@ -125,6 +125,14 @@ class ApiConfig(_Section):
     per_ip_exempt: list[str] = ["127.0.0.1", "::1"]
     #: Subscriptions one WebSocket connection may hold (-32005 beyond).
     max_subscriptions_per_connection: int = Field(128, ge=1)
+    #: Host names a request's ``Host`` header may carry (IP addresses always may; "*": any);
+    #: geth's ``--http.vhosts``. Against DNS rebinding.
+    vhosts: list[str] = ["localhost"]
+    #: Origins browsers may call the HTTP API from (CORS; geth's ``--http.corsdomain``);
+    #: a request with any other ``Origin`` is refused. Empty: none.
+    cors_origins: list[str] = []
+    #: Origins browsers may open WebSockets from (geth's ``--ws.origins``); loopback names.
+    ws_origins: list[str] = ["localhost", "127.0.0.1", "[::1]"]
     request_timeout_ms: int = Field(30_000, ge=1)
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_batch: int = Field(100, ge=1)
@@ -492,13 +500,39 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     return out or "(root)"
 
 
-def _format(e: ValidationError) -> list[tuple[str, str]]:
+#: Keys whose values are secrets: a config error never echoes them (nor a log line, see
+#: node.server.logs).
+SECRET_KEY = re.compile(
+    r"token|secret|passw|authori[sz]ation|cookie|api[_-]?key|sec[_-]websocket[_-]protocol",
+    re.IGNORECASE,
+)
+
+
+def _secret_values(data: object, key: str = "") -> set[str]:
+    """The values (as text) of every key of ``data`` whose name says secret."""
+    out: set[str] = set()
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out |= _secret_values(v, str(k))
+    elif isinstance(data, list):
+        for v in data:
+            out |= _secret_values(v, key)
+    elif key and SECRET_KEY.search(key) and data not in (None, "", True, False):
+        out.add(str(data))
+    return out
+
+
+def _format(e: ValidationError, data: object = None) -> list[tuple[str, str]]:
+    """One (dotted key, message) per problem; secret values are never echoed (by key name and
+    by value)."""
+    secrets = sorted(_secret_values(data), key=len, reverse=True)
     out: list[tuple[str, str]] = []
     for err in e.errors():
         loc = tuple(p for p in err["loc"] if not str(p).startswith("function-after"))
         dotted = _dotted(loc)
         kind = err["type"]
         got = err.get("input")
+        shown = "(value not shown: a secret)" if SECRET_KEY.search(dotted) else repr(got)
         if kind == "extra_forbidden":
             model, _, key = _resolve(loc)
             msg = _unknown_key(model, key)
@@ -507,11 +541,13 @@ def _format(e: ValidationError) -> list[tuple[str, str]]:
             msg = f"required key is missing ({_meaning(model, key)})"
         elif kind in _RANGE_ERRORS:
             model, info, key = _resolve(loc)
-            msg = f"{got!r} is out of range: {_meaning(model, key)}, {_bounds(info)}"
+            msg = f"{shown} is out of range: {_meaning(model, key)}, {_bounds(info)}"
         elif kind in _TYPE_NAMES:
-            msg = f"expected {_TYPE_NAMES[kind]}, got {type(got).__name__} {got!r}"
+            msg = f"expected {_TYPE_NAMES[kind]}, got {type(got).__name__} {shown}"
         else:
             msg = err["msg"].removeprefix("Value error, ")
+        for secret in secrets:
+            msg = msg.replace(secret, "[redacted]")
         out.append((dotted, msg))
     return out
 
@@ -521,7 +557,7 @@ def from_dict(data: dict[str, Any], source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format(e), source) from None
+        raise ConfigError(_format(e, data), source) from None
 
 
 def load(path: str | Path | None) -> Config:

@@ -2,7 +2,9 @@
 
 :class:`Dispatcher` takes a request body (bytes) and a :class:`Call` describing who is calling,
 and returns the response body (or ``None`` when every request was a notification). It applies,
-per request: the rate limit (-32005), admin authorization (-32010, audited), method lookup
+per request: the rate limit (-32005), admin authorization (-32010 with ``data.requestId``, the
+node's id of the request, which the audit record carries too; every item of a batch has its own,
+and the audit record also carries the JSON-RPC ``rpc_id``), method lookup
 (-32601), the request timeout (-32005) and error mapping. Unexpected exceptions become -32603 with
 a request id; the traceback goes to the log, never to the client.
 """
@@ -86,6 +88,8 @@ class Dispatcher:
                 self._count_error(item)
                 out.append(item)
                 continue
+            if parsed.batch:
+                call.new_request()  # each item its own request id (logs, audit, -32010)
             # Most handlers are synchronous: answer them without creating a coroutine.
             refused = self._check(item, call)
             if refused is not None:
@@ -128,17 +132,18 @@ class Dispatcher:
                 req.id, MethodUnavailable(f"{method} is only available over WebSocket")
             )
         if method in self._admin:
+            rid = call.request_id
             if not call.admin:
                 self.metrics.unauthorized.inc()
-                self.audit.record(
-                    "auth_failure", peer=call.peer, request_id=call.request_id, method=method
-                )
+                self.audit.record("auth_failure", peer=call.peer, request_id=rid, method=method,
+                                  rpc_id=req.id)
                 return self._err(
-                    req.id, Unauthorized("unauthorized: admin methods need a valid bearer token")
+                    req.id,
+                    Unauthorized("unauthorized: admin methods need a valid bearer token",
+                                 data={"requestId": rid}),
                 )
-            self.audit.record(
-                "admin_call", peer=call.peer, request_id=call.request_id, method=method
-            )
+            self.audit.record("admin_call", peer=call.peer, request_id=rid, method=method,
+                              rpc_id=req.id)
         return None
 
     def _call_sync(self, req: jsonrpc.Request, call: Call) -> bytes:

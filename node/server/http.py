@@ -1,4 +1,11 @@
-"""The HTTP shell: JSON-RPC on ``POST /``, ``GET /health``, ``GET /metrics`` (aiohttp)."""
+"""The HTTP shell: JSON-RPC on ``POST /``, ``GET /health``, ``GET /metrics`` (aiohttp).
+
+Before a body is read, every request passes the browser-origin rules of
+:mod:`node.server.origins`: a ``Host`` not in ``[api] vhosts`` (names; IP addresses always pass)
+and an ``Origin`` not in ``[api] cors_origins`` answer 403, and a JSON-RPC POST must be
+``application/json`` (415 otherwise). Allowed origins get CORS headers, and ``OPTIONS /``
+answers their preflight.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from node.rpc import jsonrpc
 from node.server.dispatch import Call, Dispatcher
 from node.server.methods.table import PeerAddr
 from node.server.metrics import Metrics
+from node.server.origins import OriginRules, VirtualHosts, is_json
 from node.server.security import Bucket, IpBuckets, TokenBucket, check_bearer
 
 _JSON = "application/json"
@@ -64,15 +72,63 @@ class HttpShell:
         # oldest are evicted past a hard bound.
         self._conns: dict[object, tuple[Bucket, Bucket, PeerAddr]] = {}
         self._sweep_at = 1024
+        self.vhosts = VirtualHosts(api.vhosts)
+        self.cors = OriginRules(api.cors_origins)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post("/", self.rpc)
+        app.router.add_route("OPTIONS", "/", self.preflight)
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)
         return app
 
+    def _browser_check(self, request: web.Request) -> web.Response | None:
+        """403 for a ``Host`` or ``Origin`` the config does not allow; None to go on."""
+        if not self.vhosts.allows(request.headers.get("Host")):
+            return self._forbidden("host", "invalid host specified (api.vhosts)")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self.cors.allows(origin):
+            return self._forbidden("origin", "origin not allowed (api.cors_origins)")
+        return None
+
+    def _forbidden(self, reason: str, text: str) -> web.Response:
+        self.node_metrics.browser_refused.labels("http", reason).inc()
+        return web.Response(status=403, text=text + "\n")
+
+    @staticmethod
+    def _cors(request: web.Request, resp: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is not None:  # (allowed: _browser_check refused the others)
+            resp.headers["Access-Control-Allow-Origin"] = origin
+            resp.headers["Vary"] = "Origin"
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        """CORS preflight of a cross-origin POST from an allowed origin."""
+        refused = self._browser_check(request)
+        if refused is not None:
+            return refused
+        if "Origin" not in request.headers:
+            return web.Response(status=204, headers={"Allow": "POST, GET, OPTIONS"})
+        resp = web.Response(status=204, headers={
+            "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
+            "Access-Control-Max-Age": "600",
+        })
+        self._cors(request, resp)
+        return resp
+
     async def rpc(self, request: web.Request) -> web.Response:
+        refused = self._browser_check(request)
+        if refused is not None:
+            return refused
+        if not is_json(request.headers.get("Content-Type")):
+            self.node_metrics.browser_refused.labels("http", "content_type").inc()
+            return self._refuse(
+                415, errors.INVALID_REQUEST,
+                "JSON-RPC requests must have Content-Type: application/json",
+                headers={"Accept": _JSON},
+            )
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
         if encoding and encoding not in ENCODINGS:
             return self._refuse(
@@ -122,9 +178,11 @@ class HttpShell:
         call = Call("http", conn[2], check_bearer(auth, self.token) if auth else False, conn[0],
                     tx_bucket=conn[1])
         out = await self.dispatcher.handle(body, call)
-        if out is None:
-            return web.Response(status=204)
-        return web.Response(body=out, content_type=_JSON)
+        resp = web.Response(status=204) if out is None else web.Response(body=out,
+                                                                         content_type=_JSON)
+        if "Origin" in request.headers:
+            self._cors(request, resp)
+        return resp
 
     def _sweep(self) -> None:
         for t in [t for t in self._conns if getattr(t, "is_closing", lambda: True)()]:
@@ -148,12 +206,18 @@ class HttpShell:
         return web.Response(status=413, body=body, content_type=_JSON)
 
     async def health(self, request: web.Request) -> web.Response:
+        refused = self._browser_check(request)
+        if refused is not None:
+            return refused
         st = self.node_health()
         return web.Response(
             body=orjson.dumps(st), content_type=_JSON, status=200 if st["status"] == "ok" else 503
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
+        refused = self._browser_check(request)
+        if refused is not None:
+            return refused
         self.refresh_gauges()
         return web.Response(
             body=self.node_metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"}

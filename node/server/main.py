@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = cfg.model_copy(
             update={"state": cfg.state.model_copy(update={"accept_tail_loss": True})}
         )
-    logs.setup(cfg.logging.level, args.log_format or cfg.logging.format)
+    logs.setup(cfg.logging.level, args.log_format or cfg.logging.format,
+               secrets=[cfg.security.admin_token])
     try:
         import uvloop
 

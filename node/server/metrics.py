@@ -167,6 +167,13 @@ class Metrics:
             ["listener", "status"],
             registry=r,
         )
+        self.browser_refused = Counter(
+            "dubhe_browser_refused",
+            "Requests refused by the browser-origin rules (host: api.vhosts; origin: "
+            "api.cors_origins / api.ws_origins; content_type: not application/json)",
+            ["listener", "reason"],
+            registry=r,
+        )
         self.descriptors = Gauge(
             "dubhe_descriptor_budget",
             "File descriptors: limit (the soft RLIMIT_NOFILE after raising it), connections "

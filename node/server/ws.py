@@ -5,7 +5,9 @@ is closed with 1008 and counted), a token bucket (over-limit requests get -32005
 that keeps exceeding it is closed with 1008 and audited), server pings every
 ``ws_ping_interval_s`` (aiohttp heartbeat: no pong within half the interval closes the socket),
 frames larger than ``max_frame_bytes`` close with 1009, and ``max_connections``: an extra
-handshake gets HTTP 503 with ``Retry-After``.
+handshake gets HTTP 503 with ``Retry-After``. A handshake whose ``Host`` is not in ``[api] vhosts``
+or whose ``Origin`` (browsers send one) is not in ``[api] ws_origins`` gets 403
+(:mod:`node.server.origins`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from node.config import ApiConfig
 from node.server.dispatch import Call, Dispatcher
 from node.server.metrics import Metrics
+from node.server.origins import OriginRules, VirtualHosts
 from node.server.pubsub import Subscription
 from node.server.security import AuditLog, IpBuckets, TokenBucket, check_bearer
 from node.server.ws_text_frame import text_frame
@@ -104,6 +107,8 @@ class WsShell:
         self.on_close = on_close
         self.conns: set[WsConn] = set()
         self.accepting = True
+        self.vhosts = VirtualHosts(api.vhosts)
+        self.origins = OriginRules(api.ws_origins)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -123,6 +128,13 @@ class WsShell:
         m = self.metrics
         if not self.accepting:
             return web.Response(status=503, text="shutting down\n", headers={"Retry-After": "5"})
+        if not self.vhosts.allows(request.headers.get("Host")):
+            m.browser_refused.labels("ws", "host").inc()
+            return web.Response(status=403, text="invalid host specified (api.vhosts)\n")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self.origins.allows(origin):
+            m.browser_refused.labels("ws", "origin").inc()
+            return web.Response(status=403, text="origin not allowed (api.ws_origins)\n")
         if len(self.conns) >= self.api.max_connections:
             m.ws_rejected.inc()
             return web.Response(

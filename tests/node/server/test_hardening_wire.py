@@ -28,6 +28,7 @@ SIGNER = Signer.from_seed(b"hardening-wire")
 
 
 async def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """POST ``body``; ``headers`` default to Content-Type: application/json (given: as given)."""
     async with aiohttp.ClientSession() as s, s.post(
         url, data=body, headers=JSON if headers is None else headers
     ) as r:
@@ -256,3 +257,152 @@ async def test_malformed_http_is_answered_counted_and_logged_once_without_traceb
     assert "Traceback" not in log and "ERROR" not in log
     assert log.count("malformed HTTP request answered 400") == 1, log
     assert "from 127.0.0.9" in log
+
+
+# -- browser origins (section 6) -------------------------------------------------------------
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded",
+                                   "multipart/form-data; boundary=x", "application/octet-stream"])
+async def test_json_rpc_needs_application_json(node: Any, ctype: str | None) -> None:
+    """Before: a browser's cross-origin text/plain POST (a CORS "simple request", sent without
+    preflight) executed. Like geth, only application/json is served."""
+    headers = {} if ctype is None else {"Content-Type": ctype}
+    status, resp = await post(node.rpc, req("dubhe_admin_pauseProduction"), headers)
+    assert status == 415 and resp["error"]["code"] == -32600
+    assert "application/json" in resp["error"]["message"]
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8",
+                                   "Application/JSON", "application/json-rpc",
+                                   "application/jsonrequest"])
+async def test_json_media_types_are_served(node: Any, ctype: str) -> None:
+    status, resp = await post(node.rpc, req("eth_chainId"), {"Content-Type": ctype})
+    assert status == 200 and resp["result"] == hex(0x44554248)
+
+
+@pytest.mark.parametrize(("host", "ok"), [
+    ("localhost:8545", True), ("LOCALHOST", True), ("127.0.0.1:1", True), ("[::1]:8545", True),
+    ("10.1.2.3", True), ("evil.example:8545", False), ("localhost.evil.example", False),
+])
+async def test_the_host_header_must_be_an_address_or_a_listed_name(
+        node: Any, host: str, ok: bool) -> None:
+    """DNS rebinding: a page on evil.example, re-pointed at 127.0.0.1, sends Host: evil.example.
+    (geth's --http.vhosts, default localhost.)"""
+    status, _ = await post(node.rpc, req("eth_chainId"), {**JSON, "Host": host})
+    assert status == (200 if ok else 403)
+    async with aiohttp.ClientSession() as s, s.get(node.rpc.rstrip("/") + "/metrics",
+                                                   headers={"Host": host}) as r:
+        assert r.status == (200 if ok else 403)
+    async with aiohttp.ClientSession() as s:
+        if ok:
+            async with s.ws_connect(node.ws, headers={"Host": host}) as ws:
+                await ws.close()
+        else:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+                await s.ws_connect(node.ws, headers={"Host": host})
+            assert e.value.status == 403
+
+
+async def test_a_cross_origin_post_is_refused_and_gets_no_cors_headers(node: Any) -> None:
+    status, _ = await post(node.rpc, req("eth_chainId"), {**JSON, "Origin": "https://evil.example"})
+    assert status == 403
+    async with aiohttp.ClientSession() as s, s.options(node.rpc, headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}) as r:
+        assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_configured_cors_origins_get_their_headers(fresh_node: Any) -> None:
+    n = fresh_node(api={"cors_origins": ["https://app.example"]})
+    async with aiohttp.ClientSession() as s:
+        async with s.options(n.rpc, headers={"Origin": "https://app.example",
+                                             "Access-Control-Request-Method": "POST"}) as r:
+            assert r.status == 204
+            assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+            assert "Content-Type" in r.headers["Access-Control-Allow-Headers"]
+        async with s.post(n.rpc, data=req("eth_chainId"),
+                          headers={**JSON, "Origin": "https://app.example"}) as r:
+            assert r.status == 200
+            assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        async with s.post(n.rpc, data=req("eth_chainId"),
+                          headers={**JSON, "Origin": "http://app.example"}) as r:
+            assert r.status == 403  # the rule names the scheme
+
+
+@pytest.mark.parametrize(("origin", "ok"), [
+    (None, True), ("http://localhost:3000", True), ("https://localhost", True),
+    ("http://127.0.0.1:8080", True), ("http://[::1]:5173", True),
+    ("https://evil.example", False), ("null", False), ("http://localhost.evil.example", False),
+])
+async def test_websocket_origins_default_to_loopback_names(
+        node: Any, origin: str | None, ok: bool) -> None:
+    """Before: the WebSocket accepted any Origin (geth's --ws.origins default is localhost)."""
+    headers = {} if origin is None else {"Origin": origin}
+    async with aiohttp.ClientSession() as s:
+        if ok:
+            async with s.ws_connect(node.ws, headers=headers) as ws:
+                await ws.send_str(req("eth_chainId").decode())
+                assert "result" in orjson.loads((await ws.receive(timeout=scaled(5))).data)
+        else:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+                await s.ws_connect(node.ws, headers=headers)
+            assert e.value.status == 403
+
+
+# -- secrets (section 6) ---------------------------------------------------------------------
+async def test_a_token_offered_as_a_websocket_subprotocol_is_never_logged(node: Any) -> None:
+    """Before: aiohttp's WARNING listed the offered subprotocols verbatim."""
+    secret = "Bearer.sk-live-0123456789abcdef"
+    start = len("".join(node.output))
+    async with aiohttp.ClientSession() as s, s.ws_connect(node.ws, protocols=(secret,)) as ws:
+        await ws.send_str(req("eth_chainId").decode())
+        await ws.receive(timeout=scaled(5))
+    await asyncio.sleep(0.3)
+    log = "".join(node.output)[start:]
+    assert "sk-live" not in log
+    assert "subprotocols the node does not serve" in log
+
+
+async def test_the_admin_token_never_reaches_the_log(fresh_node: Any) -> None:
+    token = "s3cret-admin-token-value"
+    n = fresh_node(security={"admin_token": token}, logging={"level": "DEBUG"})
+    async with aiohttp.ClientSession() as s:
+        # a wrong token, a right one, and the token inside a malformed request and a protocol
+        for auth in ("Bearer nope", f"Bearer {token}"):
+            async with s.post(n.rpc, data=req("dubhe_admin_setLogLevel", ["DEBUG"]),
+                              headers={**JSON, "Authorization": auth}) as r:
+                await r.read()
+        async with s.ws_connect(n.ws, protocols=(token,)) as ws:
+            await ws.close()
+    r, w = await asyncio.open_connection("127.0.0.1", _ws_port(n.rpc))
+    w.write(f"GET /{token} HTTP/1.1\r\nHost: x\r\nBad {token}\r\n\r\n".encode())
+    await asyncio.wait_for(r.read(), scaled(5))
+    w.close()
+    await asyncio.sleep(0.3)
+    assert token not in "".join(n.output)
+
+
+# -- -32010 and the audit trail (section 6) --------------------------------------------------
+async def test_unauthorized_replies_carry_ids_and_each_batch_item_has_its_audit_record(
+        node: Any) -> None:
+    body = orjson.dumps([
+        {"jsonrpc": "2.0", "id": "a", "method": "dubhe_admin_pauseProduction"},
+        {"jsonrpc": "2.0", "id": 7, "method": "dubhe_admin_resumeProduction"},
+        {"jsonrpc": "2.0", "id": "c", "method": "dubhe_admin_setLogLevel", "params": ["INFO"]},
+    ])
+    _, replies = await post(node.rpc, body, {**JSON, "Authorization": "Bearer wrong"})
+    assert [r["id"] for r in replies] == ["a", 7, "c"]
+    rids = [r["error"]["data"]["requestId"] for r in replies]
+    assert all(r["error"]["code"] == -32010 for r in replies)
+    assert len(set(rids)) == 3  # one per item, not one per HTTP body
+    audit = [orjson.loads(x) for x in (node.workdir / "audit.jsonl").read_text().splitlines()]
+    by_rid = {a["request_id"]: a for a in audit if a["event"] == "auth_failure"}
+    assert [by_rid[r]["rpc_id"] for r in rids] == ["a", 7, "c"]
+    assert [by_rid[r]["method"] for r in rids] == [
+        "dubhe_admin_pauseProduction", "dubhe_admin_resumeProduction", "dubhe_admin_setLogLevel"]
+    # over WebSocket too
+    async with aiohttp.ClientSession() as s, s.ws_connect(node.ws) as ws:
+        await ws.send_str(req("dubhe_admin_pauseProduction", None, "w").decode())
+        reply = orjson.loads((await ws.receive(timeout=scaled(5))).data)
+    assert reply["id"] == "w" and reply["error"]["code"] == -32010
+    rid = reply["error"]["data"]["requestId"]
+    audit = [orjson.loads(x) for x in (node.workdir / "audit.jsonl").read_text().splitlines()]
+    assert any(a["request_id"] == rid and a["rpc_id"] == "w" for a in audit)

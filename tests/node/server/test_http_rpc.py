@@ -21,9 +21,12 @@ from node.core.tx import Signer, sign_tx
 
 pytestmark = pytest.mark.timeout(120)
 
+JSON = {"Content-Type": "application/json"}
+
 
 async def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as s, s.post(url, data=body, headers=headers or {}) as r:
+    hdrs = {"Content-Type": "application/json", **(headers or {})}
+    async with aiohttp.ClientSession() as s, s.post(url, data=body, headers=hdrs) as r:
         raw = await r.read()
         return r.status, orjson.loads(raw) if raw else None
 
@@ -256,7 +259,7 @@ async def test_http_rate_limit(fresh_node: Any) -> None:
     async with aiohttp.ClientSession() as s:  # one keep-alive connection = one bucket
         codes = []
         for i in range(8):
-            async with s.post(n.rpc, data=req("eth_chainId", [], i)) as r:
+            async with s.post(n.rpc, data=req("eth_chainId", [], i), headers=JSON) as r:
                 codes.append((await r.json()).get("error", {}).get("code"))
     assert codes[:5] == [None] * 5
     assert codes[5:] == [-32005] * 3
@@ -278,7 +281,8 @@ async def test_default_limits_let_lists_through_one_connection_but_stop_a_flood(
               for k in range(5 * j, 5 * j + 5) for s in senders] for j in range(2)]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
         for i, txs in enumerate(lists):
-            async with s.post(n.rpc, data=req("dubhe_sendTransactions", [txs], i)) as r:
+            async with s.post(n.rpc, data=req("dubhe_sendTransactions", [txs], i),
+                              headers=JSON) as r:
                 out = (await r.json())["result"]
             assert len(out) == 1500 and all(isinstance(h, str) for h in out)
         codes: list[int | None] = []
@@ -286,7 +290,7 @@ async def test_default_limits_let_lists_through_one_connection_but_stop_a_flood(
         for _ in range(40):  # 4,000 requests in JSON-RPC batches of 100, back to back
             body = orjson.dumps([{"jsonrpc": "2.0", "id": k, "method": "eth_chainId"}
                                  for k in range(100)])
-            async with s.post(n.rpc, data=body) as r:
+            async with s.post(n.rpc, data=body, headers=JSON) as r:
                 codes += [x.get("error", {}).get("code") for x in await r.json()]
         elapsed = time.monotonic() - t0
     # The bucket: 2,000 at once, then 1,000/s (the two lists above took one token each).
