@@ -41,6 +41,11 @@ PER_L1_ENDPOINT = 16
 UNLIMITED_TARGET = 1 << 20
 
 
+class BudgetError(ConfigError):
+    """The config is valid but this machine's open-file limit cannot serve it (``dubhe-node``
+    exits 1, as for other start-up failures; 2 is for invalid config files)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DescriptorBudget:
     limit: int  # the soft RLIMIT_NOFILE in force
@@ -90,7 +95,7 @@ def plan(cfg: Config, limit: int, *, hard: int = -1, before: int | None = None,
          ) -> tuple[Config, DescriptorBudget]:
     """Fit the connection limits of ``cfg`` into ``limit`` descriptors; returns the config to
     run (with lowered limits when they were defaults) and the budget. Raises
-    :class:`ConfigError` naming the numbers when explicitly set limits do not fit."""
+    :class:`BudgetError` naming the numbers when explicitly set limits do not fit."""
     reserved = reserved_for(cfg)
     api = cfg.api
     wanted = {k: int(getattr(api, k)) for k in _KEYS}
@@ -107,7 +112,7 @@ def plan(cfg: Config, limit: int, *, hard: int = -1, before: int | None = None,
     fixed = sum(wanted[k] for k in explicit)
     if (explicit and fixed + (len(_KEYS) - len(explicit)) > available) or available < len(_KEYS):
         parts = " + ".join(f"api.{k} ({wanted[k]})" for k in _KEYS)
-        raise ConfigError(
+        raise BudgetError(
             [(", ".join(f"api.{k}" for k in sorted(explicit)) or "api.max_connections",
               f"{parts} + {reserved} descriptors the node reserves for itself = "
               f"{total + reserved} exceed {where}: lower the connection limits to "
