@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from node.core.errors import ConfigError
+from node.core.tx import MAX_TX_BYTES
 
 
 class _Section(BaseModel):
@@ -149,6 +150,8 @@ class ApiConfig(_Section):
     #: Most transactions in one ``dubhe_sendTransactions`` call (a longer list is refused whole).
     max_submit_txs: int = Field(5000, ge=1)
     ws_rate_violations_close: int = Field(50, ge=1)
+    #: Largest JSON-RPC response, and largest total of a batch's responses (-32005 beyond).
+    max_response_bytes: int = Field(32 << 20, ge=64 * 1024)
     #: Deepest JSON nesting accepted in a request (HTTP body or WebSocket message; the
     #: top-level value is level 1); deeper input answers -32600 naming the limit.
     max_json_depth: int = Field(64, ge=2, le=1000)
@@ -264,6 +267,8 @@ class NodeSection(_Section):
     chain_id: int = Field(0x44554248, ge=1, le=2**63 - 1)  # "DUBH", as the seed's node answered
     block_time_ms: int = Field(1000, ge=10)
     max_block_txs: int = Field(10_000, ge=1)
+    #: Most bytes of (raw, signed) transactions per block; at least one largest transaction.
+    max_block_bytes: int = Field(8 << 20, ge=MAX_TX_BYTES)
     max_mempool_txs: int = Field(100_000, ge=1)
     #: Genesis balances: 0x-prefixed 20-byte address -> native-token amount (each entry checked).
     genesis_balances: dict[Address, Annotated[int, Field(ge=0, le=2**64 - 1)]] = {}
@@ -327,6 +332,7 @@ MEANINGS: dict[type[BaseModel], dict[str, str]] = {
         "per_ip_exempt": "the addresses the per-address limits skip",
         "max_subscriptions_per_connection": "the most subscriptions per WebSocket connection",
         "max_json_depth": "the deepest JSON nesting of a request",
+        "max_response_bytes": "the largest JSON-RPC response (or batch of responses), in bytes",
         "vhosts": "the host names a request's Host header may carry",
         "cors_origins": "the browser origins allowed on HTTP",
         "ws_origins": "the browser origins allowed on WebSocket",
@@ -387,6 +393,7 @@ MEANINGS: dict[type[BaseModel], dict[str, str]] = {
     NodeSection: {
         "chain_id": "the chain id served and required in transactions",
         "block_time_ms": "the block period, in ms",
+        "max_block_bytes": "the most bytes of transactions per block",
         "max_block_txs": "the most transactions per block",
         "max_mempool_txs": "the most pending transactions",
         "genesis_balances": "a genesis balance (native-token amount)",

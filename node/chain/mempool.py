@@ -246,12 +246,19 @@ class Mempool:
         self._next_nonce[s] = e.tx.nonce + 1
         self._pending_count[s] = self._pending_count.get(s, 0) + 1
 
-    def pending(self, limit: int) -> list[PoolEntry]:
-        """The oldest ``limit`` entries (per-sender nonce order is arrival order)."""
+    def pending(self, limit: int, max_bytes: int | None = None) -> list[PoolEntry]:
+        """The oldest entries, at most ``limit`` of them and at most ``max_bytes`` of raw
+        transactions (per-sender nonce order is arrival order, so selection stops at the first
+        entry that does not fit rather than skipping it)."""
         out: list[PoolEntry] = []
+        size = 0
         for e in self._entries.values():
             if len(out) >= limit:
                 break
+            if max_bytes is not None:
+                size += len(e.tx.raw)
+                if size > max_bytes and out:
+                    break
             out.append(e)
         return out
 

@@ -5,8 +5,12 @@ and returns the response body (or ``None`` when every request was a notification
 per request: the rate limit (-32005), admin authorization (-32010 with ``data.requestId``, the
 node's id of the request, which the audit record carries too; every item of a batch has its own,
 and the audit record also carries the JSON-RPC ``rpc_id``), method lookup
-(-32601), the request timeout (-32005) and error mapping. Unexpected exceptions become -32603 with
-a request id; the traceback goes to the log, never to the client.
+(-32601), the request timeout (-32005), the response size (-32005 naming
+``api.max_response_bytes``: one response, or a batch's responses together, past which the rest
+of the batch is not executed, as geth does with its batch response limit) and error mapping.
+Unexpected exceptions become -32603 with a request id; the traceback goes to the log, never to
+the client. Handlers marked ``offload`` run (with the encoding of their result) on a worker
+thread when their result may be large.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Dispatcher:
         timeout_s: float,
         max_batch: int,
         max_depth: int = jsonrpc.MAX_DEPTH,
+        max_response_bytes: int = 32 << 20,
     ) -> None:
         self.table = table
         self.metrics = metrics
@@ -52,6 +57,8 @@ class Dispatcher:
         self.timeout_s = timeout_s
         self.max_batch = max_batch
         self.max_depth = max_depth
+        self.max_response = max_response_bytes
+        self._offload = {m.name: m.offload for m in table if m.offload is not None}
         self._handlers: dict[str, Handler] = {m.name: m.handler for m in table}
         self._async = frozenset(m.name for m in table if m.is_async)
         self._ws_only = frozenset(m.name for m in table if m.ws_only)
@@ -59,7 +66,8 @@ class Dispatcher:
         self._count = metrics.rpc.count
         self._observe = metrics.rpc.observe
         # Methods with no admission rule beyond the rate limit: checked with one set lookup.
-        self._plain = frozenset(self._handlers) - self._async - self._ws_only - self._admin
+        self._plain = (frozenset(self._handlers) - self._async - self._ws_only - self._admin
+                       - frozenset(self._offload))
 
     async def handle(self, body: bytes, call: Call) -> bytes | None:
         t0 = time.perf_counter()
@@ -77,33 +85,63 @@ class Dispatcher:
                 bucket = call.bucket
                 if bucket is None or bucket.take():
                     resp = self._call_sync(item, call)
+                    if len(resp) > self.max_response:
+                        resp = self._too_large(item.id, len(resp))
                 else:
                     self.metrics.rate_limited.labels(call.transport).inc()
                     resp = self._err(item.id, LimitExceeded("rate limit exceeded"))
                 self._observe(call.transport, time.perf_counter() - t0)
                 return None if item.notification else resp
         out: list[bytes] = []
+        size = 2  # the batch's brackets
+        full = False  # the batch response reached max_response_bytes: the rest is not run
         for item in parsed.items:
             if isinstance(item, bytes):
                 self._count_error(item)
                 out.append(item)
+                size += len(item) + 1
                 continue
             if parsed.batch:
                 call.new_request()  # each item its own request id (logs, audit, -32010)
+            if full:
+                if not item.notification:
+                    out.append(self._err(item.id, LimitExceeded(
+                        f"not executed: the batch response reached the limit of "
+                        f"{self.max_response} bytes (api.max_response_bytes)")))
+                continue
             # Most handlers are synchronous: answer them without creating a coroutine.
             refused = self._check(item, call)
             if refused is not None:
                 one = refused
             elif item.method in self._async:
                 one = await self._call_async(item, call)
+            elif item.method in self._offload and self._wants_thread(item):
+                one = await asyncio.to_thread(self._call_sync, item, call)
             else:
                 one = self._call_sync(item, call)
+            if len(one) > self.max_response:
+                one = self._too_large(item.id, len(one))
+            elif parsed.batch and size + len(one) + 1 > self.max_response:
+                full = True
+                one = self._err(item.id, LimitExceeded(
+                    f"response of {len(one)} bytes would take the batch response past the "
+                    f"limit of {self.max_response} bytes (api.max_response_bytes); later "
+                    "requests of the batch are not executed"))
             if not item.notification:
                 out.append(one)
+                size += len(one) + 1
         self._observe(call.transport, time.perf_counter() - t0)
         if not out:
             return None
         return jsonrpc.batch(out) if parsed.batch else out[0]
+
+    def _wants_thread(self, req: jsonrpc.Request) -> bool:
+        return self._offload[req.method](Params(req.params))
+
+    def _too_large(self, id_: jsonrpc.Id, n: int) -> bytes:
+        return self._err(id_, LimitExceeded(
+            f"response of {n} bytes exceeds the limit of {self.max_response} bytes "
+            "(api.max_response_bytes)"))
 
     def _count_error(self, resp: bytes) -> None:
         # Error responses are rare: decode the code only for them.

@@ -92,7 +92,7 @@ class Node:
         self.pubsub = PubSub(self.metrics, max_per_conn=cfg.api.max_subscriptions_per_connection)
         self.production = BlockProduction(
             self.producer, self.mempool, block_time_s=cfg.node.block_time_ms / 1000,
-            max_block_txs=cfg.node.max_block_txs,
+            max_block_txs=cfg.node.max_block_txs, max_block_bytes=cfg.node.max_block_bytes,
             on_block=BlockPublisher(self.metrics, self.pubsub, self.mempool),
         )
         self.l1 = L1Service(cfg, self.store, self.metrics, self.production.queue_system_writes,
@@ -124,7 +124,7 @@ class Node:
         self.dispatcher = Dispatcher(
             self.methods, metrics=self.metrics, audit=self.audit,
             timeout_s=cfg.api.request_timeout_ms / 1000, max_batch=cfg.api.max_batch,
-            max_depth=cfg.api.max_json_depth,
+            max_depth=cfg.api.max_json_depth, max_response_bytes=cfg.api.max_response_bytes,
         )
         token = cfg.security.admin_token
         api = cfg.api

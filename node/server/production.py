@@ -1,6 +1,7 @@
 """The block-production loop: one block every ``block_time_ms`` while not paused.
 
-Each round takes up to ``max_block_txs`` pending transactions, lets the ``before_block`` hook
+Each round takes up to ``max_block_txs`` pending transactions of at most ``max_block_bytes``
+together (raw signed encodings), lets the ``before_block`` hook
 add system writes (L1 code the transactions need), takes the queued system writes (admin deploys,
 L1 upgrades), builds and commits the block on a worker thread
 (:meth:`~node.chain.producer.BlockProducer.build`), forgets the included transactions, resolves
@@ -48,6 +49,7 @@ class BlockProduction:
         block_time_s: float,
         max_block_txs: int,
         on_block: OnBlock,
+        max_block_bytes: int | None = None,
         before_block: BeforeBlock | None = None,
         stop_timeout_s: float = 3.0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
@@ -56,6 +58,7 @@ class BlockProduction:
         self.mempool = mempool
         self.block_time_s = block_time_s
         self.max_block_txs = max_block_txs
+        self.max_block_bytes = max_block_bytes
         self.on_block = on_block
         self.before_block = before_block
         self.stop_timeout_s = stop_timeout_s
@@ -165,7 +168,7 @@ class BlockProduction:
 
     async def produce_one(self) -> ProducedBlock | None:
         """Build and commit one block now; returns it, or None when the build failed (logged)."""
-        entries = self.mempool.pending(self.max_block_txs)
+        entries = self.mempool.pending(self.max_block_txs, self.max_block_bytes)
         if self.before_block is not None and entries:
             self._pending_writes.update(await self.before_block(entries, self._pending_writes))
         system, waiters, queued = self._pending_writes, self._waiters, self._queued

@@ -41,6 +41,15 @@ _LATEST: int | str = "latest"
 _LATEST_STATE_TAGS = ("latest", "pending", "safe", "finalized")
 
 
+def _full_block(p: Params) -> bool:
+    """A block asked with its transactions (up to ``max_block_bytes`` of them): built off the
+    event loop. Hashes only are cheap: inline."""
+    try:
+        return p.opt(1, "fullTransactions", params.boolean, False)
+    except InvalidParams:
+        return False  # the handler answers the error
+
+
 def receipt_options(v: Any) -> bool:
     """``{"blockStats"?: bool}``: whether to include the block's stats."""
     return params.Fields(v, ("blockStats",)).opt("blockStats", params.boolean, False)
@@ -143,14 +152,14 @@ class ChainReadMethods:
         p.max_count(0)
         return qty(self._head_number())
 
-    @rpc("eth_getBlockByNumber")
+    @rpc("eth_getBlockByNumber", offload=_full_block)
     def block_by_number(self, p: Params, c: Call) -> dict[str, Any] | None:
         p.max_count(2)
         tag = p.get(0, "block", params.block_tag)
         full = p.opt(1, "fullTransactions", params.boolean, False)
         return self._block(self._resolve(tag), full)
 
-    @rpc("eth_getBlockByHash")
+    @rpc("eth_getBlockByHash", offload=_full_block)
     def block_by_hash(self, p: Params, c: Call) -> dict[str, Any] | None:
         p.max_count(2)
         h = p.get(0, "blockHash", params.hash32)
@@ -189,7 +198,7 @@ class ChainReadMethods:
             sr.receipt, Transaction.decode(sr.raw_tx), h, sr.cumulative_gas, sr.first_log_index
         )
 
-    @rpc("eth_getBlockReceipts")
+    @rpc("eth_getBlockReceipts", offload=True)
     def eth_block_receipts(self, p: Params, c: Call) -> list[dict[str, Any]] | None:
         """Every receipt of a block, in the execution-apis format (as geth, Erigon, Reth and
         Nethermind serve it); null for an unknown block."""
@@ -207,7 +216,7 @@ class ChainReadMethods:
             for sr in receipts
         ]
 
-    @rpc("dubhe_getBlockReceipts")
+    @rpc("dubhe_getBlockReceipts", offload=True)
     def dubhe_block_receipts(self, p: Params, c: Call) -> dict[str, Any] | None:
         """``{blockNumber, blockHash, executionDigest, blockStats, receipts}``: the block's
         receipts in ``dubhe_getReceipt``'s form, its execution stats once; null for an unknown

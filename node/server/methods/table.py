@@ -14,7 +14,11 @@ Admission rules a method carries (applied by :class:`~node.server.dispatch.Dispa
 
 * ``admin`` — the ``dubhe_admin_`` namespace needs a valid bearer token and is audited;
 * ``ws_only`` — subscriptions answer -32601 over HTTP;
-* ``is_async`` — coroutine handlers run under the request timeout; plain functions run inline.
+* ``is_async`` — coroutine handlers run under the request timeout; plain functions run inline;
+* ``offload`` — a plain handler whose result can be large (a block with its transactions, a
+  block's receipts) runs, with the encoding of its result, on a worker thread when its
+  ``offload`` predicate says so for the request's params (``True``: always), so building and
+  serializing megabytes never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -86,17 +90,25 @@ class Call:
         self._rid = ""
 
 
+#: Whether a request's result may be large enough to build off the event loop.
+Offload = Callable[[Params], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class _Mark:
     name: str
     ws_only: bool
+    offload: Offload | None
 
 
-def rpc(name: str, *, ws_only: bool = False) -> Callable[[F], F]:
-    """Mark a method of a method-group class as the handler of JSON-RPC method ``name``."""
+def rpc(name: str, *, ws_only: bool = False,
+        offload: Offload | bool = False) -> Callable[[F], F]:
+    """Mark a method of a method-group class as the handler of JSON-RPC method ``name``
+    (``offload``: see the module docstring)."""
+    pred: Offload | None = (lambda _p: True) if offload is True else offload or None
 
     def mark(fn: F) -> F:
-        setattr(fn, _MARK, _Mark(name, ws_only))
+        setattr(fn, _MARK, _Mark(name, ws_only, pred))
         return fn
 
     return mark
@@ -109,6 +121,7 @@ class MethodSpec:
     name: str
     handler: Handler
     ws_only: bool = False
+    offload: Offload | None = None
 
     @property
     def admin(self) -> bool:
@@ -135,10 +148,11 @@ class MethodTable:
             table.add(name, handler, ws_only=name in ws_only)
         return table
 
-    def add(self, name: str, handler: Handler, *, ws_only: bool = False) -> None:
+    def add(self, name: str, handler: Handler, *, ws_only: bool = False,
+            offload: Offload | None = None) -> None:
         if name in self._specs:
             raise ValueError(f"JSON-RPC method {name} registered twice")
-        self._specs[name] = MethodSpec(name, handler, ws_only)
+        self._specs[name] = MethodSpec(name, handler, ws_only, offload)
 
     def add_group(self, group: object) -> MethodTable:
         """Register every method of ``group`` marked with :func:`rpc`; returns the table."""
@@ -146,7 +160,8 @@ class MethodTable:
         for attr, fn in inspect.getmembers(type(group), callable):
             mark = getattr(fn, _MARK, None)
             if isinstance(mark, _Mark):
-                self.add(mark.name, getattr(group, attr), ws_only=mark.ws_only)
+                self.add(mark.name, getattr(group, attr), ws_only=mark.ws_only,
+                         offload=mark.offload)
                 found = True
         if not found:
             raise ValueError(f"{type(group).__name__} has no @rpc methods")
@@ -168,4 +183,5 @@ class MethodTable:
         return sorted(self._specs)
 
 
-__all__ = ["Call", "Handler", "MethodSpec", "MethodTable", "PeerAddr", "new_request_id", "rpc"]
+__all__ = ["Call", "Handler", "MethodSpec", "MethodTable", "Offload", "PeerAddr", "new_request_id",
+           "rpc"]

@@ -15,7 +15,8 @@ import aiohttp
 import brotli
 import orjson
 import pytest
-from timing import scaled  # type: ignore[import-not-found]
+from server_harness import ADMIN_TOKEN  # type: ignore[import-not-found]
+from timing import scaled, wait_until  # type: ignore[import-not-found]
 
 from node.core import keys
 from node.core.hexutil import data
@@ -406,3 +407,44 @@ async def test_unauthorized_replies_carry_ids_and_each_batch_item_has_its_audit_
     rid = reply["error"]["data"]["requestId"]
     audit = [orjson.loads(x) for x in (node.workdir / "audit.jsonl").read_text().splitlines()]
     assert any(a["request_id"] == rid and a["rpc_id"] == "w" for a in audit)
+
+
+# -- bounded work (section 3) ----------------------------------------------------------------
+async def test_big_blocks_are_bounded_in_bytes_and_a_batch_of_them_in_response_size(
+        fresh_node: Any) -> None:
+    """The issue's case, scaled down: transactions with 60 KiB args, then a batch of full-block
+    reads. Blocks now hold at most max_block_bytes of transactions, and the batch stops at
+    max_response_bytes with -32005 naming it (before: 10 blocks, 185 MB in one response)."""
+    n = fresh_node(api={"max_response_bytes": 1_000_000}, node={"max_block_bytes": 200_000})
+    admin = {**JSON, "Authorization": f"Bearer {ADMIN_TOKEN}"}
+    await post(n.rpc, req("dubhe_admin_pauseProduction"), admin)
+    signer = Signer.from_seed(b"big-args")
+    hashes = []
+    for nonce in range(9):
+        tx = sign_tx(signer, chain_id=0x44554248, nonce=nonce, to=keys.COUNTER_DEMO,
+                     method="get", args=bytes(60 * 1024))
+        _, resp = await post(n.rpc, req("dubhe_sendTransaction", [data(tx.raw)]))
+        hashes.append(resp["result"])
+    await post(n.rpc, req("dubhe_admin_resumeProduction"), admin)
+
+    async def receipt(h: str) -> Any:
+        _, r = await post(n.rpc, req("eth_getTransactionReceipt", [h]))
+        return r["result"]
+
+    last = await wait_until(lambda: receipt(hashes[-1]), what="the last big transaction")
+    numbers = sorted({int((await receipt(h))["blockNumber"], 16) for h in hashes})
+    counts = []
+    for b in numbers:
+        _, r = await post(n.rpc, req("eth_getBlockByNumber", [hex(b), False]))
+        counts.append(len(r["result"]["transactions"]))
+        assert int(r["result"]["size"], 16) <= 200_000 + 1024  # (+ the header)
+    assert sum(counts) == 9 and max(counts) == 3, counts  # 3 x ~61.5 KB fit, 4 do not
+    assert last is not None
+    # one full block (~370 KB of JSON) is served; three together pass 1 MB
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_getBlockByNumber",
+              "params": [hex(b), True]} for i, b in enumerate(numbers)]
+    status, out = await post(n.rpc, orjson.dumps(batch))
+    assert status == 200 and len(out) == 3
+    assert len(out[0]["result"]["transactions"]) == 3
+    assert out[2]["error"]["code"] == -32005
+    assert "api.max_response_bytes" in out[2]["error"]["message"]
