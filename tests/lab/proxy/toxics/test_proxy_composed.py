@@ -148,3 +148,44 @@ def test_an_update_merges_over_the_current_attributes() -> None:
         _Probe.from_attributes({"nope": 1})
     with pytest.raises(ToxicAttributeError, match=r"attributes must be a JSON object"):
         _Probe.from_attributes([1])  # type: ignore[arg-type]
+
+
+@virtual_time
+async def test_a_jitter_of_1_ms_still_draws() -> None:
+    from lab.proxy import rng
+
+    async with VirtualLab(seed=5) as lab:
+        proxy = await lab.proxy("jit1", await lab.echo())
+        reader, writer = await lab.connect(proxy)
+        await lab.add(proxy, {"type": "latency", "attributes": {"latency": 100, "jitter": 1}})
+        took = []
+        for _ in range(12):
+            t0 = lab.now()
+            writer.write(b"j")
+            await asyncio.wait_for(reader.readexactly(1), 5)
+            took.append(ms(lab.now() - t0))
+    gen = rng.generator(proxy.link_seed(1, "down"), "latency_downstream")
+    gen.random()  # the toxicity draw
+    assert took == [100 + gen.randrange(-1, 1) for _ in range(12)] and 99 in took
+
+
+@virtual_time
+async def test_a_rate_of_1_kb_per_s_is_a_limit() -> None:
+    # rate <= 0 is unlimited; 1 is the smallest limit: 1,000 bytes a second, 100-byte slices
+    got = await _through_payload(b"r" * 250, [{"type": "bandwidth", "name": "bw1",
+                                               "attributes": {"rate": 1}}])
+    assert got == [(100, 100), (200, 200), (250, 250)]
+
+
+async def _through_payload(payload: bytes, chain: list[dict[str, object]]
+                           ) -> list[tuple[float, int]]:
+    async with VirtualLab() as lab:
+        upstream, arrivals, done = await _sink(lab, len(payload))
+        proxy = await lab.proxy("payload", upstream)
+        for body in chain:
+            await lab.add(proxy, {"stream": "upstream", **body})
+        _, writer = await lab.connect(proxy)
+        t0 = lab.now()
+        writer.write(payload)
+        assert await asyncio.wait_for(done, 10) == payload
+        return [(ms(t - t0), n) for t, n in arrivals]
