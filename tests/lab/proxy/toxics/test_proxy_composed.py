@@ -146,8 +146,21 @@ def test_an_update_merges_over_the_current_attributes() -> None:
     with pytest.raises(ToxicAttributeError, match=r"^probe\.attributes\.nope: unknown attribute "
                        r"\(known: count, flag, label, limit, ratio\)$"):
         _Probe.from_attributes({"nope": 1})
-    with pytest.raises(ToxicAttributeError, match=r"attributes must be a JSON object"):
+    with pytest.raises(ToxicAttributeError) as e:
         _Probe.from_attributes([1])  # type: ignore[arg-type]
+    assert (str(e.value), e.value.key, e.value.toxic_type) == (
+        "probe.attributes.*: attributes must be a JSON object", "*", "probe")
+    with pytest.raises(ToxicAttributeError) as e:
+        _Bare.from_attributes({"x": 1})
+    assert str(e.value) == "bare.attributes.x: unknown attribute (known: none)"
+    assert _Bare.from_attributes({}).attributes() == {}
+
+
+@dataclass
+class _Bare(Toxic):
+    """A toxic without attributes."""
+
+    type_name = "bare"
 
 
 @virtual_time
