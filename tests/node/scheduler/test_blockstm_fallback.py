@@ -38,11 +38,13 @@ class _Ordered:
         self.waited = False
         self.inner = ScriptExecutor()
         self.runs: dict[bytes, int] = {}
+        self.contexts: set[BlockContext] = set()
         self._lock = threading.Lock()
 
     def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
         with self._lock:
             self.runs[tx.hash] = self.runs.get(tx.hash, 0) + 1
+            self.contexts.add(ctx)
             first_run = self.runs[tx.hash] == 1
         if tx.hash == self.first and first_run:
             self.waited = self.second_done.wait(timeout=30)
@@ -85,6 +87,9 @@ def test_reaching_the_threshold_abandons_the_block_for_an_in_order_run() -> None
     assert 2 <= speculative <= 40 + 1  # the abandoned run's executions, then all 40 in order
     assert st.worker_txs[0] == 40  # the in-order run is on the coordinator
     assert sum(ex.runs.values()) == st.executions
+    assert ex.contexts == {CTX}  # the in-order run sees the block's context too
+    assert (st.strategy, st.workers, st.txs) == ("AptosBlockSTM", 2, 40)
+    assert 0 < st.exec_seconds < 60 and 0 < st.serial_equivalent_seconds < 60
 
 
 def test_one_abort_short_of_the_threshold_finishes_the_run() -> None:
@@ -124,3 +129,30 @@ def test_only_the_current_executed_incarnation_can_be_aborted() -> None:
     assert sched.aborts == 1 and not sched.abandoned
     assert Scheduler(100, window=8).fallback_after == 32  # the default is untouched
     assert Scheduler(100, window=None, fallback_after=1).fallback_after is None  # no window
+
+
+def test_workers_window_and_closing() -> None:
+    with pytest.raises(ValueError, match=r"^workers must be >= 1$"):
+        AptosBlockSTM(ScriptExecutor(), 0)
+    one = AptosBlockSTM(ScriptExecutor())
+    assert one.workers == 1 and one.window == 4  # 4 per worker by default
+    assert AptosBlockSTM(ScriptExecutor(), 3).window == 12
+    assert AptosBlockSTM(ScriptExecutor(), 3, window=0).window == 0  # the paper as is
+    threads: set[threading.Thread] = set()
+
+    class Noting(ScriptExecutor):
+        def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
+            threads.add(threading.current_thread())
+            return super().execute(tx, state, ctx)
+
+    stm = AptosBlockSTM(Noting(), 2)
+    txs = conflict_block(8)
+    expected = Serial(ScriptExecutor()).execute_block(txs, DictState(), CTX)
+    assert_same(expected, stm.execute_block(txs, DictState(), CTX), "first")
+    workers = threads - {threading.current_thread()}
+    assert workers  # its pool threads ran transactions
+    stm.close()
+    assert not [t for t in workers if t.is_alive()]  # closing waits for them to end
+    stm.close()  # twice is fine
+    assert_same(expected, stm.execute_block(txs, DictState(), CTX), "after close")  # new pool
+    stm.close()

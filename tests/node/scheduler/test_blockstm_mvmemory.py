@@ -126,3 +126,33 @@ def test_a_dependency_parks_a_transaction_until_its_blocker_finishes() -> None:
 def test_a_block_of_nothing_is_done_at_once() -> None:
     s = Scheduler(0, window=4)
     assert s.done_marker and s.next_task() is None
+
+
+def test_each_re_incarnation_counts_up() -> None:
+    s = Scheduler(2)
+    assert [s.next_task() for _ in range(2)] == [(EXECUTE, 0, 0), (EXECUTE, 1, 0)]
+    s.finish_execution(0, 0, False)
+    s.finish_execution(1, 0, False)
+    for incarnation in (0, 1, 2):
+        s.status[1] = EXECUTED
+        assert s.try_validation_abort(1, incarnation)
+        assert s.finish_validation(1, True) == (EXECUTE, 1, incarnation + 1)
+        s.finish_execution(1, incarnation + 1, False)
+    assert s.incarnation[1] == 3 and s.aborts == 3
+
+
+@pytest.mark.parametrize(("window", "after"), [(8, 4), (5, 2), (2, 1), (1, 1)])
+def test_an_abort_halves_the_window_down_to_1(window: int, after: int) -> None:
+    s = Scheduler(100, window=window)
+    s.status[3] = EXECUTED
+    assert s.try_validation_abort(3, 0)
+    assert s.window == after and type(s.window) is int
+
+
+def test_the_fallback_needs_the_frontier_in_the_first_quarter() -> None:
+    for n, abandoned in ((9, False), (12, True)):  # 2 < 9 // 4 is false; 2 < 12 // 4 is not
+        s = Scheduler(n, window=8, fallback_after=1)
+        s.status[2] = EXECUTED
+        s.frontier = 3
+        assert s.try_validation_abort(2, 0) and s.frontier == 2
+        assert s.abandoned is abandoned
