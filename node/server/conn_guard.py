@@ -8,8 +8,13 @@ as they like. :class:`GuardedRunner` serves an aiohttp app through :class:`Guard
 
 * a **connection cap**: at the cap, the oldest *idle* keep-alive connection (one waiting for its
   next request with no byte of it received) is closed to make room, as nginx reuses idle
-  connections when it runs out; when none is idle the newcomer gets ``503`` with
-  ``Retry-After: 1`` and is closed;
+  connections when it runs out. When none is idle the newcomer is admitted *on probation* (at
+  most :data:`MAX_PROBATION` at once, beyond them ``503`` with ``Retry-After: 1``): if its
+  request head is complete within :data:`PROBATION_S` (or half the header timeout, if shorter)
+  it stays, and the connection whose head has been incomplete the longest is closed (408) to
+  bring the listener back to its cap; if not, the newcomer itself is closed (408). A real client
+  sends its head in milliseconds, so slow clients spread over many addresses (which no
+  per-address cap catches) cannot keep it out, nor push out anything but each other;
 * a **per-IP connection cap** shared by every listener (:class:`ConnTable`), for addresses outside
   the exempt networks (loopback by default: in the lab every client, nginx included, connects
   from 127.0.0.1, so only a proxy in front could tell clients apart); over it, ``503``;
@@ -57,6 +62,10 @@ MALFORMED_LOG_INTERVAL_S = 60.0
 #: (beyond, refused connections close at once: a flood cannot pin descriptors this way).
 LINGER_S = 1.0
 MAX_LINGERING = 64
+#: At the cap, a newcomer must complete its request head within this long (or half the header
+#: timeout, if shorter) to displace the slowest incomplete head; at most MAX_PROBATION at once.
+PROBATION_S = 1.0
+MAX_PROBATION = 64
 _MAX_LOGGED_PEERS = 4096
 
 
@@ -148,20 +157,44 @@ class Listener:
     limiter: PeerLogLimiter
     conns: OrderedDict[GuardedHandler, None] = field(default_factory=OrderedDict)
     lingering: int = 0
+    probation: int = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.conns) - self.probation >= self.policy.max_connections
+
+    @property
+    def probation_s(self) -> float:
+        return min(PROBATION_S, self.policy.header_timeout_s / 2)
 
     def refuse(self, reason: str) -> None:
         self.metrics.conn_refused.labels(self.policy.label, reason).inc()
         if self.policy.label == "ws":
             self.metrics.ws_rejected.inc()
 
-    def drain_one(self) -> bool:
+    def drain_idle(self) -> bool:
         """Close the oldest idle connection; False when none is idle."""
         for h in self.conns:
             if h.is_idle():
                 h.force_close()
-                self.metrics.conn_drained.labels(self.policy.label).inc()
+                self.metrics.conn_drained.labels(self.policy.label, "idle").inc()
                 return True
         return False
+
+    def evict_slowest_head(self, spare: GuardedHandler) -> bool:
+        """Close the connection (other than ``spare``, not on probation) whose request head has
+        been incomplete the longest; False when no head is pending."""
+        slowest: GuardedHandler | None = None
+        for h in self.conns:
+            since = h.head_since
+            if (since is not None and h is not spare and not h.on_probation
+                    and (slowest is None or since < (slowest.head_since or since))):
+                slowest = h
+        if slowest is None:
+            return False
+        slowest.close_late_head()
+        self.metrics.conn_drained.labels(self.policy.label, "slow_head").inc()
+        return True
 
 
 def _status_line(status: int, reason: str, body: str, extra: str = "") -> bytes:
@@ -188,6 +221,10 @@ class GuardedHandler(RequestHandler):
         self.peer_ip = ""
         self._admitted = False
         self._header_timer: asyncio.TimerHandle | None = None
+        #: Loop time when the current request's first byte arrived (None: no head pending).
+        self.head_since: float | None = None
+        self.on_probation = False
+        self._probation_timer: asyncio.TimerHandle | None = None
         self._parsed = 0
         self._frames: ClientFrameCheck | None = None
         self._refused = False
@@ -199,15 +236,44 @@ class GuardedHandler(RequestHandler):
         ls = self.listener
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]) if peer else ""
-        if len(ls.conns) >= ls.policy.max_connections and not ls.drain_one():
-            self._refuse(_TOO_MANY, "max_connections")
-            return
         if not ls.table.admit(self.peer_ip):
             self._refuse(_TOO_MANY_IP, "per_ip")
             return
+        if ls.full and not ls.drain_idle():
+            if ls.probation >= MAX_PROBATION:
+                ls.table.release(self.peer_ip)
+                self._refuse(_TOO_MANY, "max_connections")
+                return
+            self.on_probation = True
+            ls.probation += 1
+            self._probation_timer = self._loop.call_later(ls.probation_s, self._probation_over)
         self._admitted = True
         ls.conns[self] = None
-        ls.metrics.connections.labels(ls.policy.label).set(len(ls.conns))
+        ls.metrics.connections.labels(ls.policy.label).set(len(ls.conns) - ls.probation)
+
+    def _end_probation(self) -> None:
+        if self.on_probation:
+            self.on_probation = False
+            self.listener.probation -= 1
+            if self._probation_timer is not None:
+                self._probation_timer.cancel()
+                self._probation_timer = None
+
+    def _probation_over(self) -> None:
+        """The probation window ended with the head still incomplete: this one goes."""
+        self._probation_timer = None
+        if not self.on_probation:
+            return
+        self._end_probation()
+        self.listener.refuse("late_head")
+        self.close_late_head()
+
+    def _proved(self) -> None:
+        """A probationer completed its head in time: it stays; the slowest head makes room."""
+        self._end_probation()
+        ls = self.listener
+        if len(ls.conns) - ls.probation > ls.policy.max_connections:
+            ls.evict_slowest_head(spare=self)
 
     def _refuse(self, response: bytes, reason: str) -> None:
         ls = self.listener
@@ -226,6 +292,7 @@ class GuardedHandler(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
+        self._end_probation()
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -235,7 +302,7 @@ class GuardedHandler(RequestHandler):
             ls = self.listener
             ls.table.release(self.peer_ip)
             ls.conns.pop(self, None)
-            ls.metrics.connections.labels(ls.policy.label).set(len(ls.conns))
+            ls.metrics.connections.labels(ls.policy.label).set(len(ls.conns) - ls.probation)
         super().connection_lost(exc)
 
     def is_idle(self) -> bool:
@@ -262,9 +329,12 @@ class GuardedHandler(RequestHandler):
             self._header_timer = self._loop.call_later(
                 self.listener.policy.header_timeout_s, self._header_timeout
             )
+            self.head_since = self._loop.time()
         super().data_received(data)
         if self._header_timer is not None and self._request_count != self._parsed:
             self._disarm()
+            if self.on_probation:
+                self._proved()
 
     def _process_keepalive(self) -> None:
         # aiohttp's idle timer also fires on a connection that has started a request (it only
@@ -276,12 +346,22 @@ class GuardedHandler(RequestHandler):
         super()._process_keepalive()
 
     def _disarm(self) -> None:
+        self.head_since = None
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
 
+    def close_late_head(self) -> None:
+        """Close this connection because its request head is late (408)."""
+        self._disarm()
+        t = self.transport
+        if t is not None:
+            t.write(_HEADER_TIMEOUT)
+        self.force_close()
+
     def _header_timeout(self) -> None:
         self._header_timer = None
+        self.head_since = None
         if self._request_count != self._parsed or self._force_close:
             return
         ls = self.listener

@@ -27,10 +27,11 @@ from node.core.errors import ConfigError
 
 log = logging.getLogger("node")
 
-#: Descriptors the node keeps for itself whatever its config: standard streams, the log and
-#: audit files, the event loop (epoll, self-pipe, signal fd), thread-pool wake-ups, the
-#: listening sockets, and slack for connections accepted only to be refused at a cap.
-BASE_RESERVE = 128
+#: Descriptors the node keeps for itself whatever its config: 64 for standard streams, the log
+#: and audit files, the event loop (epoll, self-pipe, signal fd), thread-pool wake-ups and the
+#: listening sockets; 128 for connections beyond the caps (node.server.conn_guard: up to 64
+#: newcomers on probation, up to 64 refused ones being half-closed).
+BASE_RESERVE = 192
 #: RocksDB keeps its table files open (``max_open_files`` -1); a lab-sized database has tens.
 ROCKSDB_RESERVE = 256
 #: Per scheduler worker (pipes of a worker process, or a thread's wake-up fd).

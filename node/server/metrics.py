@@ -143,15 +143,18 @@ class Metrics:
         )
         self.conn_refused = Counter(
             "dubhe_connections_refused",
-            "Connections refused with 503 (max_connections: the listener is full and none is "
-            "idle; per_ip: the address is at max_connections_per_ip)",
+            "Connections refused (max_connections: 503, the listener is full, none is idle and "
+            "64 newcomers are already on probation; per_ip: 503, the address is at "
+            "max_connections_per_ip; late_head: 408, admitted on probation at the cap but its "
+            "request head was not complete in time)",
             ["listener", "reason"],
             registry=r,
         )
         self.conn_drained = Counter(
             "dubhe_connections_drained",
-            "Idle keep-alive connections closed to admit a new one at the cap",
-            ["listener"],
+            "Connections closed to admit a new one at the cap (idle: an idle keep-alive one; "
+            "slow_head: the one whose request head had been incomplete longest)",
+            ["listener", "kind"],
             registry=r,
         )
         self.http_timeouts = Counter(

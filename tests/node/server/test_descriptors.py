@@ -28,18 +28,18 @@ def cfg(**api: Any) -> config.Config:
     return config.from_dict({"api": api} if api else {})
 
 
-def test_defaults_need_2392_descriptors() -> None:
+def test_defaults_need_2456_descriptors() -> None:
     c = cfg()
-    assert reserved_for(c) == 128 + 256 + 4 * 2 == 392
+    assert reserved_for(c) == 192 + 256 + 4 * 2 == 456
     fitted, b = plan_budget(c, 4096)
     assert fitted is c and (b.http, b.ws, b.derived) == (1000, 1000, False)
 
 
 def test_defaults_are_lowered_in_proportion_to_fit() -> None:
     fitted, b = plan_budget(cfg(), 1024, hard=1024)
-    assert b.derived and b.http + b.ws == 1024 - 392
-    assert fitted.api.max_http_connections == b.http == 316
-    assert fitted.api.max_connections == b.ws == 316
+    assert b.derived and b.http + b.ws == 1024 - 456
+    assert fitted.api.max_http_connections == b.http == 284
+    assert fitted.api.max_connections == b.ws == 284
 
 
 def test_an_explicit_limit_that_cannot_be_served_is_refused_naming_the_numbers() -> None:
@@ -47,14 +47,14 @@ def test_an_explicit_limit_that_cannot_be_served_is_refused_naming_the_numbers()
         plan_budget(cfg(max_connections=1000), 1024, hard=1024, before=1024)
     (key, msg), = e.value.errors
     assert key == "api.max_connections"
-    for number in ("(1000)", "392 descriptors", "= 2392", "open-file limit of 1024",
-                   "hard limit 1024", "632 in total"):
+    for number in ("(1000)", "456 descriptors", "= 2456", "open-file limit of 1024",
+                   "hard limit 1024", "568 in total"):
         assert number in msg, (number, msg)
 
 
 def test_an_explicit_limit_that_fits_keeps_it_and_lowers_the_other() -> None:
     fitted, b = plan_budget(cfg(max_connections=500), 1024)
-    assert (b.ws, b.http) == (500, 1024 - 392 - 500)
+    assert (b.ws, b.http) == (500, 1024 - 456 - 500)
     assert fitted.api.max_connections == 500
 
 
@@ -89,11 +89,11 @@ async def test_dubhe_node_raises_its_soft_limit_and_lowers_default_limits(tmp_pa
         async with HttpRpc(n.rpc) as rpc:
             st = await rpc.call("dubhe_status")
         d = st["descriptors"]
-        assert d == {"limit": 1024, "hard": 1024, "startedWith": 256, "reserved": 392,
-                     "httpConnections": 316, "wsConnections": 316, "lowered": True}
+        assert d == {"limit": 1024, "hard": 1024, "startedWith": 256, "reserved": 456,
+                     "httpConnections": 284, "wsConnections": 284, "lowered": True}
     finally:
         await n.astop()
-    assert "api.max_http_connections 1000 -> 316" in "".join(n.output)
+    assert "api.max_http_connections 1000 -> 284" in "".join(n.output)
 
 
 def test_budget_is_json_ready() -> None:
