@@ -145,7 +145,8 @@ async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
                     )
 
                 await wait_until(mapped, what="the Sui package's modules mapped")
-                rc = await send(rpc, 0, target, "hash_loop", pack_u64(10))
+                nonces = itertools.count()
+                rc = await send_settled(rpc, nonces, target, "hash_loop", pack_u64(10))
                 assert rc["status"] == "success", rc
                 await admin(
                     ep.admin_url,
@@ -162,7 +163,8 @@ async def test_sui_modules_load_and_upgrade(tmp_path: Path) -> None:
                 from node.core import keys
 
                 slot = keys.storage_key(target, b"k")
-                rc = await send(rpc, 1, target, "increment", b"k" + pack_u64(2), (slot,))
+                rc = await send_settled(rpc, nonces, target, "increment", b"k" + pack_u64(2),
+                                        (slot,))
                 assert rc["status"] == "success", rc
                 assert await rpc.call("dubhe_getL1Head", "sui") is not None
         finally:
@@ -196,7 +198,8 @@ async def test_sui_modules_load_over_graphql(tmp_path: Path) -> None:
                     return "0x" + target.hex() in st["suiModules"]
 
                 await wait_until(mapped, what="the Sui package's modules mapped over GraphQL")
-                rc = await send(rpc, 0, target, "hash_loop", pack_u64(10))
+                nonces = itertools.count()
+                rc = await send_settled(rpc, nonces, target, "hash_loop", pack_u64(10))
                 assert rc["status"] == "success", rc
                 await admin(ep.admin_url, {"cmd": "upgrade", "address": pkg,
                                            "modules": {"dubhe": data(counter)}})
@@ -245,17 +248,20 @@ async def test_sui_reorg_removing_an_upgrade_restores_the_old_code(
                     return "0x" + target.hex() in st["suiModules"]
 
                 await wait_until(mapped, what="the package's modules mapped")
-                assert (await send(rpc, 0, target, "hash_loop", pack_u64(3)))["status"] == "success"
+                nonces = itertools.count()
+                rc = await send_settled(rpc, nonces, target, "hash_loop", pack_u64(3))
+                assert rc["status"] == "success", rc
                 await admin(ep.admin_url, {"cmd": "upgrade", "address": pkg,
                                            "modules": {"dubhe": data(counter)}})
                 await wait_until(lambda: loaded(2), what="the upgrade loaded")
                 slot = keys.storage_key(target, b"k")
-                rc = await send(rpc, 1, target, "increment", b"k" + pack_u64(1), (slot,))
+                rc = await send_settled(rpc, nonces, target, "increment", b"k" + pack_u64(1),
+                                        (slot,))
                 assert rc["status"] == "success", rc  # the counter module now
                 # the upgrade's checkpoint leaves the chain, its transaction is not re-included
                 await admin(ep.admin_url, {"cmd": "reorg", "depth": 1, "keep_txs": False})
                 await wait_until(lambda: loaded(1), what="the old package version restored")
-                rc = await send(rpc, 2, target, "hash_loop", pack_u64(3))
+                rc = await send_settled(rpc, nonces, target, "hash_loop", pack_u64(3))
                 assert rc["status"] == "success", rc  # compute's method answers again
         finally:
             await asyncio.to_thread(node.stop)
