@@ -84,6 +84,7 @@ def mutmut_config(t: Target) -> dict[str, Any]:
         "preload_modules_file": "preload.txt",
         "use_git_change_detection": False,
         "on_dependency_change": "ignore",
+        "timeout_multiplier": t.timeout_multiplier,
     }
 
 

@@ -15,7 +15,9 @@ Read from a TOML file (default: ``lab/mutation/targets.toml``)::
     module = "node/rpc/jsonrpc.py"  # the one file mutated
     tests = ["tests/node/rpc"]      # pytest selection (paths or node ids)
     # optional: min_score, budget_s, copy (added), mutants (key globs: a subset),
-    # quick (part of `--quick`), note
+    # quick (part of `--quick`), timeout_multiplier (mutmut's: a mutant's run may take this
+    # many times its tests' clean time, plus 1 s, before it counts as timed out; default 15),
+    # note
 
 A bad file raises :class:`TargetsError` naming the file and the key.
 """
@@ -53,6 +55,7 @@ class Target:
     preload: list[str]
     mutants: list[str] = field(default_factory=list)
     quick: bool = False
+    timeout_multiplier: float = 15.0
     note: str = ""
 
 
@@ -89,7 +92,7 @@ def load(path: Path = DEFAULT_FILE, *, repo: Path | None = None) -> list[Target]
         if not isinstance(t, dict):
             raise TargetsError(f"{path}: {where}: expected a table")
         _known(path, where, t, {"name", "module", "tests", "min_score", "budget_s", "copy",
-                                "mutants", "quick", "note"})
+                                "mutants", "quick", "timeout_multiplier", "note"})
         for key in ("name", "module", "tests"):
             if key not in t:
                 raise TargetsError(f"{path}: {where}: missing key {key!r}")
@@ -115,6 +118,8 @@ def load(path: Path = DEFAULT_FILE, *, repo: Path | None = None) -> list[Target]
             copy=[*copy, *_strs(path, f"{where}.copy", t.get("copy", []))],
             hypothesis_profile=profile, preload=preload,
             mutants=_strs(path, f"{where}.mutants", t.get("mutants", [])), quick=quick,
+            timeout_multiplier=_positive(path, f"{where}.timeout_multiplier",
+                                         t.get("timeout_multiplier", 15.0)),
             note=_str(path, f"{where}.note", t.get("note", ""), empty=True)))
     names = [t.name for t in out]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -156,5 +161,5 @@ def _fraction(path: Path, where: str, v: object) -> float:
 
 def _positive(path: Path, where: str, v: object) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-        raise TargetsError(f"{path}: {where}: expected a positive number of seconds, got {v!r}")
+        raise TargetsError(f"{path}: {where}: expected a positive number, got {v!r}")
     return float(v)

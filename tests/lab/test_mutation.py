@@ -40,7 +40,7 @@ def test_the_projects_targets_exist_and_name_their_tests() -> None:
     ("[[target]]\nname = 'a'\nmodule = 'node/x.py'\ntests = ['t']\nbudget = 3\n",
      "target[0]: unknown key(s) budget"),
     ("[defaults]\nbudget_s = 0\n[[target]]\nname = 'a'\nmodule = 'node/x.py'\ntests = []\n",
-     "defaults.budget_s: expected a positive number of seconds, got 0"),
+     "defaults.budget_s: expected a positive number, got 0"),
     ("[[target]]\nname = 'a'\nmodule = 'node/x.py'\ntests = []\n",
      "target 'a'.tests: expected at least one test path"),
     ("[[target]]\nname = 'a'\nmodule = 'node/x.py'\ntests = ['t']\n" * 2,
