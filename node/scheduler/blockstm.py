@@ -13,7 +13,8 @@ Performance Blessing" (PPoPP'23), Algorithms 1-5, as in aptos-core's ``block-exe
   waits for the blocking transaction (``add_dependency``).
 * :class:`Scheduler` is the collaborative scheduler: shared ``execution_idx`` and
   ``validation_idx`` (lowest index first), per-transaction status READY_TO_EXECUTE ->
-  EXECUTING -> EXECUTED -> ABORTING, ``decrease_cnt``/``num_active_tasks`` for ``check_done``.
+  EXECUTING -> EXECUTED -> ABORTING, ``num_active_tasks`` for ``check_done`` (which runs under
+  the one scheduler lock, so the paper's ``decrease_cnt`` double-collect is not needed).
 
 Block-STM needs no declared sets: it discovers reads and writes by executing. Declarations are
 still enforced by the executor (``TxState``), so an undeclared access ends the transaction with
@@ -202,7 +203,6 @@ class Scheduler:
         self.frontier = 0
         self.execution_idx = 0
         self.validation_idx = 0
-        self.decrease_cnt = 0
         self.num_active_tasks = 0
         self.done_marker = n == 0
         self.incarnation = [0] * n
@@ -247,13 +247,11 @@ class Scheduler:
     def _decrease_execution_idx(self, target: int) -> None:
         if target < self.execution_idx:
             self.execution_idx = target
-        self.decrease_cnt += 1
         self._wake()
 
     def _decrease_validation_idx(self, target: int) -> None:
         if target < self.validation_idx:
             self.validation_idx = target
-        self.decrease_cnt += 1
         self._wake()
 
     def _check_done(self) -> None:
