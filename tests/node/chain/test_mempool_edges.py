@@ -381,3 +381,18 @@ def test_a_cancelled_submission_is_settled_when_its_write_ends(fails: bool) -> N
             store.close()
 
     asyncio.run(main())
+
+
+def test_pending_stops_at_the_byte_limit_but_always_takes_one() -> None:
+    p = pool()
+    order = [tx(A, 0), tx(B, 0), tx(A, 1), tx(B, 1)]
+    for t in order:
+        p.submit_tx(t)
+    size = len(order[0].raw)
+    assert all(len(t.raw) == size for t in order)
+    for n in (1, 2, 3):  # exactly n transactions' bytes: n of them; one byte less: n - 1
+        assert [e.tx for e in p.pending(10, max_bytes=n * size)] == order[:n]
+        assert [e.tx for e in p.pending(10, max_bytes=n * size - 1)] == order[:max(n - 1, 1)]
+    assert [e.tx for e in p.pending(10, max_bytes=1)] == order[:1]  # one, even if too big
+    assert [e.tx for e in p.pending(2, max_bytes=10 * size)] == order[:2]  # the count too
+    assert [e.tx for e in p.pending(10)] == order  # no byte limit
