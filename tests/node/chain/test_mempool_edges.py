@@ -270,6 +270,10 @@ def test_the_event_loop_submits_wait_for_durability() -> None:
             assert a == b == tx(B, 0).hash and len(p) == 3
             with pytest.raises(InvalidTransaction, match="nonce_gap"):
                 await p.asubmit_tx(tx(A, 9))
+            forged = dataclasses.replace(tx(A, 2), signature=tx(B, 0).signature)
+            refused = (await p.asubmit_many([forged]))[0]  # signatures are checked by default
+            assert isinstance(refused, InvalidTransaction) and refused.cause == "bad_signature"
+            assert await p.asubmit_many([forged], signatures_checked=True) == [forged.hash]
         finally:
             store.close()
 
