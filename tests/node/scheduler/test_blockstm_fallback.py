@@ -148,7 +148,12 @@ def test_workers_window_and_closing() -> None:
     stm = AptosBlockSTM(Noting(), 2)
     txs = conflict_block(8)
     expected = Serial(ScriptExecutor()).execute_block(txs, DictState(), CTX)
-    assert_same(expected, stm.execute_block(txs, DictState(), CTX), "first")
+    got = stm.execute_block(txs, DictState(), CTX)
+    assert_same(expected, got, "first")
+    # executions per worker: the coordinator, then worker 1 and 2, each thread numbered once
+    assert len(got.stats.worker_txs) == 3 and sum(got.stats.worker_txs) == got.stats.executions
+    again = stm.execute_block(txs, DictState(), CTX).stats
+    assert len(again.worker_txs) == 3  # the same pool threads keep their numbers
     workers = threads - {threading.current_thread()}
     assert workers  # its pool threads ran transactions
     stm.close()
