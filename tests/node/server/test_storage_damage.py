@@ -124,10 +124,13 @@ async def test_a_cut_wal_is_refused_then_accepted_with_an_exact_account(
     acked = await _submit_all(n.rpc, await asyncio.to_thread(_transfers, 8))
     async with aiohttp.ClientSession() as s:
         metrics = await (await s.get(n.rpc.rstrip("/") + "/metrics")).text()
-    # group commit: 64 concurrent submitters shared fsyncs
+    # every acknowledgement was fsync'd, and 64 concurrent submitters shared fsyncs. How many
+    # share one depends on scheduling (1.9 writes per fsync on a loaded CI run, 3+ when quiet),
+    # so only "some did" is asserted here; the exact grouping rule is tested on a controlled
+    # fsync in tests/node/state/test_writer.py.
     syncs = _metric(metrics, "dubhe_storage_syncs_total")
     writes = _metric(metrics, "dubhe_storage_synced_writes_total")
-    assert writes >= len(acked) and syncs < writes / 2, (syncs, writes)
+    assert writes >= len(acked) and 0 < syncs < writes, (syncs, writes)
     await asyncio.sleep(scaled(0.3))  # a few more announced blocks
     n.kill()  # kill -9: everything since start is in the WAL only
     watcher.cancel()
