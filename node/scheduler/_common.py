@@ -1,15 +1,27 @@
-"""Helpers shared by the strategies: declared sets, the net write set, the declaration guard.
+"""Helpers shared by the strategies: declared sets, the net write set, the declaration guard
+and the block's finish under it.
 
 Nothing here schedules anything; each strategy module owns its algorithm.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from node.core import keys
-from node.core.execution import TxOutcome
+from node.core.execution import (
+    PATH_GUARD_RERUN,
+    BlockContext,
+    BlockExecution,
+    BlockStats,
+    StateReader,
+    TxExecutor,
+    TxOutcome,
+)
 from node.core.tx import Transaction
+from node.scheduler.serial import Serial
+from node.scheduler.substrate import WorkerTally
 
 #: A transaction's declared keys as ``(read_only, writes)``: ``writes`` is
 #: ``tx.declared_writes()`` and ``read_only + writes`` is ``tx.declared_reads()``, as tuples
@@ -63,3 +75,36 @@ def declarations_held(decl: Sequence[Declared], outcomes: Sequence[TxOutcome]) -
             if k not in may_write and k not in read_only and k in written:
                 return False
     return True
+
+
+def finish_guarded(
+    executor: TxExecutor,
+    txs: Sequence[Transaction],
+    state: StateReader,
+    ctx: BlockContext,
+    decl: Sequence[Declared],
+    done: list[TxOutcome],
+    net: dict[bytes, bytes | None],
+    stats: BlockStats,
+    tally: WorkerTally,
+    t0: float,
+) -> BlockExecution:
+    """A declaration-scheduled block's result (Sealevel, the object DAG): ``done`` and ``net``
+    as the strategy committed them when :func:`declarations_held`, else Serial's re-run of the
+    block (``stats.path`` = ``PATH_GUARD_RERUN``, its executions and time added). Fills the
+    worker accounting and ``exec_seconds`` (from ``t0``, a ``perf_counter`` reading)."""
+    if not declarations_held(decl, done):
+        # The executor touched undeclared system keys that the block also writes: the
+        # schedule was not exact. Re-run in block order (Serial's result by construction).
+        n = len(txs)
+        again = Serial(executor).execute_block(txs, state, ctx)
+        done, net = list(again.outcomes), dict(again.writes)
+        stats.executions += n
+        stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
+        stats.path = PATH_GUARD_RERUN
+        tally.ran_here(n)
+    stats.worker_txs, stats.chunks, stats.handed_back = (
+        tally.txs, tally.chunks, tally.handed_back,
+    )
+    stats.exec_seconds = time.perf_counter() - t0
+    return BlockExecution(tuple(done), net, stats)

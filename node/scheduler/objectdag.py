@@ -26,7 +26,6 @@ from typing import Any
 
 from node.core.access import Overlay
 from node.core.execution import (
-    PATH_GUARD_RERUN,
     PATH_STRATEGY,
     BlockContext,
     BlockExecution,
@@ -36,8 +35,7 @@ from node.core.execution import (
     TxOutcome,
 )
 from node.core.tx import Transaction
-from node.scheduler._common import Declared, declarations_held, declared_sets
-from node.scheduler.serial import Serial
+from node.scheduler._common import Declared, declared_sets, finish_guarded
 from node.scheduler.substrate import Item, SubstrateStrategy, WorkerTally, run_chunk
 
 #: Largest chunk handed to one worker at once (keeps workers fed while the DAG unfolds).
@@ -187,16 +185,4 @@ class SuiObjectDAG(SubstrateStrategy):
             serial_equivalent_seconds=busy, executions=n,
             dag_depth=dag.depth, dag_width=dag.width, path=PATH_STRATEGY,
         )
-        if not declarations_held(decl, done):
-            # Undeclared system-key writes the DAG could not see: re-run in block order.
-            again = Serial(self.executor).execute_block(txs, state, ctx)
-            done, net = list(again.outcomes), dict(again.writes)
-            stats.executions += n
-            stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
-            stats.path = PATH_GUARD_RERUN
-            tally.ran_here(n)
-        stats.worker_txs, stats.chunks, stats.handed_back = (
-            tally.txs, tally.chunks, tally.handed_back,
-        )
-        stats.exec_seconds = time.perf_counter() - t0
-        return BlockExecution(tuple(done), net, stats)
+        return finish_guarded(self.executor, txs, state, ctx, decl, done, net, stats, tally, t0)

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 from node.core.access import Overlay
 from node.core.execution import (
-    PATH_GUARD_RERUN,
     PATH_STRATEGY,
     BlockContext,
     BlockExecution,
@@ -29,8 +28,7 @@ from node.core.execution import (
     TxOutcome,
 )
 from node.core.tx import Transaction
-from node.scheduler._common import Declared, declarations_held, declared_sets
-from node.scheduler.serial import Serial
+from node.scheduler._common import Declared, declared_sets, finish_guarded
 from node.scheduler.substrate import Item, SubstrateStrategy, WorkerTally, run_chunk
 
 
@@ -134,17 +132,4 @@ class SolanaParallel(SubstrateStrategy):
             dag_depth=len(groups), dag_width=max((len(g) for g in groups), default=0),
             path=PATH_STRATEGY,
         )
-        if not declarations_held(decl, done):
-            # The executor touched undeclared system keys that the block also writes: the
-            # batches were not exact. Re-run in block order (Serial's result by construction).
-            again = Serial(self.executor).execute_block(txs, state, ctx)
-            done, net = list(again.outcomes), dict(again.writes)
-            stats.executions += n
-            stats.serial_equivalent_seconds += again.stats.serial_equivalent_seconds
-            stats.path = PATH_GUARD_RERUN
-            tally.ran_here(n)
-        stats.worker_txs, stats.chunks, stats.handed_back = (
-            tally.txs, tally.chunks, tally.handed_back,
-        )
-        stats.exec_seconds = time.perf_counter() - t0
-        return BlockExecution(tuple(done), net, stats)
+        return finish_guarded(self.executor, txs, state, ctx, decl, done, net, stats, tally, t0)
