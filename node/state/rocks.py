@@ -94,6 +94,9 @@ class RocksKV:
         self.on_error = on_error
         if not read_only:
             self.path.mkdir(parents=True, exist_ok=True)
+        elif not (self.path / "CURRENT").is_file():
+            # RocksDB would create the directory before failing: "without changing any file"
+            raise StorageError(f"cannot open RocksDB at {path}: no store there (no CURRENT file)")
         opts = rocksdict.Options(raw_mode=True)
         opts.create_if_missing(not read_only)
         opts.set_paranoid_checks(True)

@@ -98,8 +98,13 @@ def test_a_checksum_pass_counts_the_keys_it_read(tmp_path: Path) -> None:
 
 
 def test_a_read_only_open_needs_an_existing_store(tmp_path: Path) -> None:
-    with pytest.raises(StorageError, match=r"^cannot open RocksDB at "):
+    with pytest.raises(StorageError, match=r"^cannot open RocksDB at .*: no store there"):
         RocksKV(tmp_path / "missing" / "db", read_only=True)
+    assert not (tmp_path / "missing").exists()  # read-only: nothing created on the way
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StorageError, match=r"^cannot open RocksDB at .*: no store there"):
+        RocksKV(tmp_path / "empty", read_only=True)
+    assert list((tmp_path / "empty").iterdir()) == []
     nested = tmp_path / "a" / "b" / "db"  # a writable open creates its parents
     RocksKV(nested).close()
     assert nested.is_dir()
