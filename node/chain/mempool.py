@@ -16,7 +16,8 @@ On the event loop, :meth:`Mempool.asubmit_tx` and :meth:`Mempool.asubmit_many` a
 blocking the loop, so concurrent submissions share one fsync (group commit,
 :mod:`node.state.writer`). Their callers acknowledge only after they return. If the write fails
 the transactions are forgotten again and the call raises StorageError (-32020). The synchronous
-:meth:`submit_tx` / :meth:`submit_many` block until durable (tests and tools).
+:meth:`submit_tx` / :meth:`submit_many` block until durable (tests and tools); they refuse
+(RuntimeError, nothing admitted) a transaction whose write an event-loop call started.
 
 Sequence numbers are never reused: they continue from the store's ``next_seq`` after a restart,
 so the acknowledgement journal can name each acknowledged transaction by its number.
@@ -197,6 +198,12 @@ class Mempool:
                     nxt[tx.sender] = tx.nonce + 1
                     seq += 1
                 elif (f := self._inflight.get(tx.hash)) is not None:
+                    if not aio and isinstance(f, asyncio.Future) and not f.done():
+                        # a blocking call cannot wait for the loop's write (it would deadlock
+                        # the loop); refused before anything of this call is admitted
+                        raise RuntimeError(
+                            f"submit_many: transaction {tx.hash.hex()} is being written by an "
+                            "event-loop submission; call asubmit_many from the loop instead")
                     others.append(f)
                 out.append(tx.hash)
             except (InvalidTransaction, LimitExceeded) as e:
