@@ -64,6 +64,25 @@ class VirtualLab:
 
         return await self.net.start_server(handler)
 
+    async def sink(self, total: int) -> tuple[str, list[tuple[float, int]], asyncio.Future[bytes]]:
+        """An upstream that records (loop time, bytes so far) at each read until ``total``;
+        returns its ``host:port``, those arrivals, and a future of all the bytes it read."""
+        arrivals: list[tuple[float, int]] = []
+        done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            got = bytearray()
+            while len(got) < total:
+                data = await reader.read(1 << 20)
+                if not data:
+                    break
+                got += data
+                arrivals.append((self.now(), len(got)))
+            done.set_result(bytes(got))
+            writer.close()
+
+        return await self.net.start_server(handler), arrivals, done
+
     async def proxy(self, name: str, upstream: str, **fields: Any) -> Proxy:
         body = {"name": name, "upstream": upstream, "listen": "127.0.0.1:0", **fields}
         return await self.collection.create(body)

@@ -15,34 +15,23 @@ from vlab import VirtualLab
 PAYLOAD = b"hello world " * 40_000  # 480 KB, as Toxiproxy's test
 
 
-async def _sink(lab: VirtualLab, total: int) -> tuple[str, list[tuple[float, int]],
-                                                       asyncio.Future[bytes]]:
-    """An upstream that records (loop time, bytes so far) at each read until ``total``."""
-    arrivals: list[tuple[float, int]] = []
-    done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        got = bytearray()
-        while len(got) < total:
-            data = await reader.read(1 << 20)
-            if not data:
-                break
-            got += data
-            arrivals.append((lab.now(), len(got)))
-        done.set_result(bytes(got))
-        writer.close()
-
-    return await lab.net.start_server(handler), arrivals, done
+async def _at_1000kbps(lab: VirtualLab, name: str, total: int
+                   ) -> tuple[asyncio.StreamWriter, list[tuple[float, int]],
+                              asyncio.Future[bytes]]:
+    """A client writer through proxy ``name`` with a 1000 KB/s upstream bandwidth toxic, to
+    ``lab.sink(total)``; with the sink's arrivals and its future of all the bytes."""
+    upstream, arrivals, done = await lab.sink(total)
+    proxy = await lab.proxy(name, upstream)
+    await lab.add(proxy, {"type": "bandwidth", "stream": "upstream",
+                          "attributes": {"rate": 1000}})
+    _, writer = await lab.connect(proxy)
+    return writer, arrivals, done
 
 
 @virtual_time
 async def test_480kb_at_1000kbps_arrives_byte_by_rate() -> None:
     async with VirtualLab() as lab:
-        upstream, arrivals, done = await _sink(lab, len(PAYLOAD))
-        proxy = await lab.proxy("bw", upstream)
-        await lab.add(proxy, {"type": "bandwidth", "stream": "upstream",
-                              "attributes": {"rate": 1000}})
-        _, writer = await lab.connect(proxy)
+        writer, arrivals, done = await _at_1000kbps(lab, "bw", len(PAYLOAD))
         t0 = lab.now()
         writer.write(PAYLOAD)
         assert await asyncio.wait_for(done, 5) == PAYLOAD
@@ -59,11 +48,7 @@ async def test_late_wake_ups_do_not_add_up() -> None:
     # Every timer fires 1 ms late (as a real loop's may): 48 chunks of 10 kB arriving back to
     # back still take 480 ms plus one late wake-up, not plus 48 of them.
     async with VirtualLab() as lab:
-        upstream, arrivals, done = await _sink(lab, 480_000)
-        proxy = await lab.proxy("bwlate", upstream)
-        await lab.add(proxy, {"type": "bandwidth", "stream": "upstream",
-                              "attributes": {"rate": 1000}})
-        _, writer = await lab.connect(proxy)
+        writer, arrivals, done = await _at_1000kbps(lab, "bwlate", 480_000)
         t0 = lab.now()
         for _ in range(48):
             writer.write(b"c" * 10_000)
@@ -76,11 +61,7 @@ async def test_late_wake_ups_do_not_add_up() -> None:
 async def test_idle_time_is_not_banked() -> None:
     # A burst after a pause starts from the moment it arrives: no credit for the idle time.
     async with VirtualLab() as lab:
-        upstream, arrivals, done = await _sink(lab, 200_000)
-        proxy = await lab.proxy("bwidle", upstream)
-        await lab.add(proxy, {"type": "bandwidth", "stream": "upstream",
-                              "attributes": {"rate": 1000}})
-        _, writer = await lab.connect(proxy)
+        writer, arrivals, done = await _at_1000kbps(lab, "bwidle", 200_000)
         t0 = lab.now()
         writer.write(b"a" * 100_000)
         await asyncio.sleep(0.5)

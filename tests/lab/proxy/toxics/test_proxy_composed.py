@@ -17,46 +17,25 @@ from vlab import VirtualLab
 
 from lab.proxy.toxics import Toxic, ToxicAttributeError
 
-
-async def _sink(lab: VirtualLab, total: int) -> tuple[str, list[tuple[float, int]],
-                                                       asyncio.Future[bytes]]:
-    """An upstream that records (loop time, bytes so far) at each read until ``total``."""
-    arrivals: list[tuple[float, int]] = []
-    done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        got = bytearray()
-        while len(got) < total:
-            data = await reader.read(1 << 20)
-            if not data:
-                break
-            got += data
-            arrivals.append((lab.now(), len(got)))
-        done.set_result(bytes(got))
-        writer.close()
-
-    return await lab.net.start_server(handler), arrivals, done
-
-
 PAYLOAD = bytes(range(250)) * 1000  # 250,000 bytes, position-dependent
 
 
 async def _through(chain: list[dict[str, object]], change: dict[str, object] | None = None,
-                   at_ms: float = 0) -> list[tuple[float, int]]:
-    """Send PAYLOAD upstream through ``chain`` (in order); optionally update the first toxic
+                   at_ms: float = 0, payload: bytes = PAYLOAD) -> list[tuple[float, int]]:
+    """Send ``payload`` upstream through ``chain`` (in order); optionally update the first toxic
     with ``change`` at ``at_ms``. Returns the sink's (ms since the write, bytes so far)."""
     async with VirtualLab() as lab:
-        upstream, arrivals, done = await _sink(lab, len(PAYLOAD))
+        upstream, arrivals, done = await lab.sink(len(payload))
         proxy = await lab.proxy("composed", upstream)
         for body in chain:
             await lab.add(proxy, {"stream": "upstream", **body})
         _, writer = await lab.connect(proxy)
         t0 = lab.now()
-        writer.write(PAYLOAD)
+        writer.write(payload)
         if change is not None:
             await asyncio.sleep(at_ms / 1000)
             await proxy.toxics.update(str(chain[0]["name"]), change)
-        assert await asyncio.wait_for(done, 10) == PAYLOAD  # whole, in order, once
+        assert await asyncio.wait_for(done, 10) == payload  # whole, in order, once
         return [(ms(t - t0), n) for t, n in arrivals]
 
 
@@ -185,20 +164,6 @@ async def test_a_jitter_of_1_ms_still_draws() -> None:
 @virtual_time
 async def test_a_rate_of_1_kb_per_s_is_a_limit() -> None:
     # rate <= 0 is unlimited; 1 is the smallest limit: 1,000 bytes a second, 100-byte slices
-    got = await _through_payload(b"r" * 250, [{"type": "bandwidth", "name": "bw1",
-                                               "attributes": {"rate": 1}}])
+    got = await _through([{"type": "bandwidth", "name": "bw1", "attributes": {"rate": 1}}],
+                         payload=b"r" * 250)
     assert got == [(100, 100), (200, 200), (250, 250)]
-
-
-async def _through_payload(payload: bytes, chain: list[dict[str, object]]
-                           ) -> list[tuple[float, int]]:
-    async with VirtualLab() as lab:
-        upstream, arrivals, done = await _sink(lab, len(payload))
-        proxy = await lab.proxy("payload", upstream)
-        for body in chain:
-            await lab.add(proxy, {"stream": "upstream", **body})
-        _, writer = await lab.connect(proxy)
-        t0 = lab.now()
-        writer.write(payload)
-        assert await asyncio.wait_for(done, 10) == payload
-        return [(ms(t - t0), n) for t, n in arrivals]
