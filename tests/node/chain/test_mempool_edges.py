@@ -3,10 +3,14 @@ the restore path that drops stale and duplicate rows, capacity at N, and what ea
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import threading
+from collections.abc import AsyncIterator
 
 import pytest
+from timing import wait_until
 
 from node.chain.mempool import Mempool
 from node.core import keys
@@ -255,8 +259,6 @@ def test_a_failed_group_commit_forgets_a_sender_with_nothing_left() -> None:
 
 
 def test_the_event_loop_submits_wait_for_durability() -> None:
-    import asyncio
-
     async def main() -> None:
         store = ChainStore(MemoryKV(), sync_writes=True)
         try:
@@ -299,26 +301,32 @@ class GatedKV(MemoryKV):
         super().write(ops, sync=sync)
 
 
+@contextlib.asynccontextmanager
+async def held_write(fail: bool = False) -> AsyncIterator[tuple[GatedKV, Mempool,
+                                                                asyncio.Task[bytes]]]:
+    """A pool on a GatedKV, and the task of a first submission of ``tx(A, 0)`` whose write is
+    held at the gate (it fails once let through if ``fail``); the store is closed on exit."""
+    kv = GatedKV()
+    store = ChainStore(kv, sync_writes=True)
+    try:
+        p = pool(store)
+        kv.gate.clear()
+        kv.fail = fail
+        first = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
+        await wait_until(lambda: kv.waiting, what="the write held")
+        yield kv, p, first
+    finally:
+        store.close()
+
+
 def test_an_identical_submission_waits_for_the_write_in_flight() -> None:
-    import asyncio
-
-    from timing import wait_until
-
     async def main() -> None:
-        kv = GatedKV()
-        store = ChainStore(kv, sync_writes=True)
-        try:
-            p = pool(store)
-            kv.gate.clear()
-            first = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
-            await wait_until(lambda: kv.waiting, what="the write held")
+        async with held_write() as (kv, p, first):
             second = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
             await asyncio.sleep(0)
             assert not first.done() and not second.done()  # neither before it is durable
             kv.gate.set()
             assert await first == await second == tx(A, 0).hash
-        finally:
-            store.close()
 
     asyncio.run(main())
 
@@ -326,21 +334,10 @@ def test_an_identical_submission_waits_for_the_write_in_flight() -> None:
 def test_when_the_write_in_flight_fails_every_submission_of_it_fails() -> None:
     """And the transaction is forgotten: it was never durable (it once stayed admitted, so a
     block could include what the client had been told failed)."""
-    import asyncio
-
-    from timing import wait_until
-
     from node.core.errors import StorageError
 
     async def main() -> None:
-        kv = GatedKV()
-        store = ChainStore(kv, sync_writes=True)
-        try:
-            p = pool(store)
-            kv.gate.clear()
-            kv.fail = True
-            first = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
-            await wait_until(lambda: kv.waiting, what="the write held")
+        async with held_write(fail=True) as (kv, p, first):
             second = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
             await asyncio.sleep(0)
             kv.gate.set()
@@ -348,8 +345,6 @@ def test_when_the_write_in_flight_fails_every_submission_of_it_fails() -> None:
                 with pytest.raises(StorageError, match="disk on fire"):
                     await t
             assert len(p) == 0 and p.next_nonce(A.address) == 0
-        finally:
-            store.close()
 
     asyncio.run(main())
 
@@ -358,19 +353,9 @@ def test_when_the_write_in_flight_fails_every_submission_of_it_fails() -> None:
 def test_a_cancelled_submission_is_settled_when_its_write_ends(fails: bool) -> None:
     """The caller went away (a closed connection): the write goes on, and a failed one's
     transaction is forgotten as if the caller had waited."""
-    import asyncio
-
-    from timing import wait_until
 
     async def main() -> None:
-        kv = GatedKV()
-        store = ChainStore(kv, sync_writes=True)
-        try:
-            p = pool(store)
-            kv.gate.clear()
-            kv.fail = fails
-            task = asyncio.create_task(p.asubmit_tx(tx(A, 0)))
-            await wait_until(lambda: kv.waiting, what="the write held")
+        async with held_write(fail=fails) as (kv, p, task):
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -381,8 +366,6 @@ def test_a_cancelled_submission_is_settled_when_its_write_ends(fails: bool) -> N
             assert p.next_nonce(A.address) == (0 if fails else 1)
             if not fails:  # durable: a resubmission is answered at once
                 assert await p.asubmit_tx(tx(A, 0)) == tx(A, 0).hash
-        finally:
-            store.close()
 
     asyncio.run(main())
 
