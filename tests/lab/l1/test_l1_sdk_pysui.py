@@ -17,6 +17,7 @@ import pytest
 from sdk_venvs import sdk_python  # type: ignore[import-not-found]
 
 from lab.l1.harness import admin, mock_l1
+from lab.l1.server import MockL1
 from lab.l1.sui_rpc import SUI_GENESIS_BALANCE
 from lab.l1.wire import b58encode
 
@@ -34,14 +35,22 @@ async def _run(python: Path, script: str, *args: str) -> dict[str, Any]:
     return result
 
 
+async def _publish_and_upgrade(l1: MockL1) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Publish a package with a "dubhe" module on the mock Sui, upgrade it, then seal two more
+    checkpoints; returns the deploy's and the upgrade's answers."""
+    ep = l1.endpoints[0]
+    d = await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": "0x7f454c4601"}})
+    up = await admin(ep.admin_url, {"cmd": "upgrade", "address": d["address"],
+                                    "modules": {"dubhe": "0x7f454c4602"}})
+    l1.produce(2)
+    return d, up
+
+
 async def test_pysui_099_jsonrpc_client_reads_the_mock() -> None:
     python = await asyncio.to_thread(sdk_python, "pysui-0.99")
     async with mock_l1("sui", seed=3) as l1:
         ep = l1.endpoints[0]
-        d = await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": "0x7f454c4601"}})
-        up = await admin(ep.admin_url, {"cmd": "upgrade", "address": d["address"],
-                                        "modules": {"dubhe": "0x7f454c4602"}})
-        l1.produce(2)
+        d, up = await _publish_and_upgrade(l1)
         owner = l1.chain.accounts[0]
         digest = b58encode(bytes.fromhex(d["tx"][2:]))
         got = await _run(python, "pysui_jsonrpc_probe.py", ep.http_url, "0x" + owner.hex(),
@@ -81,10 +90,7 @@ async def test_pysui_15_graphql_client_reads_the_mock() -> None:
     python = await asyncio.to_thread(sdk_python, "pysui-1.5")
     async with mock_l1("sui", seed=3) as l1:
         ep = l1.endpoints[0]
-        d = await admin(ep.admin_url, {"cmd": "deploy", "modules": {"dubhe": "0x7f454c4601"}})
-        up = await admin(ep.admin_url, {"cmd": "upgrade", "address": d["address"],
-                                        "modules": {"dubhe": "0x7f454c4602"}})
-        l1.produce(2)
+        d, up = await _publish_and_upgrade(l1)
         owner = l1.chain.accounts[0]
         coin = "0x" + l1.wire.coin_id(owner).hex()  # type: ignore[attr-defined]
         with tempfile.TemporaryDirectory() as cfg_dir:
