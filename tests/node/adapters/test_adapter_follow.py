@@ -53,6 +53,15 @@ def drive(f: Follower, chain: Chain, header: Header, seen: list[Header]) -> None
             assert seen[-1] == a.fork_point
 
 
+def follow(f: Follower, chain: Chain) -> list[Header]:
+    """Deliver every header of ``chain`` to ``f``, in order from genesis; returns what it
+    emitted (as ``drive`` records it)."""
+    seen: list[Header] = []
+    for b in chain.blocks:
+        drive(f, chain, b, seen)
+    return seen
+
+
 def test_extends_and_drops_duplicates() -> None:
     c = Chain()
     c.extend(3)
@@ -99,10 +108,7 @@ def test_reorg_seen_only_at_new_head_walks_back_to_fork_point() -> None:
     c = Chain()
     c.extend(20)
     f = Follower(walk_start=2)
-    seen: list[Header] = []
-    drive(f, c, c.blocks[0], seen)
-    for b in c.blocks[1:]:
-        drive(f, c, b, seen)
+    seen = follow(f, c)
     c.reorg(7, 9)
     drive(f, c, c.blocks[-1], seen)
     assert seen == c.blocks
@@ -145,10 +151,7 @@ def test_stale_header_below_window_is_dropped() -> None:
     c = Chain()
     c.extend(10)
     f = Follower(window=3)
-    seen: list[Header] = []
-    drive(f, c, c.blocks[0], seen)
-    for b in c.blocks[1:]:
-        drive(f, c, b, seen)
+    assert follow(f, c) == c.blocks
     other = Header(2, "other", "x")
     assert f.on_header(other) == [Dropped(other, "stale")]
 
