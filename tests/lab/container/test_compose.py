@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from docker_helpers import nothing_left
+from docker_helpers import client, nothing_left
 from lab_helpers import get_status
 from timing import scaled, wait_until
 
 from lab.container.compose import to_yaml
 from lab.orchestrate import LabHandle, RunDir
+from lab.orchestrate.docker import _existing_subnets, pick_subnet
 
 CLI = [sys.executable, "-m", "lab"]
 PROFILES = Path(__file__).resolve().parents[3] / "fault-profiles"
@@ -30,6 +33,26 @@ def _compose(tmp_path: Path, *extra: str) -> tuple[str, Path]:
     assert done.returncode == 0, done.stderr
     assert f"lab files in {run}" in done.stderr
     return done.stdout, run
+
+
+def _free_port_base(n: int = 32) -> int:
+    """A base with ``n`` free loopback ports above it (another test session may hold 18100+)."""
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(20000, 30000, n)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no run of free loopback ports found")
 
 
 def test_yaml_writer_quotes_what_compose_would_misread() -> None:
@@ -84,8 +107,10 @@ def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
 async def test_docker_compose_runs_the_lab(tmp_path: Path, lab_image: str) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text("l1 = []\n")
-    text, run = _compose(tmp_path, "--spec", str(spec), "--port-base", "18100", "--subnet",
-                         "10.213.254.0/24")
+    # a free port range and subnet: a fixed pair collided when two test sessions ran at once
+    subnet = pick_subnet(await asyncio.to_thread(_existing_subnets, client()))
+    text, run = _compose(tmp_path, "--spec", str(spec), "--port-base", str(_free_port_base()),
+                         "--subnet", str(subnet))
     file = tmp_path / "lab.compose.yml"
     file.write_text(text)
     assert COMPOSE is not None
