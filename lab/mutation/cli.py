@@ -52,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
                     help="wall-clock budget of each target in seconds (default: the file's)")
     ap.add_argument("--heartbeat", type=float, default=30.0, metavar="S",
                     help="seconds between progress lines (default: 30)")
+    again = ap.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue each target's earlier run in the work directory (one "
+                       "stopped by its budget or Ctrl-C): only mutants without a result run")
+    again.add_argument("--retest-survivors", action="store_true",
+                       help="test again only the mutants that survived each target's earlier "
+                       "run (after writing new tests); the result covers every mutant")
     ap.add_argument("--list", action="store_true", help="print the targets and exit")
     return ap
 
@@ -80,16 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     # SIGTERM (the nightly's timeout, kill) stops mutmut too: it runs in its own session
     previous_term = signal.signal(signal.SIGTERM, _interrupt)
+    mode: runner.Mode = ("resume" if args.resume
+                         else "survivors" if args.retest_survivors else "fresh")
     try:
         for i, t in enumerate(chosen, 1):
             _say(f"[{i}/{len(chosen)}] {t.name}")
             try:
                 records.append(runner.run_target(
                     t, out=out, work_root=args.work.resolve(), repo=repo, jobs=args.jobs,
-                    say=_say, heartbeat_s=args.heartbeat, budget_s=args.budget))
+                    say=_say, heartbeat_s=args.heartbeat, budget_s=args.budget, mode=mode))
             except RuntimeError as exc:  # the work directory is busy
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_ERROR
+            except runner.NothingToResume as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
             _say(f"   {line(records[-1], previous.get(t.name))}")
     except KeyboardInterrupt:
         _say("== interrupted (the target's results so far are written)")

@@ -10,6 +10,11 @@ For a target, :func:`run_target`:
    far are kept: mutmut records each mutant as it finishes);
 3. reads the results (:mod:`lab.mutation.results`) and writes ``<out>/<name>.json``.
 
+``mode`` ``"resume"`` keeps the work directory of an earlier run of the target (stopped by its
+budget or Ctrl-C) and tests only the mutants without a result; ``"survivors"`` keeps it and
+tests again only the mutants that survived (after new tests were written). Either way mutmut
+copies the tests afresh, finds new tests, and the result file covers every mutant.
+
 mutmut's ``forkserver`` process isolation is used: the fork of mutmut's own process deadlocks
 after the threaded tests (Block-STM, the proxy), and the fork server imports only third-party
 modules (``preload``), so every mutant's run imports the project and the test modules afresh
@@ -32,7 +37,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import tomli_w
 
@@ -46,8 +51,15 @@ PHASES = ("Generating mutants", "Running stats", "Listing all tests", "Running c
           "Running forced fail test", "Running mutation testing")
 
 
+Mode = Literal["fresh", "resume", "survivors"]
+
+
 class MutmutMissing(Exception):
     """mutmut is not installed where this Python can find it."""
+
+
+class NothingToResume(Exception):
+    """``resume`` or ``survivors`` without an earlier run of the target in the work directory."""
 
 
 def mutmut_command() -> list[str]:
@@ -88,15 +100,17 @@ def mutmut_config(t: Target) -> dict[str, Any]:
     }
 
 
-def prepare(t: Target, work: Path, repo: Path) -> None:
-    """Lay out the work directory of ``t`` afresh (module docstring, step 1)."""
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    for p in dict.fromkeys([*t.packages, *t.copy]):
-        dest = work / p
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.symlink_to(repo / p, target_is_directory=(repo / p).is_dir())
+def prepare(t: Target, work: Path, repo: Path, *, keep: bool = False) -> None:
+    """Lay out the work directory of ``t`` afresh (module docstring, step 1); with ``keep``,
+    only its configuration is rewritten (the mutants and their results stay)."""
+    if not keep:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        for p in dict.fromkeys([*t.packages, *t.copy]):
+            dest = work / p
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(repo / p, target_is_directory=(repo / p).is_dir())
     data = tomllib.loads((repo / "pyproject.toml").read_text()) \
         if (repo / "pyproject.toml").exists() else {}
     data.setdefault("tool", {})["mutmut"] = mutmut_config(t)
@@ -118,8 +132,10 @@ def _locked(work: Path) -> Iterator[None]:
 
 def run_target(t: Target, *, out: Path, work_root: Path, repo: Path = REPO, jobs: int = 2,
                say: Say = print, heartbeat_s: float = 30.0,
-               budget_s: float | None = None) -> dict[str, Any]:
-    """Run ``t`` and write ``out/<name>.json``; returns what was written."""
+               budget_s: float | None = None, mode: Mode = "fresh") -> dict[str, Any]:
+    """Run ``t`` and write ``out/<name>.json``; returns what was written. ``mode``: see the
+    module docstring (``resume`` and ``survivors`` raise NothingToResume without an earlier
+    run in the work directory)."""
     work = work_root / t.name
     budget = budget_s or t.budget_s
     started = time.time()
@@ -131,8 +147,27 @@ def run_target(t: Target, *, out: Path, work_root: Path, repo: Path = REPO, jobs
         "git": _git(repo), "work": str(work), "complete": False, "error": None,
     }
     with _locked(work):
-        prepare(t, work, repo)
-        argv = [*mutmut_command(), "run", "--max-children", str(jobs), *t.mutants]
+        names = list(t.mutants)
+        if mode != "fresh":
+            earlier, problem = results.read_module(work, t.module, repo=repo)
+            # a run stopped before mutmut wrote any result can be resumed, not retested
+            if not (work / "pyproject.toml").exists() or (mode == "survivors" and problem):
+                raise NothingToResume(f"no earlier run of {t.name} in {work} to {mode} "
+                                      "(run it once without --resume/--retest-survivors)")
+            if mode == "survivors":
+                names = [m.key for m in earlier if m.status in results.UNDETECTED]
+                if not names:
+                    raise NothingToResume(f"{t.name}: no survivors in {work} to test again")
+                say(f"-- {t.name}: testing again the {len(names)} survivor(s) of the run in "
+                    f"{work}")
+            else:
+                left = sum(1 for m in earlier if m.status in results.UNSCORED)
+                say(f"-- {t.name}: resuming the run in {work}: " + (
+                    f"{left} of {len(earlier)} mutants without a result" if earlier
+                    else "no mutant had a result yet"))
+        record["mode"] = mode
+        prepare(t, work, repo, keep=mode != "fresh")
+        argv = [*mutmut_command(), "run", "--max-children", str(jobs), *names]
         env = {**os.environ, "HYPOTHESIS_PROFILE": t.hypothesis_profile,
                "PYTHONUNBUFFERED": "1"}
         say(f"-- {t.name}: mutmut on {t.module} with {' '.join(t.tests)} "
@@ -174,7 +209,7 @@ def run_target(t: Target, *, out: Path, work_root: Path, repo: Path = REPO, jobs
 def _supervise(argv: list[str], work: Path, env: dict[str, str], name: str, budget_s: float,
                say: Say, heartbeat_s: float) -> tuple[int | None, str | None]:
     """Run mutmut, log its output, report progress; ``(exit code, why it was stopped)``."""
-    log = (work / "mutmut.log").open("wb")
+    log = (work / "mutmut.log").open("ab")  # a resumed run's log follows the earlier one
     proc = subprocess.Popen(argv, cwd=work, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -215,6 +216,59 @@ def test_a_spent_budget_stops_the_run_and_says_so(tmp_path: Path) -> None:
     assert r["complete"] is False and r["error"].startswith("stopped: budget of 0 s spent")
     assert p.returncode in (cli.EXIT_BELOW, cli.EXIT_ERROR)
     assert "stopping mutmut" in p.stdout
+
+
+EDGE_TESTS = '''\
+
+
+def test_the_edges() -> None:
+    assert scale(0, 10) == 0
+    assert scale(10, 10) == 20
+'''
+
+
+def test_resume_finishes_a_stopped_run_and_survivors_are_tested_again(tmp_path: Path) -> None:
+    """A budget-stopped run resumed: only what had no result runs, the file covers every
+    mutant; then a test for the edges is written and only the survivors run again."""
+    tiny_project(tmp_path, budget_s=0.5)
+    run_cli(tmp_path)
+    stopped = json.loads((tmp_path / "out" / "pkg.calc.json").read_text())
+    assert stopped["complete"] is False
+    tiny_project_budget(tmp_path, 120)
+    p = run_cli(tmp_path, "--resume")
+    assert "resuming the run in" in p.stdout, p.stdout + p.stderr
+    full = json.loads((tmp_path / "out" / "pkg.calc.json").read_text())
+    assert full["complete"] is True and full["mode"] == "resume" and full["not_checked"] == 0
+    assert full["mutants"] >= stopped["mutants"]
+    edges = {s["change"] for s in full["survivors"]}
+    assert {"if n < 0: -> if n <= 0:", "if n > limit: -> if n >= limit:"} <= edges
+
+    with (tmp_path / "tests" / "test_calc.py").open("a") as f:  # the target's test file
+        f.write(EDGE_TESTS)
+    p = run_cli(tmp_path, "--retest-survivors")
+    assert f"testing again the {full['survived']} survivor(s)" in p.stdout, p.stdout + p.stderr
+    again = json.loads((tmp_path / "out" / "pkg.calc.json").read_text())
+    assert again["mode"] == "survivors" and again["mutants"] == full["mutants"]
+    assert again["complete"] is True
+    left = {s["change"] for s in again["survivors"]}
+    assert not left & {"if n < 0: -> if n <= 0:", "if n > limit: -> if n >= limit:"}
+    assert again["killed"] == full["killed"] + (full["survived"] - again["survived"])
+    assert all(s["message_only"] for s in again["survivors"])  # only the messages are left
+
+
+def tiny_project_budget(root: Path, budget_s: float) -> None:
+    f = root / "targets.toml"
+    f.write_text(re.sub(r"budget_s = \S+", f"budget_s = {budget_s}", f.read_text()))
+
+
+def test_resume_or_retest_without_an_earlier_run_is_refused(tmp_path: Path) -> None:
+    tiny_project(tmp_path)
+    for flag in ("--resume", "--retest-survivors"):
+        p = run_cli(tmp_path, flag)
+        assert p.returncode == cli.EXIT_USAGE, p.stdout + p.stderr
+        assert "no earlier run of pkg.calc in" in p.stderr
+    p = run_cli(tmp_path, "--resume", "--retest-survivors")
+    assert p.returncode == cli.EXIT_USAGE and "not allowed with" in p.stderr
 
 
 def test_usage_errors(tmp_path: Path) -> None:
