@@ -1,7 +1,7 @@
 """Block-STM's aborts and its contention fallback, driven deterministically.
 
 Whether a real run crosses the abort threshold depends on thread timing; here the interleaving
-is forced instead. :class:`_Ordered` makes transaction 0's first execution wait until
+is forced instead. :class:`Ordered` makes transaction 0's first execution wait until
 transaction 1 has executed, so transaction 1 always reads the key 0 writes before 0 wrote it:
 its validation fails exactly once. ``fallback_after`` (the threshold seam) then decides, with
 nothing left to chance, whether that one abort abandons the block."""
@@ -12,7 +12,8 @@ import threading
 from typing import Any
 
 import pytest
-from sched_model import ADD, CTX, READ, DictState, ScriptExecutor, TxSpec, assert_same, build_block
+from forced import Ordered, conflict_block
+from sched_model import CTX, DictState, ScriptExecutor, assert_same
 
 from node.core.execution import BlockContext, BlockExecution, StateReader, TxOutcome
 from node.core.tx import Transaction
@@ -20,44 +21,10 @@ from node.scheduler.blockstm import EXECUTED, READY_TO_EXECUTE, AptosBlockSTM, S
 from node.scheduler.serial import Serial
 
 
-def conflict_block(n: int) -> list[Transaction]:
-    """tx 0 adds to key 0, tx 1 reads key 0 and adds to key 1, the rest add to their own key."""
-    specs = [TxSpec(0, 0, (((ADD, 0, 5),),), frozenset(), frozenset(), 100_000),
-             TxSpec(1, 0, (((READ, 0, 0), (ADD, 1, 1)),), frozenset(), frozenset(), 100_000)]
-    specs += [TxSpec(i, 0, (((ADD, i, 1),),), frozenset(), frozenset(), 100_000)
-              for i in range(2, n)]
-    return list(build_block(n, {}, specs).txs)
-
-
-class _Ordered:
-    """Runs scripts; the first execution of tx 0 waits until tx 1's first one has returned."""
-
-    def __init__(self, txs: list[Transaction]) -> None:
-        self.first, self.second = txs[0].hash, txs[1].hash
-        self.second_done = threading.Event()
-        self.waited = False
-        self.inner = ScriptExecutor()
-        self.runs: dict[bytes, int] = {}
-        self.contexts: set[BlockContext] = set()
-        self._lock = threading.Lock()
-
-    def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
-        with self._lock:
-            self.runs[tx.hash] = self.runs.get(tx.hash, 0) + 1
-            self.contexts.add(ctx)
-            first_run = self.runs[tx.hash] == 1
-        if tx.hash == self.first and first_run:
-            self.waited = self.second_done.wait(timeout=30)
-        out = self.inner.execute(tx, state, ctx)
-        if tx.hash == self.second:
-            self.second_done.set()
-        return out
-
-
-def run(n: int, **kw: Any) -> tuple[BlockExecution, _Ordered, list[Transaction]]:
+def run(n: int, **kw: Any) -> tuple[BlockExecution, Ordered, list[Transaction]]:
     txs = conflict_block(n)
     serial = Serial(ScriptExecutor()).execute_block(txs, DictState(), CTX)
-    ex = _Ordered(txs)
+    ex = Ordered(txs)
     stm = AptosBlockSTM(ex, workers=2, **kw)
     try:
         got = stm.execute_block(txs, DictState(), CTX)
