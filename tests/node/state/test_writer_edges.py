@@ -138,9 +138,12 @@ def test_a_storage_error_reaches_the_caller_as_it_is_and_others_are_wrapped(writ
 async def test_inline_submit_aio_resolves_at_once_with_the_write_or_its_error() -> None:
     kv = HeldKV()
     kv.release.set()
-    w = InlineWriter(kv, None)
-    ok = w.submit_aio({b"a": b"1"}, [])
+    j = RecordingJournal()
+    w = InlineWriter(kv, j)  # type: ignore[arg-type]
+    records = [ack_record(3, [bytes(32)])]
+    ok = w.submit_aio({b"a": b"1"}, records)
     assert ok.done() and ok.result() is None and kv.get(b"a") == b"1"
+    assert j.appends == [(records, False)]
     kv.fail = OSError("EIO")
     bad = w.submit_aio({b"b": b"1"}, [])
     assert bad.done()
