@@ -46,11 +46,13 @@ class Rendezvous:
         self.inner = ScriptExecutor()
         self.barrier = threading.Barrier(2, timeout=20)
         self.met: set[int] = set()
+        self.names: set[str] = set()
         self.lock = threading.Lock()
 
     def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
         me = threading.get_ident()
         with self.lock:
+            self.names.add(threading.current_thread().name)
             first = me not in self.met and len(self.met) < 2
             self.met.add(me)
         if first:
@@ -60,11 +62,14 @@ class Rendezvous:
 
 def test_each_pool_thread_has_its_own_worker_number() -> None:
     txs = independent_block(8)
-    stm = AptosBlockSTM(Rendezvous(), 2)
+    ex = Rendezvous()
+    stm = AptosBlockSTM(ex, 2)
     try:
         got = stm.execute_block(txs, DictState(), CTX)
     finally:
         stm.close()
+    # the pool's threads say whose they are (py-spy, thread dumps)
+    assert len(ex.names) == 2 and all(n.startswith("blockstm_") for n in ex.names), ex.names
     assert_same(Serial(ScriptExecutor()).execute_block(txs, DictState(), CTX), got, "rendezvous")
     per = got.stats.worker_txs
     # [coordinator, worker 1, worker 2]: the coordinator only waits, both workers ran something
@@ -157,3 +162,49 @@ def test_after_an_abort_the_window_regrows_one_step_per_window_of_progress() -> 
     s.finish_execution(4, 0, False)
     assert s.frontier == 5 and s.window == 3  # 2 of 2: one more
     assert s.aborts == 2
+
+
+@pytest.mark.parametrize(("n", "on_pool"), [(1, False), (2, True), (3, True)])
+def test_a_block_of_one_runs_on_the_caller_and_two_or_more_on_the_pool(n: int,
+                                                                      on_pool: bool) -> None:
+    txs = independent_block(n)
+    stm = AptosBlockSTM(ScriptExecutor(), 2)
+    try:
+        st = stm.execute_block(txs, DictState(), CTX).stats
+    finally:
+        stm.close()
+    assert sum(st.worker_txs) == n and len(st.worker_txs) == 3
+    assert (st.worker_txs[0] == 0) is on_pool, st.worker_txs
+
+
+class SchedulerBug(BaseException):
+    """Not an Exception: what the executor cannot turn into an outcome (like an internal
+    failure of the scheduler itself) stops every worker."""
+
+
+class Crashing:
+    def __init__(self, bad: bytes) -> None:
+        self.bad = bad
+        self.inner = ScriptExecutor()
+
+    def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
+        if tx.hash == self.bad:
+            raise SchedulerBug("stop everyone")
+        return self.inner.execute(tx, state, ctx)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_base_exception_in_a_worker_stops_the_block_and_reaches_the_caller(
+    workers: int,
+) -> None:
+    txs = independent_block(16)
+    stm = AptosBlockSTM(Crashing(txs[5].hash), workers)
+    try:
+        with pytest.raises(SchedulerBug, match=r"^stop everyone$"):
+            stm.execute_block(txs, DictState(), CTX)
+        # the pool is still usable afterwards
+        ok = stm.execute_block(independent_block(4), DictState(), CTX)
+        assert len(ok.outcomes) == 4
+    finally:
+        stm.close()
