@@ -166,3 +166,28 @@ def test_a_closed_journal_refuses_appends_and_closes_once(tmp_path: Path) -> Non
     j.close()
     got = jr.read(tmp_path / "j")
     assert got is not None and got.acks == [(0, H)]
+
+
+def test_a_last_record_with_an_empty_payload_is_read_not_taken_for_a_tear(
+    tmp_path: Path,
+) -> None:
+    """A header that ends exactly at the end of the file is a whole record (of no payload): no
+    kind accepts an empty payload, so it is damage, not a torn append."""
+    got = read(tmp_path, MAGIC + ckpt() + rec(9, b""))
+    assert got.torn_bytes == 0
+    assert got.damage == (f"the record at byte {len(MAGIC + ckpt()):,} is damaged; 9 bytes "
+                          "from there on are unreadable")
+
+
+def test_the_journal_file_is_private_to_its_user_and_group_readers(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        j = Journal(tmp_path / "j")
+        j.start(Checkpoint(None, bytes(32), 0))
+        j.close()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "j").stat().st_mode & 0o777 == 0o644
+    assert not (tmp_path / "j.new").exists()  # written aside, then renamed over
