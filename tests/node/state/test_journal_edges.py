@@ -179,7 +179,7 @@ def test_a_last_record_with_an_empty_payload_is_read_not_taken_for_a_tear(
                           "from there on are unreadable")
 
 
-def test_the_journal_file_is_private_to_its_user_and_group_readers(tmp_path: Path) -> None:
+def test_the_journal_file_is_0644_and_written_aside_then_renamed(tmp_path: Path) -> None:
     import os
 
     old = os.umask(0o022)
