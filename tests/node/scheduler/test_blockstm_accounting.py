@@ -88,8 +88,9 @@ def test_busy_time_adds_up_every_execution(workers: int) -> None:
         stm.close()
     assert st.executions == 8 and st.aborts == 0
     assert st.serial_equivalent_seconds >= 8 * SLEEP_S
-    # no thread is busy for longer than the block took
+    # no thread is busy for longer than the block took, which is its own duration
     assert st.serial_equivalent_seconds <= st.exec_seconds * max(workers, 1)
+    assert 8 * SLEEP_S / max(workers, 1) <= st.exec_seconds < 60
 
 
 def test_the_contention_fallback_counts_the_in_order_run_too() -> None:
@@ -208,3 +209,14 @@ def test_a_base_exception_in_a_worker_stops_the_block_and_reaches_the_caller(
         assert len(ok.outcomes) == 4
     finally:
         stm.close()
+
+
+def test_a_pool_wider_than_the_block_still_reports_every_worker() -> None:
+    """Four workers, two transactions: two pool runs; the per-worker list has a slot for each
+    of the four workers (and the coordinator), the idle ones at zero."""
+    stm = AptosBlockSTM(ScriptExecutor(), 4)
+    try:
+        st = stm.execute_block(independent_block(2), DictState(), CTX).stats
+    finally:
+        stm.close()
+    assert len(st.worker_txs) == 5 and sum(st.worker_txs) == 2 and st.worker_txs[0] == 0

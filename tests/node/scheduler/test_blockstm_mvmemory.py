@@ -156,3 +156,40 @@ def test_the_fallback_needs_the_frontier_in_the_first_quarter() -> None:
         s.frontier = 3
         assert s.try_validation_abort(2, 0) and s.frontier == 2
         assert s.abandoned is abandoned
+
+
+def test_an_abort_sends_validation_back_to_just_above_the_aborted_one() -> None:
+    """Validation had passed tx 2 when tx 1 aborts: everything above 1 (2, 3) is validated
+    again, since it may have read what 1 wrote (the paper's ``decrease_validation_idx(i + 1)``)."""
+    s = Scheduler(4)
+    assert [s.next_task() for _ in range(4)] == [(EXECUTE, i, 0) for i in range(4)]
+    assert s.validation_idx == 3
+    assert s.finish_execution(0, 0, False) == (VALIDATE, 0, 0)
+    assert s.finish_validation(0, False) is None
+    assert s.finish_execution(1, 0, False) == (VALIDATE, 1, 0)
+    assert s.try_validation_abort(1, 0)
+    assert s.finish_validation(1, True) == (EXECUTE, 1, 1)
+    assert s.validation_idx == 2
+
+
+class _RacyDict(dict):  # type: ignore[type-arg]
+    """A dict whose first lookup fails as if an entry were being removed at that moment."""
+
+    def __init__(self, *a: object) -> None:
+        super().__init__(*a)
+        self.raced = False
+
+    def __getitem__(self, key: object) -> object:
+        if not self.raced:
+            self.raced = True
+            raise KeyError(key)
+        return super().__getitem__(key)
+
+
+def test_a_lock_free_read_that_races_a_removal_tries_again() -> None:
+    mv = MVMemory(3)
+    mv.record(0, 0, [], {b"k": b"v0"})
+    racy = _RacyDict(mv._data)
+    mv._data = racy
+    assert mv.read(b"k", 2) == ((0, 0), b"v0")
+    assert racy.raced
