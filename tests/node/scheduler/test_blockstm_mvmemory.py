@@ -193,3 +193,35 @@ def test_a_lock_free_read_that_races_a_removal_tries_again() -> None:
     mv._data = racy
     assert mv.read(b"k", 2) == ((0, 0), b"v0")
     assert racy.raced
+
+
+@pytest.mark.parametrize(("n", "threshold"), [(100, 32), (6400, 32), (6599, 32), (6600, 33),
+                                              (20_000, 100)])
+def test_the_default_fallback_threshold_is_half_a_percent_and_at_least_32(
+    n: int, threshold: int,
+) -> None:
+    s = Scheduler(n, window=8)
+    assert s.fallback_after == threshold and type(s.fallback_after) is int
+
+
+def test_a_window_of_one_hands_out_one_execution_beyond_the_frontier() -> None:
+    """With the window at 1 a second worker gets nothing while tx 0 runs; once tx 0 is
+    executed (the frontier moves) it gets the next task at once."""
+    import threading
+    import time
+
+    s = Scheduler(4, window=1)
+    assert s.window == s.max_window == 1
+    assert s.next_task() == (EXECUTE, 0, 0)
+    got: list[object] = []
+    second = threading.Thread(target=lambda: got.append(s.next_task()), daemon=True)
+    second.start()
+    deadline = time.monotonic() + 10
+    while s.validation_idx < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)  # until it has looked (it moves validation past tx 0 first)
+    second.join(0.05)
+    assert second.is_alive() and got == []  # held by the window (a fresh scheduler: frontier 0)
+    # the waiting worker had moved validation past tx 0: its validation comes back to us
+    assert s.finish_execution(0, 0, False) == (VALIDATE, 0, 0)
+    second.join(10)
+    assert got == [(EXECUTE, 1, 0)] and s.frontier == 1
