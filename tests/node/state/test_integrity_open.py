@@ -219,3 +219,132 @@ def test_a_real_store_opens_with_checksums_verified(tmp_path: Path,
     open_checked(tmp_path).close()
     assert any(r.getMessage().startswith("storage: verified the checksums of ")
                for r in caplog.records)
+
+
+def _store_with_blocks(tmp_path: Path, blocks: int) -> None:
+    store = open_checked(tmp_path)
+    for n in range(blocks):
+        _commit(store, n)
+    store.close()
+
+
+def _behind(monkeypatch: pytest.MonkeyPatch) -> integrity.Account:
+    """Make the journal say more was announced than the database holds (step 5)."""
+    lost = integrity.Account(1, 0, True, dropped_blocks=[jr.JournalBlock(2, b"\x02" * 32, ())])
+    monkeypatch.setattr(integrity, "account", lambda kv, jc: lost)
+    return lost
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "node.storage"]
+
+
+def test_a_clean_open_behind_the_journal_is_refused(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _store_with_blocks(tmp_path, 2)
+    _behind(monkeypatch)
+    msg = _refused(tmp_path)
+    assert msg == (
+        f"storage damage in {tmp_path}: the database ends at block 1 and sequence number 0, "
+        "behind what the acknowledgement journal records as acknowledged and announced (a "
+        "write-ahead log lost or cut between records); starting on it would drop 1 announced "
+        f"block (height 2). Options: restore {tmp_path} from a backup, or start once with "
+        "--accept-tail-loss (or [state] accept_tail_loss = true) to accept the loss (every "
+        "dropped height and transaction is then logged)")
+
+
+def test_an_accepted_loss_is_logged_line_by_line_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    _store_with_blocks(tmp_path, 2)
+    lost = _behind(monkeypatch)
+    caplog.set_level(logging.INFO, logger="node.storage")
+    open_checked(tmp_path, OpenOptions(accept_tail_loss=True)).close()
+    got = _messages(caplog)
+    damage = ("the database ends at block 1 and sequence number 0, behind what the "
+              "acknowledgement journal records as acknowledged and announced (a write-ahead log "
+              "lost or cut between records)")
+    assert (logging.ERROR, f"storage: {damage}; tail loss accepted, dropped 1 announced block "
+            "(height 2)") in got
+    for line in lost.lines():
+        assert (logging.ERROR, f"storage: {line}") in got
+    (report,) = tmp_path.glob("dubhe-recovery-*.json")
+    assert (logging.ERROR, f"storage: the account is also in {report}") in got
+    doc = json.loads(report.read_text())
+    assert doc["recovery"] == "accepted" and doc["damage"] == damage
+    assert [b["number"] for b in doc["droppedBlocks"]] == [2]
+
+
+def test_an_accepted_empty_store_says_it_holds_no_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    _store_with_blocks(tmp_path, 0)
+    lost = integrity.Account(None, 0, True, lost_txs=[(0, b"\x01" * 32)])
+    monkeypatch.setattr(integrity, "account", lambda kv, jc: lost)
+    msg = _refused(tmp_path)
+    assert msg.startswith(f"storage damage in {tmp_path}: the database holds no block and "
+                          "sequence number 0, behind what")
+
+
+def test_what_a_clean_open_says_about_its_journal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="node.storage")
+    _store_with_blocks(tmp_path, 2)
+    journal = tmp_path / jr.JOURNAL_NAME
+    cases = {
+        "missing": (None, (logging.INFO, "storage: no acknowledgement journal yet (a data "
+                           "directory from before it existed): starting one")),
+        "damaged": (b"garbage", (logging.WARNING, "storage: the acknowledgement journal is "
+                                 "damaged (it does not start with the journal's magic bytes); "
+                                 "the database passed its own checks and holds everything the "
+                                 "journal's readable part records: starting a new journal")),
+        "empty": (jr.MAGIC, (logging.WARNING, "storage: the acknowledgement journal is damaged "
+                             "(no checkpoint); the database passed its own checks and holds "
+                             "everything the journal's readable part records: starting a new "
+                             "journal")),
+    }
+    for name, (content, expected) in cases.items():
+        caplog.clear()
+        if content is None:
+            journal.unlink()
+        else:
+            journal.write_bytes(content)
+        open_checked(tmp_path).close()
+        assert expected in _messages(caplog), name
+        fresh = jr.read(journal)
+        assert fresh is not None and fresh.damage is None and fresh.checkpoint is not None
+    caplog.clear()
+    open_checked(tmp_path).close()  # an intact journal: nothing to say but the verification
+    assert [m for _, m in _messages(caplog) if "journal" in m] == []
+
+
+@pytest.mark.parametrize("where", ["verify", "account"])
+def test_a_table_failing_after_a_clean_open_is_table_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str,
+) -> None:
+    _store_with_blocks(tmp_path, 1)
+
+    def fail(*a: object) -> Any:
+        raise TABLE
+    if where == "verify":
+        monkeypatch.setattr(integrity.RocksKV, "verify", fail)
+    else:
+        monkeypatch.setattr(integrity, "account", fail)
+    msg = _refused(tmp_path)
+    detail = "Corruption: block checksum mismatch in 000012.sst offset 4096"
+    if where == "verify":
+        assert msg == (
+            f"storage damage in {tmp_path}: {detail}, found while verifying every stored block "
+            "at start-up. The database cannot be trusted; --accept-tail-loss does not apply "
+            "(this is not the end of the write-ahead log). Options: restore "
+            f"{tmp_path} from a backup, or set [state] verify_on_open = false to start anyway "
+            "and answer -32020 for reads of the damaged data")
+    else:
+        assert msg.startswith(f"storage damage in {tmp_path}: {detail}, found while opening "
+                              "the database.")
+        assert msg.endswith(f"Options: restore {tmp_path} from a backup")
