@@ -154,6 +154,17 @@ def run_target(t: Target, *, out: Path, work_root: Path, repo: Path = REPO, jobs
             if not (work / "pyproject.toml").exists() or (mode == "survivors" and problem):
                 raise NothingToResume(f"no earlier run of {t.name} in {work} to {mode} "
                                       "(run it once without --resume/--retest-survivors)")
+            before = tomllib.loads((work / "pyproject.toml").read_text()).get(
+                "tool", {}).get("mutmut")
+            if before != mutmut_config(t):
+                # mutmut forgets every result when its configuration changes: the earlier
+                # results could not be kept, and the "retest" would be a partial fresh run
+                changed = sorted(k for k in {*(before or {}), *mutmut_config(t)}
+                                 if (before or {}).get(k) != mutmut_config(t).get(k))
+                raise NothingToResume(
+                    f"{t.name}: its configuration changed since the run in {work} "
+                    f"({', '.join(changed)}); mutmut would forget every result: run it afresh "
+                    "(without --resume/--retest-survivors)")
             if mode == "survivors":
                 names = [m.key for m in earlier if m.status in results.UNDETECTED]
                 if not names:

@@ -256,6 +256,21 @@ def test_resume_finishes_a_stopped_run_and_survivors_are_tested_again(tmp_path: 
     assert all(s["message_only"] for s in again["survivors"])  # only the messages are left
 
 
+def test_a_retest_after_the_targets_tests_changed_is_refused(tmp_path: Path) -> None:
+    """mutmut drops every result when its configuration changes, so a "retest" would silently
+    be a partial fresh run: refused, naming what changed."""
+    tiny_project(tmp_path)
+    run_cli(tmp_path)
+    (tmp_path / "tests" / "test_more.py").write_text("def test_nothing() -> None:\n    pass\n")
+    f = tmp_path / "targets.toml"
+    f.write_text(f.read_text().replace('tests = ["tests/test_calc.py"]',
+                                       'tests = ["tests/test_calc.py", "tests/test_more.py"]'))
+    p = run_cli(tmp_path, "--retest-survivors")
+    assert p.returncode == cli.EXIT_USAGE, p.stdout + p.stderr
+    assert "pkg.calc: its configuration changed since the run in" in p.stderr
+    assert "(pytest_add_cli_args_test_selection)" in p.stderr
+
+
 def tiny_project_budget(root: Path, budget_s: float) -> None:
     f = root / "targets.toml"
     f.write_text(re.sub(r"budget_s = \S+", f"budget_s = {budget_s}", f.read_text()))
