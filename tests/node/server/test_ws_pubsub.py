@@ -122,7 +122,9 @@ async def test_slow_consumer_closed_1008_and_counted(fresh_node: Any) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: we stop reading
     sock.connect((host, int(port)))
     # max_queue=1: the client library stops reading from the socket once one frame is waiting.
-    async with websockets.connect(n.ws, sock=sock, max_queue=1) as ws:
+    # ping_interval=None: this client deliberately reads nothing, so its own keepalive would
+    # time out (20 s) on a loaded machine and close first (1006, not the node's 1008)
+    async with websockets.connect(n.ws, sock=sock, max_queue=1, ping_interval=None) as ws:
         for i in range(50):
             await ws.send(
                 orjson.dumps(
