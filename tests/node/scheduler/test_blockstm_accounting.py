@@ -124,22 +124,23 @@ class Boom(Exception):
 
 
 class Raising:
-    """Runs scripts, but raises :class:`Boom` for one transaction (an executor bug)."""
+    """Runs scripts, but raises ``error`` for one transaction (an executor bug)."""
 
-    def __init__(self, bad: bytes) -> None:
+    def __init__(self, bad: bytes, error: BaseException) -> None:
         self.bad = bad
+        self.error = error
         self.inner = ScriptExecutor()
 
     def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
         if tx.hash == self.bad:
-            raise Boom("executor bug at the bad transaction")
+            raise self.error
         return self.inner.execute(tx, state, ctx)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_an_executor_exception_reaches_the_caller_unchanged(workers: int) -> None:
     txs = independent_block(6)
-    stm = AptosBlockSTM(Raising(txs[3].hash), workers)
+    stm = AptosBlockSTM(Raising(txs[3].hash, Boom("executor bug at the bad transaction")), workers)
     try:
         with pytest.raises(Boom, match=r"^executor bug at the bad transaction$"):
             stm.execute_block(txs, DictState(), CTX)
@@ -183,24 +184,13 @@ class SchedulerBug(BaseException):
     failure of the scheduler itself) stops every worker."""
 
 
-class Crashing:
-    def __init__(self, bad: bytes) -> None:
-        self.bad = bad
-        self.inner = ScriptExecutor()
-
-    def execute(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> TxOutcome:
-        if tx.hash == self.bad:
-            raise SchedulerBug("stop everyone")
-        return self.inner.execute(tx, state, ctx)
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_base_exception_in_a_worker_stops_the_block_and_reaches_the_caller(
     workers: int,
 ) -> None:
     txs = independent_block(16)
-    stm = AptosBlockSTM(Crashing(txs[5].hash), workers)
+    stm = AptosBlockSTM(Raising(txs[5].hash, SchedulerBug("stop everyone")), workers)
     try:
         with pytest.raises(SchedulerBug, match=r"^stop everyone$"):
             stm.execute_block(txs, DictState(), CTX)
